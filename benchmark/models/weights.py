@@ -1,0 +1,58 @@
+"""Loading a local state-dict file into a built model, for fine-tuning from pretrained weights."""
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+
+def _unwrap(obj: object, path: str) -> dict[str, torch.Tensor]:
+    """Accept a plain state dict or a training checkpoint holding one under "state_dict"/"model"."""
+    if isinstance(obj, dict):
+        for key in ("state_dict", "model"):
+            if isinstance(obj.get(key), dict):
+                obj = obj[key]
+                break
+    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise ValueError(f"{path}: not a state dict (a mapping of names to tensors)")
+    # DataParallel / DistributedDataParallel checkpoints prefix every name with "module.".
+    return {k.removeprefix("module."): v for k, v in obj.items()}
+
+
+def _shapes(sd: dict[str, torch.Tensor], prefix: str) -> dict[str, tuple[int, ...]]:
+    return {k: tuple(v.shape) for k, v in sd.items() if k.startswith(prefix)}
+
+
+def _listing(keys: list[str], limit: int = 8) -> str:
+    shown = ", ".join(keys[:limit])
+    return shown + (f" (+{len(keys) - limit} more)" if len(keys) > limit else "")
+
+
+def load_weights(model: nn.Module, path: str | Path) -> None:
+    """Load ``path`` into ``model`` in place.
+
+    The classifier (``model.classifier_name``) is the one part allowed to differ: when the
+    file's classifier does not match the model's (another class count, or another head), all
+    classifier entries are skipped and the model keeps its fresh init, as when fine-tuning
+    ImageNet weights on CUB or Dogs. Anything else missing, unexpected or mis-shaped raises
+    ValueError naming the keys.
+    """
+    path = str(path)
+    sd = _unwrap(torch.load(path, map_location="cpu", weights_only=True), path)
+    own = model.state_dict()
+
+    head = model.classifier_name + "."
+    if _shapes(sd, head) != _shapes(own, head):
+        sd = {k: v for k, v in sd.items() if not k.startswith(head)}
+        own = {k: v for k, v in own.items() if not k.startswith(head)}
+
+    # num_batches_tracked is BatchNorm bookkeeping absent from older checkpoints, not a weight.
+    missing = [k for k in own if k not in sd and not k.endswith("num_batches_tracked")]
+    unexpected = [k for k in sd if k not in own]
+    misshaped = [f"{k} {tuple(sd[k].shape)} vs {tuple(v.shape)}"
+                 for k, v in own.items() if k in sd and sd[k].shape != v.shape]
+    problems = [f"{what}: {_listing(keys)}" for what, keys in
+                (("missing", missing), ("unexpected", unexpected), ("mis-shaped", misshaped)) if keys]
+    if problems:
+        raise ValueError(f"{path}: weights do not fit the model; " + "; ".join(problems))
+    model.load_state_dict(sd, strict=False)
