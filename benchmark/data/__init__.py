@@ -1,0 +1,52 @@
+"""Datasets: the registry of what each dataset is, the real files on disk, generated stand-ins
+for the smoke profile, and the papers' PIL transform pipelines.
+
+    from benchmark.data import DATASETS, dataset_names, get_spec, load_arrays, load_folder, \
+        synthetic_arrays, make_transforms, list_datasets, download, check
+"""
+
+from __future__ import annotations
+
+from .registry import DATASETS, DatasetSpec, dataset_names, get_spec
+from .sources import FileListDataset, MissingData, check, dataset_dir, download, load_arrays, load_folder
+from .synthetic import synthetic_arrays, synthetic_groups
+from .transforms import AUGMENTS, make_transforms
+
+
+def list_datasets() -> list[dict]:
+    """Rows for `runner.py data list`."""
+    return [
+        {
+            "name": spec.name,
+            "classes": spec.num_classes,
+            "image_size": spec.image_size,
+            "kind": spec.kind,
+            "splits": {"train": spec.train_size, "test": spec.test_size},
+            "test_split": spec.test_split_note,
+            "path": spec.root_subdir,
+            "downloadable": spec.downloadable,
+            "how_to_get": spec.how_to_get,
+            "synthetic_size": spec.synthetic_size,
+        }
+        for spec in DATASETS.values()
+    ]
+
+
+__all__ = [
+    "AUGMENTS",
+    "DATASETS",
+    "DatasetSpec",
+    "FileListDataset",
+    "MissingData",
+    "check",
+    "dataset_dir",
+    "dataset_names",
+    "download",
+    "get_spec",
+    "list_datasets",
+    "load_arrays",
+    "load_folder",
+    "make_transforms",
+    "synthetic_arrays",
+    "synthetic_groups",
+]
