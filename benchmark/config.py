@@ -1,0 +1,308 @@
+"""A run config: one fully resolved training run, validated, with defaults filled in, and its id.
+
+A run config is a plain dict (it round-trips through YAML and JSON):
+
+```yaml
+dataset: cifar100
+data: {source: real, root: ./data, normalize: {mean: [...], std: [...]}, augment: standard}
+model: resnet20
+init: null                      # or {weights: FILE, sha256: HEX}: ImageNet-pretrained start
+teacher: null                   # or {run: ID} or {checkpoint: FILE, sha256: HEX, model: NAME}
+loss: {name: kd, tau: 4.0}      # any loss of benchmark.losses with its parameters
+recipe:
+  epochs: 240
+  batch_size: 64
+  optimizer: {lr: 0.05, momentum: 0.9, nesterov: false, weight_decay: 5.0e-4, wd_on_bn_bias: true}
+  schedule: {name: multistep, milestones: [150, 180, 210], gamma: 0.1, warmup_epochs: 0}
+  report_epoch: last            # which epoch's accuracy the paper reported: last | best
+seed: 0
+```
+
+The id is a hash of the config with defaults resolved, so one run asked for twice is one run,
+and a changed config is a new run. Machine-local facts (where the data lives, the teacher's
+checkpoint path) are not part of the id: only what changes the mathematics is.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import math
+from typing import Any
+
+from .errors import BadInput
+
+ID_LENGTH = 16
+
+SCHEDULES = ("multistep", "cosine", "constant")
+REPORT_EPOCHS = ("last", "best")
+DATA_SOURCES = ("real", "synthetic")
+
+RECIPE_DEFAULTS: dict[str, Any] = {
+    "epochs": 240,
+    "batch_size": 64,
+    "drop_last": False,
+    "steps_per_epoch": None,  # cap on steps per epoch; the smoke profile uses it
+    "optimizer": {"lr": 0.05, "momentum": 0.9, "nesterov": False, "weight_decay": 5e-4,
+                  "wd_on_bn_bias": True},
+    "schedule": {"name": "multistep", "milestones": [150, 180, 210], "gamma": 0.1,
+                 "warmup_epochs": 0},
+    "report_epoch": "last",
+    "final_train_eval": True,  # accuracy on the un-augmented training set at the end (ATS Table 5)
+    "eval_batch_size": 256,
+}
+
+DATA_DEFAULTS: dict[str, Any] = {
+    "source": "real",
+    "root": "./data",
+    "normalize": None,  # None: the dataset's usual constants; else {mean: [..], std: [..]}
+    "augment": "standard",
+    "synthetic": {"seed": 0, "per_class": None, "test_per_class": None, "image_size": None},
+}
+
+TOP_LEVEL = ("dataset", "data", "model", "init", "teacher", "loss", "recipe", "seed", "note")
+
+
+def _merge(defaults: dict, given: dict, where: str, field: str) -> dict:
+    """Defaults overlaid with what was given; a key the defaults do not know is an error."""
+    out = copy.deepcopy(defaults)
+    for key, value in given.items():
+        if key not in defaults:
+            raise BadInput(where, f"{field}.{key}", f"unknown field; known: {', '.join(defaults)}")
+        if isinstance(defaults[key], dict) and value is not None:
+            if not isinstance(value, dict):
+                raise BadInput(where, f"{field}.{key}", f"must be a mapping, got {value!r}")
+            out[key] = _merge(defaults[key], value, where, f"{field}.{key}")
+        else:
+            out[key] = value
+    return out
+
+
+def _number(value, where, field, *, integer=False, minimum=None, allow_none=False):
+    if value is None and allow_none:
+        return None
+    ok = isinstance(value, int) if integer else isinstance(value, (int, float))
+    if not ok or isinstance(value, bool):
+        kind = "an integer" if integer else "a number"
+        raise BadInput(where, field, f"must be {kind}, got {value!r}")
+    if minimum is not None and value < minimum:
+        raise BadInput(where, field, f"must be >= {minimum}, got {value!r}")
+    return value if integer else float(value)
+
+
+def _choice(value, choices, where, field):
+    if value not in choices:
+        raise BadInput(where, field, f"must be one of {', '.join(choices)}, got {value!r}")
+    return value
+
+
+def _bool(value, where, field):
+    if not isinstance(value, bool):
+        raise BadInput(where, field, f"must be true or false, got {value!r}")
+    return value
+
+
+def _sha256(value, where, field):
+    if not (isinstance(value, str) and len(value) == 64 and all(c in "0123456789abcdef" for c in value)):
+        raise BadInput(where, field, "must be a sha256 digest (64 lowercase hex characters)")
+    return value
+
+
+def is_run_id(text: str) -> bool:
+    return isinstance(text, str) and len(text) == ID_LENGTH and all(c in "0123456789abcdef" for c in text)
+
+
+def resolve(raw: Any, where: str = "config") -> dict:
+    """Validate a run config and return it with every default filled in.
+
+    Raises BadInput naming the file (``where``), the field and the problem.
+    """
+    from .data import dataset_names
+    from .losses import make_loss
+
+    if not isinstance(raw, dict) or not raw:
+        raise BadInput(where, None, "a run config must be a non-empty mapping")
+    for key in raw:
+        if key not in TOP_LEVEL:
+            raise BadInput(where, key, f"unknown field; known: {', '.join(TOP_LEVEL)}")
+    for key in ("dataset", "model", "loss"):
+        if key not in raw:
+            raise BadInput(where, key, "missing")
+
+    cfg: dict[str, Any] = {}
+    cfg["dataset"] = _choice(raw["dataset"], dataset_names(), where, "dataset")
+
+    data = _merge(DATA_DEFAULTS, raw.get("data") or {}, where, "data")
+    _choice(data["source"], DATA_SOURCES, where, "data.source")
+    if data["normalize"] is not None:
+        norm = data["normalize"]
+        if not isinstance(norm, dict) or set(norm) != {"mean", "std"}:
+            raise BadInput(where, "data.normalize", "must be null or {mean: [r, g, b], std: [r, g, b]}")
+        for k in ("mean", "std"):
+            if not (isinstance(norm[k], list) and len(norm[k]) == 3):
+                raise BadInput(where, f"data.normalize.{k}", "must be a list of three numbers")
+            norm[k] = [_number(v, where, f"data.normalize.{k}") for v in norm[k]]
+    syn = data["synthetic"]
+    syn["seed"] = _number(syn["seed"], where, "data.synthetic.seed", integer=True, minimum=0)
+    for k in ("per_class", "test_per_class", "image_size"):
+        syn[k] = _number(syn[k], where, f"data.synthetic.{k}", integer=True, minimum=1, allow_none=True)
+    cfg["data"] = data
+
+    model = raw["model"]
+    if not known_model(model):
+        raise BadInput(where, "model", f"unknown model {model!r}; see `python runner.py models`")
+    cfg["model"] = model
+
+    init = raw.get("init")
+    if init is not None:
+        if not isinstance(init, dict) or set(init) - {"weights", "sha256"} or "weights" not in init:
+            raise BadInput(where, "init", "must be null or {weights: FILE, sha256: HEX}")
+        if init.get("sha256") is not None:
+            _sha256(init["sha256"], where, "init.sha256")
+        init = {"weights": str(init["weights"]), "sha256": init.get("sha256")}
+    cfg["init"] = init
+
+    cfg["teacher"] = _resolve_teacher(raw.get("teacher"), where)
+
+    loss = raw["loss"]
+    if isinstance(loss, str):
+        loss = {"name": loss}
+    if not isinstance(loss, dict) or "name" not in loss:
+        raise BadInput(where, "loss", "must be a loss name or a mapping with a 'name'")
+    params = {k: v for k, v in loss.items() if k != "name"}
+    try:
+        made = make_loss(loss["name"], **params)
+    except (ValueError, TypeError) as err:
+        raise BadInput(where, "loss", str(err)) from None
+    if made.needs_teacher and cfg["teacher"] is None:
+        raise BadInput(where, "teacher", f"loss {loss['name']!r} needs a teacher")
+    cfg["loss"] = {"name": made.name, **made.params}
+
+    cfg["recipe"] = _resolve_recipe(raw.get("recipe") or {}, where)
+    cfg["seed"] = _number(raw.get("seed", 0), where, "seed", integer=True, minimum=0)
+    if raw.get("note") is not None:
+        cfg["note"] = str(raw["note"])
+    return cfg
+
+
+def known_model(name) -> bool:
+    from .models import model_info
+    if not isinstance(name, str):
+        return False
+    try:
+        model_info(name)
+    except ValueError:
+        return False
+    return True
+
+
+def _resolve_teacher(teacher, where):
+    if teacher is None:
+        return None
+    if not isinstance(teacher, dict):
+        raise BadInput(where, "teacher", "must be null, {run: ID} or {checkpoint: FILE, sha256: HEX, model: NAME}")
+    if "run" in teacher:
+        if set(teacher) != {"run"} or not is_run_id(teacher["run"]):
+            raise BadInput(where, "teacher.run", f"must be a run id ({ID_LENGTH} hex characters)")
+        return {"run": teacher["run"]}
+    if set(teacher) != {"checkpoint", "sha256", "model"}:
+        raise BadInput(where, "teacher", "a checkpoint teacher needs exactly checkpoint, sha256 and model")
+    name = teacher["model"]
+    if not known_model(name):
+        raise BadInput(where, "teacher.model", f"unknown model {name!r}")
+    return {"checkpoint": str(teacher["checkpoint"]), "sha256": _sha256(teacher["sha256"], where, "teacher.sha256"),
+            "model": name}
+
+
+def _resolve_recipe(raw: dict, where: str) -> dict:
+    if not isinstance(raw, dict):
+        raise BadInput(where, "recipe", "must be a mapping")
+    recipe = _merge(RECIPE_DEFAULTS, raw, where, "recipe")
+    # A schedule is replaced whole, not merged: cosine takes no milestones.
+    if "schedule" in raw:
+        recipe["schedule"] = dict(raw["schedule"])
+    recipe["epochs"] = _number(recipe["epochs"], where, "recipe.epochs", integer=True, minimum=1)
+    recipe["batch_size"] = _number(recipe["batch_size"], where, "recipe.batch_size", integer=True, minimum=1)
+    recipe["eval_batch_size"] = _number(recipe["eval_batch_size"], where, "recipe.eval_batch_size",
+                                        integer=True, minimum=1)
+    recipe["steps_per_epoch"] = _number(recipe["steps_per_epoch"], where, "recipe.steps_per_epoch",
+                                        integer=True, minimum=1, allow_none=True)
+    _bool(recipe["drop_last"], where, "recipe.drop_last")
+    _bool(recipe["final_train_eval"], where, "recipe.final_train_eval")
+    _choice(recipe["report_epoch"], REPORT_EPOCHS, where, "recipe.report_epoch")
+
+    opt = recipe["optimizer"]
+    for k in ("lr", "weight_decay"):
+        opt[k] = _number(opt[k], where, f"recipe.optimizer.{k}", minimum=0)
+    opt["momentum"] = _number(opt["momentum"], where, "recipe.optimizer.momentum", minimum=0)
+    for k in ("nesterov", "wd_on_bn_bias"):
+        _bool(opt[k], where, f"recipe.optimizer.{k}")
+
+    sched = recipe["schedule"]
+    name = _choice(sched.get("name"), SCHEDULES, where, "recipe.schedule.name")
+    known = {"multistep": {"name", "milestones", "gamma", "warmup_epochs"},
+             "cosine": {"name", "warmup_epochs", "min_lr"},
+             "constant": {"name", "warmup_epochs"}}[name]
+    for key in sched:
+        if key not in known:
+            raise BadInput(where, f"recipe.schedule.{key}", f"not a field of the {name} schedule")
+    sched["warmup_epochs"] = _number(sched.get("warmup_epochs", 0), where, "recipe.schedule.warmup_epochs",
+                                     integer=True, minimum=0)
+    if name == "multistep":
+        ms = sched.get("milestones")
+        if not isinstance(ms, list) or any(isinstance(m, bool) or not isinstance(m, int) for m in ms) \
+                or ms != sorted(ms):
+            raise BadInput(where, "recipe.schedule.milestones", "must be an increasing list of epochs")
+        sched["gamma"] = _number(sched.get("gamma", 0.1), where, "recipe.schedule.gamma", minimum=0)
+    if name == "cosine":
+        sched["min_lr"] = _number(sched.get("min_lr", 0.0), where, "recipe.schedule.min_lr", minimum=0)
+    return recipe
+
+
+def identity(cfg: dict) -> dict:
+    """The part of a resolved config that defines the run: machine-local paths are left out."""
+    ident = copy.deepcopy(cfg)
+    ident["data"].pop("root", None)
+    if ident["data"]["source"] == "real":
+        ident["data"].pop("synthetic", None)
+    ident.pop("note", None)
+    if ident.get("teacher") and "checkpoint" in ident["teacher"]:
+        ident["teacher"].pop("checkpoint")
+    if ident.get("init"):
+        ident["init"] = {"sha256": ident["init"]["sha256"]} if ident["init"]["sha256"] else ident["init"]
+    return ident
+
+
+def canonical_json(obj: Any) -> str:
+    def fix(v):
+        if isinstance(v, float) and math.isinf(v):
+            return "inf" if v > 0 else "-inf"
+        if isinstance(v, dict):
+            return {k: fix(x) for k, x in v.items()}
+        if isinstance(v, (list, tuple)):
+            return [fix(x) for x in v]
+        return v
+    return json.dumps(fix(obj), sort_keys=True, separators=(",", ":"))
+
+
+def run_id(cfg: dict) -> str:
+    """Content address of a resolved config."""
+    return hashlib.sha256(canonical_json(identity(cfg)).encode()).hexdigest()[:ID_LENGTH]
+
+
+def lr_at(recipe: dict, epoch: int) -> float:
+    """Learning rate for a 0-based epoch: warm-up, then the schedule. A pure function of the epoch,
+    so the checkpoint needs no scheduler object to resume it exactly."""
+    base = recipe["optimizer"]["lr"]
+    sched = recipe["schedule"]
+    warm = sched.get("warmup_epochs", 0)
+    if epoch < warm:
+        return base * (epoch + 1) / warm
+    if sched["name"] == "multistep":
+        return base * sched["gamma"] ** sum(epoch >= m for m in sched["milestones"])
+    if sched["name"] == "cosine":
+        span = max(1, recipe["epochs"] - warm)
+        t = (epoch - warm) / span
+        return sched["min_lr"] + (base - sched["min_lr"]) * 0.5 * (1 + math.cos(math.pi * t))
+    return base

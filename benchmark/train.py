@@ -1,0 +1,397 @@
+"""Train one run: a resolved config in, a result in the store out, resumable at every epoch.
+
+The loop is the papers' loop (SGD, per-epoch learning rate, frozen teacher in eval mode);
+what it adds is bookkeeping: a checkpoint after every epoch, written atomically; per-epoch
+metrics; the last and the best epoch both recorded; and a result with provenance.
+
+Resuming is exact: shuffling and augmentation are functions of (seed, epoch) (see pipeline.py),
+the learning rate is a function of the epoch, and the checkpoint holds the model, the optimizer
+and the torch random states (dropout). A run killed at any moment and started again ends with
+the same weights, bit for bit, as a run that was never interrupted (on the CPU).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import platform
+import socket
+import subprocess
+import time
+from dataclasses import asdict, dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from . import config as C
+from .data import get_spec, load_arrays, load_folder, make_transforms, synthetic_arrays
+from .errors import BadInput
+from .losses import make_loss
+from .models import build_model
+from .pipeline import Augmentation, LoaderPipeline, TensorPipeline, derive_seed
+from .store import Store, atomic_write_bytes
+
+
+class RunFailed(Exception):
+    """The run cannot go on (non-finite loss, missing teacher): recorded as status failed."""
+
+
+@dataclass
+class ExecOptions:
+    """How a run is executed. None of this is part of the run id; all of it is recorded."""
+    device: str = "cpu"
+    num_workers: int = 4          # DataLoader workers for image-folder datasets
+    deterministic: bool = True    # torch deterministic algorithms (exact resume on the CPU)
+    on_epoch: Callable[[dict], None] | None = field(default=None, repr=False)  # progress hook
+
+    def record(self) -> dict:
+        return {k: v for k, v in asdict(self).items() if k != "on_epoch"}
+
+
+# ---------------------------------------------------------------- data
+
+
+def array_augmentation(dataset: str, augment: str) -> Augmentation | None:
+    """The tensor pipeline's equivalent of the dataset's torchvision train transform, read off
+    that transform itself so that the two can never disagree. None: not expressible as
+    crop+flip (use the DataLoader pipeline)."""
+    from torchvision import transforms as T
+
+    padding, flip = 0, False
+    for t in make_transforms(dataset, "train", augment).transforms:
+        if isinstance(t, T.RandomCrop):
+            if t.padding_mode != "constant" or t.fill not in (0, None) or t.pad_if_needed:
+                return None
+            pad = t.padding if isinstance(t.padding, int) else None
+            if pad is None and len(set(t.padding)) == 1:
+                pad = t.padding[0]
+            if pad is None:
+                return None
+            padding = pad
+        elif isinstance(t, T.RandomHorizontalFlip):
+            if t.p != 0.5:
+                return None
+            flip = True
+        elif not isinstance(t, (T.ToTensor, T.Normalize)):
+            return None
+    return Augmentation(padding=padding, flip=flip)
+
+
+def normalization(cfg: dict) -> tuple[list[float], list[float]]:
+    spec = get_spec(cfg["dataset"])
+    norm = cfg["data"]["normalize"]
+    return (norm["mean"], norm["std"]) if norm else (list(spec.mean), list(spec.std))
+
+
+def build_pipeline(cfg: dict, options: ExecOptions):
+    spec = get_spec(cfg["dataset"])
+    recipe, data = cfg["recipe"], cfg["data"]
+    mean, std = normalization(cfg)
+    common = dict(batch_size=recipe["batch_size"], eval_batch_size=recipe["eval_batch_size"],
+                  drop_last=recipe["drop_last"], steps_per_epoch=recipe["steps_per_epoch"],
+                  device=options.device)
+    if data["source"] == "synthetic":
+        syn = data["synthetic"]
+        kw = dict(seed=syn["seed"], image_size=syn["image_size"])
+        train = synthetic_arrays(cfg["dataset"], "train", per_class=syn["per_class"], **kw)
+        test = synthetic_arrays(cfg["dataset"], "test", per_class=syn["test_per_class"], **kw)
+        # A stand-in gets the small-image augmentation of its own size (crop pad 1/8, flip).
+        aug = Augmentation(padding=train[0].shape[1] // 8, flip=True)
+        return TensorPipeline(train, test, mean, std, aug, **common)
+    root = data["root"]
+    if spec.kind == "array":
+        aug = array_augmentation(cfg["dataset"], data["augment"])
+        if aug is not None:
+            train = load_arrays(cfg["dataset"], "train", root)
+            test = load_arrays(cfg["dataset"], "test", root)
+            return TensorPipeline(train, test, mean, std, aug, **common)
+        raise BadInput("config", "data.augment",
+                       f"augmentation {data['augment']!r} is not a crop+flip; not supported for {cfg['dataset']}")
+    sets = [load_folder(cfg["dataset"], split, root, make_transforms(cfg["dataset"], tsplit, data["augment"], mean, std))
+            for split, tsplit in (("train", "train"), ("test", "test"), ("train", "test"))]
+    return LoaderPipeline(*sets, num_workers=options.num_workers, **common)
+
+
+# ---------------------------------------------------------------- models
+
+
+def sha256_of(path: str | os.PathLike) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def load_teacher(cfg: dict, store: Store, device) -> torch.nn.Module | None:
+    """The frozen teacher, in eval mode: a finished run of the store, or a checkpoint file."""
+    teacher = cfg["teacher"]
+    if teacher is None:
+        return None
+    num_classes = get_spec(cfg["dataset"]).num_classes
+    if "run" in teacher:
+        tid = teacher["run"]
+        if not store.is_done(tid):
+            raise RunFailed(f"teacher run {tid} is not finished in {store.root}")
+        tcfg = store.config(tid)
+        if tcfg["dataset"] != cfg["dataset"]:
+            raise RunFailed(f"teacher run {tid} was trained on {tcfg['dataset']}, not {cfg['dataset']}")
+        model = build_model(tcfg["model"], num_classes)
+        state = torch.load(store.run_dir(tid) / "model.pt", map_location="cpu", weights_only=True)
+    else:
+        path = teacher["checkpoint"]
+        if not Path(path).is_file():
+            raise RunFailed(f"teacher checkpoint {path} does not exist")
+        if sha256_of(path) != teacher["sha256"]:
+            raise RunFailed(f"teacher checkpoint {path} does not match its sha256 {teacher['sha256']}")
+        model = build_model(teacher["model"], num_classes)
+        state = _state_dict_of(torch.load(path, map_location="cpu", weights_only=True))
+    model.load_state_dict(state)  # strict: a teacher must match its architecture exactly
+    model.to(device).eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return model
+
+
+def _state_dict_of(obj) -> dict:
+    """The state dict inside a checkpoint file in the layouts people have on disk
+    (plain, or under 'state_dict' / 'model' as RepDistiller saves them), without 'module.'."""
+    for key in ("state_dict", "model"):
+        if isinstance(obj, dict) and isinstance(obj.get(key), dict):
+            obj = obj[key]
+            break
+    return {k.removeprefix("module."): v for k, v in obj.items() if isinstance(v, torch.Tensor)}
+
+
+def make_optimizer(model: torch.nn.Module, recipe: dict) -> torch.optim.SGD:
+    opt = recipe["optimizer"]
+    if opt["wd_on_bn_bias"]:
+        groups = [{"params": [p for p in model.parameters() if p.requires_grad]}]
+    else:
+        # The KL-MSE code: no weight decay on BN parameters and biases (all 1-d tensors).
+        decay = [p for p in model.parameters() if p.requires_grad and p.ndim > 1]
+        no_decay = [p for p in model.parameters() if p.requires_grad and p.ndim <= 1]
+        groups = [{"params": decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.SGD(groups, lr=opt["lr"], momentum=opt["momentum"], nesterov=opt["nesterov"],
+                           weight_decay=opt["weight_decay"])
+
+
+# ---------------------------------------------------------------- checkpoints
+
+
+CHECKPOINT, PREVIOUS = "checkpoint.pt", "checkpoint.prev.pt"
+
+
+def save_checkpoint(run_dir: Path, state: dict) -> None:
+    """Atomically replace the checkpoint, keeping the one before as a fall-back."""
+    import io
+
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    current = run_dir / CHECKPOINT
+    if current.exists():
+        os.replace(current, run_dir / PREVIOUS)
+    atomic_write_bytes(current, buf.getvalue())
+
+
+def load_checkpoint(run_dir: Path, run_id: str) -> tuple[dict | None, list[str]]:
+    """The newest readable checkpoint of this run and notes on any that were unreadable."""
+    notes = []
+    for name in (CHECKPOINT, PREVIOUS):
+        path = run_dir / name
+        if not path.exists():
+            continue
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+            if not isinstance(state, dict) or state.get("run_id") != run_id:
+                raise ValueError("not a checkpoint of this run")
+            return state, notes
+        except Exception as err:  # truncated zip, bad pickle, wrong run: fall back, don't crash
+            notes.append(f"{name} unreadable ({type(err).__name__}: {err}); falling back")
+    return None, notes
+
+
+# ---------------------------------------------------------------- evaluation
+
+
+@torch.no_grad()
+def evaluate(model, batches) -> dict:
+    """top-1 / top-5 (%) and the logits, accumulated on the device (one sync at the end)."""
+    model.eval()
+    logits, labels = [], []
+    for x, y in batches:
+        logits.append(model(x).float())
+        labels.append(y)
+    z, y = torch.cat(logits), torch.cat(labels)
+    k = min(5, z.shape[1])
+    top = z.topk(k, dim=1).indices
+    top1 = (top[:, 0] == y).float().mean().item() * 100
+    top5 = (top == y[:, None]).any(dim=1).float().mean().item() * 100
+    return {"top1": top1, "top5": top5, "logits": z}
+
+
+# ---------------------------------------------------------------- provenance
+
+
+@lru_cache(maxsize=1)
+def code_revision() -> str:
+    root = Path(__file__).resolve().parent.parent
+    try:
+        rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
+                             timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return (rev + ("+dirty" if dirty else "")) if rev else "unknown"
+
+
+def provenance(device) -> dict:
+    import torchvision
+
+    dev = torch.device(device)
+    name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else platform.processor() or platform.machine()
+    return {"code_revision": code_revision(), "torch": torch.__version__, "torchvision": torchvision.__version__,
+            "cuda": torch.version.cuda, "cudnn": torch.backends.cudnn.version() if dev.type == "cuda" else None,
+            "device": str(dev), "device_name": name, "python": platform.python_version(),
+            "host": socket.gethostname(), "threads": torch.get_num_threads()}
+
+
+# ---------------------------------------------------------------- the run
+
+
+def train_run(cfg: dict, store: Store, options: ExecOptions | None = None) -> dict:
+    """Train (or resume, or skip) one run; return its result, which is also in the store."""
+    options = options or ExecOptions()
+    rid = C.run_id(cfg)
+    finished = store.result(rid)
+    if finished is not None and finished.get("status") == "done":
+        return finished
+    data = build_pipeline(cfg, options)  # missing dataset files: BadInput before anything is written
+    store.ensure_config(rid, cfg)
+    run_dir = store.run_dir(rid)
+    start = time.time()
+    try:
+        result = _train(cfg, rid, store, options, run_dir, data)
+    except RunFailed as err:
+        result = {"id": rid, "status": "failed", "reason": str(err), "config": cfg,
+                  "execution": options.record(), "provenance": provenance(options.device)}
+    result["wall_time_s"] = time.time() - start
+    store.write_result(rid, result)
+    return result
+
+
+def _train(cfg: dict, rid: str, store: Store, options: ExecOptions, run_dir: Path, data) -> dict:
+    device = torch.device(options.device)
+    if options.deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    recipe, seed = cfg["recipe"], cfg["seed"]
+    spec = get_spec(cfg["dataset"])
+
+    teacher = load_teacher(cfg, store, device)
+    torch.manual_seed(derive_seed("init", seed))
+    init = cfg["init"]
+    if init and init["sha256"] and sha256_of(init["weights"]) != init["sha256"]:
+        raise RunFailed(f"init weights {init['weights']} do not match their sha256")
+    model = build_model(cfg["model"], spec.num_classes, weights=init["weights"] if init else None).to(device)
+    loss_fn = make_loss(**cfg["loss"])
+    optimizer = make_optimizer(model, recipe)
+
+    state, notes = load_checkpoint(run_dir, rid)
+    history: list[dict] = []
+    first_epoch = 0
+    if state is not None:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        torch.set_rng_state(state["rng_cpu"])
+        if device.type == "cuda" and state.get("rng_cuda") is not None:
+            torch.cuda.set_rng_state(state["rng_cuda"], device)
+        history, first_epoch = list(state["history"]), state["epoch"] + 1
+    else:
+        torch.manual_seed(derive_seed("train", seed))
+
+    epoch_times = []
+    for epoch in range(first_epoch, recipe["epochs"]):
+        t0 = time.time()
+        lr = C.lr_at(recipe, epoch)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        model.train()
+        loss_sum = torch.zeros((), device=device)
+        correct = torch.zeros((), device=device, dtype=torch.long)
+        seen = 0
+        for x, y in data.train_batches(seed, epoch):
+            with torch.no_grad():
+                z_t = teacher(x) if teacher is not None else None
+            z_s = model(x)
+            loss = loss_fn(z_s, z_t, y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            loss_sum += loss.detach() * len(y)
+            correct += (z_s.detach().argmax(1) == y).sum()
+            seen += len(y)
+        train_loss = loss_sum.item() / max(seen, 1)  # one host sync per epoch
+        if not math.isfinite(train_loss):
+            raise RunFailed(f"non-finite training loss ({train_loss}) in epoch {epoch + 1}")
+        ev = evaluate(model, data.test_batches())
+        history.append({"epoch": epoch + 1, "lr": lr, "train_loss": train_loss,
+                        "train_top1_augmented": correct.item() / max(seen, 1) * 100,
+                        "test_top1": ev["top1"], "test_top5": ev["top5"], "time_s": time.time() - t0})
+        save_checkpoint(run_dir, {
+            "run_id": rid, "epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+            "rng_cpu": torch.get_rng_state(),
+            "rng_cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
+            "history": history})
+        store.append_metrics(rid, history)
+        epoch_times.append(time.time() - t0)
+        if options.on_epoch:
+            options.on_epoch({"run": rid, **history[-1], "epochs": recipe["epochs"]})
+
+    if first_epoch >= recipe["epochs"]:
+        ev = evaluate(model, data.test_batches())  # resumed after the last epoch: recompute logits
+    atomic_write_bytes(run_dir / "model.pt", _tensor_bytes(model.state_dict()))
+    atomic_write_bytes(run_dir / "test_logits.pt", _tensor_bytes({"logits": ev["logits"].half().cpu()}))
+    train_eval = evaluate(model, data.train_eval_batches()) if recipe["final_train_eval"] else None
+
+    last = history[-1]
+    best = max(history, key=lambda m: (m["test_top1"], m["epoch"]))
+    reported = last if recipe["report_epoch"] == "last" else best
+    return {
+        "id": rid, "status": "done", "config": cfg,
+        "metrics": {
+            "top1": reported["test_top1"], "top5": reported["test_top5"], "reported_epoch": recipe["report_epoch"],
+            "last": {"epoch": last["epoch"], "top1": last["test_top1"], "top5": last["test_top5"]},
+            "best": {"epoch": best["epoch"], "top1": best["test_top1"], "top5": best["test_top5"]},
+            "train_loss": last["train_loss"],
+            "train_top1": train_eval["top1"] if train_eval else None,
+        },
+        "weights_digest": state_digest(model.state_dict()),
+        "epochs_per_s": len(epoch_times) / sum(epoch_times) if epoch_times else None,
+        "resumed_from_epoch": first_epoch if first_epoch else None,
+        "checkpoint_notes": notes,
+        "execution": options.record(),
+        "provenance": provenance(device),
+    }
+
+
+def state_digest(state: dict) -> str:
+    """sha256 over the tensors' names and bytes: equal digests mean bit-identical weights."""
+    h = hashlib.sha256()
+    for name in sorted(state):
+        t = state[name].detach().cpu().contiguous()
+        h.update(name.encode())
+        h.update(str(t.dtype).encode())
+        h.update(t.view(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
+
+
+def _tensor_bytes(obj) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    return buf.getvalue()

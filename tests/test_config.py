@@ -1,0 +1,69 @@
+import math
+
+import pytest
+
+from benchmark import config as C
+from benchmark.errors import BadInput
+from tests.helpers import tiny
+
+
+def test_defaults_filled_and_id_is_stable():
+    a = C.resolve(tiny())
+    assert a["recipe"]["optimizer"]["momentum"] == 0.9
+    assert a["loss"]["name"] == "ce"
+    assert C.run_id(a) == C.run_id(C.resolve(tiny()))
+    assert C.is_run_id(C.run_id(a))
+
+
+def test_explicit_default_gives_same_id():
+    implicit = C.resolve(tiny(loss={"name": "kd"}, teacher={"run": "0" * 16}))
+    explicit = C.resolve(tiny(loss={"name": "kd", "tau": implicit["loss"]["tau"]}, teacher={"run": "0" * 16}))
+    assert C.run_id(implicit) == C.run_id(explicit)
+
+
+def test_a_changed_config_is_a_new_run_but_the_data_root_is_not():
+    base = C.resolve(tiny())
+    assert C.run_id(C.resolve(tiny(seed=1))) != C.run_id(base)
+    assert C.run_id(C.resolve(tiny(recipe={"epochs": 4}))) != C.run_id(base)
+    moved = tiny()
+    moved["data"]["root"] = "/somewhere/else"
+    assert C.run_id(C.resolve(moved)) == C.run_id(base)
+
+
+@pytest.mark.parametrize("change, field", [
+    ({"model": "resnet9000"}, "model"),
+    ({"dataset": "mnist"}, "dataset"),
+    ({"loss": {"name": "nope"}}, "loss"),
+    ({"loss": {"name": "kd", "tau": "hot"}}, "loss"),
+    ({"loss": {"name": "kd"}}, "teacher"),
+    ({"recipe": {"epochs": 0}}, "recipe.epochs"),
+    ({"recipe": {"batch_size": 2.5}}, "recipe.batch_size"),
+    ({"recipe": {"report_epoch": "median"}}, "recipe.report_epoch"),
+    ({"recipe": {"schedule": {"name": "multistep", "milestones": [5, 2]}}}, "recipe.schedule.milestones"),
+    ({"recipe": {"schedule": {"name": "cosine", "milestones": [5]}}}, "recipe.schedule.milestones"),
+    ({"recipe": {"optimiser": {}}}, "recipe.optimiser"),
+    ({"teacher": {"run": "../../etc"}}, "teacher.run"),
+    ({"teacher": {"checkpoint": "t.pt", "sha256": "abc", "model": "resnet56"}}, "teacher.sha256"),
+    ({"colour": "blue"}, "colour"),
+    ({"seed": -1}, "seed"),
+])
+def test_bad_fields_name_the_field(change, field):
+    with pytest.raises(BadInput) as err:
+        C.resolve(tiny(**change), where="my.yaml")
+    assert err.value.field == field
+    assert err.value.message().startswith("my.yaml: ")
+
+
+def test_lr_schedules():
+    r = C.resolve(tiny(recipe={"epochs": 240, "optimizer": {"lr": 0.05},
+                               "schedule": {"name": "multistep", "milestones": [150, 180, 210], "gamma": 0.1,
+                                            "warmup_epochs": 5}}))["recipe"]
+    assert C.lr_at(r, 0) == pytest.approx(0.01)
+    assert C.lr_at(r, 4) == pytest.approx(0.05)
+    assert C.lr_at(r, 149) == pytest.approx(0.05)
+    assert C.lr_at(r, 150) == pytest.approx(0.005)
+    assert C.lr_at(r, 239) == pytest.approx(0.00005)
+    cos = C.resolve(tiny(recipe={"epochs": 10, "optimizer": {"lr": 0.1}, "schedule": {"name": "cosine"}}))["recipe"]
+    assert C.lr_at(cos, 0) == pytest.approx(0.1)
+    assert C.lr_at(cos, 5) == pytest.approx(0.05)
+    assert C.lr_at(cos, 9) == pytest.approx(0.1 * 0.5 * (1 + math.cos(math.pi * 0.9)))

@@ -1,0 +1,176 @@
+"""The one-run trainer: results, exact resume after a kill, corrupt checkpoints, failures."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+import yaml
+
+from benchmark import config as C
+from benchmark.store import Store
+from benchmark.train import CHECKPOINT, ExecOptions, state_digest, train_run
+from tests.helpers import REPO, runner, tiny
+
+
+def comparable(result):
+    """What must be identical between an interrupted and an uninterrupted run."""
+    return {"metrics": result["metrics"], "weights": result["weights_digest"]}
+
+
+def history(store, rid):
+    return [{k: v for k, v in m.items() if k != "time_s"} for m in store.metrics(rid)]
+
+
+def test_a_run_trains_records_and_is_skipped_when_done(tmp_path):
+    cfg = C.resolve(tiny())
+    store = Store(tmp_path)
+    epochs_seen = []
+    res = train_run(cfg, store, ExecOptions(on_epoch=epochs_seen.append))
+    rid = C.run_id(cfg)
+    assert res["status"] == "done" and res["id"] == rid
+    assert [e["epoch"] for e in epochs_seen] == [1, 2, 3]
+    m = res["metrics"]
+    assert m["last"]["epoch"] == 3 and m["top1"] == m["last"]["top1"]
+    assert m["best"]["top1"] == max(h["test_top1"] for h in store.metrics(rid))
+    assert 0 <= m["top1"] <= 100 and m["top5"] >= m["top1"]
+    assert m["train_top1"] is not None
+    assert [h["lr"] for h in store.metrics(rid)] == pytest.approx([0.05, 0.05, 0.005])
+    for key in ("code_revision", "torch", "torchvision", "device"):
+        assert key in res["provenance"]
+    assert json.loads((store.run_dir(rid) / "result.json").read_text())["id"] == rid
+    logits = torch.load(store.run_dir(rid) / "test_logits.pt", weights_only=True)["logits"]
+    assert logits.shape == (60, 10)
+    # done: a second call trains nothing
+    again = train_run(cfg, store, ExecOptions(on_epoch=lambda m: pytest.fail("trained again")))
+    assert again == json.loads((store.run_dir(rid) / "result.json").read_text())
+
+
+def test_resume_from_every_epoch_equals_uninterrupted(tmp_path):
+    cfg = C.resolve(tiny())
+    full = train_run(cfg, Store(tmp_path / "full"), ExecOptions())
+    for stop_after in (1, 2):
+        store = Store(tmp_path / f"stop{stop_after}")
+        short = dict(cfg, recipe=dict(cfg["recipe"]))
+        # train the first epochs under the same id by interrupting through the progress hook
+        class Stop(Exception):
+            pass
+
+        def hook(m):
+            if m["epoch"] == stop_after:
+                raise Stop
+        with pytest.raises(Stop):
+            train_run(short, store, ExecOptions(on_epoch=hook))
+        resumed = train_run(cfg, store, ExecOptions())
+        assert resumed["resumed_from_epoch"] == stop_after
+        assert comparable(resumed) == comparable(full)
+        assert history(store, full["id"]) == history(Store(tmp_path / "full"), full["id"])
+
+
+def test_corrupt_checkpoint_falls_back_to_previous(tmp_path):
+    cfg = C.resolve(tiny())
+    full = train_run(cfg, Store(tmp_path / "full"), ExecOptions())
+    store = Store(tmp_path / "s")
+
+    class Stop(Exception):
+        pass
+
+    def hook(m):
+        if m["epoch"] == 2:
+            raise Stop
+    with pytest.raises(Stop):
+        train_run(cfg, store, ExecOptions(on_epoch=hook))
+    ckpt = store.run_dir(full["id"]) / CHECKPOINT
+    ckpt.write_bytes(ckpt.read_bytes()[:100])  # truncated, as by a full disk
+    resumed = train_run(cfg, store, ExecOptions())
+    assert resumed["resumed_from_epoch"] == 1
+    assert any("unreadable" in n for n in resumed["checkpoint_notes"])
+    assert comparable(resumed) == comparable(full)
+
+
+def test_garbage_checkpoints_restart_from_scratch(tmp_path):
+    cfg = C.resolve(tiny(recipe={"epochs": 2}))
+    full = train_run(cfg, Store(tmp_path / "full"), ExecOptions())
+    store = Store(tmp_path / "s")
+    run_dir = store.run_dir(full["id"])
+    run_dir.mkdir(parents=True)
+    (run_dir / CHECKPOINT).write_bytes(b"not a checkpoint")
+    (run_dir / "result.json").write_text("{ truncated")  # a corrupt result is not a finished run
+    res = train_run(cfg, store, ExecOptions())
+    assert res["status"] == "done" and res["resumed_from_epoch"] is None
+    assert comparable(res) == comparable(full)
+
+
+def test_non_finite_loss_fails_the_run_with_a_reason(tmp_path):
+    cfg = C.resolve(tiny(recipe={"epochs": 2, "optimizer": {"lr": 1.0e30}}))
+    res = train_run(cfg, Store(tmp_path), ExecOptions())
+    assert res["status"] == "failed"
+    assert "non-finite" in res["reason"]
+    assert Store(tmp_path).result(res["id"])["status"] == "failed"
+
+
+def test_student_learns_from_teacher_run(tmp_path):
+    store = Store(tmp_path)
+    teacher = train_run(C.resolve(tiny(model="resnet14")), store, ExecOptions())
+    student_cfg = C.resolve(tiny(teacher={"run": teacher["id"]}, loss={"name": "kd", "tau": 4.0}))
+    res = train_run(student_cfg, store, ExecOptions())
+    assert res["status"] == "done"
+    # missing teacher: failed with a reason, not a crash
+    orphan = C.resolve(tiny(teacher={"run": "f" * 16}, loss={"name": "kd", "tau": 4.0}))
+    res = train_run(orphan, store, ExecOptions())
+    assert res["status"] == "failed" and "teacher" in res["reason"]
+
+
+def test_checkpoint_teacher_verified_by_sha256(tmp_path):
+    store = Store(tmp_path)
+    teacher = train_run(C.resolve(tiny()), store, ExecOptions())
+    path = store.run_dir(teacher["id"]) / "model.pt"
+    import hashlib
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    good = C.resolve(tiny(teacher={"checkpoint": str(path), "sha256": digest, "model": "resnet8"},
+                          loss={"name": "kd", "tau": 2.0}, seed=1))
+    assert train_run(good, store, ExecOptions())["status"] == "done"
+    bad = C.resolve(tiny(teacher={"checkpoint": str(path), "sha256": "0" * 64, "model": "resnet8"},
+                         loss={"name": "kd", "tau": 2.0}, seed=2))
+    res = train_run(bad, store, ExecOptions())
+    assert res["status"] == "failed" and "sha256" in res["reason"]
+
+
+def _wait_for(predicate, timeout):
+    end = time.time() + timeout
+    while time.time() < end:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def test_kill_9_then_rerun_gives_identical_result(tmp_path):
+    raw = tiny(recipe={"epochs": 6})
+    raw["data"]["synthetic"]["per_class"] = 60
+    cfg_file = tmp_path / "run.yaml"
+    cfg_file.write_text(yaml.safe_dump(raw))
+    rid = C.run_id(C.resolve(raw))
+
+    ref = runner("train", cfg_file, "--store", tmp_path / "ref")
+    assert ref.returncode == 0, ref.stderr
+
+    store = Store(tmp_path / "killed")
+    proc = subprocess.Popen([sys.executable, str(REPO / "runner.py"), "train", str(cfg_file), "--store",
+                             str(store.root)], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        assert _wait_for(lambda: len(store.metrics(rid)) >= 2 if store.run_dir(rid).exists() else False, 120)
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert store.result(rid) is None, "the run finished before the kill: the test proves nothing"
+    again = runner("train", cfg_file, "--store", store.root)
+    assert again.returncode == 0, again.stderr
+    resumed, reference = store.result(rid), Store(tmp_path / "ref").result(rid)
+    assert resumed["resumed_from_epoch"] >= 2
+    assert comparable(resumed) == comparable(reference)
+    assert history(store, rid) == history(Store(tmp_path / "ref"), rid)
