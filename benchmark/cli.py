@@ -68,8 +68,13 @@ def cmd_data(args) -> int:
         rows = data.list_datasets()
         if args.json:
             print(json.dumps(rows, indent=1))
-        else:
-            print(tabulate(rows, headers="keys"))
+            return 0
+        print(tabulate([[r["name"], r["classes"], r["image_size"], r["splits"]["train"], r["splits"]["test"],
+                         "yes" if r["downloadable"] else "by hand"] for r in rows],
+                       headers=["dataset", "classes", "size", "train", "test", "download"]))
+        print("\nwhere to put them (under --data-root):")
+        for r in rows:
+            print(f"  {r['name']}: {r['path']}/ - {r['how_to_get']}")
         return 0
     if args.action == "download":
         if not args.names or len(args.names) != 1:
