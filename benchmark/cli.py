@@ -11,34 +11,13 @@ import json
 import sys
 from pathlib import Path
 
-import yaml
-
 from .errors import BadInput
+from .yamlfile import load_yaml
 
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message):  # one line and exit 2, instead of the usage block
         raise BadInput(self.prog, None, message)
-
-
-def load_yaml(path: str | Path):
-    """Parse a YAML file safely; every problem is a BadInput naming the file."""
-    path = Path(path)
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        raise BadInput(path, None, "no such file") from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise BadInput(path, None, f"cannot read: {err}") from None
-    if not text.strip():
-        raise BadInput(path, None, "the file is empty")
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
-        raise BadInput(path, None, f"YAML syntax error{where}: {problem}") from None
 
 
 # ---------------------------------------------------------------- commands
@@ -119,6 +98,51 @@ def cmd_train(args) -> int:
     return 0
 
 
+def cmd_list(args) -> int:
+    from tabulate import tabulate
+
+    from .manifest import load_manifest, manifest_paths
+    from .plan import Planner
+
+    rows = []
+    for tid, path in manifest_paths().items():
+        m = load_manifest(path)
+        plan = Planner("paper").plan_manifest(m)
+        runnable = sum(c.rule not in ("cited", "setting", "aggregate") for c in plan.cells)
+        rows.append({"table": tid, "paper": m.paper, "title": m.title, "cells": len(plan.cells),
+                     "runnable_cells": runnable, "runs": len(plan.job_ids)})
+    if args.json:
+        print(json.dumps(rows, indent=1))
+    else:
+        print(tabulate([[r["table"], r["paper"], r["title"][:70], r["cells"], r["runnable_cells"], r["runs"]]
+                        for r in rows], headers=["table", "paper", "title", "cells", "runnable", "runs (paper)"]))
+    return 0
+
+
+def cmd_plan(args) -> int:
+    from tabulate import tabulate
+
+    from .plan import Planner, fmt_hours, table_summary
+    from .store import Store
+
+    planner = Planner(args.profile)
+    store = Store(args.store)
+    plans = [planner.plan(name) for name in args.tables]
+    summaries = [table_summary(p, planner, store) for p in plans]
+    if args.json:
+        print(json.dumps(summaries, indent=1, default=str))
+        return 0
+    rows = [[s["table"], s["counts"]["cells"], s["counts"]["cited_cells"], s["counts"]["jobs"],
+             s["counts"]["pending"], fmt_hours(s["pending_gpu_hours"])] for s in summaries]
+    print(tabulate(rows, headers=["table", "cells", "cited", "runs", "pending", "GPU time left"]))
+    all_ids = {j for p in plans for j in p.job_ids}
+    pending = [j for j in all_ids if not store.is_done(j)]
+    print(f"\nprofile {args.profile}: {len(all_ids)} distinct runs (runs shared by tables counted once), "
+          f"{len(pending)} pending, about {fmt_hours(sum(planner.jobs[j].gpu_hours for j in pending))} of GPU time "
+          f"left (estimate: FLOPs at an assumed throughput)")
+    return 0
+
+
 def _check_device(device: str) -> None:
     import torch
 
@@ -144,6 +168,17 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--data-root", default="./data")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_data)
+
+    s = sub.add_parser("list", help="every paper table with its paper, title and run count")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_list)
+
+    s = sub.add_parser("plan", help="expand tables into runs (nothing is trained)")
+    s.add_argument("tables", nargs="+", metavar="TABLE|MANIFEST.yaml")
+    s.add_argument("--profile", default="paper", choices=["smoke", "quick", "paper"])
+    s.add_argument("--store", default="runs")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_plan)
 
     s = sub.add_parser("train", help="train one run from a run config (YAML)")
     s.add_argument("config")

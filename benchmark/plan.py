@@ -1,0 +1,383 @@
+"""Expand manifests into runs: every cell's runs, every run a resolved config with a content id.
+
+A run is identified by the hash of its resolved config (config.run_id), so a run that two
+tables need (the same teacher, the same NoKD student) is one job, and the jobs form a DAG:
+a student depends on its teacher's job, an assistant's student on the assistant's job.
+
+Profiles (DESIGN.md) change the configs, so a smoke run never shares an id with a paper run:
+- ``paper``: as the manifest says.
+- ``quick``: epochs, milestones and warm-up scaled by QUICK_FRACTION; every other grid point;
+  the first seed.
+- ``smoke``: the generated stand-in dataset, one epoch, the first grid point, the first seed
+  (ensembles keep their members), no pretrained files (teachers from checkpoint files are trained).
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+from . import config as C
+from .errors import BadInput
+from .manifest import Catalog, Manifest, cached_catalog, find_manifest, load_manifest, zoo_entry
+
+PROFILES = ("smoke", "quick", "paper")
+QUICK_FRACTION = 0.25
+# The cost model's throughput: a stated assumption, not a measurement. 30 TFLOP/s is what a
+# modern data-centre GPU (A100/H100 class) sustains on CIFAR-size conv nets in practice; a
+# measured throughput from `runner.py bench` or finished runs should replace it (issue 6).
+ASSUMED_FLOPS_PER_S = 30e12
+
+
+# ---------------------------------------------------------------- specs
+
+
+def merge_spec(base: dict, over: dict) -> dict:
+    """Deep merge; a mapping with a different `name` (a loss, a schedule) replaces the old one,
+    and `teacher` always replaces (an inline teacher is a whole run spec)."""
+    out = copy.deepcopy(base)
+    for key, value in (over or {}).items():
+        if key == "loss" and isinstance(value, str):
+            value = {"name": value}
+        old = out.get(key)
+        if key != "teacher" and isinstance(old, dict) and isinstance(value, dict) \
+                and old.get("name", value.get("name")) == value.get("name", old.get("name")):
+            out[key] = merge_spec(old, value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def set_path(spec: dict, path: str, value) -> dict:
+    """`loss.tau` -> spec['loss']['tau'] = value (on a copy)."""
+    keys = path.split(".")
+    nested: dict = value
+    for key in reversed(keys):
+        nested = {key: nested}
+    if keys[0] == "loss" and isinstance(spec.get("loss"), str):
+        spec = {**spec, "loss": {"name": spec["loss"]}}
+    return merge_spec(spec, nested) if keys[0] != "teacher" or len(keys) > 1 else {**spec, "teacher": value}
+
+
+def grid_points(grid) -> list[dict]:
+    """A grid as a list of {dotted path: value}: Cartesian product of a mapping, or the given points."""
+    if grid is None:
+        return [{}]
+    if isinstance(grid, list):
+        return [dict(p) for p in grid]
+    axes = list(grid.items())
+    return [dict(zip([a for a, _ in axes], combo)) for combo in itertools.product(*[v for _, v in axes])]
+
+
+def profile_points(points: list, profile: str) -> list:
+    if profile == "smoke":
+        return points[:1]
+    if profile == "quick":
+        return points[::2]
+    return points
+
+
+def scale_recipe(recipe: dict, fraction: float) -> dict:
+    """Shorter training with the same schedule shape (quick profile)."""
+    recipe = copy.deepcopy(recipe)
+    epochs = recipe.get("epochs", C.RECIPE_DEFAULTS["epochs"])
+    recipe["epochs"] = max(1, round(epochs * fraction))
+    sched = recipe.get("schedule")
+    if isinstance(sched, dict):
+        if isinstance(sched.get("milestones"), list):
+            sched["milestones"] = [max(1, round(m * fraction)) for m in sched["milestones"]]
+        if sched.get("warmup_epochs"):
+            sched["warmup_epochs"] = max(1, round(sched["warmup_epochs"] * fraction))
+    return recipe
+
+
+# ---------------------------------------------------------------- plans
+
+
+@dataclass
+class Job:
+    id: str
+    config: dict
+    deps: list[str]
+    role: str            # teacher | student
+    labels: list[str] = field(default_factory=list)
+    gpu_hours: float = 0.0
+
+    def summary(self) -> dict:
+        cfg = self.config
+        return {"id": self.id, "role": self.role, "dataset": cfg["dataset"], "model": cfg["model"],
+                "loss": cfg["loss"], "seed": cfg["seed"], "epochs": cfg["recipe"]["epochs"], "deps": self.deps,
+                "labels": self.labels, "gpu_hours": round(self.gpu_hours, 4)}
+
+
+@dataclass
+class CellPlan:
+    row: str
+    col: str
+    rule: str                 # value | best | ensemble | aggregate | cited | setting | params
+    value: object             # what is measured (top1, {analysis: ...}, ...)
+    target: str = "student"
+    points: list[dict] = field(default_factory=list)  # [{"params": {...}, "runs": [ids]}]
+    cited: str | None = None
+    model: str | None = None  # for value params
+    dataset: str | None = None
+
+    def job_ids(self) -> list[str]:
+        return [r for p in self.points for r in p["runs"]]
+
+    def summary(self) -> dict:
+        out = {"row": self.row, "col": self.col, "rule": self.rule, "value": self.value, "target": self.target,
+               "points": self.points}
+        if self.cited:
+            out["cited"] = self.cited
+        if self.model:
+            out["model"], out["dataset"] = self.model, self.dataset
+        return out
+
+
+@dataclass
+class TablePlan:
+    manifest: Manifest
+    profile: str
+    cells: list[CellPlan]
+    job_ids: list[str]        # every job the table needs, dependencies included, each once
+
+
+class Planner:
+    """Resolves manifests into jobs; one Planner over several tables shares their jobs."""
+
+    def __init__(self, profile: str = "paper", catalog: Catalog | None = None):
+        if profile not in PROFILES:
+            raise BadInput("--profile", None, f"must be one of {', '.join(PROFILES)}, got {profile!r}")
+        self.profile = profile
+        self.catalog = catalog or cached_catalog()
+        self.jobs: dict[str, Job] = {}
+
+    # -- runs
+
+    def _raw_config(self, spec: dict, where, field_name) -> dict:
+        for key in ("dataset", "recipe", "model"):
+            if not spec.get(key):
+                raise BadInput(where, f"{field_name}.{key}", "missing (the merged run spec names none)")
+        name = spec["recipe"]
+        if name not in self.catalog.recipes:
+            raise BadInput(where, f"{field_name}.recipe",
+                           f"unknown recipe {name!r}; known: {', '.join(sorted(self.catalog.recipes))}")
+        recipe = self.catalog.recipes[name]
+        data = merge_spec(recipe.get("data") or {}, spec.get("data_changes") or {})
+        train = merge_spec(recipe.get("recipe") or {}, spec.get("recipe_changes") or {})
+        loss = spec.get("loss") or {"name": "ce"}
+        raw = {"dataset": spec["dataset"], "data": data, "model": spec["model"],
+               "loss": {"name": loss} if isinstance(loss, str) else loss, "recipe": train,
+               "seed": spec.get("seed", 0), "init": spec.get("init")}
+        if self.profile == "smoke":
+            raw["data"] = {**raw["data"], "source": "synthetic"}
+            raw["recipe"] = {**raw["recipe"], "epochs": 1}
+            raw["init"] = None  # no pretrained files: the stand-in is not ImageNet
+        elif self.profile == "quick":
+            raw["recipe"] = scale_recipe(raw["recipe"], QUICK_FRACTION)
+        return raw
+
+    def teacher_ref(self, spec: dict, base: dict, where, field_name) -> tuple[dict | None, str | None]:
+        """(config's teacher field, teacher job id) for a spec's teacher."""
+        teacher = spec.get("teacher")
+        if teacher is None:
+            return None, None
+        if isinstance(teacher, str):
+            tspec, entry = zoo_entry(self.catalog, spec["dataset"], teacher, where, f"{field_name}.teacher")
+            tspec = merge_spec({"dataset": spec["dataset"], "seed": 0}, tspec)
+            ckpt = entry.get("checkpoint")
+            if ckpt and self.profile != "smoke":
+                if not tspec.get("model"):
+                    raise BadInput(self.catalog.zoo_files[(spec["dataset"], teacher)], f"teachers.{teacher}.model",
+                                   "missing")
+                return {"checkpoint": str(Path(ckpt["file"]).expanduser()), "sha256": ckpt.get("sha256"),
+                        "model": tspec["model"]}, None
+            label = f"teacher {teacher}"
+        else:
+            tspec = merge_spec({"dataset": base.get("dataset"), "recipe": base.get("recipe"), "seed": 0}, teacher)
+            label = f"inline teacher {teacher.get('model')}"
+        tid = self.job_for(tspec, base, where, f"{field_name}.teacher", role="teacher", label=label)
+        return {"run": tid}, tid
+
+    def job_for(self, spec: dict, base: dict, where, field_name, role="student", label="") -> str:
+        raw = self._raw_config(spec, where, field_name)
+        teacher, dep = self.teacher_ref(spec, base, where, field_name)
+        raw["teacher"] = teacher
+        try:
+            cfg = C.resolve(raw, where=str(where))
+        except BadInput as err:
+            raise BadInput(where, f"{field_name}: {err.field}" if err.field else field_name, err.problem) from None
+        rid = C.run_id(cfg)
+        job = self.jobs.get(rid)
+        if job is None:
+            job = self.jobs[rid] = Job(rid, cfg, [dep] if dep else [], role)
+            job.gpu_hours = estimate_gpu_hours(cfg, self.catalog, self.jobs.get(dep).config if dep else None)
+        elif role == "teacher":
+            job.role = "teacher"
+        if label and label not in job.labels:
+            job.labels.append(label)
+        return rid
+
+    def dependencies(self, rid: str) -> list[str]:
+        """The job and everything it depends on, dependencies first."""
+        out, stack = [], [rid]
+        while stack:
+            cur = stack.pop()
+            if cur in out:
+                continue
+            out.append(cur)
+            stack.extend(self.jobs[cur].deps)
+        return list(reversed(out))
+
+    # -- tables
+
+    def plan(self, name: str) -> TablePlan:
+        path = find_manifest(name)
+        return self.plan_manifest(load_manifest(path))
+
+    def plan_manifest(self, m: Manifest) -> TablePlan:
+        base = merge_spec({"dataset": m.dataset, "recipe": m.recipe}, m.defaults)
+        seeds = m.seeds if self.profile == "paper" else m.seeds[:1]
+        cells = []
+        for row in m.rows:
+            for col in m.columns:
+                cells.append(self._cell(m, base, row, col, seeds))
+        ids: list[str] = []
+        for cell in cells:
+            for rid in cell.job_ids():
+                for dep in self.dependencies(rid):
+                    if dep not in ids:
+                        ids.append(dep)
+        for rid in ids:
+            if m.id not in self.jobs[rid].labels:
+                self.jobs[rid].labels.append(m.id)
+        return TablePlan(m, self.profile, cells, ids)
+
+    def _cell(self, m: Manifest, base: dict, row: dict, col: dict, seeds: list[int]) -> CellPlan:
+        rid, cid = row["id"], col["id"]
+        field_name = f"rows[{rid}] x columns[{cid}]"
+        value = row.get("value") or col.get("value") or m.value or "top1"
+        target = row.get("target") or col.get("target") or "student"
+        cited = row.get("cited") or col.get("cited")
+        if cited:
+            return CellPlan(rid, cid, "cited", value, target, cited=cited)
+        if col.get("aggregate"):
+            return CellPlan(rid, cid, "aggregate", value, target)
+        if value == "setting":
+            return CellPlan(rid, cid, "setting", value, target)
+        spec = merge_spec(merge_spec(base, col.get("set") or {}), row.get("set") or {})
+        if value == "params":
+            if not spec.get("model"):
+                raise BadInput(m.path, f"{field_name}.model", "a params cell needs a model")
+            return CellPlan(rid, cid, "params", value, target, model=spec["model"], dataset=spec["dataset"])
+        if row.get("grid") is not None and col.get("grid") is not None:
+            raise BadInput(m.path, field_name, "both the row and the column have a grid")
+        grid = row.get("grid") if row.get("grid") is not None else col.get("grid")
+        points = profile_points(grid_points(grid), self.profile)
+        ensemble = row.get("ensemble")
+        cell = CellPlan(rid, cid, "ensemble" if ensemble else ("best" if grid is not None else "value"), value, target)
+        for i, point in enumerate(points):
+            pspec = spec
+            for path, v in point.items():
+                pspec = set_path(pspec, path, v)
+            variants = ensemble if ensemble else [{"seed": s} for s in seeds]
+            runs = []
+            for j, change in enumerate(variants):
+                vspec = merge_spec(pspec, change)
+                where_field = f"{field_name}" + (f".grid[{i}]" if grid is not None else "") + \
+                    (f".ensemble[{j}]" if ensemble else "")
+                if target == "teacher":
+                    if vspec.get("teacher") is None:
+                        raise BadInput(m.path, where_field, "target teacher, but the run spec has no teacher")
+                    ref, tid = self.teacher_ref(vspec, base, m.path, where_field)
+                    if tid is None:
+                        runs.append(f"checkpoint:{ref['checkpoint']}")
+                        continue
+                    runs.append(tid)
+                else:
+                    runs.append(self.job_for(vspec, base, m.path, where_field, label=f"{m.id}: {rid} / {cid}"))
+            cell.points.append({"params": point, "runs": runs})
+        return cell
+
+
+# ---------------------------------------------------------------- cost model
+
+
+@lru_cache(maxsize=None)
+def forward_flops(model: str, num_classes: int, size: int) -> float:
+    """FLOPs of one forward pass on one image, counted by torch on the meta device (no memory)."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from .models import build_model
+
+    with torch.device("meta"):
+        net = build_model(model, num_classes).eval()
+        x = torch.empty(1, 3, size, size)
+        with FlopCounterMode(display=False) as counter:
+            net(x)
+    return float(counter.get_total_flops())
+
+
+def _sizes(cfg: dict) -> tuple[int, int, int]:
+    """(input side, train images, test images) of a config's data."""
+    from .data import get_spec
+
+    spec = get_spec(cfg["dataset"])
+    if cfg["data"]["source"] == "synthetic":
+        syn = cfg["data"]["synthetic"]
+        side = syn["image_size"] or spec.synthetic_size
+        per_train = syn["per_class"] or spec.synthetic_train_per_class
+        per_test = syn["test_per_class"] or spec.synthetic_test_per_class
+        return side, per_train * spec.num_classes, per_test * spec.num_classes
+    return spec.image_size, spec.train_size, spec.test_size
+
+
+def estimate_gpu_hours(cfg: dict, catalog, teacher_cfg: dict | None) -> float:
+    """epochs x (train images x (3 x student + teacher forward) + test images x student) / throughput.
+
+    Backward costs about twice the forward, hence 3x for the student; the teacher only forwards.
+    A checkpoint teacher (no config) is costed as the student (a lower bound is worse than a guess)."""
+    from .data import get_spec
+
+    classes = get_spec(cfg["dataset"]).num_classes
+    side, n_train, n_test = _sizes(cfg)
+    student = forward_flops(cfg["model"], classes, side)
+    if cfg["teacher"] is None:
+        teacher = 0.0
+    else:
+        tmodel = teacher_cfg["model"] if teacher_cfg else cfg["teacher"].get("model", cfg["model"])
+        teacher = forward_flops(tmodel, classes, side)
+    recipe = cfg["recipe"]
+    per_epoch = n_train * (3 * student + teacher) + n_test * student
+    total = recipe["epochs"] * per_epoch + (n_train * student if recipe["final_train_eval"] else 0)
+    return total / ASSUMED_FLOPS_PER_S / 3600
+
+
+def table_summary(plan: TablePlan, planner: Planner, store=None) -> dict:
+    """The plan --json object of one table (contract: table, profile, cells, jobs, pending, gpu_hours)."""
+    jobs = [planner.jobs[j] for j in plan.job_ids]
+    pending = [j.id for j in jobs if store is None or not store.is_done(j.id)]
+    return {
+        "table": plan.manifest.id, "profile": plan.profile, "paper": plan.manifest.paper,
+        "title": plan.manifest.title,
+        "cells": [c.summary() for c in plan.cells],
+        "jobs": [j.summary() for j in jobs],
+        "pending": pending,
+        "gpu_hours": round(sum(j.gpu_hours for j in jobs), 4),
+        "pending_gpu_hours": round(sum(planner.jobs[j].gpu_hours for j in pending), 4),
+        "counts": {"cells": len(plan.cells), "jobs": len(jobs), "pending": len(pending),
+                   "cited_cells": sum(c.rule == "cited" for c in plan.cells)},
+        "cost_model": f"FLOPs counted by torch x images x epochs at an assumed {ASSUMED_FLOPS_PER_S / 1e12:g} TFLOP/s",
+    }
+
+
+def fmt_hours(h: float) -> str:
+    if h < 1 / 60:
+        return f"{h * 3600:.0f} s"
+    return f"{h:.1f} h" if h >= 1 else f"{h * 60:.0f} min"
+
