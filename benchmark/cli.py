@@ -143,6 +143,175 @@ def cmd_plan(args) -> int:
     return 0
 
 
+def _worker_options(args, only=None):
+    from .queue import WorkerOptions
+
+    return WorkerOptions(store=args.store, device=args.device, only=only, lease_seconds=args.lease_seconds,
+                         heartbeat_seconds=max(0.5, args.lease_seconds / 6), max_attempts=args.max_attempts,
+                         num_workers=args.num_workers, fuse=not args.no_fuse)
+
+
+def cmd_worker(args) -> int:
+    from .queue import run_worker
+    from .reproduce import read_job_list
+
+    _check_device(args.device)
+    only = read_job_list(args.only) if args.only else None
+    opts = _worker_options(args, only)
+    opts.exit_when_idle = not args.wait
+    tally = run_worker(opts, log=lambda msg: print(msg, flush=True))
+    print(f"worker {opts.name}: " + (", ".join(f"{k} {v}" for k, v in sorted(tally.items())) or "nothing to do"),
+          flush=True)
+    return 1 if tally.get("failed") else 0
+
+
+def cmd_reproduce(args) -> int:
+    import torch
+
+    from . import reproduce as R
+    from .plan import Planner
+    from .queue import counts, scan
+    from .store import Store
+
+    _check_device(args.device)
+    planner = Planner(args.profile)
+    plans = [planner.plan(name) for name in args.tables]  # all bad input is found before anything is written
+    job_ids = sorted({j for p in plans for j in p.job_ids})
+    store = Store(args.store)
+    store.root.mkdir(parents=True, exist_ok=True)
+    R.enqueue(store, planner, job_ids, retry_failed=args.retry_failed)
+    only_file = R.job_list_file(store, job_ids)
+    R.write_queue_note(store, [p.manifest.id for p in plans], args.profile, only_file)
+    only = set(job_ids)
+    before = counts(scan(store, only))
+    print(f"{', '.join(p.manifest.id for p in plans)} ({args.profile} profile): {len(job_ids)} runs, "
+          f"{before['done']} already done, store {store.root}", flush=True)
+    n_workers = args.workers or (torch.cuda.device_count() if args.device.startswith("cuda") else 1) or 1
+    extra = ["--lease-seconds", str(args.lease_seconds), "--max-attempts", str(args.max_attempts),
+             "--num-workers", str(args.num_workers)] + (["--no-fuse"] if args.no_fuse else [])
+    procs, jobs = [], []
+    try:
+        if before["pending"] or before["running"]:
+            if args.launcher == "local":
+                procs = R.launch_local(store, only_file, n_workers, args.device, extra)
+                alive = lambda: any(p.poll() is None for p in procs)  # noqa: E731
+            else:
+                slurm = {"partition": args.partition, "gpus_per_node": args.gpus_per_node, "time": args.time,
+                         "cpus_per_task": args.cpus_per_task}
+                cluster = "slurm" if args.launcher == "slurm" else "local"
+                jobs = R.launch_submitit(store, only, n_workers, _worker_options(args, only), cluster, slurm)
+                print(f"submitted {len(jobs)} worker job(s): {', '.join(str(j.job_id) for j in jobs)}", flush=True)
+                alive = lambda: any(not j.done() for j in jobs)  # noqa: E731
+            final = R.watch(store, only, alive, quiet=args.quiet)
+        else:
+            final = before
+    except KeyboardInterrupt:
+        R.stop_workers(procs)
+        for j in jobs:
+            j.cancel(check=False)
+        print("\nstopped; run the same command again to continue (finished epochs are kept)", file=sys.stderr)
+        return 130
+    R.stop_workers(procs)
+    final = counts(scan(store, only))
+    print(f"runs: {final['done']} done, {final['failed']} failed, {final['blocked']} blocked, "
+          f"{final['pending']} pending, {final['running']} running", flush=True)
+    for line in R.summarize_failures(store, only):
+        print(line)
+    code = 0 if final["done"] == len(job_ids) else 1
+    if not args.no_report:
+        code = max(code, _report(args, plans, planner, store))
+    return code
+
+
+def _report(args, plans, planner, store) -> int:
+    from .report import write_reports
+
+    out = Path(args.out) if args.out else store.root / "reports"
+    for path in write_reports(plans, planner, store, out):
+        print(f"report: {path}")
+    return 0
+
+
+def last_profile(store, table: str) -> str:
+    """The profile the table was last reproduced with in this store (else paper)."""
+    from .store import read_json
+
+    for session in reversed(read_json(store.root / "queue" / "sessions.json") or []):
+        if table in session.get("tables", []):
+            return session["profile"]
+    return "paper"
+
+
+def cmd_report(args) -> int:
+    from .aggregate import aggregate_table
+    from .plan import Planner
+    from .report import table_json, table_markdown, write_reports
+    from .store import Store
+
+    store = Store(args.store)
+    names = [Path(t).stem if t.endswith((".yaml", ".yml")) else t for t in args.tables]
+    profiles = {args.profile or last_profile(store, n) for n in names}
+    if len(profiles) > 1:
+        raise BadInput("--profile", None, f"the tables were last run with different profiles ({', '.join(sorted(profiles))}); "
+                       "name one with --profile")
+    planner = Planner(profiles.pop())
+    plans = [planner.plan(name) for name in args.tables]
+    if args.out:
+        for path in write_reports(plans, planner, store, Path(args.out)):
+            print(f"report: {path}")
+        return 0
+    for plan in plans:
+        cells = aggregate_table(plan, planner, store)
+        if args.format == "json":
+            print(json.dumps(table_json(plan, cells, store), indent=1, default=str))
+        else:
+            print(table_markdown(plan, cells, store, None))
+    return 0
+
+
+def cmd_status(args) -> int:
+    from tabulate import tabulate
+
+    from .plan import estimate_gpu_hours, fmt_hours
+    from .queue import counts, scan
+    from .store import Store
+
+    store = Store(args.store)
+    only = None
+    if args.tables:
+        from .plan import Planner
+
+        planner = Planner(args.profile)
+        only = {j for name in args.tables for j in planner.plan(name).job_ids}
+    states = scan(store, only)
+    c = counts(states)
+    spent = sum((s.result or {}).get("wall_time_s") or 0 for s in states.values() if s.state == "done") / 3600
+    left = 0.0
+    for s in states.values():
+        if s.state in ("pending", "running") and s.config:
+            try:
+                left += estimate_gpu_hours(s.config, None, store.config(s.config["teacher"]["run"])
+                                           if (s.config.get("teacher") or {}).get("run") else None)
+            except Exception:  # an unknown model in an old store must not break status
+                pass
+    running = [{"id": s.id, "model": (s.config or {}).get("model"), "worker": (s.lease or {}).get("owner", {}).get("name"),
+                **((s.lease or {}).get("progress") or {})} for s in states.values() if s.state == "running"]
+    failed = [{"id": s.id, "state": s.state, "reason": s.reason} for s in states.values()
+              if s.state in ("failed", "blocked")]
+    out = {**c, "total": len(states), "running_runs": running, "failed_runs": failed,
+           "device_hours_spent": round(spent, 4), "gpu_hours_left_estimate": round(left, 4), "store": str(store.root)}
+    if args.json:
+        print(json.dumps(out, indent=1))
+    else:
+        print(tabulate([[k, c[k]] for k in ("done", "running", "pending", "blocked", "failed")], headers=["runs", "n"]))
+        for r in running:
+            print(f"  running {r['id']} {r['model']} on {r['worker']}: epoch {r.get('epoch', 0)}/{r.get('epochs', '?')}")
+        for f in failed:
+            print(f"  {f['state']} {f['id']}: {f['reason']}")
+        print(f"device time spent {fmt_hours(spent)}, estimated left {fmt_hours(left)}")
+    return 1 if c["failed"] else 0
+
+
 def _check_device(device: str) -> None:
     import torch
 
@@ -151,6 +320,12 @@ def _check_device(device: str) -> None:
 
 
 # ---------------------------------------------------------------- parser
+
+
+def _default_device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -180,10 +355,57 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_plan)
 
+    def worker_args(s):
+        s.add_argument("--store", default="runs")
+        s.add_argument("--device", default=_default_device())
+        s.add_argument("--lease-seconds", type=float, default=120.0,
+                       help="a worker that stops renewing its lease for this long is presumed dead")
+        s.add_argument("--max-attempts", type=int, default=3, help="tries of a run that raises an error")
+        s.add_argument("--num-workers", type=int, default=4, help="DataLoader workers (image-folder datasets)")
+        s.add_argument("--no-fuse", action="store_true", help="train runs one by one, never fused")
+
+    s = sub.add_parser("reproduce", help="plan, train (resumable) and report tables")
+    s.add_argument("tables", nargs="+", metavar="TABLE|MANIFEST.yaml")
+    s.add_argument("--profile", default="paper", choices=["smoke", "quick", "paper"])
+    s.add_argument("--workers", type=int, default=0, help="local workers (default: one per GPU, else 1)")
+    s.add_argument("--launcher", default="local", choices=["local", "slurm", "submitit-local"])
+    s.add_argument("--partition", default=None)
+    s.add_argument("--gpus-per-node", type=int, default=1)
+    s.add_argument("--cpus-per-task", type=int, default=8)
+    s.add_argument("--time", type=int, default=24 * 60, help="SLURM time limit per worker job, minutes")
+    s.add_argument("--retry-failed", action="store_true", help="try failed runs again")
+    s.add_argument("--out", default=None, help="report folder (default: STORE/reports)")
+    s.add_argument("--no-report", action="store_true")
+    s.add_argument("--quiet", action="store_true", help="no progress bar")
+    worker_args(s)
+    s.set_defaults(func=cmd_reproduce)
+
+    s = sub.add_parser("worker", help="train runnable runs of the store until none is left")
+    s.add_argument("--only", default=None, help="a file of run ids to restrict to")
+    s.add_argument("--wait", action="store_true", help="keep polling for new runs instead of exiting when idle")
+    worker_args(s)
+    s.set_defaults(func=cmd_worker)
+
+    s = sub.add_parser("status", help="done, running, pending, blocked and failed runs")
+    s.add_argument("tables", nargs="*", metavar="TABLE")
+    s.add_argument("--profile", default="paper", choices=["smoke", "quick", "paper"])
+    s.add_argument("--store", default="runs")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_status)
+
+    s = sub.add_parser("report", help="published vs reproduced, as markdown or JSON")
+    s.add_argument("tables", nargs="+", metavar="TABLE|MANIFEST.yaml")
+    s.add_argument("--store", default="runs")
+    s.add_argument("--profile", default=None, choices=["smoke", "quick", "paper"],
+                   help="default: the profile the table was last reproduced with in this store")
+    s.add_argument("--format", default="md", choices=["md", "json"])
+    s.add_argument("--out", default=None, help="write <table>.md/.json/.png and index.md here")
+    s.set_defaults(func=cmd_report)
+
     s = sub.add_parser("train", help="train one run from a run config (YAML)")
     s.add_argument("config")
     s.add_argument("--store", default="runs")
-    s.add_argument("--device", default="cpu")
+    s.add_argument("--device", default=_default_device())
     s.add_argument("--data-root", default=None, help="where the datasets are (overrides data.root)")
     s.add_argument("--num-workers", type=int, default=4, help="DataLoader workers (image-folder datasets)")
     s.set_defaults(func=cmd_train)

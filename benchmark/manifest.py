@@ -8,6 +8,7 @@ implies by resolving it into a run config.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -17,6 +18,12 @@ from .errors import BadInput
 from .yamlfile import load_yaml
 
 REPO = Path(__file__).resolve().parent.parent
+
+
+def catalog_root() -> Path:
+    """Where manifests/ and teachers/ are read from: the repository, or KD_REPRO_CATALOG (a folder
+    of your own manifests, recipes and teacher zoo, e.g. with your teachers' checkpoint files)."""
+    return Path(os.environ.get("KD_REPRO_CATALOG", REPO))
 
 MANIFEST_KEYS = {"id", "paper", "title", "source", "dataset", "recipe", "seeds", "tolerance", "notes",
                  "defaults", "columns", "rows", "value", "claims"}
@@ -92,7 +99,8 @@ def check_spec(spec, where, field_name) -> dict:
 # ---------------------------------------------------------------- recipes and zoo
 
 
-def load_catalog(root: Path = REPO) -> Catalog:
+def load_catalog(root: Path | None = None) -> Catalog:
+    root = root or catalog_root()
     recipes, recipe_files = {}, {}
     for path in sorted((root / "manifests" / "recipes").glob("*.yaml")):
         doc = load_yaml(path)
@@ -152,11 +160,12 @@ def zoo_entry(catalog: Catalog, dataset: str, key: str, where, field_name) -> tu
 # ---------------------------------------------------------------- manifests
 
 
-def manifest_paths(root: Path = REPO) -> dict[str, Path]:
+def manifest_paths(root: Path | None = None) -> dict[str, Path]:
+    root = root or catalog_root()
     return {p.stem: p for p in sorted((root / "manifests").glob("*/*.yaml"))}
 
 
-def find_manifest(name: str, root: Path = REPO) -> Path:
+def find_manifest(name: str, root: Path | None = None) -> Path:
     """A table id or a manifest file path."""
     if name.endswith((".yaml", ".yml")):
         path = Path(name)
@@ -275,6 +284,10 @@ def load_manifest(path: Path, published_ids=None) -> Manifest:
                     claims=claims, source=str(doc.get("source") or ""))
 
 
+def cached_catalog() -> Catalog:
+    return _cached(catalog_root())
+
+
 @lru_cache(maxsize=None)
-def cached_catalog(root: Path = REPO) -> Catalog:
+def _cached(root: Path) -> Catalog:
     return load_catalog(root)

@@ -230,7 +230,7 @@ def evaluate(model, batches) -> dict:
     top = z.topk(k, dim=1).indices
     top1 = (top[:, 0] == y).float().mean().item() * 100
     top5 = (top == y[:, None]).any(dim=1).float().mean().item() * 100
-    return {"top1": top1, "top5": top5, "logits": z}
+    return {"top1": top1, "top5": top5, "logits": z, "labels": y}
 
 
 # ---------------------------------------------------------------- provenance
@@ -354,7 +354,12 @@ def _train(cfg: dict, rid: str, store: Store, options: ExecOptions, run_dir: Pat
     if first_epoch >= recipe["epochs"]:
         ev = evaluate(model, data.test_batches())  # resumed after the last epoch: recompute logits
     atomic_write_bytes(run_dir / "model.pt", _tensor_bytes(model.state_dict()))
-    atomic_write_bytes(run_dir / "test_logits.pt", _tensor_bytes({"logits": ev["logits"].half().cpu()}))
+    # Test logits feed ensembles and analyses (logit sums of ~1e-5 need float32); ImageNet-size
+    # ones (50k x 1000) are kept in float16 to stay at 100 MB per run.
+    logits = ev["logits"].cpu()
+    if logits.numel() > 4_000_000:
+        logits = logits.half()
+    atomic_write_bytes(run_dir / "test_logits.pt", _tensor_bytes({"logits": logits, "labels": ev["labels"].cpu()}))
     train_eval = evaluate(model, data.train_eval_batches()) if recipe["final_train_eval"] else None
 
     last = history[-1]

@@ -1,0 +1,212 @@
+"""From finished runs to the table's cells, by the manifest's rules.
+
+Each cell gets the published number, the reproduced number, the difference and a status, and
+records which runs and which hyper-parameters produced it:
+
+- ``value``: one run spec, the mean over its seeds (with the standard deviation);
+- ``best``: the grid point with the highest mean top-1 (the papers' best-of-grid), its value;
+- ``ensemble``: top-1 of the members' averaged softmax probabilities on the test set;
+- ``aggregate``: the mean of the row's other cells (the papers' Avg columns);
+- ``params``: the model's parameter count in millions (measured, no training);
+- ``cited`` / ``setting``: nothing measured; the published number is shown as it is.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from statistics import mean, stdev
+
+import torch
+
+from . import analysis as A
+from .plan import CellPlan, Planner, TablePlan
+from .published import load_published
+from .store import Store
+
+STATUSES = ("within", "outside", "measured", "pending", "failed", "cited", "setting")
+
+
+@dataclass
+class CellResult:
+    row: str
+    col: str
+    rule: str
+    published: float | None
+    published_top5: float | None
+    published_raw: str
+    reproduced: float | None = None
+    reproduced_top5: float | None = None
+    std: float | None = None
+    delta: float | None = None
+    status: str = "pending"
+    runs: list[str] = field(default_factory=list)
+    winner: dict | None = None      # best-of-grid: the winning grid point
+    grid: list[dict] = field(default_factory=list)  # every point's value (the whole grid is shown)
+    note: str | None = None
+
+    def to_json(self) -> dict:
+        return {k: v for k, v in self.__dict__.items()}
+
+
+class Measurer:
+    """Reads results and logits from the store, with a cache (a teacher serves many cells)."""
+
+    def __init__(self, store: Store):
+        self.store = store
+        self._logits: dict[str, tuple] = {}
+
+    def state(self, rid: str) -> str:
+        res = self.store.result(rid)
+        if res is None:
+            return "pending"
+        return "done" if res.get("status") == "done" else "failed"
+
+    def logits(self, rid: str):
+        if rid not in self._logits:
+            saved = torch.load(self.store.run_dir(rid) / "test_logits.pt", map_location="cpu", weights_only=True)
+            self._logits[rid] = (saved["logits"].float(), saved["labels"])
+        return self._logits[rid]
+
+    def teacher_of(self, rid: str) -> str | None:
+        cfg = self.store.config(rid) or {}
+        return (cfg.get("teacher") or {}).get("run")
+
+    def measure(self, rid: str, value) -> tuple[float | None, float | None]:
+        """(main number, top-5 or None) of one finished run."""
+        m = self.store.result(rid)["metrics"]
+        if value in ("top1", None):
+            return m["top1"], None
+        if value == "top5":
+            return m["top5"], None
+        if value == "top1/top5":
+            return m["top1"], m["top5"]
+        if value == "train_loss":
+            return m["train_loss"], None
+        if value == "train_top1":
+            return m["train_top1"], None
+        return self.analyse(rid, value), None
+
+    def analyse(self, rid: str, spec: dict) -> float:
+        opts = {k: v for k, v in spec.items() if k != "analysis"}
+        name = spec["analysis"]
+        z, y = self.logits(rid)
+        if name == "sharpness_gap":
+            tid = self.teacher_of(rid)
+            if tid is None:
+                raise ValueError("sharpness_gap needs a run with a teacher")
+            v, _ = self.logits(tid)
+            return float(A.sharpness_gap(z, v, **opts).mean())
+        if name in ("derived_average", "derived_variance", "inherent_variance", "target_probability"):
+            return float(getattr(A, name)(z, y, **opts).mean())
+        return float(getattr(A, name)(z, **opts).mean())
+
+
+def _params_in_millions(model: str, dataset: str) -> float:
+    from .data import get_spec
+    from .models import build_model, count_params
+
+    with torch.device("meta"):
+        return count_params(build_model(model, get_spec(dataset).num_classes)) / 1e6
+
+
+def ensemble_top1(measurer: Measurer, members: list[str]) -> float:
+    probs, labels = None, None
+    for rid in members:
+        z, y = measurer.logits(rid)
+        p = z.softmax(dim=1)
+        probs = p if probs is None else probs + p
+        labels = y
+    return (probs.argmax(dim=1) == labels).float().mean().item() * 100
+
+
+def aggregate_cell(cell: CellPlan, measurer: Measurer) -> CellResult:
+    out = CellResult(cell.row, cell.col, cell.rule, None, None, "")
+    if cell.rule == "cited":
+        out.status, out.note = "cited", cell.cited
+        return out
+    if cell.rule == "setting":
+        out.status = "setting"
+        return out
+    if cell.rule == "params":
+        out.reproduced, out.status = _params_in_millions(cell.model, cell.dataset), "measured"
+        return out
+    if cell.rule == "aggregate":
+        return out  # filled from the row's cells by aggregate_table
+    out.runs = cell.job_ids()
+    states = [measurer.state(r) if not r.startswith("checkpoint:") else "checkpoint" for r in out.runs]
+    if "checkpoint" in states:
+        out.status, out.note = "pending", "teacher from a checkpoint file: not evaluated by the suite yet"
+        return out
+    if "failed" in states:
+        out.status = "failed"
+        return out
+    if "pending" in states:
+        out.status = "pending"
+        return out
+    points = []
+    for p in cell.points:
+        if cell.rule == "ensemble":
+            val, top5, sd = ensemble_top1(measurer, p["runs"]), None, None
+            key = val
+        else:
+            vals = [measurer.measure(r, cell.value) for r in p["runs"]]
+            mains = [v[0] for v in vals]
+            val = mean(mains)
+            top5s = [v[1] for v in vals if v[1] is not None]
+            top5 = mean(top5s) if top5s else None
+            sd = stdev(mains) if len(mains) > 1 else None
+            # best-of-grid picks by accuracy even when the cell shows another quantity
+            key = mean(measurer.measure(r, "top1")[0] for r in p["runs"])
+        points.append({"params": p["params"], "value": val, "top5": top5, "std": sd, "top1": key})
+    best = max(points, key=lambda q: q["top1"]) if cell.rule == "best" else points[0]
+    out.reproduced, out.reproduced_top5, out.std = best["value"], best["top5"], best["std"]
+    if cell.rule == "best":
+        out.winner, out.grid = best["params"], points
+    out.status = "measured"
+    return out
+
+
+def aggregate_table(plan: TablePlan, planner: Planner, store: Store) -> list[CellResult]:
+    published = load_published(plan.manifest.id)
+    measurer = Measurer(store)
+    cells = [aggregate_cell(c, measurer) for c in plan.cells]
+    by_row: dict[str, list[CellResult]] = {}
+    for c in cells:
+        by_row.setdefault(c.row, []).append(c)
+    for c in cells:
+        pub = published.cells.get((c.row, c.col))
+        if pub is not None:
+            c.published, c.published_top5, c.published_raw = pub.value, pub.top5, pub.raw
+        if c.rule == "aggregate":
+            others = [o for o in by_row[c.row] if o.rule not in ("aggregate",)]
+            vals = [o.reproduced for o in others if o.reproduced is not None and o.status == "measured"]
+            if others and len(vals) == len(others):
+                c.reproduced, c.status = mean(vals), "measured"
+            elif any(o.status == "failed" for o in others):
+                c.status = "failed"
+            elif all(o.status in ("cited", "setting") for o in others):
+                c.status = "cited" if any(o.status == "cited" for o in others) else "setting"
+    tol = plan.manifest.tolerance
+    for c in cells:
+        if c.status == "measured" and c.published is not None and c.reproduced is not None:
+            c.delta = c.reproduced - c.published
+            limit = tol if c.rule != "params" else max(0.05 * abs(c.published), 0.005)
+            c.status = "within" if abs(c.delta) <= limit + 1e-9 else "outside"
+    return cells
+
+
+def coverage(cells: list[CellResult]) -> dict:
+    with_pub = [c for c in cells if c.published is not None and c.status not in ("cited", "setting")]
+    compared = [c for c in with_pub if c.delta is not None]
+    return {
+        "cells": len(cells),
+        "published_cells": sum(c.published is not None for c in cells),
+        "reproducible_cells": len(with_pub),
+        "reproduced_cells": len(compared),
+        "within_tolerance": sum(c.status == "within" for c in compared),
+        "mean_abs_delta": (sum(abs(c.delta) for c in compared) / len(compared)) if compared else None,
+        "pending": sum(c.status == "pending" for c in cells),
+        "failed": sum(c.status == "failed" for c in cells),
+        "cited": sum(c.status == "cited" for c in cells),
+    }
+

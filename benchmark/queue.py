@@ -1,0 +1,338 @@
+"""The job queue, kept in the store itself, and the worker that drains it.
+
+A job is a run folder with a ``config.json`` and no finished ``result.json``. A worker claims a
+job by writing ``lease.json`` under a file lock; it renews the lease from a heartbeat thread and
+gives it up when the run ends. A lease whose worker died is taken over: at once when the worker
+was on this host and its process is gone, otherwise when the lease expires. Every claim, finish
+and failure is appended to the run's ``events.jsonl``, which is how tests prove that no run was
+ever trained twice at the same time and that every run finished exactly once.
+
+Failures: a run that fails in its own terms (non-finite loss, missing teacher) is final at once;
+an exception (an I/O error, a full disk, out of memory) is retried up to ``max_attempts`` times,
+then recorded as failed with its reason. Either way the worker goes on with other runs; runs that
+depend on a failed run are reported as blocked and never attempted.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import threading
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from filelock import FileLock, Timeout
+
+from .store import Store, atomic_write_json, read_json
+
+LEASE, EVENTS, ATTEMPTS, LOCK = "lease.json", "events.jsonl", "attempts.json", ".claim.lock"
+
+
+class LeaseLost(Exception):
+    """Another worker took this run over (our lease had expired): stop without a result."""
+
+
+def _process_start(pid: int) -> str | None:
+    """The process's start time (Linux), so that a reused pid is not mistaken for a live worker."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def worker_identity() -> dict:
+    pid = os.getpid()
+    return {"host": socket.gethostname(), "pid": pid, "start": _process_start(pid)}
+
+
+def lease_is_live(lease: dict | None, now: float | None = None) -> bool:
+    if not lease:
+        return False
+    if (now or time.time()) > lease.get("expires", 0):
+        return False
+    owner = lease.get("owner", {})
+    if owner.get("host") == socket.gethostname():
+        pid = owner.get("pid")
+        try:
+            os.kill(pid, 0)
+        except (ProcessLookupError, TypeError):
+            return False
+        except PermissionError:
+            pass
+        if owner.get("start") is not None and _process_start(pid) != owner.get("start"):
+            return False
+    return True
+
+
+def append_event(store: Store, rid: str, **event) -> None:
+    line = json.dumps({"time": time.time(), **event}, sort_keys=True) + "\n"
+    with open(store.run_dir(rid) / EVENTS, "a") as f:
+        f.write(line)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def events(store: Store, rid: str) -> list[dict]:
+    path = store.run_dir(rid) / EVENTS
+    if not path.exists():
+        return []
+    out = []
+    for line in path.read_text().splitlines():
+        try:
+            out.append(json.loads(line))
+        except ValueError:
+            pass  # a line cut by a kill
+    return out
+
+
+# ---------------------------------------------------------------- job states
+
+
+def dependencies(cfg: dict) -> list[str]:
+    teacher = cfg.get("teacher") or {}
+    return [teacher["run"]] if "run" in teacher else []
+
+
+@dataclass
+class JobState:
+    id: str
+    state: str                    # done | failed | running | pending | blocked
+    config: dict | None = None
+    result: dict | None = None
+    lease: dict | None = None
+    reason: str | None = None
+
+
+def scan(store: Store, only: set[str] | None = None) -> dict[str, JobState]:
+    """The state of every job of the store (or of `only`, with their dependencies)."""
+    ids = set(store.run_ids()) if only is None else set(only)
+    states: dict[str, JobState] = {}
+    todo = list(ids)
+    while todo:
+        rid = todo.pop()
+        if rid in states:
+            continue
+        cfg = store.config(rid)
+        res = store.result(rid)
+        if res is not None and res.get("status") == "done":
+            states[rid] = JobState(rid, "done", cfg, res)
+            continue
+        if res is not None:
+            states[rid] = JobState(rid, "failed", cfg, res, reason=res.get("reason"))
+            continue
+        lease = read_json(store.run_dir(rid) / LEASE) if store.run_dir(rid).exists() else None
+        if cfg is None:
+            states[rid] = JobState(rid, "pending", None, reason="no config in the store")
+            continue
+        states[rid] = JobState(rid, "running" if lease_is_live(lease) else "pending", cfg, lease=lease)
+        todo.extend(dependencies(cfg))
+    for rid in sorted(states):  # blocked: a dependency failed, directly or further up
+        _blocked(states, rid, set())
+    return {rid: s for rid, s in states.items() if only is None or rid in only or s.state != "done"}
+
+
+def _blocked(states, rid, seen) -> bool:
+    s = states.get(rid)
+    if s is None or rid in seen:
+        return False
+    seen.add(rid)
+    if s.state == "failed":
+        return True
+    if s.state in ("pending", "blocked") and s.config is not None:
+        for dep in dependencies(s.config):
+            if dep in states and (states[dep].state == "failed" or _blocked(states, dep, seen)):
+                s.state, s.reason = "blocked", f"depends on {dep}, which failed or is blocked"
+                return True
+    return s.state == "blocked"
+
+
+def counts(states: dict[str, JobState]) -> dict:
+    out = {"done": 0, "running": 0, "pending": 0, "blocked": 0, "failed": 0}
+    for s in states.values():
+        out[s.state] += 1
+    return out
+
+
+# ---------------------------------------------------------------- leases
+
+
+@dataclass
+class WorkerOptions:
+    store: str = "runs"
+    device: str = "cpu"
+    only: set[str] | None = None       # restrict to these jobs (reproduce passes its tables' jobs)
+    lease_seconds: float = 120.0
+    heartbeat_seconds: float = 10.0
+    poll_seconds: float = 2.0
+    max_attempts: int = 3
+    exit_when_idle: bool = True        # False: keep polling for new jobs
+    num_workers: int = 4               # DataLoader workers (image-folder datasets)
+    fuse: bool = True
+    name: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
+
+
+class Lease:
+    """This worker's lease on one run, renewed by a heartbeat thread until released."""
+
+    def __init__(self, store: Store, rid: str, opts: WorkerOptions):
+        self.store, self.rid, self.opts = store, rid, opts
+        self.dir = store.run_dir(rid)
+        self.me = {**worker_identity(), "name": opts.name}
+        self.lost = threading.Event()
+        self.progress: dict = {}
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _lock(self):
+        return FileLock(str(self.dir / LOCK), timeout=30)
+
+    def _write(self) -> None:
+        atomic_write_json(self.dir / LEASE, {"owner": self.me, "expires": time.time() + self.opts.lease_seconds,
+                                             "progress": self.progress, "device": self.opts.device})
+
+    def claim(self) -> bool:
+        try:
+            with self._lock():
+                if self.store.result(self.rid) is not None:
+                    return False
+                if lease_is_live(read_json(self.dir / LEASE)):
+                    return False
+                self._write()
+        except Timeout:
+            return False
+        self._thread = threading.Thread(target=self._beat, daemon=True)
+        self._thread.start()
+        return True
+
+    def mine(self) -> bool:
+        lease = read_json(self.dir / LEASE) or {}
+        return lease.get("owner") == self.me
+
+    def _beat(self) -> None:
+        while not self._stop.wait(self.opts.heartbeat_seconds):
+            self.renew()
+
+    def renew(self) -> None:
+        try:
+            with self._lock():
+                if not self.mine():
+                    self.lost.set()
+                    return
+                self._write()
+        except (Timeout, OSError):
+            pass  # try again at the next beat; the lease lasts several beats
+
+    def release(self) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join()
+        try:
+            with self._lock():
+                if self.mine():
+                    (self.dir / LEASE).unlink(missing_ok=True)
+        except (Timeout, OSError):
+            pass
+
+
+# ---------------------------------------------------------------- the worker
+
+
+def runnable(states: dict[str, JobState]) -> list[str]:
+    def deps_done(s):
+        return all(states[d].state == "done" if d in states else False for d in dependencies(s.config))
+    return sorted(rid for rid, s in states.items() if s.state == "pending" and s.config is not None and deps_done(s))
+
+
+def _attempts(store: Store, rid: str) -> int:
+    return (read_json(store.run_dir(rid) / ATTEMPTS) or {}).get("failed_attempts", 0)
+
+
+def run_one(store: Store, rid: str, opts: WorkerOptions, log=print) -> str:
+    """Claim and train one run. Returns what happened: done, failed, retry, lost, skipped."""
+    from . import config as C
+    from .train import ExecOptions, train_run
+
+    lease = Lease(store, rid, opts)
+    if not lease.claim():
+        return "skipped"
+    try:
+        append_event(store, rid, kind="claim", worker=opts.name)
+        cfg = store.config(rid)
+        if cfg is None or C.run_id(cfg) != rid:
+            raise ValueError(f"config.json of run {rid} is missing or does not hash to its id")
+
+        def on_epoch(m):
+            lease.progress = {"epoch": m["epoch"], "epochs": m["epochs"], "test_top1": m["test_top1"]}
+            if lease.lost.is_set() or not lease.mine():
+                raise LeaseLost(rid)
+            lease.renew()
+
+        result = train_run(cfg, store, ExecOptions(device=opts.device, num_workers=opts.num_workers,
+                                                   on_epoch=on_epoch))
+        append_event(store, rid, kind="finish" if result["status"] == "done" else "fail", worker=opts.name,
+                     reason=result.get("reason"))
+        return result["status"]
+    except LeaseLost:
+        append_event(store, rid, kind="lost", worker=opts.name)
+        return "lost"
+    except (KeyboardInterrupt, SystemExit):
+        append_event(store, rid, kind="interrupted", worker=opts.name)
+        raise
+    except Exception as err:  # an I/O error, a full disk, a bug: retry, then fail with the reason
+        reason = f"{type(err).__name__}: {err}"
+        log(f"run {rid}: {reason}")
+        try:
+            n = _attempts(store, rid) + 1
+            atomic_write_json(store.run_dir(rid) / ATTEMPTS, {"failed_attempts": n, "last_error": reason,
+                                                              "traceback": traceback.format_exc()})
+            append_event(store, rid, kind="error", worker=opts.name, reason=reason)
+            if n >= opts.max_attempts:
+                store.write_result(rid, {"id": rid, "status": "failed", "config": store.config(rid),
+                                         "reason": f"failed {n} times; last: {reason}"})
+                return "failed"
+        except Exception as again:  # the disk may be full: say so and go on with other runs
+            log(f"run {rid}: could not record the failure ({type(again).__name__}: {again})")
+        return "retry"
+    finally:
+        lease.release()
+
+
+def run_worker(opts: WorkerOptions, log=print) -> dict:
+    """Drain the store's runnable jobs. Returns how many runs ended in each way."""
+    store = Store(opts.store)
+    tally: dict[str, int] = {}
+    retried: set[str] = set()
+    _sigterm_raises_interrupt()
+    while True:
+        states = scan(store, opts.only)
+        ready = [r for r in runnable(states) if _attempts(store, r) < opts.max_attempts]
+        # A run that just failed goes to the back so that one bad run cannot starve the others.
+        ready.sort(key=lambda r: r in retried)
+        for rid in ready:
+            outcome = run_one(store, rid, opts, log)
+            if outcome != "skipped":
+                tally[outcome] = tally.get(outcome, 0) + 1
+                if outcome == "retry":
+                    retried.add(rid)
+                break  # rescan: finishing a run may make others runnable
+        else:
+            # Nothing claimable. Wait while another worker runs something (it may unblock a
+            # dependent run, or die and leave its run to us); otherwise nothing can progress.
+            if opts.exit_when_idle and not ready and not counts(states)["running"]:
+                return tally
+            time.sleep(opts.poll_seconds)
+
+
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def _sigterm_raises_interrupt() -> None:
+    """SIGTERM (from reproduce's Ctrl-C, or SLURM) stops the worker like Ctrl-C: the lease is
+    released and at most the current epoch is lost."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _raise_interrupt)

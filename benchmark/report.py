@@ -1,0 +1,176 @@
+"""Reports: the paper's table with the published and the reproduced number in every cell.
+
+Markdown laid out like the paper's table, a JSON form (the contract of DESIGN.md), and a plot
+of reproduced against published per table. The header says which profile produced the numbers;
+a smoke or quick report says plainly that its numbers are not comparable to the paper's.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from pathlib import Path
+
+from .aggregate import CellResult, aggregate_table, coverage
+from .plan import Planner, TablePlan
+from .store import Store
+
+PROFILE_WARNING = {
+    "smoke": "**Smoke profile: generated stand-in data, one short epoch. These numbers test the pipeline; "
+             "they are NOT comparable to the paper's.**",
+    "quick": "**Quick profile: a quarter of the paper's epochs, a reduced grid, one seed. A trend check; "
+             "the numbers are NOT comparable to the paper's.**",
+    "paper": "Paper profile: the paper's data, recipe, grid and seeds.",
+}
+MARK = {"within": "✓", "outside": "✗", "measured": "", "pending": "pending", "failed": "FAILED", "cited": "cited",
+        "setting": "setting"}
+
+
+def _fmt(x: float | None, digits: int = 2) -> str:
+    if x is None:
+        return "—"
+    if x != 0 and abs(x) < 0.01:
+        return f"{x:.2g}"
+    return f"{x:.{digits}f}"
+
+
+def cell_text(c: CellResult) -> str:
+    pub = c.published_raw or "—"
+    if c.status in ("cited", "setting"):
+        return f"{pub} ({MARK[c.status]})"
+    if c.status in ("pending", "failed"):
+        return f"{pub} → {MARK[c.status]}"
+    rep = _fmt(c.reproduced)
+    if c.reproduced_top5 is not None:
+        rep += f"/{_fmt(c.reproduced_top5)}"
+    if c.std is not None:
+        rep += f"±{_fmt(c.std)}"
+    if c.delta is None:
+        return f"{pub} → {rep}"
+    return f"{pub} → {rep} ({c.delta:+.2f}) {MARK[c.status]}"
+
+
+def provenance(plan: TablePlan, store: Store) -> dict:
+    """Code revisions, devices and device-hours of the runs behind a table."""
+    revisions, devices, seconds = set(), set(), 0.0
+    for rid in plan.job_ids:
+        res = store.result(rid)
+        if res and res.get("status") == "done":
+            prov = res.get("provenance") or {}
+            revisions.add(prov.get("code_revision", "unknown"))
+            devices.add(f"{prov.get('device')} ({prov.get('device_name')})")
+            seconds += res.get("wall_time_s") or 0
+    return {"code_revisions": sorted(revisions), "devices": sorted(devices), "device_hours": seconds / 3600}
+
+
+def table_json(plan: TablePlan, cells: list[CellResult], store: Store) -> dict:
+    m = plan.manifest
+    return {"table": m.id, "profile": plan.profile, "paper": m.paper, "title": m.title, "store": str(store.root),
+            "tolerance": m.tolerance, "comparable_to_paper": plan.profile == "paper",
+            "provenance": provenance(plan, store), "coverage": coverage(cells),
+            "cells": [c.to_json() for c in cells]}
+
+
+def table_markdown(plan: TablePlan, cells: list[CellResult], store: Store, plot_name: str | None) -> str:
+    m = plan.manifest
+    prov = provenance(plan, store)
+    cov = coverage(cells)
+    lines = [f"# {m.id}: {m.paper}, {m.title}", "", PROFILE_WARNING[plan.profile], "",
+             f"- store: `{store.root}`",
+             f"- code revision: {', '.join(prov['code_revisions']) or 'no finished runs'}",
+             f"- devices: {', '.join(prov['devices']) or '—'}; device time {prov['device_hours']:.3f} h",
+             f"- generated {time.strftime('%Y-%m-%d %H:%M:%S %Z')} on {platform.node()}",
+             "", "Each cell: published → reproduced (difference) status; ✓ within the tolerance of "
+             f"{m.tolerance:g}, ✗ outside. Mean ± std over seeds where there are several.", ""]
+    by_key = {(c.row, c.col): c for c in cells}
+    cols = [c["id"] for c in m.columns]
+    lines.append("| | " + " | ".join(cols) + " |")
+    lines.append("|---" * (len(cols) + 1) + "|")
+    for row in m.rows:
+        lines.append(f"| {row['id']} | " + " | ".join(cell_text(by_key[(row['id'], col)]) for col in cols) + " |")
+    mad = cov["mean_abs_delta"]
+    lines += ["", "## Summary", "",
+              f"- coverage: {cov['reproduced_cells']} of {cov['reproducible_cells']} reproducible published cells "
+              f"measured ({cov['cited']} cells cited, not run; {cov['pending']} pending; {cov['failed']} failed)",
+              f"- within tolerance ({m.tolerance:g}): {cov['within_tolerance']} of {cov['reproduced_cells']}",
+              f"- mean absolute difference: {_fmt(mad) if mad is not None else '—'}"]
+    winners = [c for c in cells if c.winner is not None]
+    if winners:
+        lines += ["", "## Best-of-grid winners", "", "| row | column | winning point | grid (point: value) |",
+                  "|---|---|---|---|"]
+        for c in winners:
+            grid = "; ".join(f"{_point(p['params'])}: {_fmt(p['value'])}" for p in c.grid)
+            lines.append(f"| {c.row} | {c.col} | {_point(c.winner)} | {grid} |")
+    cited = sorted({(c.row if c.status == 'cited' else None, c.note) for c in cells if c.status == "cited"},
+                   key=str)
+    if cited:
+        lines += ["", "## Cited, not run", ""] + [f"- {r or 'column'}: {n}" for r, n in cited]
+    if plot_name:
+        lines += ["", "## Plot", "", f"![reproduced vs published]({plot_name})"]
+    if m.notes:
+        lines += ["", "## Readings of the paper (from the manifest)", "", m.notes.strip()]
+    return "\n".join(lines) + "\n"
+
+
+def _point(params: dict) -> str:
+    return ", ".join(f"{k}={v}" for k, v in params.items()) or "—"
+
+
+def plot_table(plan: TablePlan, cells: list[CellResult], path: Path) -> bool:
+    """Reproduced against published, one point per measured cell; False if nothing to plot."""
+    pts = [(c.published, c.reproduced, c.status) for c in cells
+           if c.published is not None and c.reproduced is not None and c.rule != "aggregate"]
+    if not pts:
+        return False
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(4.8, 4.4))
+    for status, colour in (("within", "tab:green"), ("outside", "tab:red")):
+        xs = [p for p, r, s in pts if s == status]
+        ys = [r for p, r, s in pts if s == status]
+        if xs:
+            ax.scatter(xs, ys, c=colour, label=status, s=18)
+    lo = min(min(p, r) for p, r, _ in pts)
+    hi = max(max(p, r) for p, r, _ in pts)
+    ax.plot([lo, hi], [lo, hi], "k--", lw=0.8, label="reproduced = published")
+    ax.set_xlabel("published")
+    ax.set_ylabel(f"reproduced ({plan.profile} profile)")
+    ax.set_title(plan.manifest.id)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+def write_reports(plans: list[TablePlan], planner: Planner, store: Store, out: Path) -> list[Path]:
+    """<out>/<table>.md, <table>.json and <table>.png per table, and <out>/index.md."""
+    out.mkdir(parents=True, exist_ok=True)
+    written, index = [], []
+    for plan in plans:
+        cells = aggregate_table(plan, planner, store)
+        tid = plan.manifest.id
+        png = out / f"{tid}.png"
+        has_plot = plot_table(plan, cells, png)
+        md = out / f"{tid}.md"
+        md.write_text(table_markdown(plan, cells, store, png.name if has_plot else None))
+        (out / f"{tid}.json").write_text(json.dumps(table_json(plan, cells, store), indent=1, default=str))
+        written.append(md)
+        cov = coverage(cells)
+        index.append(f"| [{tid}]({md.name}) | {plan.manifest.paper} | {plan.profile} | {cov['reproduced_cells']}/"
+                     f"{cov['reproducible_cells']} | {cov['within_tolerance']} | "
+                     f"{_fmt(cov['mean_abs_delta'])} |")
+    lines = ["# Reproduction reports", "", "| table | paper | profile | cells measured | within tolerance | "
+             "mean abs. difference |", "|---|---|---|---|---|---|"]
+    existing = out / "index.md"
+    if existing.exists():  # keep the rows of tables reported earlier into the same folder
+        keep = [line for line in existing.read_text().splitlines()
+                if line.startswith("| [") and not any(f"[{p.manifest.id}]" in line for p in plans)]
+        index = keep + index
+    existing.write_text("\n".join(lines + sorted(index)) + "\n")
+    return written + [existing]
