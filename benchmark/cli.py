@@ -232,6 +232,37 @@ def _report(args, plans, planner, store) -> int:
     return 0
 
 
+def cmd_nightly(args) -> int:
+    import datetime
+
+    from . import nightly as N
+    from .queue import scan
+    from .store import Store
+
+    date = args.date or datetime.date.today().isoformat()
+    if not N.DATE.match(date):
+        raise BadInput("--date", None, f"must be YYYY-MM-DD, got {date!r}")
+    out = Path(args.out)
+    day_dir = out / date
+    args.out, args.no_report, args.retry_failed = str(day_dir), False, False
+    run_code = cmd_reproduce(args)
+    if run_code == 130:
+        return run_code
+    store = Store(args.store)
+    failed = [rid for rid, s in scan(store).items() if s.state == "failed"]
+    ids = [Path(t).stem if t.endswith((".yaml", ".yml")) else t for t in args.tables]
+    new = N.snapshot(day_dir, ids, failed, args.profile, date)
+    old = N.previous_snapshot(out, date)
+    found = N.regressions(old, new) if old else []
+    (day_dir / "nightly.json").write_text(json.dumps(new, indent=1))
+    summary = N.write_summary(day_dir, new, old, found)
+    print(f"nightly {date}: {len(found)} regression(s) " + (f"against {old['date']}" if old else "(baseline)")
+          + f"; {summary}")
+    for r in found:
+        print(f"  REGRESSION {r}")
+    return 1 if found else 0
+
+
 def last_profile(store, table: str) -> str:
     """The profile the table was last reproduced with in this store (else paper)."""
     from .store import read_json
@@ -401,6 +432,21 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--format", default="md", choices=["md", "json"])
     s.add_argument("--out", default=None, help="write <table>.md/.json/.png and index.md here")
     s.set_defaults(func=cmd_report)
+
+    s = sub.add_parser("nightly", help="reproduce, write a dated report, list regressions (exit 1 if any)")
+    s.add_argument("--tables", nargs="+", required=True, metavar="TABLE")
+    s.add_argument("--profile", default="smoke", choices=["smoke", "quick", "paper"])
+    s.add_argument("--out", required=True, help="folder of dated nightly reports")
+    s.add_argument("--date", default=None, help="YYYY-MM-DD (default today)")
+    s.add_argument("--workers", type=int, default=0)
+    s.add_argument("--launcher", default="local", choices=["local", "slurm", "submitit-local"])
+    s.add_argument("--partition", default=None)
+    s.add_argument("--gpus-per-node", type=int, default=1)
+    s.add_argument("--cpus-per-task", type=int, default=8)
+    s.add_argument("--time", type=int, default=24 * 60)
+    s.add_argument("--quiet", action="store_true")
+    worker_args(s)
+    s.set_defaults(func=cmd_nightly)
 
     s = sub.add_parser("train", help="train one run from a run config (YAML)")
     s.add_argument("config")

@@ -14,6 +14,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from .claims import check_claims
 from .errors import BadInput
 from .yamlfile import load_yaml
 
@@ -278,6 +279,7 @@ def load_manifest(path: Path, published_ids=None) -> Manifest:
     claims = doc.get("claims") or []
     if not isinstance(claims, list):
         raise BadInput(path, "claims", "must be a list")
+    check_claims(claims, path, published.rows, published.cols)
     return Manifest(path=path, id=tid, paper=doc["paper"], title=str(doc["title"]), dataset=doc["dataset"],
                     recipe=doc["recipe"], seeds=seeds, tolerance=float(tolerance), defaults=defaults,
                     columns=columns, rows=rows, value=doc.get("value"), notes=str(doc.get("notes") or ""),

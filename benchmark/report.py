@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 from .aggregate import CellResult, aggregate_table, coverage
+from .claims import evaluate_claim
 from .plan import Planner, TablePlan
 from .store import Store
 
@@ -64,12 +65,35 @@ def provenance(plan: TablePlan, store: Store) -> dict:
     return {"code_revisions": sorted(revisions), "devices": sorted(devices), "device_hours": seconds / 3600}
 
 
+def claim_results(plan: TablePlan, cells: list[CellResult]) -> list[dict]:
+    """Every claim of the manifest on the reproduced numbers and, as a check, on the published ones."""
+    m = plan.manifest
+    by_key = {(c.row, c.col): c for c in cells}
+    rows = [r["id"] for r in m.rows]
+    cols = [c["id"] for c in m.columns if not c.get("aggregate")]
+
+    def reproduced(r, c):
+        cell = by_key[(r, c)]
+        return cell.reproduced if cell.status in ("within", "outside", "measured") else None
+
+    def published(r, c):
+        return by_key[(r, c)].published
+
+    out = []
+    for claim in m.claims:
+        rep = evaluate_claim(claim, reproduced, rows, cols)
+        pub = evaluate_claim(claim, published, rows, cols)
+        out.append({"text": claim["text"], "status": rep["status"], "detail": rep["detail"],
+                    "published_status": pub["status"], "published_detail": pub["detail"]})
+    return out
+
+
 def table_json(plan: TablePlan, cells: list[CellResult], store: Store) -> dict:
     m = plan.manifest
     return {"table": m.id, "profile": plan.profile, "paper": m.paper, "title": m.title, "store": str(store.root),
             "tolerance": m.tolerance, "comparable_to_paper": plan.profile == "paper",
             "provenance": provenance(plan, store), "coverage": coverage(cells),
-            "cells": [c.to_json() for c in cells]}
+            "claims": claim_results(plan, cells), "cells": [c.to_json() for c in cells]}
 
 
 def table_markdown(plan: TablePlan, cells: list[CellResult], store: Store, plot_name: str | None) -> str:
@@ -95,6 +119,11 @@ def table_markdown(plan: TablePlan, cells: list[CellResult], store: Store, plot_
               f"measured ({cov['cited']} cells cited, not run; {cov['pending']} pending; {cov['failed']} failed)",
               f"- within tolerance ({m.tolerance:g}): {cov['within_tolerance']} of {cov['reproduced_cells']}",
               f"- mean absolute difference: {_fmt(mad) if mad is not None else '—'}"]
+    claims = claim_results(plan, cells)
+    if claims:
+        lines += ["", "## The paper's claims", "", "| claim | reproduced | on the published numbers |", "|---|---|---|"]
+        for c in claims:
+            lines.append(f"| {c['text']} | **{c['status']}**: {c['detail']} | {c['published_status']} |")
     winners = [c for c in cells if c.winner is not None]
     if winners:
         lines += ["", "## Best-of-grid winners", "", "| row | column | winning point | grid (point: value) |",

@@ -74,6 +74,8 @@ def launch_local(store: Store, only_file: Path, n_workers: int, device: str, ext
         env = dict(os.environ)
         if device.startswith("cuda"):
             env["CUDA_VISIBLE_DEVICES"] = str(i)
+        else:  # CPU workers share the cores instead of each taking all of them
+            env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // n_workers)))
         cmd = [sys.executable, str(REPO / "runner.py"), "worker", "--store", str(store.root), "--only",
                str(only_file), "--device", "cuda" if device.startswith("cuda") else device, *extra]
         log = open(store.root / "queue" / f"worker-{i}.log", "a")

@@ -1,0 +1,118 @@
+"""The papers' qualitative claims as checks over a table's cells.
+
+A manifest states each claim once; the report evaluates it on the reproduced numbers (held,
+not held, or not yet decidable while cells are missing) and, as a sanity check of the claim's
+wording, on the published numbers too.
+
+```yaml
+claims:
+  - text: "KD+ATS beats KD in every column"
+    compare: {left: {row: KD+ATS}, op: ">", right: {row: KD}, over: columns}
+  - text: "with ATKD the student improves as the teacher grows"
+    trend: {row: Test acc/ATKD, direction: increasing}
+  - text: "MSE >= KL at tau=20 for every student"
+    compare: {left: {col: MSE}, op: ">=", right: {col: KL tau=20}, over: rows}
+```
+
+``compare`` pairs cells along rows or columns (``over: columns`` compares, in every column,
+the left row's cell with the right row's cell; ``over: rows`` likewise for two columns; a
+single pair needs both ``row`` and ``col`` on each side and no ``over``). ``trend`` asks that a
+row's cells (in the paper's column order; ``cols`` to choose) or a column's cells rise or fall.
+Aggregate (Avg) columns are left out of every comparison.
+"""
+
+from __future__ import annotations
+
+import operator
+
+from .errors import BadInput
+
+OPS = {">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le}
+
+
+def check_claims(claims: list, path, rows: list[str], cols: list[str]) -> None:
+    """Structure of a manifest's claims; BadInput naming the claim and the field."""
+    for i, claim in enumerate(claims):
+        where = f"claims[{i}]"
+        if not isinstance(claim, dict) or not isinstance(claim.get("text"), str):
+            raise BadInput(path, f"{where}.text", "every claim needs a text")
+        kinds = [k for k in ("compare", "trend") if k in claim]
+        if len(kinds) != 1 or set(claim) - {"text", "compare", "trend", "notes"}:
+            raise BadInput(path, where, "a claim has a text and exactly one of compare or trend")
+        body = claim[kinds[0]]
+        if not isinstance(body, dict):
+            raise BadInput(path, f"{where}.{kinds[0]}", "must be a mapping")
+
+        def known(ref, field):
+            if not isinstance(ref, dict) or not (set(ref) <= {"row", "col"}) or not ref:
+                raise BadInput(path, f"{where}.{field}", "must be {row: ...} and/or {col: ...}")
+            if "row" in ref and ref["row"] not in rows:
+                raise BadInput(path, f"{where}.{field}.row", f"no row {ref['row']!r}")
+            if "col" in ref and ref["col"] not in cols:
+                raise BadInput(path, f"{where}.{field}.col", f"no column {ref['col']!r}")
+
+        if kinds[0] == "compare":
+            if body.get("op") not in OPS:
+                raise BadInput(path, f"{where}.compare.op", f"must be one of {', '.join(OPS)}")
+            known(body.get("left"), "compare.left")
+            known(body.get("right"), "compare.right")
+            if body.get("over") not in (None, "rows", "columns"):
+                raise BadInput(path, f"{where}.compare.over", "must be rows or columns")
+        else:
+            known({k: v for k, v in body.items() if k in ("row", "col")}, "trend")
+            if body.get("direction") not in ("increasing", "decreasing"):
+                raise BadInput(path, f"{where}.trend.direction", "must be increasing or decreasing")
+            for c in body.get("cols", []):
+                if c not in cols:
+                    raise BadInput(path, f"{where}.trend.cols", f"no column {c!r}")
+
+
+def _pairs(body: dict, rows: list[str], cols: list[str]) -> list[tuple[tuple, tuple]]:
+    left, right, over = body["left"], body["right"], body.get("over")
+    if over == "columns":
+        return [((left["row"], c), (right["row"], c)) for c in cols]
+    if over == "rows":
+        return [((r, left["col"]), (r, right["col"])) for r in rows]
+    return [((left["row"], left["col"]), (right["row"], right["col"]))]
+
+
+def evaluate_claim(claim: dict, value, rows: list[str], cols: list[str]) -> dict:
+    """`value(row, col)` gives a number or None. Returns {"text", "status", "detail"}."""
+    if "compare" in claim:
+        body = claim["compare"]
+        op = OPS[body["op"]]
+        checks = []
+        for a, b in _pairs(body, rows, cols):
+            va, vb = value(*a), value(*b)
+            if va is None or vb is None:
+                checks.append((a, b, None, va, vb))
+                continue
+            checks.append((a, b, op(va, vb), va, vb))
+        failed = [c for c in checks if c[2] is False]
+        missing = [c for c in checks if c[2] is None]
+        if failed:
+            a, b, _, va, vb = failed[0]
+            return {"text": claim["text"], "status": "not held",
+                    "detail": f"{len(failed)} of {len(checks)} comparisons fail, e.g. {a[0]}/{a[1]} = {va:.2f} "
+                              f"vs {b[0]}/{b[1]} = {vb:.2f}"}
+        if missing:
+            return {"text": claim["text"], "status": "undecided",
+                    "detail": f"{len(missing)} of {len(checks)} comparisons lack a number"}
+        return {"text": claim["text"], "status": "held", "detail": f"{len(checks)} comparisons hold"}
+    body = claim["trend"]
+    if "row" in body:
+        cells = [(body["row"], c) for c in body.get("cols", cols)]
+    else:
+        cells = [(r, body["col"]) for r in rows]
+    vals = [value(*c) for c in cells]
+    if any(v is None for v in vals):
+        return {"text": claim["text"], "status": "undecided",
+                "detail": f"{sum(v is None for v in vals)} of {len(vals)} cells lack a number"}
+    steps = list(zip(vals, vals[1:]))
+    rising = body["direction"] == "increasing"
+    bad = [(a, b) for a, b in steps if (b < a if rising else b > a)]
+    trend = " → ".join(f"{v:.2f}" for v in vals)
+    if bad:
+        return {"text": claim["text"], "status": "not held", "detail": f"{len(bad)} of {len(steps)} steps go the "
+                                                                       f"other way: {trend}"}
+    return {"text": claim["text"], "status": "held", "detail": trend}

@@ -1,0 +1,135 @@
+"""Aggregation, reports, claims and nightly regressions, on a small store trained once."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from benchmark.aggregate import Measurer, aggregate_table, ensemble_top1
+from benchmark.claims import evaluate_claim
+from benchmark.plan import Planner
+from benchmark.published import load_published
+from benchmark.queue import WorkerOptions, run_worker
+from benchmark.report import write_reports
+from benchmark.store import Store
+from tests.helpers import REPO
+
+CATALOG = str(REPO / "tests" / "catalog")
+TABLES = ["klmse-table4", "klmse-table5"]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    os.environ["KD_REPRO_CATALOG"] = CATALOG
+    try:
+        planner = Planner("smoke")
+        plans = [planner.plan(t) for t in TABLES]
+        store = Store(tmp_path_factory.mktemp("store"))
+        for rid in planner.jobs:
+            store.ensure_config(rid, planner.jobs[rid].config)
+        run_worker(WorkerOptions(store=str(store.root), poll_seconds=0.1))
+        yield planner, plans, store
+    finally:
+        os.environ.pop("KD_REPRO_CATALOG")
+
+
+def test_report_files_numbers_plot_and_json_contract(trained, tmp_path):
+    planner, plans, store = trained
+    written = write_reports(plans, planner, store, tmp_path)
+    md = (tmp_path / "klmse-table4.md").read_text()
+    assert "Smoke profile" in md and "NOT comparable" in md
+    published = load_published("klmse-table4")
+    for cell in published.cells.values():
+        assert cell.raw in md
+    assert "![reproduced vs published](klmse-table4.png)" in md and (tmp_path / "klmse-table4.png").stat().st_size > 0
+    doc = json.loads((tmp_path / "klmse-table4.json").read_text())
+    assert doc["table"] == "klmse-table4" and doc["profile"] == "smoke"
+    for cell in doc["cells"]:
+        assert {"row", "col", "published", "reproduced", "delta", "status"} <= set(cell)
+        assert cell["reproduced"] is not None and cell["delta"] == pytest.approx(cell["reproduced"] - cell["published"])
+    assert (tmp_path / "index.md").exists() and tmp_path / "index.md" in written
+    five = {(c["row"], c["col"]): c for c in json.loads((tmp_path / "klmse-table5.json").read_text())["cells"]}
+    assert five[("ResNet-50", "MSE")]["status"] == "cited" and five[("ResNet-50", "MSE")]["reproduced"] is None
+    grid = five[("ResNet-50", "KL (Standard)")]
+    assert len(grid["grid"]) == 1 and grid["winner"] == {"loss.tau": 2.0}  # smoke: first grid point only
+
+
+def test_cells_measure_what_the_manifest_says(trained):
+    planner, plans, store = trained
+    cells = {(c.row, c.col): c for c in aggregate_table(plans[0], planner, store)}
+    m = Measurer(store)
+    top5_cell = cells[("WRN-16-2", "KL tau=20")]
+    assert top5_cell.reproduced == store.result(top5_cell.runs[0])["metrics"]["top5"]
+    teacher_cell = cells[("WRN-16-2", "KL tau=inf")]
+    assert store.config(teacher_cell.runs[0])["model"] == "resnet14"  # target: teacher
+    gap_cell = cells[("WRN-16-2", "MSE")]
+    z, _ = m.logits(gap_cell.runs[0])
+    v, _ = m.logits(m.teacher_of(gap_cell.runs[0]))
+    expect = (torch.logsumexp(v / 4, 1) - torch.logsumexp(z / 4, 1)).mean().item()
+    assert gap_cell.reproduced == pytest.approx(expect, rel=1e-5)
+
+
+def test_ensemble_is_the_top1_of_averaged_probabilities(trained):
+    _, _, store = trained
+    m = Measurer(store)
+    a, b = [rid for rid in store.run_ids()][:2]
+    (za, y), (zb, _) = m.logits(a), m.logits(b)
+    hand = ((za.softmax(1) + zb.softmax(1)).argmax(1) == y).float().mean().item() * 100
+    assert ensemble_top1(m, [a, b]) == pytest.approx(hand)
+
+
+def test_claims_held_not_held_undecided():
+    vals = {("A", "x"): 1.0, ("A", "y"): 2.0, ("B", "x"): 0.5, ("B", "y"): 3.0, ("C", "x"): None, ("C", "y"): 1.0}
+    value = lambda r, c: vals[(r, c)]  # noqa: E731
+    rows, cols = ["A", "B", "C"], ["x", "y"]
+    beats = {"text": "A > B everywhere", "compare": {"left": {"row": "A"}, "op": ">", "right": {"row": "B"},
+                                                      "over": "columns"}}
+    assert evaluate_claim(beats, value, rows, cols)["status"] == "not held"  # 2.0 < 3.0 at y
+    one = {"text": "A > B at x", "compare": {"left": {"row": "A", "col": "x"}, "op": ">",
+                                             "right": {"row": "B", "col": "x"}}}
+    assert evaluate_claim(one, value, rows, cols)["status"] == "held"
+    rising = {"text": "A rises", "trend": {"row": "A", "direction": "increasing"}}
+    assert evaluate_claim(rising, value, rows, cols)["status"] == "held"
+    assert evaluate_claim({"text": "C rises", "trend": {"row": "C", "direction": "increasing"}}, value, rows,
+                          cols)["status"] == "undecided"
+    col_trend = {"text": "y falls down the rows", "trend": {"col": "y", "direction": "decreasing"}}
+    assert evaluate_claim(col_trend, value, rows, cols)["status"] == "not held"
+
+
+def test_report_lists_claims_on_reproduced_and_published(trained, tmp_path):
+    planner, plans, store = trained
+    write_reports(plans[:1], planner, store, tmp_path)
+    claims = json.loads((tmp_path / "klmse-table4.json").read_text())["claims"]
+    assert [c["published_status"] for c in claims] == ["held", "not held"]  # 49.20 <= 51.64; 52.07 > 51.64
+    assert all(c["status"] in ("held", "not held", "undecided") for c in claims)
+
+
+def test_nightly_flags_a_changed_cell_and_exits_1(trained, tmp_path):
+    _, _, trained_store = trained
+    store = tmp_path / "store"
+    shutil.copytree(trained_store.root, store)
+    env = {**os.environ, "KD_REPRO_CATALOG": CATALOG}
+
+    def nightly(date):
+        return subprocess.run([sys.executable, str(REPO / "runner.py"), "nightly", "--tables", "klmse-table4",
+                               "--store", str(store), "--out", str(tmp_path / "nightly"), "--date", date,
+                               "--profile", "smoke", "--device", "cpu", "--quiet"],
+                              env=env, capture_output=True, text=True, timeout=300)
+    first = nightly("2026-01-01")
+    assert first.returncode == 0, first.stderr + first.stdout
+    same = nightly("2026-01-02")
+    assert same.returncode == 0 and "0 regression(s) against 2026-01-01" in same.stdout
+    s = Store(store)
+    cell = next(c for c in json.loads((tmp_path / "nightly" / "2026-01-02" / "klmse-table4.json").read_text())["cells"]
+                if c["col"] == "KL tau=1")
+    result = s.result(cell["runs"][0])
+    result["metrics"]["top1"] += 5.0
+    (s.run_dir(result["id"]) / "result.json").write_text(json.dumps(result))
+    changed = nightly("2026-01-03")
+    assert changed.returncode == 1
+    assert "WRN-16-2 | KL tau=1 moved" in changed.stdout
+    assert "KL tau=1" in (tmp_path / "nightly" / "2026-01-03" / "nightly.md").read_text()
