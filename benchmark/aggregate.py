@@ -51,9 +51,15 @@ class CellResult:
 class Measurer:
     """Reads results and logits from the store, with a cache (a teacher serves many cells)."""
 
-    def __init__(self, store: Store):
+    def __init__(self, store: Store, configs: dict[str, dict] | None = None):
         self.store = store
+        # The planned configs: a run shared by two tables may be reported at different epochs
+        # (report_epoch is not part of the run id), so the cell's own config decides.
+        self.configs = configs or {}
         self._logits: dict[str, tuple] = {}
+
+    def config(self, rid: str) -> dict:
+        return self.configs.get(rid) or self.store.config(rid) or {}
 
     def state(self, rid: str) -> str:
         res = self.store.result(rid)
@@ -74,12 +80,13 @@ class Measurer:
     def measure(self, rid: str, value) -> tuple[float | None, float | None]:
         """(main number, top-5 or None) of one finished run."""
         m = self.store.result(rid)["metrics"]
+        epoch = m[self.config(rid).get("recipe", {}).get("report_epoch", m["reported_epoch"])]
         if value in ("top1", None):
-            return m["top1"], None
+            return epoch["top1"], None
         if value == "top5":
-            return m["top5"], None
+            return epoch["top5"], None
         if value == "top1/top5":
-            return m["top1"], m["top5"]
+            return epoch["top1"], epoch["top5"]
         if value == "train_loss":
             return m["train_loss"], None
         if value == "train_top1":
@@ -95,6 +102,13 @@ class Measurer:
             if tid is None:
                 raise ValueError("sharpness_gap needs a run with a teacher")
             v, _ = self.logits(tid)
+            # "loss": the temperatures this run was distilled with (ATKD Table 8's fixed pairs);
+            # a loss without a fixed temperature (atkd) means its adaptive ones
+            loss = self.config(rid).get("loss", {})
+            if opts.get("teacher_tau") == "loss":
+                opts["teacher_tau"] = loss.get("tau", "adaptive")
+            if opts.get("student_tau") == "loss":
+                opts["student_tau"] = loss.get("student_tau") or loss.get("tau", "adaptive")
             return float(A.sharpness_gap(z, v, **opts).mean())
         if name in ("derived_average", "derived_variance", "inherent_variance", "target_probability"):
             return float(getattr(A, name)(z, y, **opts).mean())
@@ -168,7 +182,7 @@ def aggregate_cell(cell: CellPlan, measurer: Measurer) -> CellResult:
 
 def aggregate_table(plan: TablePlan, planner: Planner, store: Store) -> list[CellResult]:
     published = load_published(plan.manifest.id)
-    measurer = Measurer(store)
+    measurer = Measurer(store, {rid: planner.jobs[rid].config for rid in plan.job_ids})
     cells = [aggregate_cell(c, measurer) for c in plan.cells]
     by_row: dict[str, list[CellResult]] = {}
     for c in cells:

@@ -218,10 +218,13 @@ def _resolve_teacher(teacher, where):
 def _resolve_recipe(raw: dict, where: str) -> dict:
     if not isinstance(raw, dict):
         raise BadInput(where, "recipe", "must be a mapping")
-    recipe = _merge(RECIPE_DEFAULTS, raw, where, "recipe")
     # A schedule is replaced whole, not merged: cosine takes no milestones.
-    if "schedule" in raw:
-        recipe["schedule"] = dict(raw["schedule"])
+    schedule = raw.get("schedule")
+    recipe = _merge(RECIPE_DEFAULTS, {k: v for k, v in raw.items() if k != "schedule"}, where, "recipe")
+    if schedule is not None:
+        if not isinstance(schedule, dict):
+            raise BadInput(where, "recipe.schedule", "must be a mapping")
+        recipe["schedule"] = dict(schedule)
     recipe["epochs"] = _number(recipe["epochs"], where, "recipe.epochs", integer=True, minimum=1)
     recipe["batch_size"] = _number(recipe["batch_size"], where, "recipe.batch_size", integer=True, minimum=1)
     recipe["eval_batch_size"] = _number(recipe["eval_batch_size"], where, "recipe.eval_batch_size",
@@ -267,6 +270,10 @@ def identity(cfg: dict) -> dict:
     if ident["data"]["source"] == "real":
         ident["data"].pop("synthetic", None)
     ident.pop("note", None)
+    # Which epoch a table reports, and whether the final training-set accuracy is measured, do
+    # not change the training: two tables that differ only there share the run (both the last
+    # and the best epoch are recorded; the cell picks the one its recipe names).
+    ident["recipe"] = {k: v for k, v in ident["recipe"].items() if k not in ("report_epoch", "final_train_eval")}
     if ident.get("teacher") and "checkpoint" in ident["teacher"]:
         ident["teacher"].pop("checkpoint")
     if ident.get("init"):

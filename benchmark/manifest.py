@@ -163,7 +163,7 @@ def zoo_entry(catalog: Catalog, dataset: str, key: str, where, field_name) -> tu
 
 def manifest_paths(root: Path | None = None) -> dict[str, Path]:
     root = root or catalog_root()
-    return {p.stem: p for p in sorted((root / "manifests").glob("*/*.yaml"))}
+    return {p.stem: p for p in sorted((root / "manifests").glob("*/*.yaml")) if p.parent.name != "recipes"}
 
 
 def find_manifest(name: str, root: Path | None = None) -> Path:

@@ -215,7 +215,12 @@ class Planner:
         job = self.jobs.get(rid)
         if job is None:
             job = self.jobs[rid] = Job(rid, cfg, [dep] if dep else [], role)
-            job.gpu_hours = estimate_gpu_hours(cfg, self.catalog, self.jobs.get(dep).config if dep else None)
+            try:
+                job.gpu_hours = estimate_gpu_hours(cfg, self.catalog, self.jobs.get(dep).config if dep else None)
+            except RuntimeError as err:  # the model cannot take this input size
+                side = _sizes(cfg)[0]
+                raise BadInput(where, f"{field_name}.model", f"{cfg['model']} cannot take the {side}x{side} "
+                                                             f"input of {cfg['dataset']} ({err})") from None
         elif role == "teacher":
             job.role = "teacher"
         if label and label not in job.labels:

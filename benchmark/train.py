@@ -260,127 +260,221 @@ def provenance(device) -> dict:
             "host": socket.gethostname(), "threads": torch.get_num_threads()}
 
 
-# ---------------------------------------------------------------- the run
+# ---------------------------------------------------------------- the runs
+
+
+class StopRun(Exception):
+    """Raised by a progress hook to drop one run from training (e.g. its lease was lost)."""
+
+
+def fuse_key(cfg: dict) -> str:
+    """Runs with the same key see the same batches in the same order and the same teacher, so
+    training them in one loop (one data stream, one teacher forward per batch) is the same
+    computation as training them apart."""
+    ident = C.identity(cfg)
+    return C.canonical_json({k: ident[k] for k in ("dataset", "data", "recipe", "seed", "teacher")})
+
+
+class Student:
+    """One run's training state: model, optimizer, loss, history, checkpoints."""
+
+    def __init__(self, cfg: dict, store: Store, device: torch.device):
+        self.cfg, self.store, self.device = cfg, store, device
+        self.rid = C.run_id(cfg)
+        self.run_dir = store.run_dir(self.rid)
+        self.recipe, self.seed = cfg["recipe"], cfg["seed"]
+        init = cfg["init"]
+        if init and init["sha256"] and sha256_of(init["weights"]) != init["sha256"]:
+            raise RunFailed(f"init weights {init['weights']} do not match their sha256")
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(derive_seed("init", self.seed))
+            self.model = build_model(cfg["model"], get_spec(cfg["dataset"]).num_classes,
+                                     weights=init["weights"] if init else None).to(device)
+        self.loss_fn = make_loss(**cfg["loss"])
+        self.optimizer = make_optimizer(self.model, self.recipe)
+        state, self.notes = load_checkpoint(self.run_dir, self.rid)
+        self.history: list[dict] = []
+        self.next_epoch = 0
+        if state is not None:
+            self.model.load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.rng_cpu, self.rng_cuda = state["rng_cpu"], state.get("rng_cuda")
+            self.history, self.next_epoch = list(state["history"]), state["epoch"] + 1
+        else:
+            # The run's own random stream (dropout), kept apart from every other run's, so that
+            # a run draws the same numbers alone or fused with others.
+            with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+                torch.manual_seed(derive_seed("train", self.seed))
+                self.rng_cpu = torch.get_rng_state()
+                self.rng_cuda = torch.cuda.get_rng_state(device) if device.type == "cuda" else None
+        self.resumed_from = self.next_epoch or None
+        self.epoch_times: list[float] = []
+        self.last_eval = None
+
+    def begin_epoch(self, epoch: int) -> None:
+        self.lr = C.lr_at(self.recipe, epoch)
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.lr
+        self.model.train()
+        self.loss_sum = torch.zeros((), device=self.device)
+        self.correct = torch.zeros((), device=self.device, dtype=torch.long)
+        self.seen = 0
+        self.t0 = time.time()
+
+    def step(self, x, y, z_t) -> None:
+        cuda = self.device.type == "cuda"
+        with torch.random.fork_rng(devices=[self.device] if cuda else []):
+            torch.set_rng_state(self.rng_cpu)
+            if cuda and self.rng_cuda is not None:
+                torch.cuda.set_rng_state(self.rng_cuda, self.device)
+            z_s = self.model(x)
+            loss = self.loss_fn(z_s, z_t, y)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            self.rng_cpu = torch.get_rng_state()
+            self.rng_cuda = torch.cuda.get_rng_state(self.device) if cuda else None
+        self.loss_sum += loss.detach() * len(y)
+        self.correct += (z_s.detach().argmax(1) == y).sum()
+        self.seen += len(y)
+
+    def end_epoch(self, epoch: int, data, options: ExecOptions) -> None:
+        train_loss = self.loss_sum.item() / max(self.seen, 1)  # one host sync per epoch
+        if not math.isfinite(train_loss):
+            raise RunFailed(f"non-finite training loss ({train_loss}) in epoch {epoch + 1}")
+        ev = self.last_eval = evaluate(self.model, data.test_batches())
+        self.history.append({"epoch": epoch + 1, "lr": self.lr, "train_loss": train_loss,
+                             "train_top1_augmented": self.correct.item() / max(self.seen, 1) * 100,
+                             "test_top1": ev["top1"], "test_top5": ev["top5"], "time_s": time.time() - self.t0})
+        save_checkpoint(self.run_dir, {
+            "run_id": self.rid, "epoch": epoch, "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(), "rng_cpu": self.rng_cpu, "rng_cuda": self.rng_cuda,
+            "history": self.history})
+        self.store.append_metrics(self.rid, self.history)
+        self.epoch_times.append(time.time() - self.t0)
+        self.next_epoch = epoch + 1
+        if options.on_epoch:
+            options.on_epoch({"run": self.rid, **self.history[-1], "epochs": self.recipe["epochs"]})
+
+    def finish(self, data, options: ExecOptions, fused_with: int) -> dict:
+        ev = self.last_eval or evaluate(self.model, data.test_batches())  # resumed after the last epoch
+        atomic_write_bytes(self.run_dir / "model.pt", _tensor_bytes(self.model.state_dict()))
+        # Test logits feed ensembles and analyses (logit sums of ~1e-5 need float32); ImageNet-size
+        # ones (50k x 1000) are kept in float16 to stay at 100 MB per run.
+        logits = ev["logits"].cpu()
+        if logits.numel() > 4_000_000:
+            logits = logits.half()
+        atomic_write_bytes(self.run_dir / "test_logits.pt",
+                           _tensor_bytes({"logits": logits, "labels": ev["labels"].cpu()}))
+        train_eval = evaluate(self.model, data.train_eval_batches()) if self.recipe["final_train_eval"] else None
+        last = self.history[-1]
+        best = max(self.history, key=lambda m: (m["test_top1"], m["epoch"]))
+        reported = last if self.recipe["report_epoch"] == "last" else best
+        return {
+            "id": self.rid, "status": "done", "config": self.cfg,
+            "metrics": {
+                "top1": reported["test_top1"], "top5": reported["test_top5"],
+                "reported_epoch": self.recipe["report_epoch"],
+                "last": {"epoch": last["epoch"], "top1": last["test_top1"], "top5": last["test_top5"]},
+                "best": {"epoch": best["epoch"], "top1": best["test_top1"], "top5": best["test_top5"]},
+                "train_loss": last["train_loss"],
+                "train_top1": train_eval["top1"] if train_eval else None,
+            },
+            "weights_digest": state_digest(self.model.state_dict()),
+            "epochs_per_s": len(self.epoch_times) / sum(self.epoch_times) if self.epoch_times else None,
+            "resumed_from_epoch": self.resumed_from,
+            "checkpoint_notes": self.notes,
+            "execution": {**options.record(), "fused_with": fused_with},
+            "provenance": provenance(self.device),
+        }
+
+
+def _failed(cfg, rid, reason, options) -> dict:
+    return {"id": rid, "status": "failed", "reason": reason, "config": cfg, "execution": options.record(),
+            "provenance": provenance(options.device)}
+
+
+def train_runs(cfgs: list[dict], store: Store, options: ExecOptions | None = None) -> dict[str, dict | None]:
+    """Train runs that share a fuse_key together: one data stream, one teacher forward per batch.
+
+    Returns run id -> result (None for a run a progress hook dropped with StopRun). Finished runs
+    are returned as they are; the others are resumed from their checkpoints and trained in
+    lockstep, each joining at its own next epoch."""
+    options = options or ExecOptions()
+    if len({fuse_key(c) for c in cfgs}) > 1:
+        raise ValueError("train_runs: these runs differ in data, recipe, seed or teacher; train them apart")
+    results: dict[str, dict | None] = {}
+    todo = []
+    for cfg in cfgs:
+        rid = C.run_id(cfg)
+        finished = store.result(rid)
+        if finished is not None and finished.get("status") == "done":
+            results[rid] = finished
+        elif rid not in [C.run_id(c) for c in todo]:
+            todo.append(cfg)
+    if not todo:
+        return results
+    cfg0 = todo[0]
+    data = build_pipeline(cfg0, options)  # missing dataset files: BadInput before anything is written
+    for cfg in todo:
+        store.ensure_config(C.run_id(cfg), cfg)
+    device = torch.device(options.device)
+    if options.deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    start = time.time()
+    students: list[Student] = []
+    try:
+        teacher = load_teacher(cfg0, store, device)
+    except RunFailed as err:
+        for cfg in todo:
+            results[C.run_id(cfg)] = _failed(cfg, C.run_id(cfg), str(err), options)
+        teacher = None
+        todo = []
+    for cfg in todo:
+        try:
+            students.append(Student(cfg, store, device))
+        except RunFailed as err:
+            results[C.run_id(cfg)] = _failed(cfg, C.run_id(cfg), str(err), options)
+
+    def drop(student, result):
+        students.remove(student)
+        results[student.rid] = result
+
+    epochs = cfg0["recipe"]["epochs"]
+    for epoch in range(min([s.next_epoch for s in students], default=epochs), epochs):
+        active = [s for s in students if s.next_epoch == epoch]
+        if not active:
+            continue
+        for s in active:
+            s.begin_epoch(epoch)
+        for x, y in data.train_batches(cfg0["seed"], epoch):
+            with torch.no_grad():
+                z_t = teacher(x) if teacher is not None else None
+            for s in active:
+                s.step(x, y, z_t)
+        for s in active:
+            try:
+                s.end_epoch(epoch, data, options)
+            except RunFailed as err:
+                drop(s, _failed(s.cfg, s.rid, str(err), options))
+            except StopRun:
+                drop(s, None)
+    for s in students:
+        results[s.rid] = s.finish(data, options, fused_with=len(cfgs))
+    elapsed = time.time() - start
+    for rid, res in results.items():
+        if res is not None and "wall_time_s" not in res:
+            res["wall_time_s"] = elapsed / max(1, len(todo))  # the group's time, shared out
+            store.write_result(rid, res)
+    return results
 
 
 def train_run(cfg: dict, store: Store, options: ExecOptions | None = None) -> dict:
     """Train (or resume, or skip) one run; return its result, which is also in the store."""
-    options = options or ExecOptions()
-    rid = C.run_id(cfg)
-    finished = store.result(rid)
-    if finished is not None and finished.get("status") == "done":
-        return finished
-    data = build_pipeline(cfg, options)  # missing dataset files: BadInput before anything is written
-    store.ensure_config(rid, cfg)
-    run_dir = store.run_dir(rid)
-    start = time.time()
-    try:
-        result = _train(cfg, rid, store, options, run_dir, data)
-    except RunFailed as err:
-        result = {"id": rid, "status": "failed", "reason": str(err), "config": cfg,
-                  "execution": options.record(), "provenance": provenance(options.device)}
-    result["wall_time_s"] = time.time() - start
-    store.write_result(rid, result)
+    result = train_runs([cfg], store, options)[C.run_id(cfg)]
+    if result is None:
+        raise StopRun(C.run_id(cfg))
     return result
-
-
-def _train(cfg: dict, rid: str, store: Store, options: ExecOptions, run_dir: Path, data) -> dict:
-    device = torch.device(options.device)
-    if options.deterministic:
-        torch.use_deterministic_algorithms(True, warn_only=True)
-    recipe, seed = cfg["recipe"], cfg["seed"]
-    spec = get_spec(cfg["dataset"])
-
-    teacher = load_teacher(cfg, store, device)
-    torch.manual_seed(derive_seed("init", seed))
-    init = cfg["init"]
-    if init and init["sha256"] and sha256_of(init["weights"]) != init["sha256"]:
-        raise RunFailed(f"init weights {init['weights']} do not match their sha256")
-    model = build_model(cfg["model"], spec.num_classes, weights=init["weights"] if init else None).to(device)
-    loss_fn = make_loss(**cfg["loss"])
-    optimizer = make_optimizer(model, recipe)
-
-    state, notes = load_checkpoint(run_dir, rid)
-    history: list[dict] = []
-    first_epoch = 0
-    if state is not None:
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        torch.set_rng_state(state["rng_cpu"])
-        if device.type == "cuda" and state.get("rng_cuda") is not None:
-            torch.cuda.set_rng_state(state["rng_cuda"], device)
-        history, first_epoch = list(state["history"]), state["epoch"] + 1
-    else:
-        torch.manual_seed(derive_seed("train", seed))
-
-    epoch_times = []
-    for epoch in range(first_epoch, recipe["epochs"]):
-        t0 = time.time()
-        lr = C.lr_at(recipe, epoch)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        model.train()
-        loss_sum = torch.zeros((), device=device)
-        correct = torch.zeros((), device=device, dtype=torch.long)
-        seen = 0
-        for x, y in data.train_batches(seed, epoch):
-            with torch.no_grad():
-                z_t = teacher(x) if teacher is not None else None
-            z_s = model(x)
-            loss = loss_fn(z_s, z_t, y)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            loss_sum += loss.detach() * len(y)
-            correct += (z_s.detach().argmax(1) == y).sum()
-            seen += len(y)
-        train_loss = loss_sum.item() / max(seen, 1)  # one host sync per epoch
-        if not math.isfinite(train_loss):
-            raise RunFailed(f"non-finite training loss ({train_loss}) in epoch {epoch + 1}")
-        ev = evaluate(model, data.test_batches())
-        history.append({"epoch": epoch + 1, "lr": lr, "train_loss": train_loss,
-                        "train_top1_augmented": correct.item() / max(seen, 1) * 100,
-                        "test_top1": ev["top1"], "test_top5": ev["top5"], "time_s": time.time() - t0})
-        save_checkpoint(run_dir, {
-            "run_id": rid, "epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-            "rng_cpu": torch.get_rng_state(),
-            "rng_cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
-            "history": history})
-        store.append_metrics(rid, history)
-        epoch_times.append(time.time() - t0)
-        if options.on_epoch:
-            options.on_epoch({"run": rid, **history[-1], "epochs": recipe["epochs"]})
-
-    if first_epoch >= recipe["epochs"]:
-        ev = evaluate(model, data.test_batches())  # resumed after the last epoch: recompute logits
-    atomic_write_bytes(run_dir / "model.pt", _tensor_bytes(model.state_dict()))
-    # Test logits feed ensembles and analyses (logit sums of ~1e-5 need float32); ImageNet-size
-    # ones (50k x 1000) are kept in float16 to stay at 100 MB per run.
-    logits = ev["logits"].cpu()
-    if logits.numel() > 4_000_000:
-        logits = logits.half()
-    atomic_write_bytes(run_dir / "test_logits.pt", _tensor_bytes({"logits": logits, "labels": ev["labels"].cpu()}))
-    train_eval = evaluate(model, data.train_eval_batches()) if recipe["final_train_eval"] else None
-
-    last = history[-1]
-    best = max(history, key=lambda m: (m["test_top1"], m["epoch"]))
-    reported = last if recipe["report_epoch"] == "last" else best
-    return {
-        "id": rid, "status": "done", "config": cfg,
-        "metrics": {
-            "top1": reported["test_top1"], "top5": reported["test_top5"], "reported_epoch": recipe["report_epoch"],
-            "last": {"epoch": last["epoch"], "top1": last["test_top1"], "top5": last["test_top5"]},
-            "best": {"epoch": best["epoch"], "top1": best["test_top1"], "top5": best["test_top5"]},
-            "train_loss": last["train_loss"],
-            "train_top1": train_eval["top1"] if train_eval else None,
-        },
-        "weights_digest": state_digest(model.state_dict()),
-        "epochs_per_s": len(epoch_times) / sum(epoch_times) if epoch_times else None,
-        "resumed_from_epoch": first_epoch if first_epoch else None,
-        "checkpoint_notes": notes,
-        "execution": options.record(),
-        "provenance": provenance(device),
-    }
 
 
 def state_digest(state: dict) -> str:

@@ -365,7 +365,7 @@ def test_download_refuses_hand_placed_datasets(tmp_path):
 @pytest.mark.parametrize("name", list(DATASETS))
 def test_synthetic_shapes_and_classes(name):
     spec = get_spec(name)
-    size = 64 if name == "tinyimagenet" else 32  # 224-px datasets are generated at 32 px
+    size = 32 if name in ("cifar10", "cifar100", "svhn") else 64  # 224-px datasets are generated at 64 px
     for split in ("train", "test"):
         per_class = spec.synthetic_train_per_class if split == "train" else spec.synthetic_test_per_class
         images, labels = synthetic_arrays(name, split)

@@ -22,7 +22,7 @@ students. Class cues depend on (name, seed) only; samples on (name, seed, split)
 come from the same class distributions but are different images.
 
 Sizes: 32 px for CIFAR/SVHN, 64 px for TinyImageNet (their real sizes); the 224-px datasets
-(CUB, Dogs, ImageNet) are generated at 32 px by default to keep the CPU smoke run fast - reports
+(CUB, Dogs, ImageNet) are generated at 64 px by default to keep the CPU smoke run fast - reports
 say so. Deterministic: torch.Generator seeded from a hash of (name, seed, split).
 """
 
