@@ -263,6 +263,25 @@ def cmd_nightly(args) -> int:
     return 1 if found else 0
 
 
+def cmd_bench(args) -> int:
+    from tabulate import tabulate
+
+    from .bench import run_bench
+
+    _check_device(args.device)
+    out = run_bench(args.device, steps=args.steps, warmup=args.warmup, batch_size=args.batch_size,
+                    loader_workers=args.loader_workers)
+    if args.json:
+        print(json.dumps(out, indent=1))
+        return 0
+    print(f"KD step resnet56 -> resnet20, batch {out['batch_size']}, on {out['device']}")
+    print(tabulate([[c["name"], c["students"], f"{c['images_per_s']:.0f}",
+                     f"{c.get('per_student_images_per_s', c['images_per_s']):.0f}"] for c in out["cases"]],
+                   headers=["case", "students", "images/s", "per-student images/s"]))
+    print(f"speedup {out['speedup']:.2f}x, fused_speedup {out['fused_speedup']:.2f}x (vs the reference loop)")
+    return 0
+
+
 def last_profile(store, table: str) -> str:
     """The profile the table was last reproduced with in this store (else paper)."""
     from .store import read_json
@@ -447,6 +466,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--quiet", action="store_true")
     worker_args(s)
     s.set_defaults(func=cmd_nightly)
+
+    s = sub.add_parser("bench", help="engine vs the papers' loop, measured side by side")
+    s.add_argument("--device", default=_default_device())
+    s.add_argument("--steps", type=int, default=20)
+    s.add_argument("--warmup", type=int, default=3)
+    s.add_argument("--batch-size", type=int, default=64)
+    s.add_argument("--loader-workers", type=int, default=None, help="reference DataLoader workers (default min(4, cores))")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_bench)
 
     s = sub.add_parser("train", help="train one run from a run config (YAML)")
     s.add_argument("config")

@@ -26,6 +26,7 @@ checkpoint path) are not part of the id: only what changes the mathematics is.
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 import hashlib
 import json
 import math
@@ -160,7 +161,7 @@ def resolve(raw: Any, where: str = "config") -> dict:
             raise BadInput(where, "init", "must be null or {weights: FILE, sha256: HEX}")
         if init.get("sha256") is not None:
             _sha256(init["sha256"], where, "init.sha256")
-        init = {"weights": str(init["weights"]), "sha256": init.get("sha256")}
+        init = {"weights": str(Path(str(init["weights"])).expanduser()), "sha256": init.get("sha256")}
     cfg["init"] = init
 
     cfg["teacher"] = _resolve_teacher(raw.get("teacher"), where)

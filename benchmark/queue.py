@@ -32,10 +32,6 @@ from .store import Store, atomic_write_json, read_json
 LEASE, EVENTS, ATTEMPTS, LOCK = "lease.json", "events.jsonl", "attempts.json", ".claim.lock"
 
 
-class LeaseLost(Exception):
-    """Another worker took this run over (our lease had expired): stop without a result."""
-
-
 def _process_start(pid: int) -> str | None:
     """The process's start time (Linux), so that a reused pid is not mistaken for a live worker."""
     try:
@@ -171,7 +167,8 @@ class WorkerOptions:
     max_attempts: int = 3
     exit_when_idle: bool = True        # False: keep polling for new jobs
     num_workers: int = 4               # DataLoader workers (image-folder datasets)
-    fuse: bool = True
+    fuse: bool = True                  # train runs that share data, recipe, seed and teacher together
+    fuse_max: int = 8
     name: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
 
 
@@ -251,54 +248,87 @@ def _attempts(store: Store, rid: str) -> int:
     return (read_json(store.run_dir(rid) / ATTEMPTS) or {}).get("failed_attempts", 0)
 
 
-def run_one(store: Store, rid: str, opts: WorkerOptions, log=print) -> str:
-    """Claim and train one run. Returns what happened: done, failed, retry, lost, skipped."""
+def run_group(store: Store, rids: list[str], opts: WorkerOptions, log=print) -> dict[str, str]:
+    """Claim and train runs that share a fuse key (one run when fusing is off). Returns what
+    happened to each claimed run: done, failed, retry or lost."""
     from . import config as C
-    from .train import ExecOptions, train_run
+    from .train import ExecOptions, StopRun, train_runs
 
-    lease = Lease(store, rid, opts)
-    if not lease.claim():
-        return "skipped"
+    leases = {}
+    for rid in rids:
+        lease = Lease(store, rid, opts)
+        if lease.claim():
+            leases[rid] = lease
+    if not leases:
+        return {}
+    outcome: dict[str, str] = {}
     try:
-        append_event(store, rid, kind="claim", worker=opts.name)
-        cfg = store.config(rid)
-        if cfg is None or C.run_id(cfg) != rid:
-            raise ValueError(f"config.json of run {rid} is missing or does not hash to its id")
+        cfgs = []
+        for rid in leases:
+            append_event(store, rid, kind="claim", worker=opts.name, fused=len(leases))
+            cfg = store.config(rid)
+            if cfg is None or C.run_id(cfg) != rid:
+                raise ValueError(f"config.json of run {rid} is missing or does not hash to its id")
+            cfgs.append(cfg)
 
         def on_epoch(m):
+            lease = leases[m["run"]]
             lease.progress = {"epoch": m["epoch"], "epochs": m["epochs"], "test_top1": m["test_top1"]}
             if lease.lost.is_set() or not lease.mine():
-                raise LeaseLost(rid)
+                raise StopRun(m["run"])
             lease.renew()
 
-        result = train_run(cfg, store, ExecOptions(device=opts.device, num_workers=opts.num_workers,
-                                                   on_epoch=on_epoch))
-        append_event(store, rid, kind="finish" if result["status"] == "done" else "fail", worker=opts.name,
-                     reason=result.get("reason"))
-        return result["status"]
-    except LeaseLost:
-        append_event(store, rid, kind="lost", worker=opts.name)
-        return "lost"
+        results = train_runs(cfgs, store, ExecOptions(device=opts.device, num_workers=opts.num_workers,
+                                                      on_epoch=on_epoch))
+        for rid, result in results.items():
+            if result is None:
+                append_event(store, rid, kind="lost", worker=opts.name)
+                outcome[rid] = "lost"
+            else:
+                append_event(store, rid, kind="finish" if result["status"] == "done" else "fail",
+                             worker=opts.name, reason=result.get("reason"))
+                outcome[rid] = result["status"]
+        return outcome
     except (KeyboardInterrupt, SystemExit):
-        append_event(store, rid, kind="interrupted", worker=opts.name)
+        for rid in leases:
+            append_event(store, rid, kind="interrupted", worker=opts.name)
         raise
     except Exception as err:  # an I/O error, a full disk, a bug: retry, then fail with the reason
         reason = f"{type(err).__name__}: {err}"
-        log(f"run {rid}: {reason}")
-        try:
-            n = _attempts(store, rid) + 1
-            atomic_write_json(store.run_dir(rid) / ATTEMPTS, {"failed_attempts": n, "last_error": reason,
-                                                              "traceback": traceback.format_exc()})
-            append_event(store, rid, kind="error", worker=opts.name, reason=reason)
-            if n >= opts.max_attempts:
-                store.write_result(rid, {"id": rid, "status": "failed", "config": store.config(rid),
-                                         "reason": f"failed {n} times; last: {reason}"})
-                return "failed"
-        except Exception as again:  # the disk may be full: say so and go on with other runs
-            log(f"run {rid}: could not record the failure ({type(again).__name__}: {again})")
-        return "retry"
+        for rid in leases:
+            if rid not in outcome:
+                outcome[rid] = _record_error(store, rid, reason, opts, log)
+        return outcome
     finally:
-        lease.release()
+        for lease in leases.values():
+            lease.release()
+
+
+def _record_error(store: Store, rid: str, reason: str, opts: WorkerOptions, log) -> str:
+    log(f"run {rid}: {reason}")
+    try:
+        n = _attempts(store, rid) + 1
+        atomic_write_json(store.run_dir(rid) / ATTEMPTS, {"failed_attempts": n, "last_error": reason,
+                                                          "traceback": traceback.format_exc()})
+        append_event(store, rid, kind="error", worker=opts.name, reason=reason)
+        if n >= opts.max_attempts:
+            store.write_result(rid, {"id": rid, "status": "failed", "config": store.config(rid),
+                                     "reason": f"failed {n} times; last: {reason}"})
+            return "failed"
+    except Exception as again:  # the disk may be full: say so and go on with other runs
+        log(f"run {rid}: could not record the failure ({type(again).__name__}: {again})")
+    return "retry"
+
+
+def fusable(states: dict[str, JobState], ready: list[str], first: str, opts: WorkerOptions) -> list[str]:
+    """`first` and the ready runs that can be trained with it in one loop (up to fuse_max)."""
+    from .train import fuse_key
+
+    if not opts.fuse:
+        return [first]
+    key = fuse_key(states[first].config)
+    group = [first] + [r for r in ready if r != first and fuse_key(states[r].config) == key]
+    return group[:opts.fuse_max]
 
 
 def run_worker(opts: WorkerOptions, log=print) -> dict:
@@ -313,11 +343,12 @@ def run_worker(opts: WorkerOptions, log=print) -> dict:
         # A run that just failed goes to the back so that one bad run cannot starve the others.
         ready.sort(key=lambda r: r in retried)
         for rid in ready:
-            outcome = run_one(store, rid, opts, log)
-            if outcome != "skipped":
+            outcomes = run_group(store, fusable(states, ready, rid, opts), opts, log)
+            for r, outcome in outcomes.items():
                 tally[outcome] = tally.get(outcome, 0) + 1
                 if outcome == "retry":
-                    retried.add(rid)
+                    retried.add(r)
+            if outcomes:
                 break  # rescan: finishing a run may make others runnable
         else:
             # Nothing claimable. Wait while another worker runs something (it may unblock a
