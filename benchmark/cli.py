@@ -148,7 +148,7 @@ def _worker_options(args, only=None):
 
     return WorkerOptions(store=args.store, device=args.device, only=only, lease_seconds=args.lease_seconds,
                          heartbeat_seconds=max(0.5, args.lease_seconds / 6), max_attempts=args.max_attempts,
-                         num_workers=args.num_workers, fuse=not args.no_fuse)
+                         num_workers=args.num_workers, fuse=not args.no_fuse, data_root=args.data_root)
 
 
 def cmd_worker(args) -> int:
@@ -174,7 +174,7 @@ def cmd_reproduce(args) -> int:
     from .store import Store
 
     _check_device(args.device)
-    planner = Planner(args.profile)
+    planner = Planner(args.profile, data_root=args.data_root)
     plans = [planner.plan(name) for name in args.tables]  # all bad input is found before anything is written
     job_ids = sorted({j for p in plans for j in p.job_ids})
     store = Store(args.store)
@@ -188,7 +188,8 @@ def cmd_reproduce(args) -> int:
           f"{before['done']} already done, store {store.root}", flush=True)
     n_workers = args.workers or (torch.cuda.device_count() if args.device.startswith("cuda") else 1) or 1
     extra = ["--lease-seconds", str(args.lease_seconds), "--max-attempts", str(args.max_attempts),
-             "--num-workers", str(args.num_workers)] + (["--no-fuse"] if args.no_fuse else [])
+             "--num-workers", str(args.num_workers)] + (["--no-fuse"] if args.no_fuse else []) \
+        + (["--data-root", args.data_root] if args.data_root else [])
     procs, jobs = [], []
     try:
         if before["pending"] or before["running"]:
@@ -413,6 +414,7 @@ def build_parser() -> argparse.ArgumentParser:
         s.add_argument("--max-attempts", type=int, default=3, help="tries of a run that raises an error")
         s.add_argument("--num-workers", type=int, default=4, help="DataLoader workers (image-folder datasets)")
         s.add_argument("--no-fuse", action="store_true", help="train runs one by one, never fused")
+        s.add_argument("--data-root", default=None, help="where the datasets are (default: the recipes' ./data)")
 
     s = sub.add_parser("reproduce", help="plan, train (resumable) and report tables")
     s.add_argument("tables", nargs="+", metavar="TABLE|MANIFEST.yaml")

@@ -149,12 +149,13 @@ class TablePlan:
 class Planner:
     """Resolves manifests into jobs; one Planner over several tables shares their jobs."""
 
-    def __init__(self, profile: str = "paper", catalog: Catalog | None = None):
+    def __init__(self, profile: str = "paper", catalog: Catalog | None = None, data_root: str | None = None):
         if profile not in PROFILES:
             raise BadInput("--profile", None, f"must be one of {', '.join(PROFILES)}, got {profile!r}")
         self.profile = profile
         self.catalog = catalog or cached_catalog()
         self.jobs: dict[str, Job] = {}
+        self.data_root = data_root  # where the datasets are; not part of any run id
 
     # -- runs
 
@@ -173,6 +174,8 @@ class Planner:
         raw = {"dataset": spec["dataset"], "data": data, "model": spec["model"],
                "loss": {"name": loss} if isinstance(loss, str) else loss, "recipe": train,
                "seed": spec.get("seed", 0), "init": spec.get("init")}
+        if self.data_root:
+            raw["data"] = {**raw["data"], "root": self.data_root}
         if self.profile == "smoke":
             raw["data"] = {**raw["data"], "source": "synthetic"}
             raw["recipe"] = {**raw["recipe"], "epochs": 1}

@@ -169,6 +169,7 @@ class WorkerOptions:
     num_workers: int = 4               # DataLoader workers (image-folder datasets)
     fuse: bool = True                  # train runs that share data, recipe, seed and teacher together
     fuse_max: int = 8
+    data_root: str | None = None       # where the datasets are on this machine (overrides the configs')
     name: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
 
 
@@ -269,6 +270,8 @@ def run_group(store: Store, rids: list[str], opts: WorkerOptions, log=print) -> 
             cfg = store.config(rid)
             if cfg is None or C.run_id(cfg) != rid:
                 raise ValueError(f"config.json of run {rid} is missing or does not hash to its id")
+            if opts.data_root:
+                cfg["data"]["root"] = opts.data_root
             cfgs.append(cfg)
 
         def on_epoch(m):
