@@ -29,8 +29,8 @@ def catalog_root() -> Path:
 MANIFEST_KEYS = {"id", "paper", "title", "source", "dataset", "recipe", "seeds", "tolerance", "notes",
                  "defaults", "columns", "rows", "value", "claims"}
 REQUIRED_MANIFEST_KEYS = ("id", "paper", "title", "dataset", "recipe", "columns", "rows")
-ROW_KEYS = {"id", "set", "grid", "select", "value", "target", "ensemble", "cited", "notes"}
-COLUMN_KEYS = {"id", "set", "grid", "select", "value", "target", "aggregate", "cited", "notes"}
+ROW_KEYS = {"id", "set", "grid", "select", "value", "target", "ensemble", "cited", "notes", "vars"}
+COLUMN_KEYS = {"id", "set", "grid", "select", "value", "target", "aggregate", "cited", "notes", "vars"}
 SPEC_KEYS = {"dataset", "recipe", "recipe_changes", "data_changes", "model", "loss", "teacher", "init", "seed"}
 ZOO_EXTRA_KEYS = {"like", "published", "checkpoint", "notes"}
 RECIPE_KEYS = {"source", "notes", "data", "recipe"}
@@ -186,6 +186,8 @@ def _grid_ok(grid, where, field_name):
         if not grid:
             raise BadInput(where, field_name, "an empty grid")
         for path, values in grid.items():
+            if isinstance(values, str) and values.startswith("$"):
+                continue  # a variable of the column or row, checked when the cell is planned
             if not isinstance(values, list) or not values:
                 raise BadInput(where, f"{field_name}.{path}", "a grid axis must be a non-empty list")
     elif isinstance(grid, list):
@@ -253,6 +255,7 @@ def load_manifest(path: Path, published_ids=None) -> Manifest:
                 raise BadInput(path, where_field, "listed twice")
             seen.append(eid)
             check_spec(entry.get("set"), path, f"{where_field}.set")
+            _mapping(entry.get("vars") or {}, path, f"{where_field}.vars")
             _grid_ok(entry.get("grid"), path, f"{where_field}.grid")
             check_value(entry.get("value"), path, f"{where_field}.value")
             if entry.get("target", "student") not in ("student", "teacher"):

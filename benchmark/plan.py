@@ -277,14 +277,32 @@ class Planner:
             return CellPlan(rid, cid, "aggregate", value, target)
         if value == "setting":
             return CellPlan(rid, cid, "setting", value, target)
-        spec = merge_spec(merge_spec(base, col.get("set") or {}), row.get("set") or {})
+        variables = {**(row.get("vars") or {}), **(col.get("vars") or {})}
+
+        def subst(x, where):
+            """`$name` -> the column's (or row's) variable: what a row needs that depends on the column."""
+            if isinstance(x, str) and x.startswith("$"):
+                if x[1:] not in variables:
+                    raise BadInput(m.path, where, f"no variable {x!r} in the column's or row's vars")
+                return copy.deepcopy(variables[x[1:]])
+            if isinstance(x, dict):
+                return {k: subst(v, where) for k, v in x.items()}
+            if isinstance(x, list):
+                return [subst(v, where) for v in x]
+            return x
+
+        col_set = subst(col.get("set") or {}, f"columns[{cid}].set")
+        row_set = subst(row.get("set") or {}, f"rows[{rid}].set")
+        spec = merge_spec(merge_spec(base, col_set), row_set)
         if value == "params":
             if not spec.get("model"):
                 raise BadInput(m.path, f"{field_name}.model", "a params cell needs a model")
             return CellPlan(rid, cid, "params", value, target, model=spec["model"], dataset=spec["dataset"])
         if row.get("grid") is not None and col.get("grid") is not None:
             raise BadInput(m.path, field_name, "both the row and the column have a grid")
-        grid = row.get("grid") if row.get("grid") is not None else col.get("grid")
+        grid = subst(row.get("grid") if row.get("grid") is not None else col.get("grid"), f"{field_name}.grid")
+        if isinstance(grid, dict) and any(not isinstance(v, list) or not v for v in grid.values()):
+            raise BadInput(m.path, f"{field_name}.grid", "a grid axis (after variables) must be a non-empty list")
         points = profile_points(grid_points(grid), self.profile)
         ensemble = row.get("ensemble")
         cell = CellPlan(rid, cid, "ensemble" if ensemble else ("best" if grid is not None else "value"), value, target)

@@ -208,3 +208,21 @@ def test_cli_plan_bad_input_exits_2_without_traceback(tmp_path):
     assert proc.returncode == 2 and "Traceback" not in proc.stderr and str(bad) in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "s").exists()
+
+
+def test_column_variables_give_each_column_its_own_grid(root):
+    m = copy.deepcopy(MANIFEST)
+    m["columns"][0]["vars"] = {"teachers": ["wrn_28_4@t", "wrn_28_4@t-es60"]}
+    m["columns"][1]["vars"] = {"teachers": ["wrn_28_4@t-es60"]}
+    for col in m["columns"][2:]:
+        col["vars"] = {"teachers": ["wrn_28_4@t"]}
+    m["rows"] = [{"id": "WRN-16-2", "grid": {"teacher": "$teachers"}}]
+    planner, plan = plan_of(root, m)
+    first, second = plan.cells[0], plan.cells[1]
+    assert [p["params"] for p in first.points] == [{"teacher": "wrn_28_4@t"}, {"teacher": "wrn_28_4@t-es60"}]
+    assert len(second.points) == 1
+    epochs = planner.jobs[planner.jobs[second.points[0]["runs"][0]].deps[0]].config["recipe"]["epochs"]
+    assert epochs == 60
+    del m["columns"][1]["vars"]
+    with pytest.raises(BadInput, match=r"no variable '\$teachers'"):
+        plan_of(root, m)

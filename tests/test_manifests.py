@@ -1,0 +1,56 @@
+"""Every shipped manifest plans under every profile; sharing across tables; the plan JSON contract."""
+
+import json
+
+import pytest
+
+from benchmark.manifest import manifest_paths
+from benchmark.plan import Planner
+from benchmark.published import published_ids
+from tests.helpers import runner
+
+IDS = sorted(manifest_paths())
+
+
+def test_every_published_table_has_a_manifest_and_back():
+    assert set(IDS) == set(published_ids())
+    for required in ("ats-table2", "ats-table3", "ats-table5", "ats-table6", "ats-table7", "lskd-table2a",
+                     "lskd-table2b", "lskd-table4", "klmse-table1", "klmse-table4", "klmse-table5",
+                     "klmse-sequential", *[f"atkd-table{i}" for i in range(1, 10)]):
+        assert required in IDS
+
+
+@pytest.mark.parametrize("profile", ["paper", "smoke"])
+def test_every_manifest_plans(profile):
+    planner = Planner(profile)
+    for tid in IDS:
+        plan = planner.plan(tid)
+        assert plan.cells, tid
+        for cell in plan.cells:
+            for rid in cell.job_ids():
+                assert rid.startswith("checkpoint:") or rid in planner.jobs
+
+
+def test_ats_table2_expands_to_its_full_grid():
+    plan = Planner("paper").plan("ats-table2")
+    assert len(plan.job_ids) >= 150
+    kd = next(c for c in plan.cells if c.row == "KD" and c.col == "ResNet110/VGG8")
+    assert kd.rule == "best" and len(kd.points) == 11
+    st = next(c for c in plan.cells if c.row == "ST-KD" and c.col == "WRN28-8/SFV1")
+    assert len(st.points) == 5 * 11  # five smaller WRNs x the tau grid
+
+
+def test_shared_runs_are_counted_once():
+    planner = Planner("paper")
+    one, five = planner.plan("atkd-table1"), planner.plan("atkd-table5")
+    union = set(one.job_ids) | set(five.job_ids)
+    assert len(union) < len(one.job_ids) + len(five.job_ids)
+    proc = runner("plan", "atkd-table1", "atkd-table5", "--json")
+    assert proc.returncode == 0, proc.stderr
+    docs = json.loads(proc.stdout)
+    assert [d["table"] for d in docs] == ["atkd-table1", "atkd-table5"]
+    for d in docs:
+        assert {"table", "profile", "cells", "jobs", "pending", "gpu_hours"} <= set(d)
+        assert d["profile"] == "paper" and d["gpu_hours"] > 0
+    ids = [{j["id"] for j in d["jobs"]} for d in docs]
+    assert len(ids[0] | ids[1]) == len(union)
