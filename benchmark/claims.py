@@ -16,9 +16,11 @@ claims:
 
 ``compare`` pairs cells along rows or columns (``over: columns`` compares, in every column,
 the left row's cell with the right row's cell; ``over: rows`` likewise for two columns; a
-single pair needs both ``row`` and ``col`` on each side and no ``over``). ``trend`` asks that a
-row's cells (in the paper's column order; ``cols`` to choose) or a column's cells rise or fall.
-Aggregate (Avg) columns are left out of every comparison.
+single pair needs both ``row`` and ``col`` on each side and no ``over``); ``cols`` (with
+``over: columns``) or ``rows`` (with ``over: rows``) restricts the pairs to those columns or rows.
+``trend`` asks that a row's cells (in the paper's column order; ``cols`` to choose) or a column's
+cells (in the paper's row order; ``rows`` to choose) rise or fall. Aggregate (Avg) columns are
+left out of every comparison.
 """
 
 from __future__ import annotations
@@ -58,21 +60,38 @@ def check_claims(claims: list, path, rows: list[str], cols: list[str]) -> None:
             known(body.get("right"), "compare.right")
             if body.get("over") not in (None, "rows", "columns"):
                 raise BadInput(path, f"{where}.compare.over", "must be rows or columns")
+            subset = {"columns": "cols", "rows": "rows"}.get(body.get("over"))
+            for key in {"cols", "rows"} - {subset}:
+                if key in body:
+                    raise BadInput(path, f"{where}.compare.{key}",
+                                   f"only with over: {'columns' if key == 'cols' else 'rows'}")
+            _check_subset(body, where + ".compare", path, rows, cols)
         else:
             known({k: v for k, v in body.items() if k in ("row", "col")}, "trend")
             if body.get("direction") not in ("increasing", "decreasing"):
                 raise BadInput(path, f"{where}.trend.direction", "must be increasing or decreasing")
-            for c in body.get("cols", []):
-                if c not in cols:
-                    raise BadInput(path, f"{where}.trend.cols", f"no column {c!r}")
+            if ("cols" in body and "row" not in body) or ("rows" in body and "col" not in body):
+                raise BadInput(path, f"{where}.trend", "cols goes with a row trend, rows with a column trend")
+            _check_subset(body, where + ".trend", path, rows, cols)
+
+
+def _check_subset(body: dict, where: str, path, rows: list[str], cols: list[str]) -> None:
+    for key, known, noun in (("cols", cols, "column"), ("rows", rows, "row")):
+        if key not in body:
+            continue
+        if not isinstance(body[key], list) or len(body[key]) < 1:
+            raise BadInput(path, f"{where}.{key}", f"must be a non-empty list of {noun} ids")
+        for name in body[key]:
+            if name not in known:
+                raise BadInput(path, f"{where}.{key}", f"no {noun} {name!r}")
 
 
 def _pairs(body: dict, rows: list[str], cols: list[str]) -> list[tuple[tuple, tuple]]:
     left, right, over = body["left"], body["right"], body.get("over")
     if over == "columns":
-        return [((left["row"], c), (right["row"], c)) for c in cols]
+        return [((left["row"], c), (right["row"], c)) for c in body.get("cols", cols)]
     if over == "rows":
-        return [((r, left["col"]), (r, right["col"])) for r in rows]
+        return [((r, left["col"]), (r, right["col"])) for r in body.get("rows", rows)]
     return [((left["row"], left["col"]), (right["row"], right["col"]))]
 
 
@@ -103,7 +122,7 @@ def evaluate_claim(claim: dict, value, rows: list[str], cols: list[str]) -> dict
     if "row" in body:
         cells = [(body["row"], c) for c in body.get("cols", cols)]
     else:
-        cells = [(r, body["col"]) for r in rows]
+        cells = [(r, body["col"]) for r in body.get("rows", rows)]
     vals = [value(*c) for c in cells]
     if any(v is None for v in vals):
         return {"text": claim["text"], "status": "undecided",

@@ -98,6 +98,27 @@ def test_claims_held_not_held_undecided():
                           cols)["status"] == "undecided"
     col_trend = {"text": "y falls down the rows", "trend": {"col": "y", "direction": "decreasing"}}
     assert evaluate_claim(col_trend, value, rows, cols)["status"] == "not held"
+    # Restricted to some columns / rows, the same claims hold.
+    beats_at_x = {"text": "A > B at x", "compare": {**beats["compare"], "cols": ["x"]}}
+    assert evaluate_claim(beats_at_x, value, rows, cols)["status"] == "held"
+    b_falls = {"text": "y falls from B to C", "trend": {"col": "y", "direction": "decreasing", "rows": ["B", "C"]}}
+    assert evaluate_claim(b_falls, value, rows, cols)["status"] == "held"
+
+
+@pytest.mark.parametrize("claim, field", [
+    ({"text": "t", "compare": {"left": {"row": "A"}, "op": ">", "right": {"row": "B"}, "over": "columns",
+                               "cols": ["nope"]}}, "claims[0].compare.cols"),
+    ({"text": "t", "compare": {"left": {"row": "A"}, "op": ">", "right": {"row": "B"}, "over": "columns",
+                               "rows": ["A"]}}, "claims[0].compare.rows"),
+    ({"text": "t", "trend": {"row": "A", "direction": "increasing", "rows": ["A"]}}, "claims[0].trend"),
+])
+def test_malformed_claim_subsets_are_named(claim, field):
+    from benchmark.claims import check_claims
+    from benchmark.errors import BadInput
+
+    with pytest.raises(BadInput) as err:
+        check_claims([claim], "m.yaml", ["A", "B"], ["x", "y"])
+    assert field in str(err.value)
 
 
 def test_report_lists_claims_on_reproduced_and_published(trained, tmp_path):
