@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .claims import check_claims
+from .figures import check_figures
 from .errors import BadInput
 from .yamlfile import load_yaml
 
@@ -27,7 +28,7 @@ def catalog_root() -> Path:
     return Path(os.environ.get("KD_REPRO_CATALOG", REPO))
 
 MANIFEST_KEYS = {"id", "paper", "title", "source", "dataset", "recipe", "seeds", "tolerance", "notes",
-                 "defaults", "columns", "rows", "value", "claims"}
+                 "defaults", "columns", "rows", "value", "claims", "figures"}
 REQUIRED_MANIFEST_KEYS = ("id", "paper", "title", "dataset", "recipe", "columns", "rows")
 ROW_KEYS = {"id", "set", "grid", "select", "value", "target", "ensemble", "cited", "notes", "vars"}
 COLUMN_KEYS = {"id", "set", "grid", "select", "value", "target", "aggregate", "cited", "notes", "vars"}
@@ -56,6 +57,7 @@ class Manifest:
     value: Any
     notes: str
     claims: list = field(default_factory=list)
+    figures: list = field(default_factory=list)
     source: str = ""
 
 
@@ -283,10 +285,12 @@ def load_manifest(path: Path, published_ids=None) -> Manifest:
     if not isinstance(claims, list):
         raise BadInput(path, "claims", "must be a list")
     check_claims(claims, path, published.rows, published.cols)
+    figures = doc.get("figures") or []
+    check_figures(figures, path, published.rows, published.cols)
     return Manifest(path=path, id=tid, paper=doc["paper"], title=str(doc["title"]), dataset=doc["dataset"],
                     recipe=doc["recipe"], seeds=seeds, tolerance=float(tolerance), defaults=defaults,
                     columns=columns, rows=rows, value=doc.get("value"), notes=str(doc.get("notes") or ""),
-                    claims=claims, source=str(doc.get("source") or ""))
+                    claims=claims, figures=figures, source=str(doc.get("source") or ""))
 
 
 def cached_catalog() -> Catalog:

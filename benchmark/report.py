@@ -12,8 +12,9 @@ import platform
 import time
 from pathlib import Path
 
-from .aggregate import CellResult, aggregate_table, coverage
+from .aggregate import CellResult, Measurer, aggregate_table, coverage
 from .claims import evaluate_claim
+from .figures import draw_figure
 from .plan import Planner, TablePlan
 from .store import Store
 
@@ -96,7 +97,8 @@ def table_json(plan: TablePlan, cells: list[CellResult], store: Store) -> dict:
             "claims": claim_results(plan, cells), "cells": [c.to_json() for c in cells]}
 
 
-def table_markdown(plan: TablePlan, cells: list[CellResult], store: Store, plot_name: str | None) -> str:
+def table_markdown(plan: TablePlan, cells: list[CellResult], store: Store, plot_name: str | None,
+                   figures: dict[str, str | None] | None = None) -> str:
     m = plan.manifest
     prov = provenance(plan, store)
     cov = coverage(cells)
@@ -137,6 +139,12 @@ def table_markdown(plan: TablePlan, cells: list[CellResult], store: Store, plot_
         lines += ["", "## Cited, not run", ""] + [f"- {r or 'column'}: {n}" for r, n in cited]
     if plot_name:
         lines += ["", "## Plot", "", f"![reproduced vs published]({plot_name})"]
+    if plan.manifest.figures:
+        lines += ["", "## The paper's figures", ""]
+        for fig in plan.manifest.figures:
+            title = fig.get("title") or fig["name"]
+            png = (figures or {}).get(fig["name"])
+            lines.append(f"![{title}]({png})" if png else f"- {title}: waiting for finished runs")
     if m.notes:
         lines += ["", "## Readings of the paper (from the manifest)", "", m.notes.strip()]
     return "\n".join(lines) + "\n"
@@ -186,8 +194,14 @@ def write_reports(plans: list[TablePlan], planner: Planner, store: Store, out: P
         tid = plan.manifest.id
         png = out / f"{tid}.png"
         has_plot = plot_table(plan, cells, png)
+        figures = {}
+        if plan.manifest.figures:
+            measurer = Measurer(store, {rid: planner.jobs[rid].config for rid in plan.job_ids})
+            for fig in plan.manifest.figures:
+                fig_png = out / f"{tid}.{fig['name']}.png"
+                figures[fig["name"]] = fig_png.name if draw_figure(fig, plan, cells, measurer, fig_png) else None
         md = out / f"{tid}.md"
-        md.write_text(table_markdown(plan, cells, store, png.name if has_plot else None))
+        md.write_text(table_markdown(plan, cells, store, png.name if has_plot else None, figures))
         (out / f"{tid}.json").write_text(json.dumps(table_json(plan, cells, store), indent=1, default=str))
         written.append(md)
         cov = coverage(cells)

@@ -52,10 +52,40 @@ def test_report_files_numbers_plot_and_json_contract(trained, tmp_path):
         assert {"row", "col", "published", "reproduced", "delta", "status"} <= set(cell)
         assert cell["reproduced"] is not None and cell["delta"] == pytest.approx(cell["reproduced"] - cell["published"])
     assert (tmp_path / "index.md").exists() and tmp_path / "index.md" in written
+    for name in ("acc_vs_tau", "fig7"):  # the manifest's figures, drawn from the runs and linked
+        assert f"](klmse-table4.{name}.png)" in md and (tmp_path / f"klmse-table4.{name}.png").stat().st_size > 0
     five = {(c["row"], c["col"]): c for c in json.loads((tmp_path / "klmse-table5.json").read_text())["cells"]}
     assert five[("ResNet-50", "MSE")]["status"] == "cited" and five[("ResNet-50", "MSE")]["reproduced"] is None
     grid = five[("ResNet-50", "KL (Standard)")]
     assert len(grid["grid"]) == 1 and grid["winner"] == {"loss.tau": 2.0}  # smoke: first grid point only
+
+
+def test_figures_wait_for_runs_in_an_empty_store(tmp_path, monkeypatch):
+    monkeypatch.setenv("KD_REPRO_CATALOG", CATALOG)
+    planner = Planner("smoke")
+    write_reports([planner.plan("klmse-table4")], planner, Store(tmp_path / "empty"), tmp_path / "out")
+    md = (tmp_path / "out" / "klmse-table4.md").read_text()
+    assert "- acc_vs_tau: waiting for finished runs" in md and "- teacher DA/DV: waiting for finished runs" in md
+    assert not list((tmp_path / "out").glob("*.fig7.png"))
+
+
+@pytest.mark.parametrize("figure, field", [
+    ({"kind": "bars", "name": "x"}, "figures[0].kind"),
+    ({"kind": "lines", "name": "x"}, "figures[0].cols"),
+    ({"kind": "lines", "name": "../x", "cols": ["a"]}, "figures[0].name"),
+    ({"kind": "lines", "name": "x", "cols": ["nope"]}, "figures[0].cols"),
+    ({"kind": "analysis_vs_tau", "name": "x", "col": "a", "metrics": ["entropy"], "taus": [1, 2]}, "figures[0].metrics"),
+    ({"kind": "analysis_vs_tau", "name": "x", "col": "a", "metrics": ["derived_std"], "taus": [1]}, "figures[0].taus"),
+    ({"kind": "analysis_vs_tau", "name": "x", "col": "a", "metrics": ["derived_std"], "taus": [1, 2],
+      "colour": "red"}, "figures[0].colour"),
+])
+def test_malformed_figures_are_named(figure, field):
+    from benchmark.errors import BadInput
+    from benchmark.figures import check_figures
+
+    with pytest.raises(BadInput) as err:
+        check_figures([figure], "m.yaml", ["r"], ["a", "b"])
+    assert field in str(err.value)
 
 
 def test_cells_measure_what_the_manifest_says(trained):
