@@ -23,7 +23,9 @@ import time
 
 import torch
 
+from . import accel as A
 from . import config as C
+from .accel import Accel
 from .data import synthetic_arrays
 from .losses import make_loss
 from .models import build_model
@@ -79,10 +81,14 @@ def _timed(step_fn, batches, warmup: int, steps: int, device) -> float:
 
 
 def run_bench(device: str = "cpu", steps: int = 20, warmup: int = 3, batch_size: int = 64,
-              images: int = 4096, loader_workers: int | None = None) -> dict:
+              images: int = 4096, loader_workers: int | None = None, accel: Accel = Accel()) -> dict:
+    """The three cases; ``accel`` applies to the engine's cases only (the reference is the papers'
+    plain loop)."""
     from torchvision import transforms as T
 
     dev = torch.device(device)
+    accel = accel.resolved(dev)
+    A.configure(dev, accel)  # for both loops (RepDistiller's own loop sets cudnn.benchmark too)
     torch.manual_seed(0)
     per_class = max(1, images // 100)
     train = synthetic_arrays("cifar100", "train", per_class=per_class)
@@ -120,19 +126,21 @@ def run_bench(device: str = "cpu", steps: int = 20, warmup: int = 3, batch_size:
     # -- the engine, one and four students
     pipe = TensorPipeline(train, test, MEAN, STD, Augmentation(4, True), batch_size=batch_size, drop_last=True,
                           device=dev)
+    teacher_forward = A.prepare_model(teacher, accel)
     with tempfile.TemporaryDirectory() as tmp:
         store = Store(tmp)
         for k in (1, 4):
             group = []
             for i in range(k):
                 c = dict(cfg, seed=i)  # distinct ids (fresh run folders); the step is the same
-                group.append(Student(c, store, dev))
+                group.append(Student(c, store, dev, accel))
             for s in group:
                 s.begin_epoch(0)
 
             def engine_step(x, y, group=group):
-                with torch.no_grad():
-                    z_t = teacher(x)
+                x = A.prepare_input(x, accel)
+                with torch.no_grad(), A.autocast(dev, accel):
+                    z_t = teacher_forward(x)
                 for s in group:
                     s.step(x, y, z_t)
 
@@ -151,4 +159,4 @@ def run_bench(device: str = "cpu", steps: int = 20, warmup: int = 3, batch_size:
     return {"device": name, "batch_size": batch_size, "teacher": "resnet56", "student": "resnet20",
             "cases": cases, "speedup": cases[1]["images_per_s"] / ref,
             "fused_speedup": cases[2]["per_student_images_per_s"] / ref,
-            "torch": torch.__version__}
+            "accel": accel.record(), "torch": torch.__version__}

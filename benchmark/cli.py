@@ -11,6 +11,7 @@ import json
 import sys
 from pathlib import Path
 
+from . import accel
 from .errors import BadInput
 from .yamlfile import load_yaml
 
@@ -88,7 +89,9 @@ def cmd_train(args) -> int:
         print(f"  epoch {m['epoch']}/{m['epochs']}: loss {m['train_loss']:.4f}, test top-1 {m['test_top1']:.2f}",
               flush=True)
 
-    result = train_run(cfg, store, ExecOptions(device=args.device, num_workers=args.num_workers, on_epoch=on_epoch))
+    options = ExecOptions(device=args.device, num_workers=args.num_workers, accel=accel.from_args(args),
+                          on_epoch=on_epoch)
+    result = train_run(cfg, store, options)
     if result["status"] != "done":
         print(f"run {rid} failed: {result['reason']}", file=sys.stderr)
         return 1
@@ -125,8 +128,10 @@ def cmd_plan(args) -> int:
     from .plan import Planner, fmt_hours, table_summary
     from .store import Store
 
-    planner = Planner(args.profile)
+    from .throughput import measured_rate
+
     store = Store(args.store)
+    planner = Planner(args.profile, rate=measured_rate(store))
     plans = [planner.plan(name) for name in args.tables]
     summaries = [table_summary(p, planner, store) for p in plans]
     if args.json:
@@ -139,7 +144,7 @@ def cmd_plan(args) -> int:
     pending = [j for j in all_ids if not store.is_done(j)]
     print(f"\nprofile {args.profile}: {len(all_ids)} distinct runs (runs shared by tables counted once), "
           f"{len(pending)} pending, about {fmt_hours(sum(planner.jobs[j].gpu_hours for j in pending))} of GPU time "
-          f"left (estimate: FLOPs at an assumed throughput)")
+          f"left (estimate: FLOPs at {planner.rate_source})")
     return 0
 
 
@@ -148,7 +153,8 @@ def _worker_options(args, only=None):
 
     return WorkerOptions(store=args.store, device=args.device, only=only, lease_seconds=args.lease_seconds,
                          heartbeat_seconds=max(0.5, args.lease_seconds / 6), max_attempts=args.max_attempts,
-                         num_workers=args.num_workers, fuse=not args.no_fuse, data_root=args.data_root)
+                         num_workers=args.num_workers, fuse=not args.no_fuse, data_root=args.data_root,
+                         accel=accel.from_args(args))
 
 
 def cmd_worker(args) -> int:
@@ -173,11 +179,13 @@ def cmd_reproduce(args) -> int:
     from .queue import counts, scan
     from .store import Store
 
+    from .throughput import measured_rate
+
     _check_device(args.device)
-    planner = Planner(args.profile, data_root=args.data_root)
+    store = Store(args.store)
+    planner = Planner(args.profile, data_root=args.data_root, rate=measured_rate(store))
     plans = [planner.plan(name) for name in args.tables]  # all bad input is found before anything is written
     job_ids = sorted({j for p in plans for j in p.job_ids})
-    store = Store(args.store)
     store.root.mkdir(parents=True, exist_ok=True)
     R.enqueue(store, planner, job_ids, retry_failed=args.retry_failed)
     only_file = R.job_list_file(store, job_ids)
@@ -189,7 +197,7 @@ def cmd_reproduce(args) -> int:
     n_workers = args.workers or (torch.cuda.device_count() if args.device.startswith("cuda") else 1) or 1
     extra = ["--lease-seconds", str(args.lease_seconds), "--max-attempts", str(args.max_attempts),
              "--num-workers", str(args.num_workers)] + (["--no-fuse"] if args.no_fuse else []) \
-        + (["--data-root", args.data_root] if args.data_root else [])
+        + (["--data-root", args.data_root] if args.data_root else []) + accel.to_cli(accel.from_args(args))
     procs, jobs = [], []
     try:
         if before["pending"] or before["running"]:
@@ -271,7 +279,11 @@ def cmd_bench(args) -> int:
 
     _check_device(args.device)
     out = run_bench(args.device, steps=args.steps, warmup=args.warmup, batch_size=args.batch_size,
-                    loader_workers=args.loader_workers)
+                    loader_workers=args.loader_workers, accel=accel.from_args(args))
+    if args.save:
+        from .throughput import save_bench
+
+        save_bench(args.save, out)
     if args.json:
         print(json.dumps(out, indent=1))
         return 0
@@ -323,11 +335,13 @@ def cmd_report(args) -> int:
 def cmd_status(args) -> int:
     from tabulate import tabulate
 
-    from .plan import estimate_gpu_hours, fmt_hours
+    from .plan import ASSUMED_RATE, estimate_gpu_hours, fmt_hours
     from .queue import counts, scan
     from .store import Store
+    from .throughput import measured_rate
 
     store = Store(args.store)
+    flops_per_s, rate_source = measured_rate(store) or ASSUMED_RATE
     only = None
     if args.tables:
         from .plan import Planner
@@ -342,7 +356,7 @@ def cmd_status(args) -> int:
         if s.state in ("pending", "running") and s.config:
             try:
                 left += estimate_gpu_hours(s.config, None, store.config(s.config["teacher"]["run"])
-                                           if (s.config.get("teacher") or {}).get("run") else None)
+                                           if (s.config.get("teacher") or {}).get("run") else None, flops_per_s)
             except Exception:  # an unknown model in an old store must not break status
                 pass
     running = [{"id": s.id, "model": (s.config or {}).get("model"), "worker": (s.lease or {}).get("owner", {}).get("name"),
@@ -350,7 +364,8 @@ def cmd_status(args) -> int:
     failed = [{"id": s.id, "state": s.state, "reason": s.reason} for s in states.values()
               if s.state in ("failed", "blocked")]
     out = {**c, "total": len(states), "running_runs": running, "failed_runs": failed,
-           "device_hours_spent": round(spent, 4), "gpu_hours_left_estimate": round(left, 4), "store": str(store.root)}
+           "device_hours_spent": round(spent, 4), "gpu_hours_left_estimate": round(left, 4),
+           "cost_model_throughput": rate_source, "store": str(store.root)}
     if args.json:
         print(json.dumps(out, indent=1))
     else:
@@ -415,6 +430,7 @@ def build_parser() -> argparse.ArgumentParser:
         s.add_argument("--num-workers", type=int, default=4, help="DataLoader workers (image-folder datasets)")
         s.add_argument("--no-fuse", action="store_true", help="train runs one by one, never fused")
         s.add_argument("--data-root", default=None, help="where the datasets are (default: the recipes' ./data)")
+        accel.add_arguments(s)
 
     s = sub.add_parser("reproduce", help="plan, train (resumable) and report tables")
     s.add_argument("tables", nargs="+", metavar="TABLE|MANIFEST.yaml")
@@ -476,6 +492,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--batch-size", type=int, default=64)
     s.add_argument("--loader-workers", type=int, default=None, help="reference DataLoader workers (default min(4, cores))")
     s.add_argument("--json", action="store_true")
+    s.add_argument("--save", default=None, metavar="STORE",
+                   help="keep the measured throughput in STORE/throughput.json for the cost model")
+    accel.add_arguments(s)
     s.set_defaults(func=cmd_bench)
 
     s = sub.add_parser("train", help="train one run from a run config (YAML)")
@@ -484,6 +503,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--device", default=_default_device())
     s.add_argument("--data-root", default=None, help="where the datasets are (overrides data.root)")
     s.add_argument("--num-workers", type=int, default=4, help="DataLoader workers (image-folder datasets)")
+    accel.add_arguments(s)
     s.set_defaults(func=cmd_train)
     return p
 

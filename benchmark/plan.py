@@ -26,10 +26,11 @@ from .manifest import Catalog, Manifest, cached_catalog, find_manifest, load_man
 
 PROFILES = ("smoke", "quick", "paper")
 QUICK_FRACTION = 0.25
-# The cost model's throughput: a stated assumption, not a measurement. 30 TFLOP/s is what a
-# modern data-centre GPU (A100/H100 class) sustains on CIFAR-size conv nets in practice; a
-# measured throughput from `runner.py bench` or finished runs should replace it (issue 6).
+# The cost model's throughput when the store has no measurement (benchmark/throughput.py): a
+# stated assumption. 30 TFLOP/s is what a modern data-centre GPU (A100/H100 class) sustains on
+# CIFAR-size conv nets in practice.
 ASSUMED_FLOPS_PER_S = 30e12
+ASSUMED_RATE = (ASSUMED_FLOPS_PER_S, f"assumed {ASSUMED_FLOPS_PER_S / 1e12:g} TFLOP/s (no measurement in the store)")
 
 
 # ---------------------------------------------------------------- specs
@@ -149,13 +150,16 @@ class TablePlan:
 class Planner:
     """Resolves manifests into jobs; one Planner over several tables shares their jobs."""
 
-    def __init__(self, profile: str = "paper", catalog: Catalog | None = None, data_root: str | None = None):
+    def __init__(self, profile: str = "paper", catalog: Catalog | None = None, data_root: str | None = None,
+                 rate: tuple[float, str] | None = None):
         if profile not in PROFILES:
             raise BadInput("--profile", None, f"must be one of {', '.join(PROFILES)}, got {profile!r}")
         self.profile = profile
         self.catalog = catalog or cached_catalog()
         self.jobs: dict[str, Job] = {}
         self.data_root = data_root  # where the datasets are; not part of any run id
+        # the cost model's throughput (effective FLOP/s) and where it comes from
+        self.flops_per_s, self.rate_source = rate or ASSUMED_RATE
 
     # -- runs
 
@@ -219,7 +223,8 @@ class Planner:
         if job is None:
             job = self.jobs[rid] = Job(rid, cfg, [dep] if dep else [], role)
             try:
-                job.gpu_hours = estimate_gpu_hours(cfg, self.catalog, self.jobs.get(dep).config if dep else None)
+                job.gpu_hours = estimate_gpu_hours(cfg, self.catalog, self.jobs.get(dep).config if dep else None,
+                                                   self.flops_per_s)
             except RuntimeError as err:  # the model cannot take this input size
                 side = _sizes(cfg)[0]
                 raise BadInput(where, f"{field_name}.model", f"{cfg['model']} cannot take the {side}x{side} "
@@ -363,8 +368,14 @@ def _sizes(cfg: dict) -> tuple[int, int, int]:
     return spec.image_size, spec.train_size, spec.test_size
 
 
-def estimate_gpu_hours(cfg: dict, catalog, teacher_cfg: dict | None) -> float:
-    """epochs x (train images x (3 x student + teacher forward) + test images x student) / throughput.
+def estimate_gpu_hours(cfg: dict, catalog, teacher_cfg: dict | None,
+                       flops_per_s: float = ASSUMED_FLOPS_PER_S) -> float:
+    """The run's FLOPs (estimate_flops) over a throughput, in hours."""
+    return estimate_flops(cfg, teacher_cfg) / flops_per_s / 3600
+
+
+def estimate_flops(cfg: dict, teacher_cfg: dict | None) -> float:
+    """epochs x (train images x (3 x student + teacher forward) + test images x student).
 
     Backward costs about twice the forward, hence 3x for the student; the teacher only forwards.
     A checkpoint teacher (no config) is costed as the student (a lower bound is worse than a guess)."""
@@ -381,7 +392,7 @@ def estimate_gpu_hours(cfg: dict, catalog, teacher_cfg: dict | None) -> float:
     recipe = cfg["recipe"]
     per_epoch = n_train * (3 * student + teacher) + n_test * student
     total = recipe["epochs"] * per_epoch + (n_train * student if recipe["final_train_eval"] else 0)
-    return total / ASSUMED_FLOPS_PER_S / 3600
+    return total
 
 
 def table_summary(plan: TablePlan, planner: Planner, store=None) -> dict:
@@ -398,7 +409,8 @@ def table_summary(plan: TablePlan, planner: Planner, store=None) -> dict:
         "pending_gpu_hours": round(sum(planner.jobs[j].gpu_hours for j in pending), 4),
         "counts": {"cells": len(plan.cells), "jobs": len(jobs), "pending": len(pending),
                    "cited_cells": sum(c.rule == "cited" for c in plan.cells)},
-        "cost_model": f"FLOPs counted by torch x images x epochs at an assumed {ASSUMED_FLOPS_PER_S / 1e12:g} TFLOP/s",
+        "cost_model": f"FLOPs counted by torch x images x epochs at {planner.flops_per_s / 1e12:.3g} TFLOP/s "
+                      f"({planner.rate_source})",
     }
 
 

@@ -27,6 +27,7 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
+from .accel import Accel
 from .store import Store, atomic_write_json, read_json
 
 LEASE, EVENTS, ATTEMPTS, LOCK = "lease.json", "events.jsonl", "attempts.json", ".claim.lock"
@@ -170,6 +171,7 @@ class WorkerOptions:
     fuse: bool = True                  # train runs that share data, recipe, seed and teacher together
     fuse_max: int = 8
     data_root: str | None = None       # where the datasets are on this machine (overrides the configs')
+    accel: Accel = field(default_factory=Accel)  # accelerations and determinism (accel.py)
     name: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
 
 
@@ -281,8 +283,8 @@ def run_group(store: Store, rids: list[str], opts: WorkerOptions, log=print) -> 
                 raise StopRun(m["run"])
             lease.renew()
 
-        results = train_runs(cfgs, store, ExecOptions(device=opts.device, num_workers=opts.num_workers,
-                                                      on_epoch=on_epoch))
+        options = ExecOptions(device=opts.device, num_workers=opts.num_workers, accel=opts.accel, on_epoch=on_epoch)
+        results = train_runs(cfgs, store, options)
         for rid, result in results.items():
             if result is None:
                 append_event(store, rid, kind="lost", worker=opts.name)

@@ -19,14 +19,16 @@ import platform
 import socket
 import subprocess
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Callable
 
 import torch
 
+from . import accel as A
 from . import config as C
+from .accel import Accel
 from .data import get_spec, load_arrays, load_folder, make_transforms, synthetic_arrays
 from .errors import BadInput
 from .losses import make_loss
@@ -44,11 +46,13 @@ class ExecOptions:
     """How a run is executed. None of this is part of the run id; all of it is recorded."""
     device: str = "cpu"
     num_workers: int = 4          # DataLoader workers for image-folder datasets
-    deterministic: bool = True    # torch deterministic algorithms (exact resume on the CPU)
+    accel: Accel = field(default_factory=Accel)  # accelerations and determinism (accel.py)
     on_epoch: Callable[[dict], None] | None = field(default=None, repr=False)  # progress hook
 
     def record(self) -> dict:
-        return {k: v for k, v in asdict(self).items() if k != "on_epoch"}
+        """What ran: the flags as they applied on this device."""
+        return {"device": self.device, "num_workers": self.num_workers,
+                **self.accel.resolved(torch.device(self.device)).record()}
 
 
 # ---------------------------------------------------------------- data
@@ -166,7 +170,7 @@ def _state_dict_of(obj) -> dict:
     return {k.removeprefix("module."): v for k, v in obj.items() if isinstance(v, torch.Tensor)}
 
 
-def make_optimizer(model: torch.nn.Module, recipe: dict) -> torch.optim.SGD:
+def make_optimizer(model: torch.nn.Module, recipe: dict, accel: Accel = Accel()) -> torch.optim.SGD:
     opt = recipe["optimizer"]
     if opt["wd_on_bn_bias"]:
         groups = [{"params": [p for p in model.parameters() if p.requires_grad]}]
@@ -176,7 +180,7 @@ def make_optimizer(model: torch.nn.Module, recipe: dict) -> torch.optim.SGD:
         no_decay = [p for p in model.parameters() if p.requires_grad and p.ndim <= 1]
         groups = [{"params": decay}, {"params": no_decay, "weight_decay": 0.0}]
     return torch.optim.SGD(groups, lr=opt["lr"], momentum=opt["momentum"], nesterov=opt["nesterov"],
-                           weight_decay=opt["weight_decay"])
+                           weight_decay=opt["weight_decay"], **A.sgd_flags(accel))
 
 
 # ---------------------------------------------------------------- checkpoints
@@ -278,8 +282,8 @@ def fuse_key(cfg: dict) -> str:
 class Student:
     """One run's training state: model, optimizer, loss, history, checkpoints."""
 
-    def __init__(self, cfg: dict, store: Store, device: torch.device):
-        self.cfg, self.store, self.device = cfg, store, device
+    def __init__(self, cfg: dict, store: Store, device: torch.device, accel: Accel = Accel()):
+        self.cfg, self.store, self.device, self.accel = cfg, store, device, accel
         self.rid = C.run_id(cfg)
         self.run_dir = store.run_dir(self.rid)
         self.recipe, self.seed = cfg["recipe"], cfg["seed"]
@@ -290,8 +294,9 @@ class Student:
             torch.manual_seed(derive_seed("init", self.seed))
             self.model = build_model(cfg["model"], get_spec(cfg["dataset"]).num_classes,
                                      weights=init["weights"] if init else None).to(device)
+        self.forward = A.prepare_model(self.model, accel)
         self.loss_fn = make_loss(**cfg["loss"])
-        self.optimizer = make_optimizer(self.model, self.recipe)
+        self.optimizer = make_optimizer(self.model, self.recipe, accel)
         state, self.notes = load_checkpoint(self.run_dir, self.rid)
         self.history: list[dict] = []
         self.next_epoch = 0
@@ -327,8 +332,9 @@ class Student:
             torch.set_rng_state(self.rng_cpu)
             if cuda and self.rng_cuda is not None:
                 torch.cuda.set_rng_state(self.rng_cuda, self.device)
-            z_s = self.model(x)
-            loss = self.loss_fn(z_s, z_t, y)
+            with A.autocast(self.device, self.accel):
+                z_s = self.forward(x)
+            loss = self.loss_fn(z_s, z_t, y)  # the losses compute in float32 under any autocast
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
@@ -419,12 +425,13 @@ def train_runs(cfgs: list[dict], store: Store, options: ExecOptions | None = Non
     for cfg in todo:
         store.ensure_config(C.run_id(cfg), cfg)
     device = torch.device(options.device)
-    if options.deterministic:
-        torch.use_deterministic_algorithms(True, warn_only=True)
+    accel = options.accel.resolved(device)
+    A.configure(device, accel)
     start = time.time()
     students: list[Student] = []
     try:
         teacher = load_teacher(cfg0, store, device)
+        teacher_forward = A.prepare_model(teacher, accel) if teacher is not None else None
     except RunFailed as err:
         for cfg in todo:
             results[C.run_id(cfg)] = _failed(cfg, C.run_id(cfg), str(err), options)
@@ -432,7 +439,7 @@ def train_runs(cfgs: list[dict], store: Store, options: ExecOptions | None = Non
         todo = []
     for cfg in todo:
         try:
-            students.append(Student(cfg, store, device))
+            students.append(Student(cfg, store, device, accel))
         except RunFailed as err:
             results[C.run_id(cfg)] = _failed(cfg, C.run_id(cfg), str(err), options)
 
@@ -448,8 +455,9 @@ def train_runs(cfgs: list[dict], store: Store, options: ExecOptions | None = Non
         for s in active:
             s.begin_epoch(epoch)
         for x, y in data.train_batches(cfg0["seed"], epoch):
-            with torch.no_grad():
-                z_t = teacher(x) if teacher is not None else None
+            x = A.prepare_input(x, accel)
+            with torch.no_grad(), A.autocast(device, accel):
+                z_t = teacher_forward(x) if teacher is not None else None
             for s in active:
                 s.step(x, y, z_t)
         for s in active:

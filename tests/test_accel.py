@@ -1,0 +1,129 @@
+"""Accelerations: the exact ones change no number, the others stay close, all are recorded;
+the cost model uses measured throughput."""
+
+import argparse
+import shutil
+
+import pytest
+import torch
+
+from benchmark import accel as A
+from benchmark import config as C
+from benchmark import throughput
+from benchmark.accel import Accel
+from benchmark.plan import ASSUMED_FLOPS_PER_S, Planner, estimate_flops, table_summary
+from benchmark.store import Store
+from benchmark.train import ExecOptions, train_run
+from tests.helpers import tiny
+
+
+@pytest.fixture(scope="module")
+def teacher(tmp_path_factory):
+    store = Store(tmp_path_factory.mktemp("teacher"))
+    res = train_run(C.resolve(tiny(model="resnet14", recipe={"epochs": 1})), store, ExecOptions())
+    return store, res["id"]
+
+
+def kd_student(tid):
+    return C.resolve(tiny(teacher={"run": tid}, loss={"name": "kd", "tau": 4.0}, recipe={"epochs": 1}))
+
+
+def run_with(accel, teacher, tmp_path, name):
+    tstore, tid = teacher
+    store = Store(tmp_path / name)
+    shutil.copytree(tstore.run_dir(tid), store.run_dir(tid))
+    return train_run(kd_student(tid), store, ExecOptions(accel=accel))
+
+
+def logits_of(result, tmp_path, name):
+    return torch.load(Store(tmp_path / name).run_dir(result["id"]) / "test_logits.pt", weights_only=True)["logits"]
+
+
+@pytest.fixture(scope="module")
+def plain(teacher, tmp_path_factory):
+    """The default execution (foreach SGD, no other acceleration), trained once."""
+    root = tmp_path_factory.mktemp("plain")
+    result = run_with(Accel(), teacher, root, "plain")
+    return result, logits_of(result, root, "plain")
+
+
+def test_foreach_sgd_the_default_is_exact(plain, teacher, tmp_path):
+    default, _ = plain
+    loop = run_with(Accel(sgd="loop"), teacher, tmp_path, "loop")
+    assert default["weights_digest"] == loop["weights_digest"] and default["metrics"] == loop["metrics"]
+    assert default["execution"]["sgd"] == "foreach" and loop["execution"]["sgd"] == "loop"
+
+
+@pytest.mark.parametrize("accel, atol", [
+    (Accel(compile="aot_eager"), 1e-5),   # the same aten ops, traced: equal to float32 noise
+    (Accel(sgd="fused"), 1e-3),           # one fused multiply-add per element rounds differently
+    (Accel(channels_last=True), 1e-3),    # NHWC convolutions sum in another order
+], ids=["compile-aot_eager", "sgd-fused", "channels_last"])
+def test_accelerations_keep_the_numbers(accel, atol, plain, teacher, tmp_path):
+    default, z = plain
+    fast = run_with(accel, teacher, tmp_path, "fast")
+    for key, value in accel.record().items():
+        if value != Accel().record()[key]:
+            assert fast["execution"][key] == value  # the result says which ran
+    zf = logits_of(fast, tmp_path, "fast")
+    assert torch.allclose(zf, z, rtol=0, atol=atol), (zf - z).abs().max()
+    assert fast["metrics"]["train_loss"] == pytest.approx(default["metrics"]["train_loss"], rel=1e-4)
+
+
+def test_bf16_autocast_runs_on_the_cpu_and_is_recorded(plain, teacher, tmp_path):
+    default, _ = plain
+    bf16 = run_with(Accel(amp="bf16"), teacher, tmp_path, "bf16")
+    assert bf16["status"] == "done" and bf16["execution"]["amp"] == "bf16"
+    # different numerics (that is why it is off by default), but the same training
+    assert bf16["weights_digest"] != default["weights_digest"]
+    assert bf16["metrics"]["train_loss"] == pytest.approx(default["metrics"]["train_loss"], rel=0.05)
+
+
+def test_determinism_is_on_for_the_cpu_and_cuda_only_flags_are_off():
+    on_cpu = Accel(cudnn_benchmark=True).resolved(torch.device("cpu"))
+    assert on_cpu.deterministic is True and on_cpu.cudnn_benchmark is False
+    on_cuda = Accel(cudnn_benchmark=True).resolved(torch.device("cuda"))
+    assert on_cuda.deterministic is False and on_cuda.cudnn_benchmark is True
+    assert Accel(deterministic=True, cudnn_benchmark=True).resolved(torch.device("cuda")).cudnn_benchmark is False
+    with pytest.raises(ValueError, match="amp"):
+        Accel(amp="fp8")
+
+
+def test_command_line_flags_round_trip_to_workers():
+    parser = argparse.ArgumentParser()
+    A.add_arguments(parser)
+    accel = Accel(amp="bf16", channels_last=True, compile="inductor", sgd="fused", cudnn_benchmark=True,
+                  deterministic=False)
+    assert A.from_args(parser.parse_args(A.to_cli(accel))) == accel
+    assert A.from_args(parser.parse_args([])) == Accel()
+
+
+def test_cost_model_uses_the_measured_throughput(teacher, tmp_path, monkeypatch):
+    tstore, tid = teacher
+    store = Store(tmp_path / "store")
+    assert throughput.measured_rate(store) is None  # nothing measured: the planner assumes
+    assert Planner("smoke").flops_per_s == ASSUMED_FLOPS_PER_S
+
+    # a bench measurement: images/s x FLOPs of one KD step per image
+    bench = {"device": "cpu", "teacher": "resnet56", "student": "resnet20", "accel": None,
+             "cases": [{"name": "reference", "images_per_s": 10.0}, {"name": "engine", "images_per_s": 50.0}]}
+    throughput.save_bench(store.root, bench)
+    rate, source = throughput.measured_rate(store)
+    from benchmark.plan import forward_flops
+    assert rate == pytest.approx(50.0 * (3 * forward_flops("resnet20", 100, 32) + forward_flops("resnet56", 100, 32)))
+    assert "bench" in source
+
+    # finished runs beat the bench: FLOPs of each run over its wall time, the median
+    monkeypatch.setattr(throughput, "MIN_RUN_SECONDS", 0.0)
+    shutil.copytree(tstore.run_dir(tid), store.run_dir(tid))
+    res = store.result(tid)
+    rate, source = throughput.measured_rate(store)
+    assert rate == pytest.approx(estimate_flops(res["config"], None) / res["wall_time_s"])
+    assert "finished run" in source
+
+    # the planner's hours scale with it, and the plan JSON says where the rate comes from
+    slow, fast = Planner("paper", rate=(1e12, "test")), Planner("paper", rate=(4e12, "test"))
+    a, b = slow.plan("atkd-table5"), fast.plan("atkd-table5")
+    ha, hb = table_summary(a, slow)["gpu_hours"], table_summary(b, fast)["gpu_hours"]
+    assert ha == pytest.approx(4 * hb, rel=1e-3)
+    assert "1 TFLOP/s (test)" in table_summary(a, slow)["cost_model"]
