@@ -55,7 +55,7 @@ def cell_text(c: CellResult) -> str:
 
 def provenance(plan: TablePlan, store: Store) -> dict:
     """Code revisions, devices and device-hours of the runs behind a table."""
-    revisions, devices, seconds = set(), set(), 0.0
+    revisions, devices, executions, seconds = set(), set(), {}, 0.0
     for rid in plan.job_ids:
         res = store.result(rid)
         if res and res.get("status") == "done":
@@ -63,7 +63,13 @@ def provenance(plan: TablePlan, store: Store) -> dict:
             revisions.add(prov.get("code_revision", "unknown"))
             devices.add(f"{prov.get('device')} ({prov.get('device_name')})")
             seconds += res.get("wall_time_s") or 0
-    return {"code_revisions": sorted(revisions), "devices": sorted(devices), "device_hours": seconds / 3600}
+            ex = res.get("execution") or {}
+            # how the runs were executed (accelerations, determinism); fused_with is bookkeeping
+            key = ", ".join(f"{k}={ex[k]}" for k in ("amp", "channels_last", "compile", "sgd", "cudnn_benchmark",
+                                                     "deterministic") if k in ex) or "not recorded"
+            executions[key] = executions.get(key, 0) + 1
+    return {"code_revisions": sorted(revisions), "devices": sorted(devices), "device_hours": seconds / 3600,
+            "executions": executions}
 
 
 def claim_results(plan: TablePlan, cells: list[CellResult]) -> list[dict]:
@@ -106,6 +112,7 @@ def table_markdown(plan: TablePlan, cells: list[CellResult], store: Store, plot_
              f"- store: `{store.root}`",
              f"- code revision: {', '.join(prov['code_revisions']) or 'no finished runs'}",
              f"- devices: {', '.join(prov['devices']) or '—'}; device time {prov['device_hours']:.3f} h",
+             "- execution: " + ("; ".join(f"{k} ({n} runs)" for k, n in prov["executions"].items()) or "—"),
              f"- generated {time.strftime('%Y-%m-%d %H:%M:%S %Z')} on {platform.node()}",
              "", "Each cell: published → reproduced (difference) status; ✓ within the tolerance of "
              f"{m.tolerance:g}, ✗ outside. Mean ± std over seeds where there are several.", ""]

@@ -42,6 +42,7 @@ def test_report_files_numbers_plot_and_json_contract(trained, tmp_path):
     written = write_reports(plans, planner, store, tmp_path)
     md = (tmp_path / "klmse-table4.md").read_text()
     assert "Smoke profile" in md and "NOT comparable" in md
+    assert "- execution: amp=off, channels_last=False, compile=off, sgd=foreach" in md  # which accelerations ran
     published = load_published("klmse-table4")
     for cell in published.cells.values():
         assert cell.raw in md
