@@ -447,12 +447,23 @@ def make_loss(name: str, **params: Any) -> Loss:
     return Loss(name, fn, resolved, needs_teacher)
 
 
+_VALIDATED: set = set()  # (name, params) already run once: planning makes thousands of the same losses
+
+
 def _validate_values(name, fn, params):
     """Runs the loss once on a tiny input so that the function's own checks
     (unknown choice, tau <= 0, ...) fail at construction, not mid-training."""
+    try:
+        key = (name, tuple(sorted(params.items())))
+        if key in _VALIDATED:
+            return
+    except TypeError:  # an unhashable value: validate every time
+        key = None
     z = torch.zeros(2, 3)
     z[:, 0] = 1.0
     try:
         fn(z, z.clone(), torch.zeros(2, dtype=torch.long), **params)
     except ValueError as err:
         raise ValueError(f"loss {name!r}: {err}") from None
+    if key is not None:
+        _VALIDATED.add(key)
