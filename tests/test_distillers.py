@@ -221,6 +221,14 @@ def test_fitnet_regressor_shapes():
     up = build("fitnet", s, feats(g, sides=(8, 16, 2))).regressor.conv
     assert isinstance(up, torch.nn.ConvTranspose2d)  # 8 -> 16
     assert build("fitnet", s, feats(g, sides=(8, 6, 2))).regressor.conv.kernel_size == (3, 3)  # 8 -> 6
+    # 8 -> 10 (smaller, not half): 1x1 conv, the teacher map pooled down to 8x8 in the loss
+    t = feats(g, sides=(8, 10, 2))
+    d = build("fitnet", s, t, **only_feature("fitnet"))
+    conv = d.regressor.conv
+    assert conv.kernel_size == (1, 1)
+    h = bn_relu(F.conv2d(s["stages"][1], conv.weight, conv.bias), d.regressor.bn)
+    target = F.adaptive_avg_pool2d(t["stages"][1], 8)
+    check(d(s, t, None), ((h - target) ** 2).sum() / h.numel(), [s["stages"][1]])
 
 
 def test_cc(pair):

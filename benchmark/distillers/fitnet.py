@@ -5,7 +5,9 @@
 f_s, f_t = feat[hint_layer] of student and teacher (RepDistiller ``--hint_layer 2``: the
 output of the second stage; VGG: block2), r = ConvReg, a trainable regressor: a 3x3 stride-2
 conv when the student map is twice the teacher's side, a 4x4 stride-2 transposed conv when
-half, else a (1 + H_s - H_t) x (1 + W_s - W_t) conv; then BatchNorm and ReLU. Trained in the
+half, else a (1 + H_s - H_t) x (1 + W_s - W_t) conv; then BatchNorm and ReLU (a student map
+smaller than the teacher's but not half of it, which RepDistiller rejects: a 1x1 conv and the
+teacher map average-pooled to the student's size). Trained in the
 same SGD optimizer as the student, in one stage with CE (RepDistiller trains FitNet in one
 stage; Romero's original two-stage hint pre-training is not what the cited numbers used).
 Published weight (CRD benchmark): beta = 100.
@@ -14,6 +16,7 @@ Published weight (CRD benchmark): beta = 100.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .base import up, Distiller, taps
@@ -32,7 +35,10 @@ class ConvReg(nn.Module):
         elif hs >= ht and ws >= wt:
             self.conv = nn.Conv2d(cs, ct, (1 + hs - ht, 1 + ws - wt))
         else:
-            raise ValueError(f"ConvReg: student map {hs}x{ws} cannot be mapped onto teacher map {ht}x{wt}")
+            # Not in RepDistiller (which raises): a student map smaller than the teacher's but not
+            # half of it (e.g. AlexNet's 7x7 against 8x8). A 1x1 conv, and the teacher map is
+            # average-pooled to the student's size in the loss.
+            self.conv = nn.Conv2d(cs, ct, 1)
         self.bn = nn.BatchNorm2d(ct)
 
     def forward(self, x):
@@ -58,4 +64,7 @@ class FitNet(Distiller):
 
     def feature_loss(self, fs, ft, y, index):
         f_s, f_t = taps(fs)[self.layer], taps(ft)[self.layer]
-        return (up(self.regressor(f_s)) - up(f_t)).pow(2).mean()
+        r = up(self.regressor(f_s))
+        if r.shape[-2:] != f_t.shape[-2:]:  # only the 1x1 fall-back of ConvReg gets here
+            f_t = F.adaptive_avg_pool2d(f_t, r.shape[-2:])
+        return (r - up(f_t)).pow(2).mean()
