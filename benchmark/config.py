@@ -120,7 +120,8 @@ def resolve(raw: Any, where: str = "config") -> dict:
     Raises BadInput naming the file (``where``), the field and the problem.
     """
     from .data import dataset_names
-    from .losses import make_loss
+    from .distillers import distiller_names, is_distiller, resolve_params
+    from .losses import loss_names, make_loss
 
     if not isinstance(raw, dict) or not raw:
         raise BadInput(where, None, "a run config must be a non-empty mapping")
@@ -173,12 +174,21 @@ def resolve(raw: Any, where: str = "config") -> dict:
         raise BadInput(where, "loss", "must be a loss name or a mapping with a 'name'")
     params = {k: v for k, v in loss.items() if k != "name"}
     try:
-        made = make_loss(loss["name"], **params)
+        if loss["name"] not in loss_names() and not is_distiller(loss["name"]):
+            raise ValueError(f"unknown loss {loss['name']!r}; known: {', '.join(loss_names())}; "
+                             f"feature-based: {', '.join(distiller_names())}")
+        if is_distiller(loss["name"]):
+            # A feature-based method (benchmark.distillers): its adapters need the networks, so
+            # only the parameters are checked here; they always need a teacher.
+            name, resolved, needs_teacher = loss["name"], resolve_params(loss["name"], **params), True
+        else:
+            made = make_loss(loss["name"], **params)
+            name, resolved, needs_teacher = made.name, made.params, made.needs_teacher
     except (ValueError, TypeError) as err:
         raise BadInput(where, "loss", str(err)) from None
-    if made.needs_teacher and cfg["teacher"] is None:
+    if needs_teacher and cfg["teacher"] is None:
         raise BadInput(where, "teacher", f"loss {loss['name']!r} needs a teacher")
-    cfg["loss"] = {"name": made.name, **made.params}
+    cfg["loss"] = {"name": name, **resolved}
 
     cfg["recipe"] = _resolve_recipe(raw.get("recipe") or {}, where)
     cfg["seed"] = _number(raw.get("seed", 0), where, "seed", integer=True, minimum=0)

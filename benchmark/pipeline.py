@@ -90,12 +90,25 @@ class TensorPipeline:
             images = torch.where(flips[:, None, None, None], images.flip(2), images)
         return images
 
-    def train_batches(self, seed: int, epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def train_batches(self, seed: int, epoch: int, with_index: bool = False) -> Iterator[tuple]:
+        """(x, y) batches; with_index: (x, y, index), index = the samples' positions in the
+        training set (CRD's memory bank). The batches are the same either way."""
         perm, offsets, flips = self.epoch_draws(seed, epoch)
         for a, b in batch_indices(self.num_train, self.batch_size, self.drop_last, self.steps_per_epoch):
             idx = perm[a:b]
             images = self.augment(self.train_images[idx], offsets[idx], flips[idx])
-            yield self.normalize(images), self.train_labels[idx]
+            if with_index:
+                yield self.normalize(images), self.train_labels[idx], idx
+            else:
+                yield self.normalize(images), self.train_labels[idx]
+
+    def probe_batch(self) -> torch.Tensor:
+        """Two un-augmented training images: feature distillers size their adapters on it."""
+        return self.normalize(self.train_images[:2])
+
+    def train_targets(self) -> torch.Tensor:
+        """Labels of the whole training set, in index order."""
+        return self.train_labels
 
     def _plain_batches(self, images, labels):
         for a, b in batch_indices(len(labels), self.eval_batch_size, False, None):
@@ -130,15 +143,26 @@ class LoaderPipeline:
             num_workers=self.num_workers, pin_memory=self.device.type == "cuda",
             persistent_workers=False)
 
-    def train_batches(self, seed: int, epoch: int):
+    def train_batches(self, seed: int, epoch: int, with_index: bool = False):
         # The DataLoader draws each worker's seed from this generator, so the transforms'
         # randomness is also a function of (seed, epoch).
         g = torch.Generator().manual_seed(derive_seed("train-batches", seed, epoch))
-        loader = self._loader(self.train_set, self.batch_size, True, g, self.drop_last)
-        for step, (x, y) in enumerate(loader):
+        # The wrapper only adds each sample's index: the sampler, hence the order, is the same.
+        dataset = _Indexed(self.train_set) if with_index else self.train_set
+        loader = self._loader(dataset, self.batch_size, True, g, self.drop_last)
+        for step, batch in enumerate(loader):
             if self.steps_per_epoch and step >= self.steps_per_epoch:
                 break
-            yield x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+            yield tuple(t.to(self.device, non_blocking=True) for t in batch)
+
+    def probe_batch(self) -> torch.Tensor:
+        return torch.stack([self.train_eval_set[i][0] for i in range(2)]).to(self.device)
+
+    def train_targets(self) -> torch.Tensor:
+        targets = getattr(self.train_set, "targets", None)
+        if targets is None:
+            raise ValueError("this dataset does not expose its training labels (needed by crd)")
+        return torch.as_tensor(targets, dtype=torch.long, device=self.device)
 
     def _plain(self, dataset):
         for x, y in self._loader(dataset, self.eval_batch_size, False):
@@ -149,3 +173,17 @@ class LoaderPipeline:
 
     def train_eval_batches(self):
         return self._plain(self.train_eval_set)
+
+
+class _Indexed(torch.utils.data.Dataset):
+    """A dataset whose items are (x, y, index)."""
+
+    def __init__(self, dataset):
+        self.dataset = dataset
+
+    def __len__(self):
+        return len(self.dataset)
+
+    def __getitem__(self, i):
+        x, y = self.dataset[i]
+        return x, y, i

@@ -31,6 +31,7 @@ from . import config as C
 from .accel import Accel
 from .data import get_spec, load_arrays, load_folder, make_transforms, synthetic_arrays
 from .errors import BadInput
+from .distillers import is_distiller, make_distiller
 from .losses import make_loss
 from .models import build_model
 from .pipeline import Augmentation, LoaderPipeline, TensorPipeline, derive_seed
@@ -279,10 +280,20 @@ def fuse_key(cfg: dict) -> str:
     return C.canonical_json({k: ident[k] for k in ("dataset", "data", "recipe", "seed", "teacher")})
 
 
-class Student:
-    """One run's training state: model, optimizer, loss, history, checkpoints."""
+def needs_features(cfg: dict) -> bool:
+    """Whether the run's loss is a feature-based method (it needs the networks' extract())."""
+    return is_distiller(cfg["loss"]["name"])
 
-    def __init__(self, cfg: dict, store: Store, device: torch.device, accel: Accel = Accel()):
+
+class Student:
+    """One run's training state: model, optimizer, loss, history, checkpoints.
+
+    A feature-based run (benchmark.distillers) also has a ``distiller``: its adapters are built
+    from one probe forward of both networks, trained by the same optimizer, saved in the same
+    checkpoint. ``data`` and ``teacher`` are needed only then."""
+
+    def __init__(self, cfg: dict, store: Store, device: torch.device, accel: Accel = Accel(), teacher=None,
+                 data=None):
         self.cfg, self.store, self.device, self.accel = cfg, store, device, accel
         self.rid = C.run_id(cfg)
         self.run_dir = store.run_dir(self.rid)
@@ -295,13 +306,23 @@ class Student:
             self.model = build_model(cfg["model"], get_spec(cfg["dataset"]).num_classes,
                                      weights=init["weights"] if init else None).to(device)
         self.forward = A.prepare_model(self.model, accel)
-        self.loss_fn = make_loss(**cfg["loss"])
-        self.optimizer = make_optimizer(self.model, self.recipe, accel)
+        self.distiller = None
+        if needs_features(cfg):
+            self.distiller = self._make_distiller(cfg, teacher, data, device)
+            self.loss_fn = None
+            # Adapters after the student's parameters, in one SGD optimizer (as RepDistiller's
+            # trainable_list): the same lr, momentum and weight decay.
+            self.optimizer = make_optimizer(torch.nn.ModuleList([self.model, self.distiller]), self.recipe, accel)
+        else:
+            self.loss_fn = make_loss(**cfg["loss"])
+            self.optimizer = make_optimizer(self.model, self.recipe, accel)
         state, self.notes = load_checkpoint(self.run_dir, self.rid)
         self.history: list[dict] = []
         self.next_epoch = 0
         if state is not None:
             self.model.load_state_dict(state["model"])
+            if self.distiller is not None:
+                self.distiller.load_state_dict(state["distiller"])
             self.optimizer.load_state_dict(state["optimizer"])
             self.rng_cpu, self.rng_cuda = state["rng_cpu"], state.get("rng_cuda")
             self.history, self.next_epoch = list(state["history"]), state["epoch"] + 1
@@ -316,25 +337,61 @@ class Student:
         self.epoch_times: list[float] = []
         self.last_eval = None
 
+    def _make_distiller(self, cfg, teacher, data, device):
+        if teacher is None or data is None:
+            raise RunFailed(f"loss {cfg['loss']['name']!r} needs the teacher and the data to build its adapters")
+        params = {k: v for k, v in cfg["loss"].items() if k != "name"}
+        x = data.probe_batch()
+        was_training = self.model.training
+        self.model.eval()  # the probe must not move the BatchNorm statistics
+        with torch.no_grad():
+            probe_s, probe_t = self.model.extract(x), teacher.extract(x)
+        self.model.train(was_training)
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            # Its own seed: the student's initial weights stay those of a CE run of the same seed.
+            torch.manual_seed(derive_seed("distiller", self.seed))
+            try:
+                distiller = make_distiller(cfg["loss"]["name"], probe_s, probe_t,
+                                           get_spec(cfg["dataset"]).num_classes,
+                                           train_labels=data.train_targets(), **params)
+            except ValueError as err:
+                raise RunFailed(f"loss {cfg['loss']['name']!r}: {err}") from None
+        distiller.to(device).train()
+        distiller.attach(self.model)
+        return distiller
+
+    @property
+    def needs_index(self) -> bool:
+        return self.distiller is not None and self.distiller.needs_index
+
     def begin_epoch(self, epoch: int) -> None:
         self.lr = C.lr_at(self.recipe, epoch)
         for group in self.optimizer.param_groups:
             group["lr"] = self.lr
         self.model.train()
+        if self.distiller is not None:
+            self.distiller.train()
         self.loss_sum = torch.zeros((), device=self.device)
         self.correct = torch.zeros((), device=self.device, dtype=torch.long)
         self.seen = 0
         self.t0 = time.time()
 
-    def step(self, x, y, z_t) -> None:
+    def step(self, x, y, z_t, ft=None, index=None) -> None:
+        """One SGD step. ``ft``: the teacher's extract() of x (feature runs), ``index``: the
+        samples' training-set indices (CRD)."""
         cuda = self.device.type == "cuda"
         with torch.random.fork_rng(devices=[self.device] if cuda else []):
             torch.set_rng_state(self.rng_cpu)
             if cuda and self.rng_cuda is not None:
                 torch.cuda.set_rng_state(self.rng_cuda, self.device)
             with A.autocast(self.device, self.accel):
-                z_s = self.forward(x)
-            loss = self.loss_fn(z_s, z_t, y)  # the losses compute in float32 under any autocast
+                if self.distiller is not None:
+                    fs = self.model.extract(x)
+                    z_s = fs["logits"]
+                else:
+                    z_s = self.forward(x)
+            # the losses compute in float32 under any autocast
+            loss = self.distiller(fs, ft, y, index) if self.distiller is not None else self.loss_fn(z_s, z_t, y)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
@@ -352,10 +409,12 @@ class Student:
         self.history.append({"epoch": epoch + 1, "lr": self.lr, "train_loss": train_loss,
                              "train_top1_augmented": self.correct.item() / max(self.seen, 1) * 100,
                              "test_top1": ev["top1"], "test_top5": ev["top5"], "time_s": time.time() - self.t0})
-        save_checkpoint(self.run_dir, {
-            "run_id": self.rid, "epoch": epoch, "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(), "rng_cpu": self.rng_cpu, "rng_cuda": self.rng_cuda,
-            "history": self.history})
+        state = {"run_id": self.rid, "epoch": epoch, "model": self.model.state_dict(),
+                 "optimizer": self.optimizer.state_dict(), "rng_cpu": self.rng_cpu, "rng_cuda": self.rng_cuda,
+                 "history": self.history}
+        if self.distiller is not None:
+            state["distiller"] = self.distiller.state_dict()  # adapters, CRD's banks
+        save_checkpoint(self.run_dir, state)
         self.store.append_metrics(self.rid, self.history)
         self.epoch_times.append(time.time() - self.t0)
         self.next_epoch = epoch + 1
@@ -439,7 +498,7 @@ def train_runs(cfgs: list[dict], store: Store, options: ExecOptions | None = Non
         todo = []
     for cfg in todo:
         try:
-            students.append(Student(cfg, store, device, accel))
+            students.append(Student(cfg, store, device, accel, teacher=teacher, data=data))
         except RunFailed as err:
             results[C.run_id(cfg)] = _failed(cfg, C.run_id(cfg), str(err), options)
 
@@ -454,12 +513,17 @@ def train_runs(cfgs: list[dict], store: Store, options: ExecOptions | None = Non
             continue
         for s in active:
             s.begin_epoch(epoch)
-        for x, y in data.train_batches(cfg0["seed"], epoch):
+        # The teacher's features are computed (once per batch) only if some student needs them.
+        features = teacher is not None and any(s.distiller is not None for s in active)
+        with_index = any(s.needs_index for s in active)
+        for batch in data.train_batches(cfg0["seed"], epoch, with_index=with_index):
+            x, y, index = batch if with_index else (*batch, None)
             x = A.prepare_input(x, accel)
             with torch.no_grad(), A.autocast(device, accel):
-                z_t = teacher_forward(x) if teacher is not None else None
+                ft = teacher.extract(x) if features else None
+                z_t = ft["logits"] if features else (teacher_forward(x) if teacher is not None else None)
             for s in active:
-                s.step(x, y, z_t)
+                s.step(x, y, z_t, ft, index)
         for s in active:
             try:
                 s.end_epoch(epoch, data, options)

@@ -53,12 +53,12 @@ class CifarResNet(nn.Module):
 
     def extract(self, x: torch.Tensor) -> Features:
         x = F.relu(self.bn1(self.conv1(x)))
-        stages = []
+        stem, stages = x, []
         for layer in (self.layer1, self.layer2, self.layer3):
             x = layer(x)
             stages.append(x)
         feat = pooled(x)
-        return {"logits": self.fc(feat), "penultimate": feat, "stages": stages}
+        return {"logits": self.fc(feat), "penultimate": feat, "stages": stages, "taps": [stem, *stages]}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.extract(x)["logits"]

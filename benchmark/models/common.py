@@ -12,6 +12,10 @@ class Features(TypedDict):
     logits: torch.Tensor  # (N, num_classes)
     penultimate: torch.Tensor  # (N, D), the pooled vector the final classifier reads
     stages: list[torch.Tensor]  # output of each stage / block group, input side first
+    # Optional (the RepDistiller-zoo models): RepDistiller's feature list without its pooled
+    # vector, i.e. [stem output, the maps its feature methods tap]. Feature distillers
+    # (benchmark.distillers) read it; without it they use [None, *stages].
+    taps: list[torch.Tensor]
 
 
 def pooled(x: torch.Tensor) -> torch.Tensor:

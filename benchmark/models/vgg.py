@@ -48,7 +48,10 @@ class VGG(nn.Module):
             if i < 3 or (i == 3 and x.shape[-1] > 4):
                 x = F.max_pool2d(x, 2)
         feat = pooled(x)
-        return {"logits": self.classifier(feat), "penultimate": feat, "stages": stages}
+        # RepDistiller's VGG feature list is [f0, f1, f2, f4, pooled]: block0 plays the stem and
+        # block3's output (same 4x4 size as block4's at 32 px) is not tapped.
+        taps = [stages[0], stages[1], stages[2], stages[4]]
+        return {"logits": self.classifier(feat), "penultimate": feat, "stages": stages, "taps": taps}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.extract(x)["logits"]

@@ -66,12 +66,13 @@ class WideResNet(nn.Module):
 
     def extract(self, x: torch.Tensor) -> Features:
         x = self.conv1(x)
-        stages = []
+        stem, stages = x, []
         for block in (self.block1, self.block2, self.block3):
             x = block(x)
             stages.append(x)
         feat = pooled(F.relu(self.bn1(x)))
-        return {"logits": self.fc(feat), "penultimate": feat, "stages": stages}
+        # RepDistiller's WRN feature list is [conv1 output, block1, block2, block3] (pre-BN).
+        return {"logits": self.fc(feat), "penultimate": feat, "stages": stages, "taps": [stem, *stages]}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.extract(x)["logits"]

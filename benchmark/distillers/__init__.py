@@ -1,0 +1,83 @@
+"""Feature-based distillation methods: a registry beside the logit losses of benchmark.losses.
+
+``make_distiller(name, student_probe, teacher_probe, num_classes, **params)`` returns an
+``nn.Module`` whose ``forward(fs, ft, y, index)`` is the run's whole training loss
+
+    ce_weight * CE + kd_weight * KD(tau) + weight * feature_term
+
+(see ``base.py``); ``fs``/``ft`` are the student's / teacher's ``extract()`` dicts. Adapters
+(regressors, embeddings, CRD's memory banks) are its parameters and buffers: the trainer puts
+them in the student's optimizer and checkpoint. Each module's docstring gives its paper's
+equation, the features it taps and the published CRD-benchmark weight used as default.
+
+A run config names a method as its loss (``loss: {name: fitnet, weight: 100}``);
+:func:`resolve_params` validates and fills the parameters without building anything.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .at import AT
+from .base import Distiller, taps
+from .cc import CC
+from .crd import CRD
+from .fitnet import FitNet
+from .nst import NST
+from .pkt import PKT
+from .rkd import RKD
+from .sckd import SCKD
+from .sp import SP
+from .vid import VID
+
+__all__ = ["make_distiller", "distiller_names", "is_distiller", "distiller_defaults", "resolve_params",
+           "Distiller", "taps"]
+
+_DISTILLERS: dict[str, type[Distiller]] = {
+    "fitnet": FitNet, "at": AT, "sp": SP, "cc": CC, "vid": VID, "rkd": RKD, "pkt": PKT,
+    "nst": NST, "crd": CRD, "sckd": SCKD,
+}
+
+
+def distiller_names() -> list[str]:
+    return list(_DISTILLERS)
+
+
+def is_distiller(name: Any) -> bool:
+    return isinstance(name, str) and name in _DISTILLERS
+
+
+def _lookup(name: str) -> type[Distiller]:
+    if name not in _DISTILLERS:
+        raise ValueError(f"unknown feature distiller {name!r}; known: {', '.join(_DISTILLERS)}")
+    return _DISTILLERS[name]
+
+
+def distiller_defaults(name: str) -> dict[str, Any]:
+    return _lookup(name).defaults()
+
+
+def resolve_params(name: str, **params: Any) -> dict[str, Any]:
+    """Every parameter of ``name`` with its value (given or default), types and values checked."""
+    from benchmark.losses import _coerce  # the logit losses' type rules: ints pass as floats, bools only as bools
+
+    defaults = distiller_defaults(name)
+    unknown = sorted(set(params) - set(defaults))
+    if unknown:
+        raise ValueError(f"loss {name!r}: unknown parameter(s) {', '.join(map(repr, unknown))}; "
+                         f"known: {', '.join(defaults)}")
+    resolved = {k: _coerce(name, k, params.get(k, d), d) for k, d in defaults.items()}
+    try:
+        _lookup(name).check(resolved)
+    except ValueError as err:
+        raise ValueError(f"loss {name!r}: {err}") from None
+    return resolved
+
+
+def make_distiller(name: str, student_probe: dict, teacher_probe: dict, num_classes: int, *,
+                   train_labels=None, **params: Any) -> Distiller:
+    """The distiller ``name`` with adapters shaped from the probe ``extract()`` dicts."""
+    cls = _lookup(name)
+    resolved = resolve_params(name, **params)
+    extra = {"train_labels": train_labels} if cls.needs_train_labels else {}
+    return cls(student_probe, teacher_probe, num_classes, **extra, **resolved)

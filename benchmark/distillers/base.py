@@ -1,0 +1,121 @@
+"""What every feature distiller shares: the total loss, the KD term, feature taps, helpers.
+
+A distiller is an ``nn.Module`` built from one *probe* forward of the student and of the
+teacher (their ``extract()`` dicts on a tiny batch), so adapters get their shapes from the
+real networks. ``forward(fs, ft, y, index)`` gets the ``extract()`` dicts of this batch (the
+teacher's computed without grad) and returns
+
+    L = ce_weight * CE(z_s, y) + kd_weight * tau^2 * KL(p_t(tau) || p_s(tau)) + weight * feature_term
+
+which is RepDistiller's ``loss = gamma * loss_cls + alpha * loss_div + beta * loss_kd``
+(train_student.py; ``-r gamma -a alpha -b beta``). Defaults: CE weight 1, KD weight 0 and
+each method's published weight ``-b`` in the CRD benchmark (RepDistiller README), KD tau 4.
+
+Feature taps. RepDistiller's networks return ``feat = [stem, stage1, stage2, stage3, pooled]``
+(VGG: ``[f0, f1, f2, f4, pooled]``). Our models give the same list (without the pooled vector)
+as ``extract()["taps"]`` (CIFAR ResNets, WRNs, VGGs); a model without it is read as
+``[None, *stages]`` (no stem). :func:`taps` returns RepDistiller's full list, so a method's
+docstring can say "feat[1:-1]" exactly as RepDistiller's train_student.py does.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+BASE_PARAMS: dict[str, Any] = {"ce_weight": 1.0, "kd_weight": 0.0, "tau": 4.0}
+
+
+def up(t: torch.Tensor) -> torch.Tensor:
+    """float32 for the loss math (bf16 under autocast is too coarse); float64 kept (tests)."""
+    return t if t.dtype == torch.float64 else t.float()
+
+
+def taps(f: dict) -> list:
+    """RepDistiller's ``feat`` list: [stem, intermediate maps..., pooled vector]."""
+    maps = f.get("taps") or [None, *f["stages"]]
+    return [*maps, f["penultimate"]]
+
+
+def kd_term(z_s: torch.Tensor, z_t: torch.Tensor, tau: float) -> torch.Tensor:
+    """RepDistiller's DistillKL: ``tau^2 * sum_c p_t log(p_t / p_s)``, mean over the batch."""
+    log_p_s = F.log_softmax(up(z_s) / tau, dim=1)
+    log_p_t = F.log_softmax(up(z_t) / tau, dim=1)
+    return (log_p_t.exp() * (log_p_t - log_p_s)).sum(1).mean() * tau**2
+
+
+def match_spatial(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Average-pool the larger of two maps to the smaller's size (RepDistiller's AT/NST/VID)."""
+    if a.shape[-2:] == b.shape[-2:]:
+        return a, b
+    if a.shape[-1] > b.shape[-1]:
+        return F.adaptive_avg_pool2d(a, b.shape[-2:]), b
+    return a, F.adaptive_avg_pool2d(b, a.shape[-2:])
+
+
+class Embed(nn.Module):
+    """RepDistiller's Embed (CC, CRD): a linear map of the flattened feature, then L2-normalised."""
+
+    def __init__(self, dim_in: int, dim_out: int = 128):
+        super().__init__()
+        self.linear = nn.Linear(dim_in, dim_out)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.linear(x.flatten(1))
+        return x / x.pow(2).sum(1, keepdim=True).pow(0.5)
+
+
+class Distiller(nn.Module):
+    """Base class: ``PARAMS`` (name -> default) are the method's options beyond BASE_PARAMS.
+
+    Subclasses implement ``feature_loss(fs, ft, y, index)`` and may override
+    ``check(params)`` (value checks that need no probe, run at config time).
+    """
+
+    PARAMS: dict[str, Any] = {}
+    needs_index = False          # CRD: the samples' dataset indices
+    needs_train_labels = False   # CRD: the labels of the whole training set (negatives)
+
+    def __init__(self, student_probe: dict, teacher_probe: dict, num_classes: int, **params: Any):
+        super().__init__()
+        self.params = params
+        self.ce_weight, self.kd_weight, self.tau = params["ce_weight"], params["kd_weight"], params["tau"]
+        self.weight = params["weight"]
+        self.num_classes = num_classes
+
+    @classmethod
+    def defaults(cls) -> dict[str, Any]:
+        return {**BASE_PARAMS, **cls.PARAMS}
+
+    @classmethod
+    def check(cls, params: dict[str, Any]) -> None:
+        for k in ("ce_weight", "kd_weight", "weight"):
+            if not (params[k] >= 0 and math.isfinite(params[k])):
+                raise ValueError(f"{k} must be finite and >= 0, got {params[k]!r}")
+        if not (params["tau"] > 0 and math.isfinite(params["tau"])):
+            raise ValueError(f"tau must be finite and > 0, got {params['tau']!r}")
+
+    def attach(self, student: nn.Module) -> None:
+        """Called once by the trainer with the student network (SCKD needs its parameters)."""
+
+    def feature_loss(self, fs: dict, ft: dict, y: torch.Tensor, index: torch.Tensor | None) -> torch.Tensor:
+        raise NotImplementedError
+
+    def logit_terms(self, fs: dict, ft: dict, y: torch.Tensor) -> torch.Tensor:
+        z_s = up(fs["logits"])
+        total = z_s.new_zeros(())
+        if self.ce_weight:
+            total = total + self.ce_weight * F.cross_entropy(z_s, y)
+        if self.kd_weight:
+            total = total + self.kd_weight * kd_term(z_s, ft["logits"].detach(), self.tau)
+        return total
+
+    def forward(self, fs: dict, ft: dict, y: torch.Tensor, index: torch.Tensor | None = None) -> torch.Tensor:
+        total = self.logit_terms(fs, ft, y)
+        if self.weight:
+            total = total + self.weight * self.feature_loss(fs, ft, y, index)
+        return total

@@ -1,0 +1,433 @@
+"""Feature distillers: each loss against a hand-written float64 formula (value and gradient),
+one real SGD step through a teacher/student pair, config validation, and the trainer
+(fused == apart, interrupted + resumed == uninterrupted, with the adapters in the checkpoint)."""
+
+import hashlib
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from benchmark import config as C
+from benchmark.distillers import distiller_names, make_distiller, resolve_params, taps
+from benchmark.errors import BadInput
+from benchmark.models import build_model
+from benchmark.pipeline import Augmentation, TensorPipeline
+from benchmark.store import Store
+from benchmark.train import ExecOptions, make_optimizer, train_run, train_runs
+from tests.helpers import tiny
+
+N = 4
+DT = torch.float64
+
+
+def feats(g, channels=(3, 4, 5), sides=(8, 4, 2), dim=6, classes=5, stem=(3, 8)):
+    """A fake extract() dict in float64 whose tensors require grad."""
+    t = lambda *shape: (torch.randn(*shape, generator=g, dtype=DT)).requires_grad_()
+    stages = [t(N, c, s, s) for c, s in zip(channels, sides)]
+    return {"logits": t(N, classes), "penultimate": t(N, dim), "stages": stages,
+            "taps": [t(N, stem[0], stem[1], stem[1]), *stages]}
+
+
+@pytest.fixture
+def pair():
+    g = torch.Generator().manual_seed(0)
+    fs = feats(g)
+    ft = feats(g, channels=(4, 6, 7), sides=(8, 4, 2), dim=9)
+    for v in ft.values():  # the teacher is fixed
+        for x in (v if isinstance(v, list) else [v]):
+            x.requires_grad_(False)
+    return fs, ft, torch.tensor([0, 3, 4, 1])
+
+
+def build(name, fs, ft, **params):
+    torch.manual_seed(1)
+    d = make_distiller(name, fs, ft, 5, train_labels=torch.arange(40) % 5, **params).double()
+    return d
+
+
+def only_feature(name, **extra):
+    return dict(ce_weight=0.0, kd_weight=0.0, weight=1.0, **extra)
+
+
+def check(value, ref, inputs):
+    """Same value and same gradient w.r.t. every input (independent formulas, float64)."""
+    assert value.item() == pytest.approx(ref.item(), rel=1e-9, abs=1e-12)
+    g1 = torch.autograd.grad(value, inputs, retain_graph=True, allow_unused=True)
+    g2 = torch.autograd.grad(ref, inputs, retain_graph=True, allow_unused=True)
+    for a, b in zip(g1, g2):
+        if a is None or b is None:
+            assert a is None and b is None
+        else:
+            torch.testing.assert_close(a, b, rtol=1e-7, atol=1e-10)
+
+
+# ---- hand-written references (plain loops over samples / positions) -----------------------
+
+
+def pool_to(x, side):
+    k = x.shape[-1] // side
+    return x.reshape(*x.shape[:-2], side, k, side, k).mean(dim=(-3, -1))
+
+
+def ref_at(f_s, f_t):
+    side = min(f_s.shape[-1], f_t.shape[-1])
+    f_s, f_t = pool_to(f_s, side), pool_to(f_t, side)
+    total = 0
+    for i in range(N):
+        a_s = sum(f_s[i, c] ** 2 for c in range(f_s.shape[1])) / f_s.shape[1]
+        a_t = sum(f_t[i, c] ** 2 for c in range(f_t.shape[1])) / f_t.shape[1]
+        q_s, q_t = a_s.flatten() / a_s.norm(), a_t.flatten() / a_t.norm()
+        total = total + ((q_s - q_t) ** 2).sum()
+    return total / (N * side * side)
+
+
+def ref_sp(f_s, f_t):
+    def g(f):
+        rows = []
+        for i in range(N):
+            r = torch.stack([(f[i] * f[j]).sum() for j in range(N)])
+            rows.append(r / r.norm())
+        return torch.stack(rows)
+    return ((g(f_s) - g(f_t)) ** 2).sum() / N**2
+
+
+def ref_nst(f_s, f_t):
+    side = min(f_s.shape[-1], f_t.shape[-1])
+    s, t = pool_to(f_s, side).flatten(2), pool_to(f_t, side).flatten(2)
+    total = 0
+    for i in range(N):
+        si = [v / v.norm() for v in s[i]]
+        ti = [v / v.norm() for v in t[i]]
+        k = lambda a, b: sum((x @ y) ** 2 for x in a for y in b) / (len(a) * len(b))
+        total = total + k(ti, ti) + k(si, si) - 2 * k(si, ti)
+    return total / N
+
+
+def huber(a, b):
+    d = (a - b).abs()
+    return torch.where(d < 1, 0.5 * d**2, d - 0.5).mean()
+
+
+def ref_rkd(s, t, w_d=25.0, w_a=50.0):
+    def dist(x):
+        d = torch.stack([torch.stack([(x[i] - x[j]).norm() if i != j else x.new_zeros(()) for j in range(N)])
+                         for i in range(N)])
+        return d / (d.sum() / (N * N - N))
+
+    def ang(x):
+        out = []
+        for j in range(N):
+            for i in range(N):
+                for k in range(N):
+                    u, v = x[i] - x[j], x[k] - x[j]
+                    nu = u / u.norm() if i != j else torch.zeros_like(u)
+                    nv = v / v.norm() if k != j else torch.zeros_like(v)
+                    out.append(nu @ nv)
+        return torch.stack(out)
+    return w_d * huber(dist(s), dist(t).detach()) + w_a * huber(ang(s), ang(t).detach())
+
+
+def ref_pkt(s, t, eps=1e-7):
+    def p(x):
+        x = torch.stack([v / (v.norm() + eps) for v in x])
+        k = torch.stack([torch.stack([(x[i] @ x[j] + 1) / 2 for j in range(N)]) for i in range(N)])
+        return torch.stack([r / r.sum() for r in k])
+    ps, pt = p(s), p(t)
+    return sum(pt[i, j] * math.log((pt[i, j].item() + eps)) - pt[i, j] * torch.log(ps[i, j] + eps)
+               for i in range(N) for j in range(N)) / N**2
+
+
+def ref_kd(z_s, z_t, tau):
+    total = 0
+    for i in range(N):
+        p_t = torch.softmax(z_t[i] / tau, 0)
+        log_p_s = z_s[i] / tau - torch.logsumexp(z_s[i] / tau, 0)
+        total = total + sum(p_t[c] * (torch.log(p_t[c]) - log_p_s[c]) for c in range(len(p_t)))
+    return total / N * tau**2
+
+
+def ref_ce(z_s, y):
+    return sum(torch.logsumexp(z_s[i], 0) - z_s[i, y[i]] for i in range(N)) / N
+
+
+def bn_relu(h, bn):
+    mean = h.mean(dim=(0, 2, 3), keepdim=True)
+    var = ((h - mean) ** 2).mean(dim=(0, 2, 3), keepdim=True)
+    h = (h - mean) / torch.sqrt(var + bn.eps) * bn.weight.view(1, -1, 1, 1) + bn.bias.view(1, -1, 1, 1)
+    return torch.clamp(h, min=0)
+
+
+# ---- value and gradient against the references ---------------------------------------------
+
+
+def test_at(pair):
+    fs, ft, y = pair
+    d = build("at", fs, ft, **only_feature("at"))
+    ref = sum(ref_at(s, t) for s, t in zip(fs["stages"], ft["stages"]))
+    check(d(fs, ft, y), ref, fs["stages"])
+
+
+def test_at_pools_the_larger_map():
+    g = torch.Generator().manual_seed(3)
+    fs, ft = feats(g, sides=(8, 4, 4)), feats(g, channels=(2, 2, 2), sides=(4, 4, 2))
+    d = build("at", fs, ft, **only_feature("at"))
+    ref = sum(ref_at(s, t) for s, t in zip(fs["stages"], ft["stages"]))
+    check(d(fs, ft, None), ref, fs["stages"])
+
+
+def test_sp(pair):
+    fs, ft, y = pair
+    d = build("sp", fs, ft, **only_feature("sp"))
+    check(d(fs, ft, y), ref_sp(fs["stages"][-1], ft["stages"][-1]), fs["stages"])
+
+
+def test_nst(pair):
+    fs, ft, y = pair
+    d = build("nst", fs, ft, **only_feature("nst"))
+    ref = sum(ref_nst(s, t) for s, t in zip(fs["stages"], ft["stages"]))
+    check(d(fs, ft, y), ref, fs["stages"])
+
+
+def test_rkd(pair):
+    fs, ft, y = pair
+    d = build("rkd", fs, ft, **only_feature("rkd"))
+    check(d(fs, ft, y), ref_rkd(fs["penultimate"], ft["penultimate"]), [fs["penultimate"]])
+
+
+def test_pkt(pair):
+    fs, ft, y = pair
+    d = build("pkt", fs, ft, **only_feature("pkt"))
+    check(d(fs, ft, y), ref_pkt(fs["penultimate"], ft["penultimate"]), [fs["penultimate"]])
+
+
+def test_fitnet_with_the_total_loss(pair):
+    fs, ft, y = pair
+    # student stage-2 map is 4x4, teacher's 4x4: a 1x1 conv regressor; CE 0.3, KD 0.7 at tau 2
+    d = build("fitnet", fs, ft, ce_weight=0.3, kd_weight=0.7, tau=2.0, weight=100.0)
+    conv = d.regressor.conv
+    assert conv.kernel_size == (1, 1) and conv.out_channels == 6
+    h = bn_relu(F.conv2d(fs["stages"][1], conv.weight, conv.bias), d.regressor.bn)
+    hint = ((h - ft["stages"][1]) ** 2).sum() / h.numel()
+    ref = 0.3 * ref_ce(fs["logits"], y) + 0.7 * ref_kd(fs["logits"], ft["logits"], 2.0) + 100.0 * hint
+    check(d(fs, ft, y), ref, [fs["logits"], fs["stages"][1], conv.weight])
+
+
+def test_fitnet_regressor_shapes():
+    g = torch.Generator().manual_seed(0)
+    s = feats(g, sides=(8, 8, 4))
+    assert build("fitnet", s, feats(g, sides=(8, 4, 2))).regressor.conv.stride == (2, 2)  # 8 -> 4
+    up = build("fitnet", s, feats(g, sides=(8, 16, 2))).regressor.conv
+    assert isinstance(up, torch.nn.ConvTranspose2d)  # 8 -> 16
+    assert build("fitnet", s, feats(g, sides=(8, 6, 2))).regressor.conv.kernel_size == (3, 3)  # 8 -> 6
+    # 8 -> 10 (smaller, not half): 1x1 conv, the teacher map pooled down to 8x8 in the loss
+    t = feats(g, sides=(8, 10, 2))
+    d = build("fitnet", s, t, **only_feature("fitnet"))
+    conv = d.regressor.conv
+    assert conv.kernel_size == (1, 1)
+    h = bn_relu(F.conv2d(s["stages"][1], conv.weight, conv.bias), d.regressor.bn)
+    target = F.adaptive_avg_pool2d(t["stages"][1], 8)
+    check(d(s, t, None), ((h - target) ** 2).sum() / h.numel(), [s["stages"][1]])
+
+
+def test_cc(pair):
+    fs, ft, y = pair
+    d = build("cc", fs, ft, **only_feature("cc", feat_dim=3))
+    e = lambda lin, x: (lambda z: z / z.norm(dim=1, keepdim=True))(x @ lin.weight.t() + lin.bias)
+    diff = (e(d.embed_s.linear, fs["penultimate"]) - e(d.embed_t.linear, ft["penultimate"])).abs()
+    ref = sum((diff[i] * diff[i + 1]).sum() for i in range(N - 1)) / (N - 1)
+    check(d(fs, ft, y), ref, [fs["penultimate"], d.embed_s.linear.weight, d.embed_t.linear.weight])
+
+
+def test_vid(pair):
+    fs, ft, y = pair
+    d = build("vid", fs, ft, **only_feature("vid"))
+    total = 0
+    for layer, s, t in zip(d.layers, fs["stages"], ft["stages"]):
+        w = [m.weight for m in layer.regressor if isinstance(m, torch.nn.Conv2d)]
+        mu = F.conv2d(F.relu(F.conv2d(F.relu(F.conv2d(s, w[0])), w[1])), w[2])
+        var = torch.log1p(torch.exp(layer.alpha)) + 1e-5
+        assert var[0].item() == pytest.approx(5.0)  # initial variance
+        nll = 0.5 * ((mu - t) ** 2 / var.view(1, -1, 1, 1) + torch.log(var).view(1, -1, 1, 1))
+        total = total + nll.sum() / nll.numel()
+    check(d(fs, ft, y), total, [*fs["stages"], d.layers[0].alpha])
+
+
+def test_crd_nce_and_memory(pair):
+    fs, ft, y = pair
+    labels = torch.arange(40) % 5
+    d = build("crd", fs, ft, **only_feature("crd", feat_dim=3, nce_k=7, nce_t=0.5, nce_m=0.25))
+    index = torch.tensor([0, 13, 24, 6])  # labels 0, 3, 4, 1 = y
+    bank_s, bank_t = d.memory_s.clone(), d.memory_t.clone()
+    torch.manual_seed(5)
+    value = d(fs, ft, y, index)
+    torch.manual_seed(5)
+    neg = d.negatives(y)
+    assert neg.shape == (N, 7) and (labels[neg] != y[:, None]).all()
+    emb = lambda lin, x: (lambda z: z / z.norm(dim=1, keepdim=True))(x @ lin.weight.t() + lin.bias)
+    e_s, e_t = emb(d.embed_s.linear, fs["penultimate"]), emb(d.embed_t.linear, ft["penultimate"])
+    idx = torch.cat([index[:, None], neg], 1)
+
+    def nce(e, bank):
+        h = torch.stack([torch.stack([torch.exp(bank[j] @ e[i] / 0.5) for j in idx[i]]) for i in range(N)])
+        z = h.detach().mean() * 40  # normaliser fixed on this (first) batch
+        h = h / z
+        pn = 7 / 40
+        return -sum(torch.log(h[i, 0] / (h[i, 0] + pn + 1e-7)) + sum(torch.log(pn / (h[i, j] + pn + 1e-7))
+                                                                     for j in range(1, 8)) for i in range(N)) / N
+    ref = nce(e_s, bank_t) + nce(e_t, bank_s)
+    check(value, ref, [fs["penultimate"], d.embed_t.linear.weight])
+    # momentum update of both banks at the positives, renormalised; other rows untouched
+    new = bank_s[index] * 0.25 + e_s.detach() * 0.75
+    torch.testing.assert_close(d.memory_s[index], new / new.norm(dim=1, keepdim=True))
+    untouched = torch.ones(40, dtype=torch.bool)
+    untouched[index] = False
+    assert torch.equal(d.memory_t[untouched], bank_t[untouched])
+
+
+def test_sckd_drops_a_term_whose_gradient_conflicts_with_ce():
+    torch.manual_seed(0)
+    student = build_model("resnet8", 5).double()
+    x = torch.randn(N, 3, 32, 32, dtype=DT)
+    y = torch.tensor([0, 3, 4, 1])
+    fs = student.extract(x)
+    ft = {k: (v.detach() if torch.is_tensor(v) else [t.detach() for t in v]) for k, v in fs.items()}
+    d = make_distiller("sckd", fs, ft, 5, tau=1.0).double()
+    d.attach(student)
+    params = [p for p in student.parameters()]
+    ce = ref_ce(fs["logits"], y)
+    g = lambda v: torch.autograd.grad(v, params, retain_graph=True, allow_unused=True)
+    dot = lambda a, b: sum((u * v).sum() for u, v in zip(a, b) if u is not None and v is not None)
+    for name, z_t in (("agrees", 20.0 * F.one_hot(y, 5).double()), ("conflicts", 20.0 * F.one_hot((y + 1) % 5, 5).double())):
+        ft_case = dict(ft, logits=z_t)
+        kd = ref_kd(fs["logits"], z_t, 1.0)
+        conv = d.regressor.conv
+        h = bn_relu(F.conv2d(fs["taps"][2], conv.weight, conv.bias), d.regressor.bn)
+        hint = ((h - ft["taps"][2]) ** 2).sum() / h.numel()
+        use_kd, use_hint = dot(g(kd), g(ce)) > 0, dot(g(hint), g(ce)) > 0
+        assert use_kd == (name == "agrees")
+        ref = 0.5 * ce + (0.5 * kd if use_kd else 0) + (100.0 * hint if use_hint else 0)
+        assert d(fs, ft_case, y).item() == pytest.approx(ref.item(), rel=1e-9)
+
+
+# ---- registry and config -------------------------------------------------------------------
+
+
+def test_published_defaults():
+    weights = {"fitnet": 100, "at": 1000, "sp": 3000, "cc": 0.02, "vid": 1, "rkd": 1, "pkt": 30000,
+               "nst": 50, "crd": 0.8}
+    for name, w in weights.items():
+        p = resolve_params(name)
+        assert (p["weight"], p["ce_weight"], p["kd_weight"]) == (w, 1.0, 0.0), name
+    crd = resolve_params("crd")
+    assert (crd["feat_dim"], crd["nce_k"], crd["nce_t"], crd["nce_m"]) == (128, 16384, 0.07, 0.5)
+
+
+@pytest.mark.parametrize("loss, message", [
+    ({"name": "fitnet", "weight": "big"}, "'weight' must be float"),
+    ({"name": "crd", "nce_k": 1.5}, "'nce_k' must be int"),
+    ({"name": "at", "beta": 3}, "unknown parameter"),
+    ({"name": "crd", "nce_m": 2.0}, "nce_m must be in"),
+    ({"name": "fitnets"}, "feature-based: fitnet"),
+])
+def test_bad_loss_params_are_bad_input_naming_the_field(loss, message):
+    with pytest.raises(BadInput) as err:
+        C.resolve(tiny(loss=loss, teacher={"run": "0" * 16}), where="run.yaml")
+    assert err.value.field == "loss" and "run.yaml" in str(err.value) and message in str(err.value)
+
+
+def test_feature_loss_needs_a_teacher():
+    with pytest.raises(BadInput, match="teacher"):
+        C.resolve(tiny(loss={"name": "fitnet"}))
+
+
+# ---- one real SGD step through a teacher/student pair ---------------------------------------
+
+
+@pytest.mark.parametrize("name", distiller_names())
+def test_one_step_through_real_networks(name):
+    torch.manual_seed(0)
+    student, teacher = build_model("resnet8", 10), build_model("vgg8", 10).eval()
+    x, y = torch.randn(8, 3, 32, 32), torch.arange(8) % 10
+    with torch.no_grad():
+        probe_s, ft = student.eval().extract(x[:2]), teacher.extract(x)
+    student.train()
+    params = {"nce_k": 32} if name == "crd" else {}
+    d = make_distiller(name, probe_s, teacher.extract(x[:2]), 10, train_labels=torch.arange(20) % 10, **params)
+    d.attach(student)
+    opt = make_optimizer(torch.nn.ModuleList([student, d]), C.resolve(tiny())["recipe"])
+    before = [p.detach().clone() for p in opt.param_groups[0]["params"]]
+    loss = d(student.extract(x), ft, y, torch.arange(8))
+    assert torch.isfinite(loss)
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    after = opt.param_groups[0]["params"]
+    assert not torch.equal(before[0], after[0])  # the student moved
+    n_student = len(list(student.parameters()))
+    for b, a in zip(before[n_student:], after[n_student:]):  # and every adapter too
+        assert not torch.equal(b, a)
+
+
+# ---- pipeline and trainer ------------------------------------------------------------------
+
+
+def test_indices_do_not_change_the_batches():
+    g = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (20, 8, 8, 3), dtype=torch.uint8, generator=g)
+    labels = torch.arange(20) % 4
+    pipe = TensorPipeline((images, labels), (images, labels), [0.5] * 3, [0.25] * 3, Augmentation(1, True), 6)
+    plain = list(pipe.train_batches(3, 1))
+    indexed = list(pipe.train_batches(3, 1, with_index=True))
+    for (x, y), (xi, yi, idx) in zip(plain, indexed, strict=True):
+        assert torch.equal(x, xi) and torch.equal(y, yi) and torch.equal(labels[idx], y)
+        # the index points at the source image: un-augmented it is the image the batch was cut from
+        assert idx.dtype == torch.long and len(set(idx.tolist())) == len(idx)
+
+
+@pytest.fixture(scope="module")
+def teacher_file(tmp_path_factory):
+    """A (randomly initialised) resnet8 teacher checkpoint: no teacher training needed."""
+    torch.manual_seed(123)
+    path = tmp_path_factory.mktemp("teacher") / "resnet8.pt"
+    torch.save(build_model("resnet8", 10).state_dict(), path)
+    return {"checkpoint": str(path), "sha256": hashlib.sha256(path.read_bytes()).hexdigest(), "model": "resnet8"}
+
+
+def small(teacher, loss, epochs=2):
+    cfg = tiny(teacher=teacher, loss=loss, recipe={"epochs": epochs, "steps_per_epoch": 2, "final_train_eval": False})
+    cfg["data"]["synthetic"].update(per_class=8, test_per_class=2)
+    return C.resolve(cfg)
+
+
+def same(a, b):
+    return (a["metrics"], a["weights_digest"]) == (b["metrics"], b["weights_digest"])
+
+
+@pytest.mark.parametrize("loss", [{"name": "fitnet"}, {"name": "crd", "nce_k": 16}])
+def test_interrupted_and_resumed_equals_uninterrupted(teacher_file, tmp_path, loss):
+    cfg = small(teacher_file, loss)
+    full = train_run(cfg, Store(tmp_path / "full"), ExecOptions())
+    assert full["status"] == "done", full.get("reason")
+
+    class Stop(Exception):
+        pass
+
+    def hook(m):
+        if m["epoch"] == 1:
+            raise Stop
+    store = Store(tmp_path / "cut")
+    with pytest.raises(Stop):
+        train_run(cfg, store, ExecOptions(on_epoch=hook))
+    resumed = train_run(cfg, store, ExecOptions())
+    assert resumed["resumed_from_epoch"] == 1 and same(resumed, full)
+
+
+def test_fused_feature_and_logit_students_equal_apart(teacher_file, tmp_path):
+    cfgs = [small(teacher_file, loss, epochs=1) for loss in
+            ({"name": "kd"}, {"name": "at"}, {"name": "crd", "nce_k": 16})]
+    together = train_runs(cfgs, Store(tmp_path / "fused"), ExecOptions())
+    for cfg in cfgs:
+        alone = train_run(cfg, Store(tmp_path / "apart"), ExecOptions())
+        assert same(together[alone["id"]], alone)
