@@ -24,7 +24,7 @@ bit-exactness promise across runs anyway.
 from __future__ import annotations
 
 import contextlib
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # torch is imported where it is used: the command line loads this module
@@ -53,8 +53,8 @@ class Accel:
     def resolved(self, device: torch.device) -> Accel:
         """The flags as they apply on ``device`` (auto determinism decided, CUDA-only flags off)."""
         det = (device.type == "cpu") if self.deterministic is None else self.deterministic
-        return Accel(self.amp, self.channels_last, self.compile, self.sgd,
-                     self.cudnn_benchmark and device.type == "cuda" and not det, det)
+        return replace(self, cudnn_benchmark=self.cudnn_benchmark and device.type == "cuda" and not det,
+                       deterministic=det)
 
     def record(self) -> dict:
         return asdict(self)

@@ -180,9 +180,10 @@ def aggregate_cell(cell: CellPlan, measurer: Measurer) -> CellResult:
     return out
 
 
-def aggregate_table(plan: TablePlan, planner: Planner, store: Store) -> list[CellResult]:
+def aggregate_table(plan: TablePlan, planner: Planner, store: Store,
+                    measurer: Measurer | None = None) -> list[CellResult]:
     published = load_published(plan.manifest.id)
-    measurer = Measurer(store, {rid: planner.jobs[rid].config for rid in plan.job_ids})
+    measurer = measurer or Measurer(store, {rid: planner.jobs[rid].config for rid in plan.job_ids})
     cells = [aggregate_cell(c, measurer) for c in plan.cells]
     by_row: dict[str, list[CellResult]] = {}
     for c in cells:

@@ -197,13 +197,14 @@ def write_reports(plans: list[TablePlan], planner: Planner, store: Store, out: P
     out.mkdir(parents=True, exist_ok=True)
     written, index = [], []
     for plan in plans:
-        cells = aggregate_table(plan, planner, store)
+        # one measurer for the cells and the figures: each run's logits are read once
+        measurer = Measurer(store, {rid: planner.jobs[rid].config for rid in plan.job_ids})
+        cells = aggregate_table(plan, planner, store, measurer)
         tid = plan.manifest.id
         png = out / f"{tid}.png"
         has_plot = plot_table(plan, cells, png)
         figures = {}
         if plan.manifest.figures:
-            measurer = Measurer(store, {rid: planner.jobs[rid].config for rid in plan.job_ids})
             for fig in plan.manifest.figures:
                 fig_png = out / f"{tid}.{fig['name']}.png"
                 figures[fig["name"]] = fig_png.name if draw_figure(fig, plan, cells, measurer, fig_png) else None
