@@ -86,8 +86,11 @@ def cmd_train(args) -> int:
           f"{cfg['recipe']['epochs']} epochs -> {store.run_dir(rid)}", flush=True)
 
     def on_epoch(m):
-        print(f"  epoch {m['epoch']}/{m['epochs']}: loss {m['train_loss']:.4f}, test top-1 {m['test_top1']:.2f}",
-              flush=True)
+        if "stage" in m:  # a pre-training stage (AB, FT, FSP): no test evaluation
+            print(f"  pre-training {m['stage']} epoch {m['epoch']}/{m['epochs']}: loss {m['train_loss']:.4f}", flush=True)
+        else:
+            print(f"  epoch {m['epoch']}/{m['epochs']}: loss {m['train_loss']:.4f}, test top-1 {m['test_top1']:.2f}",
+                  flush=True)
 
     options = ExecOptions(device=args.device, num_workers=args.num_workers, accel=accel.from_args(args),
                           on_epoch=on_epoch)

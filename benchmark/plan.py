@@ -10,6 +10,7 @@ Profiles (DESIGN.md) change the configs, so a smoke run never shares an id with 
   the first seed.
 - ``smoke``: the generated stand-in dataset, one epoch, the first grid point, the first seed
   (ensembles keep their members), no pretrained files (teachers from checkpoint files are trained).
+A feature method's pre-training stage (``init_epochs`` of AB, FT, FSP) is scaled like the epochs.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from . import config as C
+from .distillers import distiller_defaults, is_distiller
 from .errors import BadInput
 from .manifest import Catalog, Manifest, cached_catalog, find_manifest, load_manifest, zoo_entry
 
@@ -93,6 +95,20 @@ def scale_recipe(recipe: dict, fraction: float) -> dict:
         if sched.get("warmup_epochs"):
             sched["warmup_epochs"] = max(1, round(sched["warmup_epochs"] * fraction))
     return recipe
+
+
+def scale_init_epochs(loss: dict, profile: str) -> dict:
+    """A pre-training stage (AB, FT, FSP: ``init_epochs``) shrinks with the profile as the recipe does."""
+    if profile == "paper" or not isinstance(loss, dict) or not is_distiller(loss.get("name")):
+        return loss
+    defaults = distiller_defaults(loss["name"])
+    if "init_epochs" not in defaults:
+        return loss
+    epochs = loss.get("init_epochs", defaults["init_epochs"])
+    if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs <= 0:
+        return loss  # validated (and rejected) with the rest of the loss later
+    scaled = 1 if profile == "smoke" else max(1, round(epochs * QUICK_FRACTION))
+    return {**loss, "init_epochs": scaled}
 
 
 # ---------------------------------------------------------------- plans
@@ -186,6 +202,7 @@ class Planner:
             raw["init"] = None  # no pretrained files: the stand-in is not ImageNet
         elif self.profile == "quick":
             raw["recipe"] = scale_recipe(raw["recipe"], QUICK_FRACTION)
+        raw["loss"] = scale_init_epochs(raw["loss"], self.profile)
         return raw
 
     def teacher_ref(self, spec: dict, base: dict, where, field_name) -> tuple[dict | None, str | None]:

@@ -278,7 +278,8 @@ def run_group(store: Store, rids: list[str], opts: WorkerOptions, log=print) -> 
 
         def on_epoch(m):
             lease = leases[m["run"]]
-            lease.progress = {"epoch": m["epoch"], "epochs": m["epochs"], "test_top1": m["test_top1"]}
+            lease.progress = {"epoch": m["epoch"], "epochs": m["epochs"], "test_top1": m["test_top1"],
+                              **({"stage": m["stage"]} if "stage" in m else {})}
             if lease.lost.is_set() or not lease.mine():
                 raise StopRun(m["run"])
             lease.renew()

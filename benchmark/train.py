@@ -12,6 +12,7 @@ the same weights, bit for bit, as a run that was never interrupted (on the CPU).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import math
 import os
@@ -316,6 +317,10 @@ class Student:
         else:
             self.loss_fn = make_loss(**cfg["loss"])
             self.optimizer = make_optimizer(self.model, self.recipe, accel)
+        # Pre-training stages (AB, FT, FSP): flattened to (stage, epoch) pairs, run before epoch 0.
+        self.stages = self.distiller.init_stages(self.model) if self.distiller is not None else []
+        self.init_schedule = [(k, e) for k, st in enumerate(self.stages) for e in range(st.epochs)]
+        self.init_done, self.init_history, self.init_optimizer_state = 0, [], None
         state, self.notes = load_checkpoint(self.run_dir, self.rid)
         self.history: list[dict] = []
         self.next_epoch = 0
@@ -326,6 +331,9 @@ class Student:
             self.optimizer.load_state_dict(state["optimizer"])
             self.rng_cpu, self.rng_cuda = state["rng_cpu"], state.get("rng_cuda")
             self.history, self.next_epoch = list(state["history"]), state["epoch"] + 1
+            self.init_done = state.get("init_done", 0)
+            self.init_history = list(state.get("init_history", []))
+            self.init_optimizer_state = state.get("init_optimizer")
         else:
             # The run's own random stream (dropout), kept apart from every other run's, so that
             # a run draws the same numbers alone or fused with others.
@@ -334,6 +342,7 @@ class Student:
                 self.rng_cpu = torch.get_rng_state()
                 self.rng_cuda = torch.cuda.get_rng_state(device) if device.type == "cuda" else None
         self.resumed_from = self.next_epoch or None
+        self.resumed_from_init = self.init_done if 0 < self.init_done < len(self.init_schedule) else None
         self.epoch_times: list[float] = []
         self.last_eval = None
 
@@ -364,6 +373,82 @@ class Student:
     def needs_index(self) -> bool:
         return self.distiller is not None and self.distiller.needs_index
 
+    @property
+    def init_pending(self) -> bool:
+        return self.init_done < len(self.init_schedule)
+
+    def pretrain(self, data, teacher, options: ExecOptions) -> None:
+        """The pre-training stages still to run, one checkpoint per epoch (RepDistiller's init():
+        SGD at a constant rate, the recipe's momentum and weight decay, on the stage's modules;
+        the student in eval mode, the stage's modules in train mode)."""
+        opt = None
+        while self.init_pending:
+            k, e = self.init_schedule[self.init_done]
+            stage = self.stages[k]
+            if opt is None or e == 0:
+                params = list({id(p): p for m in stage.modules for p in m.parameters() if p.requires_grad}.values())
+                o = self.recipe["optimizer"]
+                opt = torch.optim.SGD(params, lr=stage.lr, momentum=o["momentum"], weight_decay=o["weight_decay"],
+                                      **A.sgd_flags(self.accel))
+                if e > 0 and self.init_optimizer_state is not None:  # resumed inside this stage
+                    opt.load_state_dict(self.init_optimizer_state)
+            t0 = time.time()
+            loss_sum, seen = torch.zeros((), device=self.device), 0
+            self.model.eval()
+            self.distiller.eval()
+            for m in stage.modules:
+                m.train()
+            for x, y in data.train_batches(self.seed, f"init{k}.{e}"):
+                x = A.prepare_input(x, self.accel)
+                with torch.no_grad(), A.autocast(self.device, self.accel):
+                    ft = teacher.extract(x)
+                with self._own_rng():
+                    with A.autocast(self.device, self.accel):
+                        fs = self.model.extract(x) if stage.needs_student else None
+                    loss = stage.loss(fs, ft, y)
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    opt.step()
+                loss_sum += loss.detach() * len(y)
+                seen += len(y)
+            train_loss = loss_sum.item() / max(seen, 1)
+            if not math.isfinite(train_loss):
+                raise RunFailed(f"non-finite loss ({train_loss}) in epoch {e + 1} of pre-training stage {stage.name}")
+            self.init_history.append({"stage": stage.name, "epoch": e + 1, "lr": stage.lr,
+                                      "train_loss": train_loss, "time_s": time.time() - t0})
+            self.init_done += 1
+            last_of_stage = e == stage.epochs - 1
+            if last_of_stage:
+                opt.zero_grad(set_to_none=True)  # no stale gradient reaches the main optimizer
+            self.init_optimizer_state = None if last_of_stage else opt.state_dict()
+            save_checkpoint(self.run_dir, self._state(epoch=-1))
+            if options.on_epoch:
+                options.on_epoch({"run": self.rid, "stage": stage.name, "epoch": e + 1, "epochs": stage.epochs,
+                                  "train_loss": train_loss, "test_top1": None})
+
+    @contextlib.contextmanager
+    def _own_rng(self):
+        """The run's own random stream (dropout) around a step; see __init__."""
+        cuda = self.device.type == "cuda"
+        with torch.random.fork_rng(devices=[self.device] if cuda else []):
+            torch.set_rng_state(self.rng_cpu)
+            if cuda and self.rng_cuda is not None:
+                torch.cuda.set_rng_state(self.rng_cuda, self.device)
+            yield
+            self.rng_cpu = torch.get_rng_state()
+            self.rng_cuda = torch.cuda.get_rng_state(self.device) if cuda else None
+
+    def _state(self, epoch: int) -> dict:
+        state = {"run_id": self.rid, "epoch": epoch, "model": self.model.state_dict(),
+                 "optimizer": self.optimizer.state_dict(), "rng_cpu": self.rng_cpu, "rng_cuda": self.rng_cuda,
+                 "history": self.history}
+        if self.distiller is not None:
+            state["distiller"] = self.distiller.state_dict()  # adapters, CRD's banks
+        if self.stages:
+            state.update(init_done=self.init_done, init_history=self.init_history,
+                         init_optimizer=self.init_optimizer_state)
+        return state
+
     def begin_epoch(self, epoch: int) -> None:
         self.lr = C.lr_at(self.recipe, epoch)
         for group in self.optimizer.param_groups:
@@ -371,6 +456,8 @@ class Student:
         self.model.train()
         if self.distiller is not None:
             self.distiller.train()
+            if hasattr(self.distiller, "set_epoch"):  # losses whose weight follows the epoch (warm-up)
+                self.distiller.set_epoch(epoch)
         self.loss_sum = torch.zeros((), device=self.device)
         self.correct = torch.zeros((), device=self.device, dtype=torch.long)
         self.seen = 0
@@ -379,11 +466,7 @@ class Student:
     def step(self, x, y, z_t, ft=None, index=None) -> None:
         """One SGD step. ``ft``: the teacher's extract() of x (feature runs), ``index``: the
         samples' training-set indices (CRD)."""
-        cuda = self.device.type == "cuda"
-        with torch.random.fork_rng(devices=[self.device] if cuda else []):
-            torch.set_rng_state(self.rng_cpu)
-            if cuda and self.rng_cuda is not None:
-                torch.cuda.set_rng_state(self.rng_cuda, self.device)
+        with self._own_rng():
             with A.autocast(self.device, self.accel):
                 if self.distiller is not None:
                     fs = self.model.extract(x)
@@ -395,8 +478,6 @@ class Student:
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
-            self.rng_cpu = torch.get_rng_state()
-            self.rng_cuda = torch.cuda.get_rng_state(self.device) if cuda else None
         self.loss_sum += loss.detach() * len(y)
         self.correct += (z_s.detach().argmax(1) == y).sum()
         self.seen += len(y)
@@ -409,12 +490,7 @@ class Student:
         self.history.append({"epoch": epoch + 1, "lr": self.lr, "train_loss": train_loss,
                              "train_top1_augmented": self.correct.item() / max(self.seen, 1) * 100,
                              "test_top1": ev["top1"], "test_top5": ev["top5"], "time_s": time.time() - self.t0})
-        state = {"run_id": self.rid, "epoch": epoch, "model": self.model.state_dict(),
-                 "optimizer": self.optimizer.state_dict(), "rng_cpu": self.rng_cpu, "rng_cuda": self.rng_cuda,
-                 "history": self.history}
-        if self.distiller is not None:
-            state["distiller"] = self.distiller.state_dict()  # adapters, CRD's banks
-        save_checkpoint(self.run_dir, state)
+        save_checkpoint(self.run_dir, self._state(epoch))
         self.store.append_metrics(self.rid, self.history)
         self.epoch_times.append(time.time() - self.t0)
         self.next_epoch = epoch + 1
@@ -448,6 +524,9 @@ class Student:
             "weights_digest": state_digest(self.model.state_dict()),
             "epochs_per_s": len(self.epoch_times) / sum(self.epoch_times) if self.epoch_times else None,
             "resumed_from_epoch": self.resumed_from,
+            **({"init_stages": {"stages": [{"name": st.name, "epochs": st.epochs, "lr": st.lr} for st in self.stages],
+                                "history": self.init_history, "resumed_from_init_epoch": self.resumed_from_init}}
+               if self.stages else {}),
             "checkpoint_notes": self.notes,
             "execution": {**options.record(), "fused_with": fused_with},
             "provenance": provenance(self.device),
@@ -505,6 +584,15 @@ def train_runs(cfgs: list[dict], store: Store, options: ExecOptions | None = Non
     def drop(student, result):
         students.remove(student)
         results[student.rid] = result
+
+    # Pre-training stages run per student (each with its own batches), before the fused loop.
+    for s in [s for s in students if s.init_pending]:
+        try:
+            s.pretrain(data, teacher, options)
+        except RunFailed as err:
+            drop(s, _failed(s.cfg, s.rid, str(err), options))
+        except StopRun:
+            drop(s, None)
 
     epochs = cfg0["recipe"]["epochs"]
     for epoch in range(min([s.next_epoch for s in students], default=epochs), epochs):

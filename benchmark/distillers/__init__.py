@@ -7,7 +7,8 @@
 
 (see ``base.py``); ``fs``/``ft`` are the student's / teacher's ``extract()`` dicts. Adapters
 (regressors, embeddings, CRD's memory banks) are its parameters and buffers: the trainer puts
-them in the student's optimizer and checkpoint. Each module's docstring gives its paper's
+them in the student's optimizer and checkpoint. Methods with a pre-training stage (AB, FT,
+FSP) return it from ``init_stages`` (see ``base.InitStage``); the trainer runs it first. Each module's docstring gives its paper's
 equation, the features it taps and the published CRD-benchmark weight used as default.
 
 A run config names a method as its loss (``loss: {name: fitnet, weight: 100}``);
@@ -18,11 +19,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from .ab import AB
 from .at import AT
-from .base import Distiller, taps
+from .base import Distiller, InitStage, taps
 from .cc import CC
 from .crd import CRD
 from .fitnet import FitNet
+from .fsp import FSP
+from .ft import FT
 from .nst import NST
 from .pkt import PKT
 from .rkd import RKD
@@ -31,11 +35,11 @@ from .sp import SP
 from .vid import VID
 
 __all__ = ["make_distiller", "distiller_names", "is_distiller", "distiller_defaults", "resolve_params",
-           "Distiller", "taps"]
+           "Distiller", "InitStage", "taps"]
 
 _DISTILLERS: dict[str, type[Distiller]] = {
     "fitnet": FitNet, "at": AT, "sp": SP, "cc": CC, "vid": VID, "rkd": RKD, "pkt": PKT,
-    "nst": NST, "crd": CRD, "sckd": SCKD,
+    "nst": NST, "crd": CRD, "sckd": SCKD, "ab": AB, "ft": FT, "fsp": FSP,
 }
 
 

@@ -21,7 +21,8 @@ docstring can say "feat[1:-1]" exactly as RepDistiller's train_student.py does.
 from __future__ import annotations
 
 import math
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F
@@ -39,6 +40,38 @@ def taps(f: dict) -> list:
     """RepDistiller's ``feat`` list: [stem, intermediate maps..., pooled vector]."""
     maps = f.get("taps") or [None, *f["stages"]]
     return [*maps, f["penultimate"]]
+
+
+def preact_taps(f: dict) -> list:
+    """RepDistiller's ``feat`` list with ``preact=True``: the maps before their final ReLU."""
+    if "preact_taps" not in f:
+        raise ValueError("this network has no pre-activation feature taps (CIFAR ResNets, WRNs and VGGs do)")
+    return [*f["preact_taps"], f["penultimate"]]
+
+
+def feature_modules(student: nn.Module) -> list[nn.Module]:
+    """The student minus its final classifier: RepDistiller's ``model_s.get_feat_modules()``."""
+    head = getattr(student, "classifier_name", None)
+    return [m for name, m in student.named_children() if name != head]
+
+
+@dataclass
+class InitStage:
+    """A pre-training stage, run before the main training (RepDistiller's ``init()``, used by
+    AB, FT and FSP): ``epochs`` epochs of plain SGD at a constant ``lr`` (the recipe's momentum
+    and weight decay) on the parameters of ``modules`` only, minimising ``loss(fs, ft, y)``.
+
+    ``modules`` may hold the student's own layers (AB and FSP pre-train its feature layers).
+    During the stage the student is in eval mode and ``modules`` in train mode (as RepDistiller).
+    ``needs_student=False``: the student's forward is skipped and ``fs`` is None (FT trains a
+    paraphraser of the teacher's features only)."""
+
+    name: str
+    epochs: int
+    lr: float
+    modules: list[nn.Module]
+    loss: Callable[[dict | None, dict, torch.Tensor], torch.Tensor]
+    needs_student: bool = True
 
 
 def kd_term(z_s: torch.Tensor, z_t: torch.Tensor, tau: float) -> torch.Tensor:
@@ -101,6 +134,10 @@ class Distiller(nn.Module):
 
     def attach(self, student: nn.Module) -> None:
         """Called once by the trainer with the student network (SCKD needs its parameters)."""
+
+    def init_stages(self, student: nn.Module) -> list[InitStage]:
+        """Pre-training stages to run, in order, before the main training (none by default)."""
+        return []
 
     def feature_loss(self, fs: dict, ft: dict, y: torch.Tensor, index: torch.Tensor | None) -> torch.Tensor:
         raise NotImplementedError

@@ -25,8 +25,9 @@ from .base import up, Distiller, taps
 class ConvReg(nn.Module):
     """Maps a student map (C_s, H_s, W_s) onto the teacher's (C_t, H_t, W_t)."""
 
-    def __init__(self, s_shape, t_shape):
+    def __init__(self, s_shape, t_shape, use_relu: bool = True):
         super().__init__()
+        self.use_relu = use_relu  # AB's connectors end at the BatchNorm
         (cs, hs, ws), (ct, ht, wt) = s_shape[1:], t_shape[1:]
         if hs == 2 * ht:
             self.conv = nn.Conv2d(cs, ct, 3, stride=2, padding=1)
@@ -42,7 +43,8 @@ class ConvReg(nn.Module):
         self.bn = nn.BatchNorm2d(ct)
 
     def forward(self, x):
-        return torch.relu(self.bn(self.conv(x)))
+        x = self.bn(self.conv(x))
+        return torch.relu(x) if self.use_relu else x
 
 
 class FitNet(Distiller):

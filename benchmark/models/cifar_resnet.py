@@ -24,11 +24,15 @@ class BasicBlock(nn.Module):
                 nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout)
             )
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def preact(self, x: torch.Tensor) -> torch.Tensor:
+        """The block's output before its final ReLU (RepDistiller's ``preact`` feature)."""
         out = F.relu(self.bn1(self.conv1(x)))
         out = self.bn2(self.conv2(out))
         shortcut = x if self.downsample is None else self.downsample(x)
-        return F.relu(out + shortcut)
+        return out + shortcut
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(self.preact(x))
 
 
 class CifarResNet(nn.Module):
@@ -53,12 +57,15 @@ class CifarResNet(nn.Module):
 
     def extract(self, x: torch.Tensor) -> Features:
         x = F.relu(self.bn1(self.conv1(x)))
-        stem, stages = x, []
+        stem, stages, pre = x, [], []
         for layer in (self.layer1, self.layer2, self.layer3):
-            x = layer(x)
+            x = layer[:-1](x)
+            pre.append(layer[-1].preact(x))  # the same ops as layer(x), the last ReLU kept apart
+            x = F.relu(pre[-1])
             stages.append(x)
         feat = pooled(x)
-        return {"logits": self.fc(feat), "penultimate": feat, "stages": stages, "taps": [stem, *stages]}
+        return {"logits": self.fc(feat), "penultimate": feat, "stages": stages, "taps": [stem, *stages],
+                "preact_taps": [stem, *pre]}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.extract(x)["logits"]

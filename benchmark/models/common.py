@@ -16,6 +16,9 @@ class Features(TypedDict):
     # vector, i.e. [stem output, the maps its feature methods tap]. Feature distillers
     # (benchmark.distillers) read it; without it they use [None, *stages].
     taps: list[torch.Tensor]
+    # Optional, same layout as ``taps``: RepDistiller's ``preact=True`` list, i.e. the stage
+    # outputs before their final ReLU (the stem entry stays as in ``taps``). AB and ReviewKD read it.
+    preact_taps: list[torch.Tensor]
 
 
 def pooled(x: torch.Tensor) -> torch.Tensor:

@@ -38,9 +38,10 @@ class VGG(nn.Module):
         nn.init.zeros_(self.classifier.bias)
 
     def extract(self, x: torch.Tensor) -> Features:
-        stages = []
+        stages, pre = [], []
         for i in range(5):
-            x = F.relu(getattr(self, f"block{i}")(x))
+            pre.append(getattr(self, f"block{i}")(x))
+            x = F.relu(pre[-1])
             stages.append(x)
             # Halve after blocks 0-2, and after block 3 only while the map is still above 4x4:
             # at 32x32 the last two blocks both run at 4x4, as in RepDistiller (which pools
@@ -51,7 +52,9 @@ class VGG(nn.Module):
         # RepDistiller's VGG feature list is [f0, f1, f2, f4, pooled]: block0 plays the stem and
         # block3's output (same 4x4 size as block4's at 32 px) is not tapped.
         taps = [stages[0], stages[1], stages[2], stages[4]]
-        return {"logits": self.classifier(feat), "penultimate": feat, "stages": stages, "taps": taps}
+        preact_taps = [stages[0], pre[1], pre[2], pre[4]]  # RepDistiller keeps f0 after its ReLU
+        return {"logits": self.classifier(feat), "penultimate": feat, "stages": stages, "taps": taps,
+                "preact_taps": preact_taps}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.extract(x)["logits"]

@@ -22,8 +22,9 @@ class WideBasic(nn.Module):
         if stride != 1 or cin != cout:
             self.convShortcut = nn.Conv2d(cin, cout, 1, stride, bias=False)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        act = F.relu(self.bn1(x))
+    def forward(self, x: torch.Tensor, normed: torch.Tensor | None = None) -> torch.Tensor:
+        """``normed``: bn1(x) if the caller computed it already (extract's pre-activation tap)."""
+        act = F.relu(self.bn1(x) if normed is None else normed)
         # A projecting shortcut reads the activated input (as in the reference WRN); identity reads x.
         shortcut = x if self.convShortcut is None else self.convShortcut(act)
         out = self.conv2(F.relu(self.bn2(self.conv1(act))))
@@ -66,13 +67,19 @@ class WideResNet(nn.Module):
 
     def extract(self, x: torch.Tensor) -> Features:
         x = self.conv1(x)
-        stem, stages = x, []
-        for block in (self.block1, self.block2, self.block3):
-            x = block(x)
-            stages.append(x)
-        feat = pooled(F.relu(self.bn1(x)))
+        stem, stages = x, [self.block1(x)]
+        # RepDistiller's preact list applies the next BN to each stage output (block2's and
+        # block3's first bn1, then the final bn1): the values the next layer reads before its ReLU.
+        # They are computed once here and handed on, so BatchNorm statistics move once per batch.
+        pre = [self.block2.layer[0].bn1(stages[0])]
+        stages.append(self.block2.layer[1:](self.block2.layer[0](stages[0], normed=pre[0])))
+        pre.append(self.block3.layer[0].bn1(stages[1]))
+        stages.append(self.block3.layer[1:](self.block3.layer[0](stages[1], normed=pre[1])))
+        pre.append(self.bn1(stages[2]))
+        feat = pooled(F.relu(pre[2]))
         # RepDistiller's WRN feature list is [conv1 output, block1, block2, block3] (pre-BN).
-        return {"logits": self.fc(feat), "penultimate": feat, "stages": stages, "taps": [stem, *stages]}
+        return {"logits": self.fc(feat), "penultimate": feat, "stages": stages, "taps": [stem, *stages],
+                "preact_taps": [stem, *pre]}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.extract(x)["logits"]

@@ -1,0 +1,18 @@
+"""What the three pre-training methods (AB, FT, FSP) share: the stage's parameters and checks.
+
+RepDistiller (helper/pretrain.py ``init``) runs ``--init_epochs 30`` epochs of SGD (its
+``--learning_rate``, 0.05, and the recipe's momentum and weight decay; constant rate) on the
+stage's modules before the main training; FT with a CIFAR ResNet or WRN student uses lr 0.01.
+The profiles shrink ``init_epochs`` as they shrink the recipe's epochs (benchmark.plan).
+"""
+
+from __future__ import annotations
+
+STAGE_PARAMS = {"init_epochs": 30, "init_lr": 0.05}
+
+
+def check_stage(params: dict) -> None:
+    if params["init_epochs"] < 0:
+        raise ValueError(f"init_epochs must be >= 0, got {params['init_epochs']}")
+    if not params["init_lr"] > 0:
+        raise ValueError(f"init_lr must be > 0, got {params['init_lr']!r}")
