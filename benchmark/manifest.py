@@ -201,6 +201,19 @@ def _grid_ok(grid, where, field_name):
         raise BadInput(where, field_name, "must be a mapping of lists or a list of mappings")
 
 
+def _cited_ok(cited, where, field_name, other_ids) -> None:
+    """A reason (the whole row or column is cited), or {other-axis id: reason} (those cells only)."""
+    reasons = cited.items() if isinstance(cited, dict) else [(None, cited)]
+    if isinstance(cited, dict) and not cited:
+        raise BadInput(where, field_name, "an empty mapping")
+    for key, reason in reasons:
+        if key is not None and key not in other_ids:
+            raise BadInput(where, f"{field_name}.{key}", f"not an id of the other axis; known: {', '.join(other_ids)}")
+        if not (isinstance(reason, str) and reason.strip()):
+            raise BadInput(where, field_name if key is None else f"{field_name}.{key}",
+                           "must say why the cell is cited, not run")
+
+
 def check_value(value, where, field_name):
     if value is None or value in PLAIN_VALUES:
         return
@@ -264,8 +277,9 @@ def load_manifest(path: Path, published_ids=None) -> Manifest:
                 raise BadInput(path, f"{where_field}.target", "must be student or teacher")
             if entry.get("select", "best") not in ("best", "all"):
                 raise BadInput(path, f"{where_field}.select", "must be best or all")
-            if "cited" in entry and not (isinstance(entry["cited"], str) and entry["cited"].strip()):
-                raise BadInput(path, f"{where_field}.cited", "must say why the row is cited, not run")
+            if "cited" in entry:
+                _cited_ok(entry["cited"], path, f"{where_field}.cited",
+                          published.cols if kind == "rows" else published.rows)
             if entry.get("aggregate") not in (None, "mean"):
                 raise BadInput(path, f"{where_field}.aggregate", "must be mean")
             if "ensemble" in entry:

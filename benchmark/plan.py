@@ -97,6 +97,11 @@ def scale_recipe(recipe: dict, fraction: float) -> dict:
     return recipe
 
 
+def cited_reason(cited, other_id: str) -> str | None:
+    """A row's (column's) ``cited``: one reason for all its cells, or {column (row) id: reason}."""
+    return cited.get(other_id) if isinstance(cited, dict) else cited
+
+
 def scale_init_epochs(loss: dict, profile: str) -> dict:
     """A pre-training stage (AB, FT, FSP: ``init_epochs``) shrinks with the profile as the recipe does."""
     if profile == "paper" or not isinstance(loss, dict) or not is_distiller(loss.get("name")):
@@ -292,7 +297,7 @@ class Planner:
         field_name = f"rows[{rid}] x columns[{cid}]"
         value = row.get("value") or col.get("value") or m.value or "top1"
         target = row.get("target") or col.get("target") or "student"
-        cited = row.get("cited") or col.get("cited")
+        cited = cited_reason(row.get("cited"), cid) or cited_reason(col.get("cited"), rid)
         if cited:
             return CellPlan(rid, cid, "cited", value, target, cited=cited)
         if col.get("aggregate"):
@@ -392,7 +397,8 @@ def estimate_gpu_hours(cfg: dict, catalog, teacher_cfg: dict | None,
 
 
 def estimate_flops(cfg: dict, teacher_cfg: dict | None) -> float:
-    """epochs x (train images x (3 x student + teacher forward) + test images x student).
+    """epochs x (train images x (3 x student + teacher forward) + test images x student),
+    plus a pre-training stage's epochs x train images x (3 x student + teacher forward).
 
     Backward costs about twice the forward, hence 3x for the student; the teacher only forwards.
     A checkpoint teacher (no config) is costed as the student (a lower bound is worse than a guess)."""
@@ -409,7 +415,9 @@ def estimate_flops(cfg: dict, teacher_cfg: dict | None) -> float:
     recipe = cfg["recipe"]
     per_epoch = n_train * (3 * student + teacher) + n_test * student
     total = recipe["epochs"] * per_epoch + (n_train * student if recipe["final_train_eval"] else 0)
-    return total
+    # A pre-training stage (AB, FT, FSP) costs about a training epoch without the evaluation.
+    init_epochs = cfg["loss"].get("init_epochs", 0) if is_distiller(cfg["loss"]["name"]) else 0
+    return total + init_epochs * n_train * (3 * student + teacher)
 
 
 def table_summary(plan: TablePlan, planner: Planner, store=None) -> dict:

@@ -40,6 +40,13 @@ def test_ats_table2_expands_to_its_full_grid():
     assert len(st.points) == 5 * 11  # five smaller WRNs x the tau grid
 
 
+def test_a_single_cell_can_be_cited():
+    """atkd-table3's FSP cannot run WRN-40-2/WRN-40-1 (unequal channels): that cell alone is cited."""
+    plan = Planner("smoke").plan("atkd-table3")
+    fsp = {c.col: c.rule for c in plan.cells if c.row == "FSP"}
+    assert fsp.pop("WRN-40-2/WRN-40-1") == "cited" and set(fsp.values()) == {"value"}
+
+
 def test_shared_runs_are_counted_once():
     planner = Planner("paper")
     one, five = planner.plan("atkd-table1"), planner.plan("atkd-table5")

@@ -161,6 +161,8 @@ def _broken(change):
     (lambda m: m["rows"][0].update(grid={"loss.tau": ["hot"]}), "loss", "tau"),
     (lambda m: m["rows"][0].update(value="accuracy"), "value", "must be one of"),
     (lambda m: m["rows"][0].update(cited=""), "cited", "why"),
+    (lambda m: m["rows"][0].update(cited={"NoSuchColumn": "x"}), "cited.NoSuchColumn", "not an id of the other axis"),
+    (lambda m: m["rows"][0].update(cited={"MSE": " "}), "cited.MSE", "why"),
     (lambda m: m["rows"][0].update(ensemble=[{"seed": 0}]), "ensemble", "two members"),
     (lambda m: m["columns"][0].update(set={"colour": "red"}), "colour", "unknown field"),
     (lambda m: m["rows"][0].update(target="parent"), "target", "student or teacher"),
