@@ -345,7 +345,8 @@ def test_feature_loss_needs_a_teacher():
 # ---- one real SGD step through a teacher/student pair ---------------------------------------
 
 
-STAGED = {"ab", "ft", "fsp"}  # their adapters train in a pre-training stage: tests/test_init_stages.py
+# Their adapters train in a pre-training stage: tests/test_init_stages.py, tests/test_ieat.py
+STAGED = {"ab", "ft", "fsp", "ieat"}
 
 
 @pytest.mark.parametrize("name", [n for n in distiller_names() if n not in STAGED])

@@ -27,6 +27,7 @@ from .crd import CRD
 from .fitnet import FitNet
 from .fsp import FSP
 from .ft import FT
+from .ieat import IEAT
 from .nst import NST
 from .pkt import PKT
 from .rkd import RKD
@@ -40,6 +41,7 @@ __all__ = ["make_distiller", "distiller_names", "is_distiller", "distiller_defau
 _DISTILLERS: dict[str, type[Distiller]] = {
     "fitnet": FitNet, "at": AT, "sp": SP, "cc": CC, "vid": VID, "rkd": RKD, "pkt": PKT,
     "nst": NST, "crd": CRD, "sckd": SCKD, "ab": AB, "ft": FT, "fsp": FSP,
+    "ieat": IEAT,
 }
 
 
