@@ -30,6 +30,7 @@ from .ft import FT
 from .ieat import IEAT
 from .nst import NST
 from .pkt import PKT
+from .reviewkd import ReviewKD
 from .rkd import RKD
 from .sckd import SCKD
 from .sp import SP
@@ -41,7 +42,7 @@ __all__ = ["make_distiller", "distiller_names", "is_distiller", "distiller_defau
 _DISTILLERS: dict[str, type[Distiller]] = {
     "fitnet": FitNet, "at": AT, "sp": SP, "cc": CC, "vid": VID, "rkd": RKD, "pkt": PKT,
     "nst": NST, "crd": CRD, "sckd": SCKD, "ab": AB, "ft": FT, "fsp": FSP,
-    "ieat": IEAT,
+    "ieat": IEAT, "reviewkd": ReviewKD,
 }
 
 

@@ -12,7 +12,7 @@ which is RepDistiller's ``loss = gamma * loss_cls + alpha * loss_div + beta * lo
 each method's published weight ``-b`` in the CRD benchmark (RepDistiller README), KD tau 4.
 
 Feature taps. RepDistiller's networks return ``feat = [stem, stage1, stage2, stage3, pooled]``
-(VGG: ``[f0, f1, f2, f4, pooled]``). Our models give the same list (without the pooled vector)
+(VGG: ``[f0, f1, f2, f3, f4, pooled]``). Our models give the same list (without the pooled vector)
 as ``extract()["taps"]`` (CIFAR ResNets, WRNs, VGGs); a model without it is read as
 ``[None, *stages]`` (no stem). :func:`taps` returns RepDistiller's full list, so a method's
 docstring can say "feat[1:-1]" exactly as RepDistiller's train_student.py does.

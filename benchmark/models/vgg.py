@@ -49,10 +49,10 @@ class VGG(nn.Module):
             if i < 3 or (i == 3 and x.shape[-1] > 4):
                 x = F.max_pool2d(x, 2)
         feat = pooled(x)
-        # RepDistiller's VGG feature list is [f0, f1, f2, f4, pooled]: block0 plays the stem and
-        # block3's output (same 4x4 size as block4's at 32 px) is not tapped.
-        taps = [stages[0], stages[1], stages[2], stages[4]]
-        preact_taps = [stages[0], pre[1], pre[2], pre[4]]  # RepDistiller keeps f0 after its ReLU
+        # RepDistiller's VGG feature list is [f0, f1, f2, f3, f4, pooled] (models/vgg.py): block0
+        # plays the stem; at 32 px block3's and block4's maps are both 4x4.
+        taps = stages
+        preact_taps = [stages[0], *pre[1:]]  # RepDistiller keeps f0 after its ReLU
         return {"logits": self.classifier(feat), "penultimate": feat, "stages": stages, "taps": taps,
                 "preact_taps": preact_taps}
 
