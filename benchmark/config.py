@@ -52,6 +52,10 @@ RECIPE_DEFAULTS: dict[str, Any] = {
     "report_epoch": "last",
     "final_train_eval": True,  # accuracy on the un-augmented training set at the end (ATS Table 5)
     "eval_batch_size": 256,
+    # After each epoch's training, re-estimate BatchNorm statistics as the plain average over one
+    # pass of training batches ("precise BN"). Off in every paper recipe; the smoke profile turns it
+    # on (one epoch leaves deep stand-in teachers with stale statistics: see benchmark/plan.py).
+    "bn_recalibration": False,
 }
 
 DATA_DEFAULTS: dict[str, Any] = {
@@ -244,6 +248,7 @@ def _resolve_recipe(raw: dict, where: str) -> dict:
                                         integer=True, minimum=1, allow_none=True)
     _bool(recipe["drop_last"], where, "recipe.drop_last")
     _bool(recipe["final_train_eval"], where, "recipe.final_train_eval")
+    _bool(recipe["bn_recalibration"], where, "recipe.bn_recalibration")
     _choice(recipe["report_epoch"], REPORT_EPOCHS, where, "recipe.report_epoch")
 
     opt = recipe["optimizer"]
@@ -285,6 +290,8 @@ def identity(cfg: dict) -> dict:
     # not change the training: two tables that differ only there share the run (both the last
     # and the best epoch are recorded; the cell picks the one its recipe names).
     ident["recipe"] = {k: v for k, v in ident["recipe"].items() if k not in ("report_epoch", "final_train_eval")}
+    if not ident["recipe"].get("bn_recalibration"):
+        ident["recipe"].pop("bn_recalibration", None)  # added later: runs without it keep their ids
     if ident.get("teacher") and "checkpoint" in ident["teacher"]:
         ident["teacher"].pop("checkpoint")
     if ident.get("init"):

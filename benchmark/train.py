@@ -224,6 +224,26 @@ def load_checkpoint(run_dir: Path, run_id: str) -> tuple[dict | None, list[str]]
 
 
 @torch.no_grad()
+def recalibrate_bn(model: torch.nn.Module, batches, accel: Accel = Accel()) -> None:
+    """Precise BN: every BatchNorm's running mean/var becomes the plain average of its batch
+    statistics over ``batches`` (train mode, momentum None), as torch's cumulative average."""
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    if not norms:
+        return
+    was_training, momenta = model.training, [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None
+    model.train()
+    for batch in batches:
+        model(A.prepare_input(batch[0], accel))
+    for m, momentum in zip(norms, momenta):
+        m.momentum = momentum
+    model.train(was_training)
+
+
+
+@torch.no_grad()
 def evaluate(model, batches) -> dict:
     """top-1 / top-5 (%) and the logits, accumulated on the device (one sync at the end)."""
     model.eval()
@@ -486,6 +506,9 @@ class Student:
         train_loss = self.loss_sum.item() / max(self.seen, 1)  # one host sync per epoch
         if not math.isfinite(train_loss):
             raise RunFailed(f"non-finite training loss ({train_loss}) in epoch {epoch + 1}")
+        if self.recipe["bn_recalibration"]:
+            with self._own_rng():  # dropout draws come from the run's own stream
+                recalibrate_bn(self.model, data.train_batches(self.seed, f"bn{epoch}"), self.accel)
         ev = self.last_eval = evaluate(self.model, data.test_batches())
         self.history.append({"epoch": epoch + 1, "lr": self.lr, "train_loss": train_loss,
                              "train_top1_augmented": self.correct.item() / max(self.seen, 1) * 100,

@@ -21,6 +21,15 @@ def test_explicit_default_gives_same_id():
     assert C.run_id(implicit) == C.run_id(explicit)
 
 
+def test_bn_recalibration_off_keeps_the_ids_it_had_before_the_field_existed():
+    base = C.resolve(tiny())
+    assert base["recipe"]["bn_recalibration"] is False
+    assert "bn_recalibration" not in C.identity(base)["recipe"]
+    assert C.run_id(C.resolve(tiny(recipe={"bn_recalibration": True}))) != C.run_id(base)
+    with pytest.raises(BadInput, match="bn_recalibration"):
+        C.resolve(tiny(recipe={"bn_recalibration": "yes"}))
+
+
 def test_a_changed_config_is_a_new_run_but_the_data_root_is_not():
     base = C.resolve(tiny())
     assert C.run_id(C.resolve(tiny(seed=1))) != C.run_id(base)

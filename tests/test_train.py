@@ -13,7 +13,7 @@ import yaml
 
 from benchmark import config as C
 from benchmark.store import Store
-from benchmark.train import CHECKPOINT, ExecOptions, state_digest, train_run
+from benchmark.train import CHECKPOINT, ExecOptions, recalibrate_bn, state_digest, train_run
 from tests.helpers import REPO, runner, tiny
 
 
@@ -174,3 +174,20 @@ def test_kill_9_then_rerun_gives_identical_result(tmp_path):
     assert resumed["resumed_from_epoch"] >= 2
     assert comparable(resumed) == comparable(reference)
     assert history(store, rid) == history(Store(tmp_path / "ref"), rid)
+
+
+def test_bn_recalibration_is_the_plain_average_of_batch_statistics():
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4), torch.nn.ReLU(),
+                              torch.nn.Conv2d(4, 2, 1), torch.nn.BatchNorm2d(2))
+    net[1].running_mean.fill_(7.0)  # stale statistics, to be replaced
+    batches = [(torch.randn(5, 3, 6, 6) * (i + 1), None) for i in range(3)]
+    recalibrate_bn(net.eval(), batches)
+    assert not net.training and net[1].momentum == 0.1  # mode and momentum restored
+    with torch.no_grad():
+        h = [net[0](x) for x, _ in batches]
+    mean = torch.stack([a.mean(dim=(0, 2, 3)) for a in h]).mean(0)
+    var = torch.stack([a.var(dim=(0, 2, 3), unbiased=True) for a in h]).mean(0)
+    torch.testing.assert_close(net[1].running_mean, mean)
+    torch.testing.assert_close(net[1].running_var, var)
+    assert net[1].num_batches_tracked.item() == 3
