@@ -31,9 +31,10 @@ def derive_seed(*parts) -> int:
 
 @dataclass(frozen=True)
 class Augmentation:
-    """Random crop to the image's own size after zero padding, then a horizontal flip."""
+    """Random crop to the image's own size after zero (or reflect) padding, then a horizontal flip."""
     padding: int = 4
     flip: bool = True
+    reflect: bool = False  # torchvision's padding_mode="reflect" (edge not repeated) instead of zeros
 
 
 def batch_indices(n: int, batch_size: int, drop_last: bool, steps: int | None) -> list[tuple[int, int]]:
@@ -81,7 +82,11 @@ class TensorPipeline:
         p = self.aug.padding
         b, h, w, _ = images.shape
         if p:
-            images = torch.nn.functional.pad(images, (0, 0, p, p, p, p))  # zeros, as torchvision
+            if self.aug.reflect:  # reflect padding works on float NCHW; uint8 values survive exactly
+                images = torch.nn.functional.pad(images.permute(0, 3, 1, 2).float(), (p, p, p, p), mode="reflect")
+                images = images.to(torch.uint8).permute(0, 2, 3, 1)
+            else:
+                images = torch.nn.functional.pad(images, (0, 0, p, p, p, p))  # zeros, as torchvision
             rows = offsets[:, 0:1] + torch.arange(h, device=images.device)
             cols = offsets[:, 1:2] + torch.arange(w, device=images.device)
             batch = torch.arange(b, device=images.device)[:, None, None]

@@ -11,7 +11,7 @@ Profiles (DESIGN.md) change the configs, so a smoke run never shares an id with 
 - ``smoke``: the generated stand-in dataset, one epoch, the first grid point, the first seed
   (ensembles keep their members), no pretrained files (teachers from checkpoint files are trained),
   BatchNorm statistics re-estimated after the epoch (``recipe.bn_recalibration``).
-A feature method's pre-training stage (``init_epochs`` of AB, FT, FSP) is scaled like the epochs.
+A feature method's epoch counts (``init_epochs``, ``warmup_epochs``) are scaled like the epochs.
 """
 
 from __future__ import annotations
@@ -103,18 +103,27 @@ def cited_reason(cited, other_id: str) -> str | None:
     return cited.get(other_id) if isinstance(cited, dict) else cited
 
 
-def scale_init_epochs(loss: dict, profile: str) -> dict:
-    """A pre-training stage (AB, FT, FSP: ``init_epochs``) shrinks with the profile as the recipe does."""
+def scale_epoch_params(loss: dict, profile: str) -> dict:
+    """A feature method's epoch counts shrink with the profile as the recipe's epochs do:
+    ``init_epochs`` (a pre-training stage: AB, FT, FSP, IE-AT; smoke 1) and ``warmup_epochs``
+    (ReviewKD's loss warm-up; smoke 0, so its one epoch trains with the whole loss)."""
     if profile == "paper" or not isinstance(loss, dict) or not is_distiller(loss.get("name")):
         return loss
     defaults = distiller_defaults(loss["name"])
-    if "init_epochs" not in defaults:
-        return loss
-    epochs = loss.get("init_epochs", defaults["init_epochs"])
-    if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs <= 0:
-        return loss  # validated (and rejected) with the rest of the loss later
-    scaled = 1 if profile == "smoke" else max(1, round(epochs * QUICK_FRACTION))
-    return {**loss, "init_epochs": scaled}
+    out = dict(loss)
+    for key, smoke in (("init_epochs", 1), ("warmup_epochs", 0.0)):
+        if key not in defaults:
+            continue
+        value = loss.get(key, defaults[key])
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
+            continue  # validated (and rejected) with the rest of the loss later
+        if profile == "smoke":
+            out[key] = type(value)(smoke)
+        elif isinstance(value, int):
+            out[key] = max(1, round(value * QUICK_FRACTION))
+        else:
+            out[key] = value * QUICK_FRACTION
+    return out
 
 
 # ---------------------------------------------------------------- plans
@@ -212,7 +221,7 @@ class Planner:
             raw["init"] = None  # no pretrained files: the stand-in is not ImageNet
         elif self.profile == "quick":
             raw["recipe"] = scale_recipe(raw["recipe"], QUICK_FRACTION)
-        raw["loss"] = scale_init_epochs(raw["loss"], self.profile)
+        raw["loss"] = scale_epoch_params(raw["loss"], self.profile)
         return raw
 
     def teacher_ref(self, spec: dict, base: dict, where, field_name) -> tuple[dict | None, str | None]:

@@ -66,11 +66,12 @@ def array_augmentation(dataset: str, augment: str) -> Augmentation | None:
     crop+flip (use the DataLoader pipeline)."""
     from torchvision import transforms as T
 
-    padding, flip = 0, False
+    padding, flip, reflect = 0, False, False
     for t in make_transforms(dataset, "train", augment).transforms:
         if isinstance(t, T.RandomCrop):
-            if t.padding_mode != "constant" or t.fill not in (0, None) or t.pad_if_needed:
+            if t.padding_mode not in ("constant", "reflect") or t.fill not in (0, None) or t.pad_if_needed:
                 return None
+            reflect = t.padding_mode == "reflect"
             pad = t.padding if isinstance(t.padding, int) else None
             if pad is None and len(set(t.padding)) == 1:
                 pad = t.padding[0]
@@ -83,7 +84,7 @@ def array_augmentation(dataset: str, augment: str) -> Augmentation | None:
             flip = True
         elif not isinstance(t, (T.ToTensor, T.Normalize)):
             return None
-    return Augmentation(padding=padding, flip=flip)
+    return Augmentation(padding=padding, flip=flip, reflect=reflect)
 
 
 def normalization(cfg: dict) -> tuple[list[float], list[float]]:

@@ -1,6 +1,7 @@
 """The device pipeline's crop and flip against torchvision's functional transforms."""
 
 import numpy as np
+import pytest
 import torch
 import torchvision.transforms.functional as TF
 from PIL import Image
@@ -8,34 +9,35 @@ from PIL import Image
 from benchmark.pipeline import Augmentation, TensorPipeline, batch_indices
 
 
-def make_pipeline(n=10, size=8, padding=2, flip=True, batch=4):
+def make_pipeline(n=10, size=8, padding=2, flip=True, batch=4, reflect=False):
     g = torch.Generator().manual_seed(0)
     images = torch.randint(0, 256, (n, size, size, 3), generator=g, dtype=torch.uint8)
     labels = torch.arange(n) % 3
     mean, std = [0.5, 0.4, 0.3], [0.2, 0.25, 0.3]
     return TensorPipeline((images, labels), (images[:4], labels[:4]), mean, std,
-                          Augmentation(padding, flip), batch_size=batch), images, labels, mean, std
+                          Augmentation(padding, flip, reflect), batch_size=batch), images, labels, mean, std
 
 
-def reference(img_u8: torch.Tensor, top: int, left: int, flip: bool, padding: int, mean, std):
-    """torchvision's PIL path: pad with zeros, crop at (top, left), flip, ToTensor, Normalize."""
+def reference(img_u8: torch.Tensor, top: int, left: int, flip: bool, padding: int, mean, std, mode="constant"):
+    """torchvision's PIL path: pad (zeros or reflect), crop at (top, left), flip, ToTensor, Normalize."""
     pil = Image.fromarray(img_u8.numpy())
-    pil = TF.pad(pil, padding, fill=0)
+    pil = TF.pad(pil, padding, fill=0, padding_mode=mode)
     pil = TF.crop(pil, top, left, img_u8.shape[0], img_u8.shape[1])
     if flip:
         pil = TF.hflip(pil)
     return TF.normalize(TF.to_tensor(pil), mean, std)
 
 
-def test_batches_equal_torchvision_for_the_same_draws():
-    pipe, images, labels, mean, std = make_pipeline()
+@pytest.mark.parametrize("mode", ["constant", "reflect"])
+def test_batches_equal_torchvision_for_the_same_draws(mode):
+    pipe, images, labels, mean, std = make_pipeline(reflect=mode == "reflect")
     perm, offsets, flips = pipe.epoch_draws(seed=3, epoch=1)
     batches = list(pipe.train_batches(seed=3, epoch=1))
     x = torch.cat([b[0] for b in batches])
     y = torch.cat([b[1] for b in batches])
     assert torch.equal(y, labels[perm])
     for k, i in enumerate(perm.tolist()):
-        ref = reference(images[i], int(offsets[i, 0]), int(offsets[i, 1]), bool(flips[i]), 2, mean, std)
+        ref = reference(images[i], int(offsets[i, 0]), int(offsets[i, 1]), bool(flips[i]), 2, mean, std, mode)
         assert torch.equal(x[k], ref), f"sample {i}"
 
 
@@ -67,3 +69,10 @@ def test_batch_indices():
     assert batch_indices(10, 4, True, None) == [(0, 4), (4, 8)]
     assert batch_indices(10, 4, False, 2) == [(0, 4), (4, 8)]
     assert np.sum([b - a for a, b in batch_indices(97, 8, False, None)]) == 97
+
+
+def test_reflect_recipe_maps_to_the_device_pipeline():
+    from benchmark.train import array_augmentation
+
+    assert array_augmentation("cifar100", "crop_reflect_flip") == Augmentation(4, True, reflect=True)
+    assert array_augmentation("cifar100", "standard") == Augmentation(4, True, reflect=False)

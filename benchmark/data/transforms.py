@@ -15,6 +15,9 @@ augment (train split only; the test pipeline is fixed):
     cub / dogs / imagenet: RandomResizedCrop(224) + RandomHorizontalFlip (torchvision's ImageNet
         recipe, which LS-KD App. C and ATKD's ImageNet recipe describe as "random crops and flips").
 - "crop_flip": random crop with padding size/8 + flip, for any array dataset.
+- "crop_reflect_flip": the same crop with reflect padding + flip, for array datasets (IE-KD's
+  CIFAR-100 feeder: RandomCrop(32, padding=4, padding_mode='reflect')). Reflect padding has no
+  device-side equivalent here, so these runs use the DataLoader pipeline.
 - "lskd_cub": LS-KD App. C for CUB lists "random crops, random rotation, color jitter and random
   horizontal flips" without values; the values are those of the authors' public code
   (sutd-visual-computing-group/LS-KD-compatibility, src/image_classification/cub/train_teacher.py
@@ -37,7 +40,7 @@ from torchvision import transforms as T
 
 from .registry import check_split, get_spec
 
-AUGMENTS = ("standard", "crop_flip", "lskd_cub", "none")
+AUGMENTS = ("standard", "crop_flip", "crop_reflect_flip", "lskd_cub", "none")
 
 
 def make_transforms(
@@ -72,9 +75,12 @@ def make_transforms(
             ]
         )
     if folder:
-        if augment == "crop_flip":
-            raise ValueError("augment 'crop_flip' is for array datasets; folder datasets use 'standard'")
+        if augment in ("crop_flip", "crop_reflect_flip"):
+            raise ValueError(f"augment {augment!r} is for array datasets; folder datasets use 'standard'")
         return T.Compose([T.RandomResizedCrop(size), T.RandomHorizontalFlip(), *finish])
+    if augment == "crop_reflect_flip":
+        return T.Compose([T.RandomCrop(size, padding=size // 8, padding_mode="reflect"), T.RandomHorizontalFlip(),
+                          *finish])
     crop = [T.RandomCrop(size, padding=size // 8)]  # zero padding of the uint8 image
     if name == "svhn" and augment == "standard":
         return T.Compose([*crop, *finish])  # no flip for digits
