@@ -223,7 +223,7 @@ def cmd_reproduce(args) -> int:
             j.cancel(check=False)
         print("\nstopped; run the same command again to continue (finished epochs are kept)", file=sys.stderr)
         return 130
-    R.stop_workers(procs)
+    R.stop_workers(procs, grace=30.0)  # every run ended: the workers are on their way out
     final = counts(scan(store, only))
     print(f"runs: {final['done']} done, {final['failed']} failed, {final['blocked']} blocked, "
           f"{final['pending']} pending, {final['running']} running", flush=True)

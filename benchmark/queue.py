@@ -360,6 +360,8 @@ def run_worker(opts: WorkerOptions, log=print) -> dict:
             # Nothing claimable. Wait while another worker runs something (it may unblock a
             # dependent run, or die and leave its run to us); otherwise nothing can progress.
             if opts.exit_when_idle and not ready and not counts(states)["running"]:
+                if threading.current_thread() is threading.main_thread():
+                    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # nothing left to release
                 return tally
             time.sleep(opts.poll_seconds)
 

@@ -149,7 +149,15 @@ def watch(store: Store, only: set[str], alive, poll: float = 1.0, quiet: bool = 
         bar.close()
 
 
-def stop_workers(procs) -> None:
+def stop_workers(procs, grace: float = 0.0) -> None:
+    """SIGTERM what is still running after ``grace`` seconds (workers with nothing left exit by
+    themselves; a signal during their interpreter shutdown would only print a traceback)."""
+    deadline = time.time() + grace
+    for p in procs:
+        try:
+            p.wait(timeout=max(0.0, deadline - time.time()))
+        except subprocess.TimeoutExpired:
+            pass
     for p in procs:
         if p.poll() is None:
             p.send_signal(signal.SIGTERM)
