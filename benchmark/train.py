@@ -243,7 +243,6 @@ def recalibrate_bn(model: torch.nn.Module, batches, accel: Accel = Accel()) -> N
     model.train(was_training)
 
 
-
 @torch.no_grad()
 def evaluate(model, batches) -> dict:
     """top-1 / top-5 (%) and the logits, accumulated on the device (one sync at the end)."""
@@ -605,18 +604,18 @@ def train_runs(cfgs: list[dict], store: Store, options: ExecOptions | None = Non
         except RunFailed as err:
             results[C.run_id(cfg)] = _failed(cfg, C.run_id(cfg), str(err), options)
 
-    def drop(student, result):
-        students.remove(student)
-        results[student.rid] = result
+    def guarded(student, action) -> None:
+        """Run ``action``; a failed run (RunFailed) or a dropped one (StopRun) leaves the group."""
+        try:
+            action()
+        except (RunFailed, StopRun) as err:
+            students.remove(student)
+            results[student.rid] = _failed(student.cfg, student.rid, str(err), options) \
+                if isinstance(err, RunFailed) else None
 
     # Pre-training stages run per student (each with its own batches), before the fused loop.
     for s in [s for s in students if s.init_pending]:
-        try:
-            s.pretrain(data, teacher, options)
-        except RunFailed as err:
-            drop(s, _failed(s.cfg, s.rid, str(err), options))
-        except StopRun:
-            drop(s, None)
+        guarded(s, lambda: s.pretrain(data, teacher, options))
 
     epochs = cfg0["recipe"]["epochs"]
     for epoch in range(min([s.next_epoch for s in students], default=epochs), epochs):
@@ -637,12 +636,7 @@ def train_runs(cfgs: list[dict], store: Store, options: ExecOptions | None = Non
             for s in active:
                 s.step(x, y, z_t, ft, index)
         for s in active:
-            try:
-                s.end_epoch(epoch, data, options)
-            except RunFailed as err:
-                drop(s, _failed(s.cfg, s.rid, str(err), options))
-            except StopRun:
-                drop(s, None)
+            guarded(s, lambda: s.end_epoch(epoch, data, options))
     for s in students:
         results[s.rid] = s.finish(data, options, fused_with=len(cfgs))
     elapsed = time.time() - start

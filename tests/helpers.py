@@ -1,9 +1,13 @@
-"""Small run configs shared by the trainer and command-line tests."""
+"""Small run configs shared by the trainer and command-line tests, and the hand-written loss
+references and small feature-run helpers that several distiller test files use."""
 
 import copy
+import hashlib
 import subprocess
 import sys
 from pathlib import Path
+
+import torch
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -31,3 +35,55 @@ def tiny(**changes) -> dict:
 def runner(*args, cwd=None, timeout=300):
     return subprocess.run([sys.executable, str(REPO / "runner.py"), *map(str, args)], cwd=cwd or REPO,
                           capture_output=True, text=True, timeout=timeout)
+
+
+# ---- hand-written references (plain loops over samples / positions) --------------------------
+
+
+def pool_to(x, side):
+    """Average pool of a square map to side x side (side divides the map's size)."""
+    k = x.shape[-1] // side
+    return x.reshape(*x.shape[:-2], side, k, side, k).mean(dim=(-3, -1))
+
+
+def ref_at(f_s, f_t):
+    """AT: mean over samples and positions of (Q_s - Q_t)^2, Q = normalised channel mean of squares."""
+    n, side = f_s.shape[0], min(f_s.shape[-1], f_t.shape[-1])
+    f_s, f_t = pool_to(f_s, side), pool_to(f_t, side)
+    total = 0
+    for i in range(n):
+        a_s = sum(f_s[i, c] ** 2 for c in range(f_s.shape[1])) / f_s.shape[1]
+        a_t = sum(f_t[i, c] ** 2 for c in range(f_t.shape[1])) / f_t.shape[1]
+        q_s, q_t = a_s.flatten() / a_s.norm(), a_t.flatten() / a_t.norm()
+        total = total + ((q_s - q_t) ** 2).sum()
+    return total / (n * side * side)
+
+
+def ref_ce(z, y):
+    n = z.shape[0]
+    return sum(torch.logsumexp(z[i], 0) - z[i, y[i]] for i in range(n)) / n
+
+
+# ---- small feature runs through the trainer --------------------------------------------------
+
+
+def teacher_checkpoint(directory: Path, model: str, seed: int) -> dict:
+    """A randomly initialised teacher saved as a checkpoint: no teacher training needed."""
+    from benchmark.models import build_model
+
+    torch.manual_seed(seed)
+    path = directory / f"{model}.pt"
+    torch.save(build_model(model, 10).state_dict(), path)
+    return {"checkpoint": str(path), "sha256": hashlib.sha256(path.read_bytes()).hexdigest(), "model": model}
+
+
+def small_feature_run(teacher: dict, loss: dict, epochs: int) -> dict:
+    from benchmark import config as C
+
+    cfg = tiny(teacher=teacher, loss=loss, recipe={"epochs": epochs, "steps_per_epoch": 2, "final_train_eval": False})
+    cfg["data"]["synthetic"].update(per_class=8, test_per_class=2)
+    return C.resolve(cfg)
+
+
+def same_result(a: dict, b: dict) -> bool:
+    return (a["metrics"], a["weights_digest"]) == (b["metrics"], b["weights_digest"])

@@ -2,7 +2,6 @@
 one real SGD step through a teacher/student pair, config validation, and the trainer
 (fused == apart, interrupted + resumed == uninterrupted, with the adapters in the checkpoint)."""
 
-import hashlib
 import math
 
 import pytest
@@ -16,7 +15,7 @@ from benchmark.models import build_model
 from benchmark.pipeline import Augmentation, TensorPipeline
 from benchmark.store import Store
 from benchmark.train import ExecOptions, make_optimizer, train_run, train_runs
-from tests.helpers import tiny
+from tests.helpers import pool_to, ref_at, ref_ce, same_result, small_feature_run, teacher_checkpoint, tiny
 
 N = 4
 DT = torch.float64
@@ -64,23 +63,6 @@ def check(value, ref, inputs):
 
 
 # ---- hand-written references (plain loops over samples / positions) -----------------------
-
-
-def pool_to(x, side):
-    k = x.shape[-1] // side
-    return x.reshape(*x.shape[:-2], side, k, side, k).mean(dim=(-3, -1))
-
-
-def ref_at(f_s, f_t):
-    side = min(f_s.shape[-1], f_t.shape[-1])
-    f_s, f_t = pool_to(f_s, side), pool_to(f_t, side)
-    total = 0
-    for i in range(N):
-        a_s = sum(f_s[i, c] ** 2 for c in range(f_s.shape[1])) / f_s.shape[1]
-        a_t = sum(f_t[i, c] ** 2 for c in range(f_t.shape[1])) / f_t.shape[1]
-        q_s, q_t = a_s.flatten() / a_s.norm(), a_t.flatten() / a_t.norm()
-        total = total + ((q_s - q_t) ** 2).sum()
-    return total / (N * side * side)
 
 
 def ref_sp(f_s, f_t):
@@ -146,10 +128,6 @@ def ref_kd(z_s, z_t, tau):
         log_p_s = z_s[i] / tau - torch.logsumexp(z_s[i] / tau, 0)
         total = total + sum(p_t[c] * (torch.log(p_t[c]) - log_p_s[c]) for c in range(len(p_t)))
     return total / N * tau**2
-
-
-def ref_ce(z_s, y):
-    return sum(torch.logsumexp(z_s[i], 0) - z_s[i, y[i]] for i in range(N)) / N
 
 
 def bn_relu(h, bn):
@@ -394,20 +372,14 @@ def test_indices_do_not_change_the_batches():
 @pytest.fixture(scope="module")
 def teacher_file(tmp_path_factory):
     """A (randomly initialised) resnet8 teacher checkpoint: no teacher training needed."""
-    torch.manual_seed(123)
-    path = tmp_path_factory.mktemp("teacher") / "resnet8.pt"
-    torch.save(build_model("resnet8", 10).state_dict(), path)
-    return {"checkpoint": str(path), "sha256": hashlib.sha256(path.read_bytes()).hexdigest(), "model": "resnet8"}
+    return teacher_checkpoint(tmp_path_factory.mktemp("teacher"), "resnet8", 123)
 
 
 def small(teacher, loss, epochs=2):
-    cfg = tiny(teacher=teacher, loss=loss, recipe={"epochs": epochs, "steps_per_epoch": 2, "final_train_eval": False})
-    cfg["data"]["synthetic"].update(per_class=8, test_per_class=2)
-    return C.resolve(cfg)
+    return small_feature_run(teacher, loss, epochs)
 
 
-def same(a, b):
-    return (a["metrics"], a["weights_digest"]) == (b["metrics"], b["weights_digest"])
+same = same_result
 
 
 @pytest.mark.parametrize("loss", [{"name": "fitnet"}, {"name": "crd", "nce_k": 16}])

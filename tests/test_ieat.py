@@ -10,6 +10,7 @@ import torch.nn.functional as F
 
 from benchmark.distillers.ieat import IEAT, last_map
 from benchmark.models import build_model
+from tests.helpers import ref_at, ref_ce
 
 N = 4
 DT = torch.float64
@@ -67,28 +68,6 @@ def ref_coder(x, coder, train=True):
         h = (h - mean) / torch.sqrt(var + bn.eps) * bn.weight.view(1, -1, 1, 1) + bn.bias.view(1, -1, 1, 1)
         h = leaky(h)
     return h
-
-
-def pool_to(x, side):
-    k = x.shape[-1] // side
-    return x.reshape(*x.shape[:-2], side, k, side, k).mean(dim=(-3, -1))
-
-
-def ref_at(a, b):
-    """mean over samples and positions of (Q_a - Q_b)^2, Q = normalised channel mean of squares."""
-    side = min(a.shape[-1], b.shape[-1])
-    a, b = pool_to(a, side), pool_to(b, side)
-    total = 0
-    for i in range(N):
-        qa = sum(a[i, c] ** 2 for c in range(a.shape[1])) / a.shape[1]
-        qb = sum(b[i, c] ** 2 for c in range(b.shape[1])) / b.shape[1]
-        qa, qb = qa.flatten() / qa.norm(), qb.flatten() / qb.norm()
-        total = total + ((qa - qb) ** 2).sum()
-    return total / (N * side * side)
-
-
-def ref_ce(z, y):
-    return sum(torch.logsumexp(z[i], 0) - z[i, y[i]] for i in range(N)) / N
 
 
 # ---- the tapped map ---------------------------------------------------------------------------

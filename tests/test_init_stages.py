@@ -2,7 +2,6 @@
 formula, the stage's SGD moving exactly the stage's modules, the models' pre-activation taps,
 and the trainer's stage (killed mid-stage + resumed == uninterrupted, fused == apart)."""
 
-import hashlib
 
 import pytest
 import torch
@@ -15,7 +14,7 @@ from benchmark.models import build_model
 from benchmark.plan import scale_epoch_params
 from benchmark.store import Store
 from benchmark.train import ExecOptions, train_run, train_runs
-from tests.helpers import tiny
+from tests.helpers import same_result, small_feature_run, teacher_checkpoint
 
 DT = torch.float64
 
@@ -166,20 +165,14 @@ def test_stage_step_moves_exactly_the_stage_modules(name):
 
 @pytest.fixture(scope="module")
 def teacher_file(tmp_path_factory):
-    torch.manual_seed(7)
-    path = tmp_path_factory.mktemp("teacher") / "resnet14.pt"
-    torch.save(build_model("resnet14", 10).state_dict(), path)
-    return {"checkpoint": str(path), "sha256": hashlib.sha256(path.read_bytes()).hexdigest(), "model": "resnet14"}
+    return teacher_checkpoint(tmp_path_factory.mktemp("teacher"), "resnet14", 7)
 
 
 def small(teacher, loss):
-    cfg = tiny(teacher=teacher, loss=loss, recipe={"epochs": 1, "steps_per_epoch": 2, "final_train_eval": False})
-    cfg["data"]["synthetic"].update(per_class=8, test_per_class=2)
-    return C.resolve(cfg)
+    return small_feature_run(teacher, loss, epochs=1)
 
 
-def same(a, b):
-    return (a["metrics"], a["weights_digest"]) == (b["metrics"], b["weights_digest"])
+same = same_result
 
 
 @pytest.mark.parametrize("loss", [{"name": "ab", "init_epochs": 2}, {"name": "ft", "init_epochs": 2}])

@@ -81,6 +81,7 @@ from torch import nn
 
 from .at import attention_map
 from .base import Distiller, InitStage, match_spatial, taps, up
+from .stage import check_stage
 
 
 def last_map(f: dict) -> torch.Tensor:
@@ -140,10 +141,7 @@ class IEAT(Distiller):
             raise ValueError(f"decay_step must be >= 0 (0: no decay), got {params['decay_step']}")
         if not (params["decay_gamma"] > 0 and math.isfinite(params["decay_gamma"])):
             raise ValueError(f"decay_gamma must be finite and > 0, got {params['decay_gamma']!r}")
-        if params["init_epochs"] < 0:
-            raise ValueError(f"init_epochs must be >= 0, got {params['init_epochs']}")
-        if not (params["init_lr"] > 0 and math.isfinite(params["init_lr"])):
-            raise ValueError(f"init_lr must be finite and > 0, got {params['init_lr']!r}")
+        check_stage(params)
 
     def __init__(self, student_probe, teacher_probe, num_classes, **params):
         self.check(params)

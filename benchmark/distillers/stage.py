@@ -8,11 +8,13 @@ The profiles shrink ``init_epochs`` as they shrink the recipe's epochs (benchmar
 
 from __future__ import annotations
 
+import math
+
 STAGE_PARAMS = {"init_epochs": 30, "init_lr": 0.05}
 
 
 def check_stage(params: dict) -> None:
     if params["init_epochs"] < 0:
         raise ValueError(f"init_epochs must be >= 0, got {params['init_epochs']}")
-    if not params["init_lr"] > 0:
-        raise ValueError(f"init_lr must be > 0, got {params['init_lr']!r}")
+    if not (params["init_lr"] > 0 and math.isfinite(params["init_lr"])):
+        raise ValueError(f"init_lr must be finite and > 0, got {params['init_lr']!r}")
