@@ -11,7 +11,7 @@ from benchmark import config as C
 from benchmark.distillers import make_distiller, resolve_params
 from benchmark.distillers.fsp import fsp_matrix
 from benchmark.models import build_model
-from benchmark.plan import scale_epoch_params
+from benchmark.plan import SMOKE_STAGE_LR_SCALE, scale_epoch_params
 from benchmark.store import Store
 from benchmark.train import ExecOptions, train_run, train_runs
 from tests.helpers import same_result, small_feature_run, teacher_checkpoint
@@ -110,6 +110,11 @@ def test_published_defaults_and_profile_scaling():
     assert scale_epoch_params({"name": "kd", "tau": 4.0}, "smoke") == {"name": "kd", "tau": 4.0}
     assert scale_epoch_params({"name": "reviewkd", "warmup_epochs": 20.0}, "quick")["warmup_epochs"] == 5.0
     assert scale_epoch_params({"name": "reviewkd"}, "smoke")["warmup_epochs"] == 0.0
+    # smoke's stand-in teachers: the stage rate shrinks (default or given); quick keeps it
+    assert scale_epoch_params({"name": "fsp"}, "smoke")["init_lr"] == pytest.approx(0.05 * SMOKE_STAGE_LR_SCALE)
+    assert scale_epoch_params({"name": "ft", "init_lr": 0.01}, "smoke")["init_lr"] == pytest.approx(1e-4)
+    assert "init_lr" not in scale_epoch_params({"name": "ft"}, "quick")
+    assert "init_lr" not in scale_epoch_params({"name": "reviewkd"}, "smoke")
     with pytest.raises(ValueError, match="init_epochs must be >= 0"):
         resolve_params("fsp", init_epochs=-1)
 
