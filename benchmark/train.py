@@ -387,6 +387,10 @@ class Student:
                 raise RunFailed(f"loss {cfg['loss']['name']!r}: {err}") from None
         distiller.to(device).train()
         distiller.attach(self.model)
+        try:
+            distiller.attach_teacher(teacher)
+        except ValueError as err:
+            raise RunFailed(f"loss {cfg['loss']['name']!r}: {err}") from None
         return distiller
 
     @property

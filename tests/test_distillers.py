@@ -324,8 +324,9 @@ def test_feature_loss_needs_a_teacher():
 
 
 # Their adapters train in a pre-training stage (tests/test_init_stages.py, tests/test_ieat.py), or
-# the method needs as many feature levels in both networks (reviewkd: tests/test_reviewkd.py).
-STAGED = {"ab", "ft", "fsp", "ieat", "reviewkd"}
+# the method needs as many feature levels in both networks and, for overhaul, the teacher's
+# BatchNorms (tests/test_reviewkd.py, tests/test_overhaul.py).
+STAGED = {"ab", "ft", "fsp", "ieat", "reviewkd", "overhaul"}
 
 
 @pytest.mark.parametrize("name", [n for n in distiller_names() if n not in STAGED])

@@ -29,6 +29,7 @@ from .fsp import FSP
 from .ft import FT
 from .ieat import IEAT
 from .nst import NST
+from .overhaul import Overhaul
 from .pkt import PKT
 from .reviewkd import ReviewKD
 from .rkd import RKD
@@ -42,7 +43,7 @@ __all__ = ["make_distiller", "distiller_names", "is_distiller", "distiller_defau
 _DISTILLERS: dict[str, type[Distiller]] = {
     "fitnet": FitNet, "at": AT, "sp": SP, "cc": CC, "vid": VID, "rkd": RKD, "pkt": PKT,
     "nst": NST, "crd": CRD, "sckd": SCKD, "ab": AB, "ft": FT, "fsp": FSP,
-    "ieat": IEAT, "reviewkd": ReviewKD,
+    "ieat": IEAT, "reviewkd": ReviewKD, "overhaul": Overhaul,
 }
 
 

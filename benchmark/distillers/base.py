@@ -135,6 +135,9 @@ class Distiller(nn.Module):
     def attach(self, student: nn.Module) -> None:
         """Called once by the trainer with the student network (SCKD needs its parameters)."""
 
+    def attach_teacher(self, teacher: nn.Module) -> None:
+        """Called once by the trainer with the teacher network (Overhaul reads its BatchNorms)."""
+
     def init_stages(self, student: nn.Module) -> list[InitStage]:
         """Pre-training stages to run, in order, before the main training (none by default)."""
         return []

@@ -67,6 +67,10 @@ class CifarResNet(nn.Module):
         return {"logits": self.fc(feat), "penultimate": feat, "stages": stages, "taps": [stem, *stages],
                 "preact_taps": [stem, *pre]}
 
+    def preact_batchnorms(self) -> list[nn.BatchNorm2d]:
+        """The BatchNorm feeding each stage's last ReLU, aligned with ``extract()["preact_taps"][1:]``."""
+        return [layer[-1].bn2 for layer in (self.layer1, self.layer2, self.layer3)]
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.extract(x)["logits"]
 

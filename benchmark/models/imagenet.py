@@ -14,17 +14,37 @@ from torchvision.models.resnet import Bottleneck
 from .common import Features
 
 
+def block_preact(block: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """A torchvision BasicBlock's or Bottleneck's output before its final ReLU: the same ops as
+    ``block(x)`` with that ReLU left out (Overhaul's pre-ReLU feature)."""
+    identity = x if block.downsample is None else block.downsample(x)
+    out = block.relu(block.bn1(block.conv1(x)))
+    if isinstance(block, Bottleneck):
+        out = block.relu(block.bn2(block.conv2(out)))
+        out = block.bn3(block.conv3(out))
+    else:
+        out = block.bn2(block.conv2(out))
+    return out + identity
+
+
 class ResNet(tvm.ResNet):
     classifier_name = "fc"
 
     def extract(self, x: torch.Tensor) -> Features:
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
-        stages = []
+        stages, pre = [], []
         for layer in (self.layer1, self.layer2, self.layer3, self.layer4):
-            x = layer(x)
+            pre.append(block_preact(layer[-1], layer[:-1](x)))
+            x = torch.relu(pre[-1])
             stages.append(x)
         feat = torch.flatten(self.avgpool(x), 1)
-        return {"logits": self.fc(feat), "penultimate": feat, "stages": stages}
+        return {"logits": self.fc(feat), "penultimate": feat, "stages": stages, "preact_taps": [None, *pre]}
+
+    def preact_batchnorms(self) -> list[nn.BatchNorm2d]:
+        """The BatchNorm feeding each stage's last ReLU (the last block's bn3, or bn2 in a
+        BasicBlock), aligned with ``extract()["preact_taps"][1:]``: Overhaul's margins come from it."""
+        return [layer[-1].bn3 if isinstance(layer[-1], Bottleneck) else layer[-1].bn2
+                for layer in (self.layer1, self.layer2, self.layer3, self.layer4)]
 
 
 class AlexNet(tvm.AlexNet):
