@@ -38,6 +38,7 @@ SHAPES = {
     "lskd-table2a": (5, 4),
     "lskd-table2b": (5, 4),
     "lskd-table4": (5, 2),
+    "lskd-tableb5": (3, 2),
     "klmse-table1": (5, 7),
     "klmse-table4": (1, 7),
     "klmse-table5": (1, 4),
@@ -190,6 +191,13 @@ SPOT = {
         ("T=2", "MobileNet-V2 alpha=0.0", "81.895/95.858"),
         ("T=2", "MobileNet-V2 alpha=0.1", "80.609/95.47"),
         ("T=64", "MobileNet-V2 alpha=0.1", "70.435/93.494"),
+    ],
+    "lskd-tableb5": [
+        ("Teacher", "ResNet-50 alpha=0.1", "82.068/96.168"),
+        ("T=1", "ResNet-50 alpha=0.0", "82.568/96.479"),
+        ("T=1", "ResNet-50 alpha=0.1", "83.794/96.686"),
+        ("T=3", "ResNet-50 alpha=0.0", "82.706/96.307"),
+        ("T=3", "ResNet-50 alpha=0.1", "81.739/96.117"),
     ],
     "klmse-table1": [
         ("WRN-16-2", "CE", "72.68"),
