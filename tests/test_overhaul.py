@@ -26,7 +26,7 @@ def normal_cdf(x):
 
 
 def ref_margin(gamma, beta):
-    """Heo Eq. 3 per channel, scalar by scalar: E[x | x < 0] for x ~ N(beta, gamma^2)."""
+    """The margin per channel, scalar by scalar: E[x | x < 0] for x ~ N(beta, gamma^2)."""
     s = abs(gamma)
     tail = normal_cdf(-beta / s)
     if tail <= 1e-3:
@@ -35,7 +35,7 @@ def ref_margin(gamma, beta):
 
 
 def ref_partial_l2(source, target, margin):
-    """Heo Eq. 5 by an explicit loop over every element."""
+    """The partial L2 distance by an explicit loop over every element."""
     total = source.new_zeros(())
     for idx in torch.cartesian_prod(*[torch.arange(n) for n in source.shape]):
         b, c, h, w = idx.tolist()

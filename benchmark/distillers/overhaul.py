@@ -6,13 +6,14 @@ torchvision ResNet the last block's ``bn3(...) + identity``). The student's map 
 connector r_i (1x1 conv without bias, then BatchNorm; He init with fan-out, BN 1/0) to the
 teacher's channels. The teacher's map is clipped from below by the margin-ReLU margin m_c,
 the mean of the teacher's negative pre-activations, read from the BatchNorm before that ReLU
-(gamma_c, beta_c) as if the response were N(beta_c, gamma_c^2)  (Heo Eq. 3):
+(gamma_c, beta_c) as if the response were N(beta_c, gamma_c^2):
 
     m_c = E[x | x < 0] = beta_c - |gamma_c| phi(beta_c/|gamma_c|) / Phi(-beta_c/|gamma_c|)
-          (-3 |gamma_c| when Phi(-beta_c/|gamma_c|) <= 0.001, as the code)
+          (-3 |gamma_c| when Phi(-beta_c/|gamma_c|) <= 0.001, as the code;
+          phi, Phi = the standard normal density and distribution function)
 
 and the partial L2 distance skips positions where the student is already below a
-non-positive target (Heo Eq. 5):
+non-positive target:
 
     d_p(T, S) = sum_{c,h,w} (S - T)^2  unless  S <= T <= 0,   T = max(F_t, m)
     L_feat = (1/B) sum_i d_p(T_i, r_i(F_s,i)) / 2^(n-i-1)      (later stages weigh more)
@@ -36,7 +37,7 @@ from .base import Distiller, up
 
 
 def bn_margin(bn: nn.BatchNorm2d) -> torch.Tensor:
-    """Heo Eq. 3: the expected negative response per channel, from the BN's affine parameters."""
+    """The margin: the expected negative response per channel, from the BN's affine parameters."""
     std, mean = bn.weight.detach().abs().double(), bn.bias.detach().double()
     z = -mean / std
     tail = torch.special.ndtr(z)  # P(x < 0)
@@ -46,7 +47,7 @@ def bn_margin(bn: nn.BatchNorm2d) -> torch.Tensor:
 
 
 def partial_l2(source: torch.Tensor, target: torch.Tensor, margin: torch.Tensor) -> torch.Tensor:
-    """Heo Eq. 5, summed: (S - max(T, m))^2 except where S <= max(T, m) <= 0."""
+    """The partial L2 distance, summed: (S - max(T, m))^2 except where S <= max(T, m) <= 0."""
     target = torch.maximum(target, margin.view(1, -1, 1, 1))
     keep = (source > target) | (target > 0)
     return ((source - target).pow(2) * keep).sum()
