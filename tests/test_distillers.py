@@ -383,7 +383,7 @@ def small(teacher, loss, epochs=2):
 same = same_result
 
 
-@pytest.mark.parametrize("loss", [{"name": "fitnet"}, {"name": "crd", "nce_k": 16}])
+@pytest.mark.parametrize("loss", [{"name": "fitnet"}, {"name": "crd", "nce_k": 16}, {"name": "overhaul", "weight": 1e-3}])
 def test_interrupted_and_resumed_equals_uninterrupted(teacher_file, tmp_path, loss):
     cfg = small(teacher_file, loss)
     full = train_run(cfg, Store(tmp_path / "full"), ExecOptions())
