@@ -77,6 +77,16 @@ def teacher_checkpoint(directory: Path, model: str, seed: int) -> dict:
     return {"checkpoint": str(path), "sha256": hashlib.sha256(path.read_bytes()).hexdigest(), "model": model}
 
 
+def trained_teacher(directory: Path) -> tuple:
+    """A resnet14 trained one epoch on the tiny stand-in: (its store, its run id)."""
+    from benchmark import config as C
+    from benchmark.store import Store
+    from benchmark.train import ExecOptions, train_run
+
+    store = Store(directory)
+    return store, train_run(C.resolve(tiny(model="resnet14", recipe={"epochs": 1})), store, ExecOptions())["id"]
+
+
 def small_feature_run(teacher: dict, loss: dict, epochs: int) -> dict:
     from benchmark import config as C
 

@@ -14,14 +14,12 @@ from benchmark.accel import Accel
 from benchmark.plan import ASSUMED_FLOPS_PER_S, Planner, estimate_flops, table_summary
 from benchmark.store import Store
 from benchmark.train import ExecOptions, train_run
-from tests.helpers import tiny
+from tests.helpers import tiny, trained_teacher
 
 
 @pytest.fixture(scope="module")
 def teacher(tmp_path_factory):
-    store = Store(tmp_path_factory.mktemp("teacher"))
-    res = train_run(C.resolve(tiny(model="resnet14", recipe={"epochs": 1})), store, ExecOptions())
-    return store, res["id"]
+    return trained_teacher(tmp_path_factory.mktemp("teacher"))
 
 
 def kd_student(tid):

@@ -6,7 +6,7 @@ from benchmark import config as C
 from benchmark.queue import WorkerOptions, events, run_worker
 from benchmark.store import Store
 from benchmark.train import ExecOptions, fuse_key, train_run, train_runs
-from tests.helpers import tiny
+from tests.helpers import tiny, trained_teacher
 
 
 def same(a, b):
@@ -15,9 +15,7 @@ def same(a, b):
 
 @pytest.fixture(scope="module")
 def teacher(tmp_path_factory):
-    store = Store(tmp_path_factory.mktemp("teacher"))
-    res = train_run(C.resolve(tiny(model="resnet14", recipe={"epochs": 1})), store, ExecOptions())
-    return store, res["id"]
+    return trained_teacher(tmp_path_factory.mktemp("teacher"))
 
 
 def students(tid):
