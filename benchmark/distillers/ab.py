@@ -21,9 +21,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .base import Distiller, InitStage, feature_modules, preact_taps, up
+from .base import InitStage, feature_modules, preact_taps, up
 from .fitnet import ConvReg
-from .stage import STAGE_PARAMS, check_stage
+from .stage import StagedDistiller
 
 
 def boundary_loss(s: torch.Tensor, t: torch.Tensor, margin: float) -> torch.Tensor:
@@ -34,13 +34,12 @@ def boundary_loss(s: torch.Tensor, t: torch.Tensor, margin: float) -> torch.Tens
     return ((s + margin).pow(2) * wrong_off + (s - margin).pow(2) * wrong_on).sum()
 
 
-class AB(Distiller):
-    PARAMS = {"weight": 1.0, "margin": 1.0, **STAGE_PARAMS}
+class AB(StagedDistiller):
+    PARAMS = {"weight": 1.0, "margin": 1.0}
 
     @classmethod
     def check(cls, params):
         super().check(params)
-        check_stage(params)
         if not params["margin"] >= 0:
             raise ValueError(f"margin must be >= 0, got {params['margin']!r}")
 

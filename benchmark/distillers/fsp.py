@@ -19,8 +19,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .base import Distiller, InitStage, feature_modules, taps, up
-from .stage import STAGE_PARAMS, check_stage
+from .base import InitStage, feature_modules, taps, up
+from .stage import StagedDistiller
 
 
 def fsp_matrix(bottom: torch.Tensor, top: torch.Tensor) -> torch.Tensor:
@@ -36,13 +36,8 @@ def fsp_matrices(maps: list) -> list:
     return [fsp_matrix(a, b) for a, b in zip(maps[:-1], maps[1:])]
 
 
-class FSP(Distiller):
-    PARAMS = {"weight": 50.0, **STAGE_PARAMS}
-
-    @classmethod
-    def check(cls, params):
-        super().check(params)
-        check_stage(params)
+class FSP(StagedDistiller):
+    PARAMS = {"weight": 50.0}
 
     def __init__(self, student_probe, teacher_probe, num_classes, **params):
         super().__init__(student_probe, teacher_probe, num_classes, **params)

@@ -19,8 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import Distiller, InitStage, match_spatial, taps, up
-from .stage import STAGE_PARAMS, check_stage
+from .base import InitStage, match_spatial, taps, up
+from .stage import StagedDistiller
 
 
 def _convs(channels: list[int], transposed: bool, bn: bool) -> nn.Sequential:
@@ -43,13 +43,12 @@ def factor(f: torch.Tensor) -> torch.Tensor:
     return F.normalize(up(f).pow(2).mean(1).flatten(1), dim=1)
 
 
-class FT(Distiller):
-    PARAMS = {"weight": 200.0, "k": 0.5, **STAGE_PARAMS}
+class FT(StagedDistiller):
+    PARAMS = {"weight": 200.0, "k": 0.5}
 
     @classmethod
     def check(cls, params):
         super().check(params)
-        check_stage(params)
         if not 0 < params["k"] <= 1:
             raise ValueError(f"k must be in (0, 1], got {params['k']!r}")
 

@@ -80,8 +80,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from .at import attention_map
-from .base import Distiller, InitStage, match_spatial, taps, up
-from .stage import check_stage
+from .base import InitStage, match_spatial, taps, up
+from .stage import StagedDistiller
 
 
 def last_map(f: dict) -> torch.Tensor:
@@ -123,7 +123,7 @@ def at_distance(a: torch.Tensor, b: torch.Tensor, p: float) -> torch.Tensor:
     return (attention_map(a, p) - attention_map(b, p)).pow(2).mean()
 
 
-class IEAT(Distiller):
+class IEAT(StagedDistiller):
     PARAMS = {"weight": 1000.0, "inh_weight": 1.0, "exp_weight": 1.0, "p": 2.0, "factor_dim": 32,
               "autoencoder": True, "decay_step": 0, "decay_gamma": 0.1, "init_epochs": 30, "init_lr": 0.1}
 
@@ -141,7 +141,6 @@ class IEAT(Distiller):
             raise ValueError(f"decay_step must be >= 0 (0: no decay), got {params['decay_step']}")
         if not (params["decay_gamma"] > 0 and math.isfinite(params["decay_gamma"])):
             raise ValueError(f"decay_gamma must be finite and > 0, got {params['decay_gamma']!r}")
-        check_stage(params)
 
     def __init__(self, student_probe, teacher_probe, num_classes, **params):
         self.check(params)
