@@ -112,8 +112,8 @@ def cited_reason(cited, other_id: str) -> str | None:
 SMOKE_STAGE_LR_SCALE = 0.01
 
 
-def scale_epoch_params(loss: dict, profile: str) -> dict:
-    """A feature method's epoch counts shrink with the profile as the recipe's epochs do:
+def scale_loss_params(loss: dict, profile: str) -> dict:
+    """A feature method's schedule under the profile. Its epoch counts shrink as the recipe's do:
     ``init_epochs`` (a pre-training stage: AB, FT, FSP, IE-AT; smoke 1) and ``warmup_epochs``
     (ReviewKD's loss warm-up; smoke 0, so its one epoch trains with the whole loss).
     Smoke also scales a stage's ``init_lr`` by SMOKE_STAGE_LR_SCALE (stand-in teachers)."""
@@ -133,8 +133,9 @@ def scale_epoch_params(loss: dict, profile: str) -> dict:
             out[key] = max(1, round(value * QUICK_FRACTION))
         else:
             out[key] = value * QUICK_FRACTION
-    if profile == "smoke" and "init_lr" in defaults and _positive_number(loss.get("init_lr", defaults["init_lr"])):
-        out["init_lr"] = float(loss.get("init_lr", defaults["init_lr"])) * SMOKE_STAGE_LR_SCALE
+    init_lr = loss.get("init_lr", defaults.get("init_lr"))
+    if profile == "smoke" and _positive_number(init_lr):
+        out["init_lr"] = float(init_lr) * SMOKE_STAGE_LR_SCALE
     return out
 
 
@@ -237,7 +238,7 @@ class Planner:
             raw["init"] = None  # no pretrained files: the stand-in is not ImageNet
         elif self.profile == "quick":
             raw["recipe"] = scale_recipe(raw["recipe"], QUICK_FRACTION)
-        raw["loss"] = scale_epoch_params(raw["loss"], self.profile)
+        raw["loss"] = scale_loss_params(raw["loss"], self.profile)
         return raw
 
     def teacher_ref(self, spec: dict, base: dict, where, field_name) -> tuple[dict | None, str | None]:

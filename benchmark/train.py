@@ -383,14 +383,11 @@ class Student:
                 distiller = make_distiller(cfg["loss"]["name"], probe_s, probe_t,
                                            get_spec(cfg["dataset"]).num_classes,
                                            train_labels=data.train_targets(), **params)
+                distiller.attach_teacher(teacher)
             except ValueError as err:
                 raise RunFailed(f"loss {cfg['loss']['name']!r}: {err}") from None
         distiller.to(device).train()
         distiller.attach(self.model)
-        try:
-            distiller.attach_teacher(teacher)
-        except ValueError as err:
-            raise RunFailed(f"loss {cfg['loss']['name']!r}: {err}") from None
         return distiller
 
     @property

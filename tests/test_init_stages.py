@@ -11,7 +11,7 @@ from benchmark import config as C
 from benchmark.distillers import make_distiller, resolve_params
 from benchmark.distillers.fsp import fsp_matrix
 from benchmark.models import build_model
-from benchmark.plan import SMOKE_STAGE_LR_SCALE, scale_epoch_params
+from benchmark.plan import SMOKE_STAGE_LR_SCALE, scale_loss_params
 from benchmark.store import Store
 from benchmark.train import ExecOptions, train_run, train_runs
 from tests.helpers import same_result, small_feature_run, teacher_checkpoint
@@ -104,17 +104,17 @@ def test_published_defaults_and_profile_scaling():
     for name, w in {"ab": 1.0, "ft": 200.0, "fsp": 50.0}.items():
         p = resolve_params(name)
         assert (p["weight"], p["ce_weight"], p["kd_weight"], p["init_epochs"], p["init_lr"]) == (w, 1.0, 0.0, 30, 0.05)
-    assert scale_epoch_params({"name": "ab"}, "smoke")["init_epochs"] == 1
-    assert scale_epoch_params({"name": "ft", "init_epochs": 30}, "quick")["init_epochs"] == 8  # 30 / 4, rounded
-    assert scale_epoch_params({"name": "ft", "init_epochs": 30}, "paper") == {"name": "ft", "init_epochs": 30}
-    assert scale_epoch_params({"name": "kd", "tau": 4.0}, "smoke") == {"name": "kd", "tau": 4.0}
-    assert scale_epoch_params({"name": "reviewkd", "warmup_epochs": 20.0}, "quick")["warmup_epochs"] == 5.0
-    assert scale_epoch_params({"name": "reviewkd"}, "smoke")["warmup_epochs"] == 0.0
+    assert scale_loss_params({"name": "ab"}, "smoke")["init_epochs"] == 1
+    assert scale_loss_params({"name": "ft", "init_epochs": 30}, "quick")["init_epochs"] == 8  # 30 / 4, rounded
+    assert scale_loss_params({"name": "ft", "init_epochs": 30}, "paper") == {"name": "ft", "init_epochs": 30}
+    assert scale_loss_params({"name": "kd", "tau": 4.0}, "smoke") == {"name": "kd", "tau": 4.0}
+    assert scale_loss_params({"name": "reviewkd", "warmup_epochs": 20.0}, "quick")["warmup_epochs"] == 5.0
+    assert scale_loss_params({"name": "reviewkd"}, "smoke")["warmup_epochs"] == 0.0
     # smoke's stand-in teachers: the stage rate shrinks (default or given); quick keeps it
-    assert scale_epoch_params({"name": "fsp"}, "smoke")["init_lr"] == pytest.approx(0.05 * SMOKE_STAGE_LR_SCALE)
-    assert scale_epoch_params({"name": "ft", "init_lr": 0.01}, "smoke")["init_lr"] == pytest.approx(1e-4)
-    assert "init_lr" not in scale_epoch_params({"name": "ft"}, "quick")
-    assert "init_lr" not in scale_epoch_params({"name": "reviewkd"}, "smoke")
+    assert scale_loss_params({"name": "fsp"}, "smoke")["init_lr"] == pytest.approx(0.05 * SMOKE_STAGE_LR_SCALE)
+    assert scale_loss_params({"name": "ft", "init_lr": 0.01}, "smoke")["init_lr"] == pytest.approx(1e-4)
+    assert "init_lr" not in scale_loss_params({"name": "ft"}, "quick")
+    assert "init_lr" not in scale_loss_params({"name": "reviewkd"}, "smoke")
     with pytest.raises(ValueError, match="init_epochs must be >= 0"):
         resolve_params("fsp", init_epochs=-1)
 

@@ -16,8 +16,8 @@ augment (train split only; the test pipeline is fixed):
         recipe, which LS-KD App. C and ATKD's ImageNet recipe describe as "random crops and flips").
 - "crop_flip": random crop with padding size/8 + flip, for any array dataset.
 - "crop_reflect_flip": the same crop with reflect padding + flip, for array datasets (IE-KD's
-  CIFAR-100 feeder: RandomCrop(32, padding=4, padding_mode='reflect')). Reflect padding has no
-  device-side equivalent here, so these runs use the DataLoader pipeline.
+  CIFAR-100 feeder: RandomCrop(32, padding=4, padding_mode='reflect')); the device pipeline does
+  it too (benchmark.pipeline.Augmentation(reflect=True)).
 - "lskd_cub": LS-KD App. C for CUB lists "random crops, random rotation, color jitter and random
   horizontal flips" without values; the values are those of the authors' public code
   (sutd-visual-computing-group/LS-KD-compatibility, src/image_classification/cub/train_teacher.py

@@ -8,7 +8,7 @@
 (see ``base.py``); ``fs``/``ft`` are the student's / teacher's ``extract()`` dicts. Adapters
 (regressors, embeddings, CRD's memory banks) are its parameters and buffers: the trainer puts
 them in the student's optimizer and checkpoint. Methods with a pre-training stage (AB, FT,
-FSP) return it from ``init_stages`` (see ``base.InitStage``); the trainer runs it first. Each module's docstring gives its paper's
+FSP, IE-AT) return it from ``init_stages`` (see ``base.InitStage``); the trainer runs it first. Each module's docstring gives its paper's
 equation, the features it taps and the published CRD-benchmark weight used as default.
 
 A run config names a method as its loss (``loss: {name: fitnet, weight: 100}``);

@@ -45,7 +45,7 @@ def taps(f: dict) -> list:
 def preact_taps(f: dict) -> list:
     """RepDistiller's ``feat`` list with ``preact=True``: the maps before their final ReLU."""
     if "preact_taps" not in f:
-        raise ValueError("this network has no pre-activation feature taps (CIFAR ResNets, WRNs and VGGs do)")
+        raise ValueError("this network has no pre-activation feature taps (CIFAR and torchvision ResNets, WRNs and VGGs do)")
     return [*f["preact_taps"], f["penultimate"]]
 
 

@@ -17,7 +17,8 @@ class Features(TypedDict):
     # (benchmark.distillers) read it; without it they use [None, *stages].
     taps: list[torch.Tensor]
     # Optional, same layout as ``taps``: RepDistiller's ``preact=True`` list, i.e. the stage
-    # outputs before their final ReLU (the stem entry stays as in ``taps``). AB and ReviewKD read it.
+    # outputs before their final ReLU (the stem entry stays as in ``taps``; None for torchvision
+    # ResNets). AB, ReviewKD and Overhaul read it.
     preact_taps: list[torch.Tensor]
 
 
