@@ -298,6 +298,27 @@ def cmd_bench(args) -> int:
     return 0
 
 
+def cmd_canary(args) -> int:
+    from . import canary
+
+    numbers = canary.run(args.store, log=lambda msg: print(msg, flush=True))
+    if args.update:
+        path = canary.write_golden(numbers)
+        print(f"wrote {path}; read its diff (git diff -- {path}) before you commit it")
+        return 0
+    golden = canary.load_golden()
+    if golden is None:
+        raise BadInput(str(canary.GOLDEN_FILE), None, "missing or unreadable; make it with runner.py canary --update")
+    exact, found = canary.compare(golden, numbers)
+    mode = "bit for bit (same platform)" if exact else \
+        f"within cross-platform tolerances {canary.CROSS_PLATFORM} (golden made on {golden.get('platform')})"
+    print(f"canary: {len(numbers['runs'])} runs compared with {canary.GOLDEN_FILE.name} {mode}: "
+          f"{len(found)} difference(s)")
+    for line in found:
+        print(f"  CHANGED {line}")
+    return 1 if found else 0
+
+
 def last_profile(store, table: str) -> str:
     """The profile the table was last reproduced with in this store (else paper)."""
     from .store import read_json
@@ -499,6 +520,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="keep the measured throughput in STORE/throughput.json for the cost model")
     accel.add_arguments(s)
     s.set_defaults(func=cmd_bench)
+
+    s = sub.add_parser("canary", help="train the golden canary and compare it with goldens/canary.json (exit 1 if "
+                                      "a number changed)")
+    s.add_argument("--update", action="store_true", help="rewrite goldens/canary.json with tonight's numbers")
+    s.add_argument("--store", default=None, help="keep the canary's runs here (default: a temporary folder)")
+    s.set_defaults(func=cmd_canary)
 
     s = sub.add_parser("train", help="train one run from a run config (YAML)")
     s.add_argument("config")

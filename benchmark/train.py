@@ -306,6 +306,11 @@ def needs_features(cfg: dict) -> bool:
     return is_distiller(cfg["loss"]["name"])
 
 
+# The loss of each of the first steps of the first epoch is kept in that epoch's metrics: a change
+# to a loss or to the data shows there at once, before it is averaged away.
+FIRST_STEPS_RECORDED = 8
+
+
 class Student:
     """One run's training state: model, optimizer, loss, history, checkpoints.
 
@@ -365,6 +370,7 @@ class Student:
         self.resumed_from_init = self.init_done if 0 < self.init_done < len(self.init_schedule) else None
         self.epoch_times: list[float] = []
         self.last_eval = None
+        self.step_losses: list[torch.Tensor] = []
 
     def _make_distiller(self, cfg, teacher, data, device):
         if teacher is None or data is None:
@@ -482,6 +488,7 @@ class Student:
         self.loss_sum = torch.zeros((), device=self.device)
         self.correct = torch.zeros((), device=self.device, dtype=torch.long)
         self.seen = 0
+        self.record_steps, self.step_losses = epoch == 0, []
         self.t0 = time.time()
 
     def step(self, x, y, z_t, ft=None, index=None) -> None:
@@ -502,6 +509,8 @@ class Student:
         self.loss_sum += loss.detach() * len(y)
         self.correct += (z_s.detach().argmax(1) == y).sum()
         self.seen += len(y)
+        if self.record_steps and len(self.step_losses) < FIRST_STEPS_RECORDED:
+            self.step_losses.append(loss.detach())  # read at the epoch's end: no host sync here
 
     def end_epoch(self, epoch: int, data, options: ExecOptions) -> None:
         train_loss = self.loss_sum.item() / max(self.seen, 1)  # one host sync per epoch
@@ -514,6 +523,8 @@ class Student:
         self.history.append({"epoch": epoch + 1, "lr": self.lr, "train_loss": train_loss,
                              "train_top1_augmented": self.correct.item() / max(self.seen, 1) * 100,
                              "test_top1": ev["top1"], "test_top5": ev["top5"], "time_s": time.time() - self.t0})
+        if self.step_losses:  # the golden canary compares these step by step (benchmark/canary.py)
+            self.history[-1]["first_steps_loss"] = [float(v) for v in torch.stack(self.step_losses).cpu()]
         save_checkpoint(self.run_dir, self._state(epoch))
         self.store.append_metrics(self.rid, self.history)
         self.epoch_times.append(time.time() - self.t0)
