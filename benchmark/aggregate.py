@@ -22,8 +22,10 @@ from . import analysis as A
 from .plan import CellPlan, Planner, TablePlan
 from .published import load_published
 from .store import Store
+from .verdict import NOT_COMPARABLE, judge, kind_of, resolve_tolerances
 
-STATUSES = ("within", "outside", "measured", "pending", "failed", "cited", "setting")
+STATUSES = ("within", "outside", "not comparable", "measured", "pending", "failed", "cited", "setting")
+WITH_NUMBER = ("within", "outside", NOT_COMPARABLE, "measured")  # the statuses of a cell that has its number
 
 
 @dataclass
@@ -43,6 +45,12 @@ class CellResult:
     winner: dict | None = None      # best-of-grid: the winning grid point
     grid: list[dict] = field(default_factory=list)  # every point's value (the whole grid is shown)
     note: str | None = None
+    n: int = 0                      # runs (seeds) behind the reproduced number
+    published_std: float | None = None
+    kind: str = "accuracy"          # accuracy | loss | gap | analysis | params (benchmark.verdict)
+    tolerance: float | None = None
+    interval: list[float] | None = None  # what the seeds support around the mean (paper profile)
+    basis: str | None = None        # what decided within/outside
 
     def to_json(self) -> dict:
         return {k: v for k, v in self.__dict__.items()}
@@ -171,9 +179,10 @@ def aggregate_cell(cell: CellPlan, measurer: Measurer) -> CellResult:
             sd = stdev(mains) if len(mains) > 1 else None
             # best-of-grid picks by accuracy even when the cell shows another quantity
             key = mean(measurer.measure(r, "top1")[0] for r in p["runs"])
-        points.append({"params": p["params"], "value": val, "top5": top5, "std": sd, "top1": key})
+        points.append({"params": p["params"], "value": val, "top5": top5, "std": sd, "top1": key,
+                       "n": 1 if cell.rule == "ensemble" else len(p["runs"])})
     best = max(points, key=lambda q: q["top1"]) if cell.rule == "best" else points[0]
-    out.reproduced, out.reproduced_top5, out.std = best["value"], best["top5"], best["std"]
+    out.reproduced, out.reproduced_top5, out.std, out.n = best["value"], best["top5"], best["std"], best["n"]
     if cell.rule == "best":
         out.winner, out.grid = best["params"], points
     out.status = "measured"
@@ -185,6 +194,7 @@ def aggregate_table(plan: TablePlan, planner: Planner, store: Store,
     published = load_published(plan.manifest.id)
     measurer = measurer or Measurer(store, {rid: planner.jobs[rid].config for rid in plan.job_ids})
     cells = [aggregate_cell(c, measurer) for c in plan.cells]
+    cells_plan = {(c.row, c.col): c for c in plan.cells}
     by_row: dict[str, list[CellResult]] = {}
     for c in cells:
         by_row.setdefault(c.row, []).append(c)
@@ -201,12 +211,27 @@ def aggregate_table(plan: TablePlan, planner: Planner, store: Store,
                 c.status = "failed"
             elif all(o.status in ("cited", "setting") for o in others):
                 c.status = "cited" if any(o.status == "cited" for o in others) else "setting"
-    tol = plan.manifest.tolerance
+    m = plan.manifest
+    tolerances = m.tolerances or resolve_tolerances(m.tolerance, m.path)
     for c in cells:
-        if c.status == "measured" and c.published is not None and c.reproduced is not None:
-            c.delta = c.reproduced - c.published
-            limit = tol if c.rule != "params" else max(0.05 * abs(c.published), 0.005)
-            c.status = "within" if abs(c.delta) <= limit + 1e-9 else "outside"
+        c.kind = "params" if c.rule == "params" else kind_of(cells_plan[(c.row, c.col)].value)
+        pub = published.cells.get((c.row, c.col))
+        c.published_std = pub.std if pub is not None else None
+        if c.status != "measured" or c.published is None or c.reproduced is None:
+            continue
+        c.delta = c.reproduced - c.published
+        if c.rule == "params":
+            c.tolerance = max(0.05 * abs(c.published), 0.005)
+            c.status = "within" if abs(c.delta) <= c.tolerance + 1e-9 else "outside"
+            c.basis = "tolerance"
+            continue
+        c.tolerance = tolerances[c.kind]
+        if plan.profile != "paper":
+            c.status = NOT_COMPARABLE  # smoke and quick numbers are never ticked or crossed
+            continue
+        c.status, interval, c.basis = judge(c.reproduced, c.published, c.tolerance, c.std, c.n, c.published_std,
+                                            len(m.seeds))
+        c.interval = list(interval) if interval else None
     return cells
 
 
@@ -219,6 +244,7 @@ def coverage(cells: list[CellResult]) -> dict:
         "reproducible_cells": len(with_pub),
         "reproduced_cells": len(compared),
         "within_tolerance": sum(c.status == "within" for c in compared),
+        "not_comparable": sum(c.status == NOT_COMPARABLE for c in compared),
         "mean_abs_delta": (sum(abs(c.delta) for c in compared) / len(compared)) if compared else None,
         "pending": sum(c.status == "pending" for c in cells),
         "failed": sum(c.status == "failed" for c in cells),

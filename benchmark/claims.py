@@ -95,8 +95,13 @@ def _pairs(body: dict, rows: list[str], cols: list[str]) -> list[tuple[tuple, tu
     return [((left["row"], left["col"]), (right["row"], right["col"]))]
 
 
-def evaluate_claim(claim: dict, value, rows: list[str], cols: list[str]) -> dict:
-    """`value(row, col)` gives a number or None. Returns {"text", "status", "detail"}."""
+def evaluate_claim(claim: dict, value, rows: list[str], cols: list[str], decided=None) -> dict:
+    """`value(row, col)` gives a number or None. Returns {"text", "status", "detail"}.
+
+    ``decided(cell_a, cell_b, va, vb)``, where given, says whether the seeds' spread can tell the
+    two numbers apart (benchmark.verdict.difference_decided): a comparison or trend step it cannot
+    decide leaves the claim ``undecided`` rather than held or not held on the means alone."""
+    decided = decided or (lambda a, b, va, vb: True)
     if "compare" in claim:
         body = claim["compare"]
         op = OPS[body["op"]]
@@ -104,19 +109,25 @@ def evaluate_claim(claim: dict, value, rows: list[str], cols: list[str]) -> dict
         for a, b in _pairs(body, rows, cols):
             va, vb = value(*a), value(*b)
             if va is None or vb is None:
-                checks.append((a, b, None, va, vb))
+                checks.append((a, b, None, va, vb, True))
                 continue
-            checks.append((a, b, op(va, vb), va, vb))
-        failed = [c for c in checks if c[2] is False]
+            checks.append((a, b, op(va, vb), va, vb, decided(a, b, va, vb)))
+        failed = [c for c in checks if c[2] is False and c[5]]
         missing = [c for c in checks if c[2] is None]
+        unclear = [c for c in checks if c[2] is not None and not c[5]]
         if failed:
-            a, b, _, va, vb = failed[0]
+            a, b, _, va, vb, _ = failed[0]
             return {"text": claim["text"], "status": "not held",
                     "detail": f"{len(failed)} of {len(checks)} comparisons fail, e.g. {a[0]}/{a[1]} = {va:.2f} "
                               f"vs {b[0]}/{b[1]} = {vb:.2f}"}
         if missing:
             return {"text": claim["text"], "status": "undecided",
                     "detail": f"{len(missing)} of {len(checks)} comparisons lack a number"}
+        if unclear:
+            a, b, _, va, vb, _ = unclear[0]
+            return {"text": claim["text"], "status": "undecided",
+                    "detail": f"the seeds' spread cannot decide {len(unclear)} of {len(checks)} comparisons, e.g. "
+                              f"{a[0]}/{a[1]} = {va:.2f} vs {b[0]}/{b[1]} = {vb:.2f}"}
         return {"text": claim["text"], "status": "held", "detail": f"{len(checks)} comparisons hold"}
     body = claim["trend"]
     if "row" in body:
@@ -127,11 +138,15 @@ def evaluate_claim(claim: dict, value, rows: list[str], cols: list[str]) -> dict
     if any(v is None for v in vals):
         return {"text": claim["text"], "status": "undecided",
                 "detail": f"{sum(v is None for v in vals)} of {len(vals)} cells lack a number"}
-    steps = list(zip(vals, vals[1:]))
+    steps = list(zip(cells, cells[1:], vals, vals[1:]))
     rising = body["direction"] == "increasing"
-    bad = [(a, b) for a, b in steps if (b < a if rising else b > a)]
+    bad = [s for s in steps if (s[3] < s[2] if rising else s[3] > s[2]) and decided(*s)]
+    unclear = [s for s in steps if not decided(*s)]
     trend = " → ".join(f"{v:.2f}" for v in vals)
     if bad:
         return {"text": claim["text"], "status": "not held", "detail": f"{len(bad)} of {len(steps)} steps go the "
                                                                        f"other way: {trend}"}
+    if unclear:
+        return {"text": claim["text"], "status": "undecided",
+                "detail": f"the seeds' spread cannot decide {len(unclear)} of {len(steps)} steps: {trend}"}
     return {"text": claim["text"], "status": "held", "detail": trend}

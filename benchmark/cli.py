@@ -247,32 +247,60 @@ def _report(args, plans, planner, store) -> int:
 def cmd_nightly(args) -> int:
     import datetime
 
+    from . import canary
     from . import nightly as N
     from .queue import scan
-    from .store import Store
+    from .store import Store, atomic_write_json
 
     date = args.date or datetime.date.today().isoformat()
-    if not N.DATE.match(date):
-        raise BadInput("--date", None, f"must be YYYY-MM-DD, got {date!r}")
+    try:
+        valid = N.DATE.match(date) and datetime.date.fromisoformat(date)
+    except ValueError:
+        valid = False
+    if not valid:
+        raise BadInput("--date", None, f"must be a date YYYY-MM-DD, got {date!r}")
+    if args.keep_stores < 1:
+        raise BadInput("--keep-stores", None, f"must be >= 1, got {args.keep_stores}")
     out = Path(args.out)
     day_dir = out / date
-    args.out, args.no_report, args.retry_failed = str(day_dir), False, False
-    run_code = cmd_reproduce(args)
+    root = Path(args.store)
+    digest, env = N.fingerprint(args.device)
+    store_dir, reused = N.night_store(root, digest, env, date)
+    print(f"nightly {date}: code fingerprint {digest[:16]}: "
+          + (f"reusing {store_dir} (an earlier night ran this exact code)" if reused
+             else f"training afresh in {store_dir}"), flush=True)
+    # reproduce into tonight's store; the parsed arguments stay as they were given
+    run_code = cmd_reproduce(argparse.Namespace(**{**vars(args), "store": str(store_dir), "out": str(day_dir),
+                                                   "no_report": False, "retry_failed": False}))
     if run_code == 130:
         return run_code
-    store = Store(args.store)
-    failed = [rid for rid, s in scan(store).items() if s.state == "failed"]
+    numbers = canary.run(str(store_dir / "canary"), log=lambda msg: print(msg, flush=True))
+    golden = canary.load_golden()
+    if golden is None:
+        golden_found, golden_note = [f"no golden file {canary.GOLDEN_FILE}: make it with runner.py canary --update"], \
+            "missing"
+    else:
+        exact, golden_found = canary.compare(golden, numbers)
+        golden_note = "bit for bit, same platform" if exact else "within cross-platform tolerances"
+    failed = [rid for rid, s in scan(Store(store_dir)).items() if s.state == "failed"]
     ids = [Path(t).stem if t.endswith((".yaml", ".yml")) else t for t in args.tables]
-    new = N.snapshot(day_dir, ids, failed, args.profile, date)
-    old = N.previous_snapshot(out, date)
+    new = N.snapshot(day_dir, ids, failed, args.profile, date, canary=numbers, fingerprint_hex=digest)
+    past = N.history(out, date, warn=lambda msg: print(msg, file=sys.stderr))
+    old = past[-1] if past else None
     found = N.regressions(old, new) if old else []
-    (day_dir / "nightly.json").write_text(json.dumps(new, indent=1))
-    summary = N.write_summary(day_dir, new, old, found)
-    print(f"nightly {date}: {len(found)} regression(s) " + (f"against {old['date']}" if old else "(baseline)")
-          + f"; {summary}")
+    atomic_write_json(day_dir / "nightly.json", new)
+    summary = N.write_summary(day_dir, new, old, found, golden_found, golden_note, past)
+    removed = N.prune_stores(root, args.keep_stores, store_dir)
+    for path in removed:
+        print(f"removed the nightly store of older code {path} (--keep-stores {args.keep_stores})")
+    total = len(found) + len(golden_found)
+    print(f"nightly {date}: {total} regression(s) " + (f"against {old['date']}" if old else "(baseline)")
+          + f" and the goldens; {summary}")
+    for r in golden_found:
+        print(f"  REGRESSION (goldens) {r}")
     for r in found:
         print(f"  REGRESSION {r}")
-    return 1 if found else 0
+    return 1 if total or run_code else 0
 
 
 def cmd_bench(args) -> int:
@@ -506,6 +534,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--cpus-per-task", type=int, default=8)
     s.add_argument("--time", type=int, default=24 * 60)
     s.add_argument("--quiet", action="store_true")
+    s.add_argument("--keep-stores", type=int, default=3,
+                   help="keep the nightly stores of this many most recent code fingerprints (default 3)")
     worker_args(s)
     s.set_defaults(func=cmd_nightly)
 

@@ -93,6 +93,8 @@ def draw_figure(fig: dict, plan, cells, measurer, path: Path) -> bool:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from .aggregate import WITH_NUMBER
+
     by_key = {(c.row, c.col): c for c in cells}
     rows = fig.get("rows") or [r["id"] for r in plan.manifest.rows]
     title = fig.get("title") or f"{plan.manifest.id}: {fig['name']}"
@@ -101,7 +103,7 @@ def draw_figure(fig: dict, plan, cells, measurer, path: Path) -> bool:
         xs = list(range(len(cols)))
         series = []
         for row in rows:
-            rep = [by_key[(row, c)].reproduced if by_key[(row, c)].status in ("within", "outside", "measured")
+            rep = [by_key[(row, c)].reproduced if by_key[(row, c)].status in WITH_NUMBER
                    else None for c in cols]
             pub = [by_key[(row, c)].published for c in cols]
             series.append((row, rep, pub))

@@ -17,6 +17,7 @@ from typing import Any
 from .claims import check_claims
 from .figures import check_figures
 from .errors import BadInput
+from .verdict import resolve_tolerances
 from .yamlfile import load_yaml
 
 REPO = Path(__file__).resolve().parent.parent
@@ -58,6 +59,7 @@ class Manifest:
     notes: str
     claims: list = field(default_factory=list)
     figures: list = field(default_factory=list)
+    tolerances: dict = field(default_factory=dict)  # by kind of quantity (benchmark.verdict)
     source: str = ""
 
 
@@ -240,9 +242,7 @@ def load_manifest(path: Path, published_ids=None) -> Manifest:
     if not isinstance(seeds, list) or not seeds or any(isinstance(s, bool) or not isinstance(s, int) or s < 0
                                                        for s in seeds):
         raise BadInput(path, "seeds", "must be a non-empty list of non-negative integers")
-    tolerance = doc.get("tolerance", 0.5)
-    if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float)) or tolerance < 0:
-        raise BadInput(path, "tolerance", f"must be a number >= 0, got {tolerance!r}")
+    tolerances = resolve_tolerances(doc.get("tolerance", 0.5), path)
     check_value(doc.get("value"), path, "value")
     defaults = check_spec(doc.get("defaults"), path, "defaults")
 
@@ -302,7 +302,7 @@ def load_manifest(path: Path, published_ids=None) -> Manifest:
     figures = doc.get("figures") or []
     check_figures(figures, path, published.rows, published.cols)
     return Manifest(path=path, id=tid, paper=doc["paper"], title=str(doc["title"]), dataset=doc["dataset"],
-                    recipe=doc["recipe"], seeds=seeds, tolerance=float(tolerance), defaults=defaults,
+                    recipe=doc["recipe"], seeds=seeds, tolerance=tolerances["accuracy"], tolerances=tolerances, defaults=defaults,
                     columns=columns, rows=rows, value=doc.get("value"), notes=str(doc.get("notes") or ""),
                     claims=claims, figures=figures, source=str(doc.get("source") or ""))
 

@@ -12,11 +12,12 @@ import platform
 import time
 from pathlib import Path
 
-from .aggregate import CellResult, Measurer, aggregate_table, coverage
+from .aggregate import WITH_NUMBER, CellResult, Measurer, aggregate_table, coverage
 from .claims import evaluate_claim
 from .figures import draw_figure
 from .plan import Planner, TablePlan
 from .store import Store
+from .verdict import NOT_COMPARABLE, difference_decided
 
 PROFILE_WARNING = {
     "smoke": "**Smoke profile: generated stand-in data, one short epoch. These numbers test the pipeline; "
@@ -25,8 +26,8 @@ PROFILE_WARNING = {
              "the numbers are NOT comparable to the paper's.**",
     "paper": "Paper profile: the paper's data, recipe, grid and seeds.",
 }
-MARK = {"within": "✓", "outside": "✗", "measured": "", "pending": "pending", "failed": "FAILED", "cited": "cited",
-        "setting": "setting"}
+MARK = {"within": "✓", "outside": "✗", NOT_COMPARABLE: "~", "measured": "", "pending": "pending", "failed": "FAILED",
+        "cited": "cited", "setting": "setting"}
 
 
 def _fmt(x: float | None, digits: int = 2) -> str:
@@ -47,7 +48,7 @@ def cell_text(c: CellResult) -> str:
     if c.reproduced_top5 is not None:
         rep += f"/{_fmt(c.reproduced_top5)}"
     if c.std is not None:
-        rep += f"±{_fmt(c.std)}"
+        rep += f" ± {_fmt(c.std)} (n={c.n})"
     if c.delta is None:
         return f"{pub} → {rep}"
     return f"{pub} → {rep} ({c.delta:+.2f}) {MARK[c.status]}"
@@ -81,14 +82,19 @@ def claim_results(plan: TablePlan, cells: list[CellResult]) -> list[dict]:
 
     def reproduced(r, c):
         cell = by_key[(r, c)]
-        return cell.reproduced if cell.status in ("within", "outside", "measured") else None
+        return cell.reproduced if cell.status in WITH_NUMBER else None
 
     def published(r, c):
         return by_key[(r, c)].published
 
+    def spread(r, c):
+        cell = by_key[(r, c)]
+        return (cell.std, cell.n) if cell.std is not None else None
+
     out = []
     for claim in m.claims:
-        rep = evaluate_claim(claim, reproduced, rows, cols)
+        rep = evaluate_claim(claim, reproduced, rows, cols, decided=lambda a, b, va, vb: difference_decided(
+            va, vb, spread(*a), spread(*b)))
         pub = evaluate_claim(claim, published, rows, cols)
         out.append({"text": claim["text"], "status": rep["status"], "detail": rep["detail"],
                     "published_status": pub["status"], "published_detail": pub["detail"]})
@@ -98,7 +104,7 @@ def claim_results(plan: TablePlan, cells: list[CellResult]) -> list[dict]:
 def table_json(plan: TablePlan, cells: list[CellResult], store: Store) -> dict:
     m = plan.manifest
     return {"table": m.id, "profile": plan.profile, "paper": m.paper, "title": m.title, "store": str(store.root),
-            "tolerance": m.tolerance, "comparable_to_paper": plan.profile == "paper",
+            "tolerance": m.tolerance, "tolerances": m.tolerances, "comparable_to_paper": plan.profile == "paper",
             "provenance": provenance(plan, store), "coverage": coverage(cells),
             "claims": claim_results(plan, cells), "cells": [c.to_json() for c in cells]}
 
@@ -114,8 +120,7 @@ def table_markdown(plan: TablePlan, cells: list[CellResult], store: Store, plot_
              f"- devices: {', '.join(prov['devices']) or '—'}; device time {prov['device_hours']:.3f} h",
              "- execution: " + ("; ".join(f"{k} ({n} runs)" for k, n in prov["executions"].items()) or "—"),
              f"- generated {time.strftime('%Y-%m-%d %H:%M:%S %Z')} on {platform.node()}",
-             "", "Each cell: published → reproduced (difference) status; ✓ within the tolerance of "
-             f"{m.tolerance:g}, ✗ outside. Mean ± std over seeds where there are several.", ""]
+             "", "Each cell: published → reproduced (difference) status. " + _legend(plan), ""]
     by_key = {(c.row, c.col): c for c in cells}
     cols = [c["id"] for c in m.columns]
     lines.append("| | " + " | ".join(cols) + " |")
@@ -126,7 +131,10 @@ def table_markdown(plan: TablePlan, cells: list[CellResult], store: Store, plot_
     lines += ["", "## Summary", "",
               f"- coverage: {cov['reproduced_cells']} of {cov['reproducible_cells']} reproducible published cells "
               f"measured ({cov['cited']} cells cited, not run; {cov['pending']} pending; {cov['failed']} failed)",
-              f"- within tolerance ({m.tolerance:g}): {cov['within_tolerance']} of {cov['reproduced_cells']}",
+              (f"- within tolerance or the seeds' spread: {cov['within_tolerance']} of {cov['reproduced_cells']}"
+               if plan.profile == "paper" else
+               f"- not comparable ({plan.profile} profile): {cov['not_comparable']} of {cov['reproduced_cells']} "
+               "cells are not judged against the paper"),
               f"- mean absolute difference: {_fmt(mad) if mad is not None else '—'}"]
     claims = claim_results(plan, cells)
     if claims:
@@ -157,14 +165,26 @@ def table_markdown(plan: TablePlan, cells: list[CellResult], store: Store, plot_
     return "\n".join(lines) + "\n"
 
 
+def _legend(plan: TablePlan) -> str:
+    tols = ", ".join(f"{k} {v:g}" for k, v in sorted((plan.manifest.tolerances or {}).items()))
+    spread = ("Mean ± std (n seeds) where there are several. ✓ within: |difference| <= the tolerance of the cell's "
+              f"kind ({tols}; parameters 5 %), or the published number inside the interval the seeds support "
+              "(mean ± t·Welch standard error, the paper's printed std where it gives one); ✗ outside.")
+    if plan.profile == "paper":
+        return spread
+    return (f"~ not comparable: {plan.profile} numbers are never judged against the paper's (parameter counts "
+            "still are). Mean ± std (n seeds) where there are several.")
+
+
 def _point(params: dict) -> str:
     return ", ".join(f"{k}={v}" for k, v in params.items()) or "—"
 
 
 def plot_table(plan: TablePlan, cells: list[CellResult], path: Path) -> bool:
-    """Reproduced against published, one point per measured cell; False if nothing to plot."""
-    pts = [(c.published, c.reproduced, c.status) for c in cells
-           if c.published is not None and c.reproduced is not None and c.rule != "aggregate"]
+    """Reproduced against published: one panel per kind of quantity (accuracy, loss, gap, ...),
+    each point coloured by its row and marked by its status, with the y = x line and the kind's
+    tolerance band. False if nothing to plot."""
+    pts = [c for c in cells if c.published is not None and c.reproduced is not None and c.rule != "aggregate"]
     if not pts:
         return False
     import matplotlib
@@ -172,20 +192,36 @@ def plot_table(plan: TablePlan, cells: list[CellResult], path: Path) -> bool:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(4.8, 4.4))
-    for status, colour in (("within", "tab:green"), ("outside", "tab:red")):
-        xs = [p for p, r, s in pts if s == status]
-        ys = [r for p, r, s in pts if s == status]
-        if xs:
-            ax.scatter(xs, ys, c=colour, label=status, s=18)
-    lo = min(min(p, r) for p, r, _ in pts)
-    hi = max(max(p, r) for p, r, _ in pts)
-    ax.plot([lo, hi], [lo, hi], "k--", lw=0.8, label="reproduced = published")
-    ax.set_xlabel("published")
-    ax.set_ylabel(f"reproduced ({plan.profile} profile)")
-    ax.set_title(plan.manifest.id)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
+    kinds = [k for k in ("accuracy", "loss", "gap", "analysis", "params") if any(c.kind == k for c in pts)]
+    rows = [r["id"] for r in plan.manifest.rows if any(c.row == r["id"] for c in pts)]
+    colours = {r: plt.cm.tab10(i % 10) for i, r in enumerate(rows)}
+    markers = {"within": "o", "outside": "X", NOT_COMPARABLE: "s"}
+    fig, axes = plt.subplots(1, len(kinds), figsize=(4.4 * len(kinds) + 1.6, 4.2), squeeze=False)
+    for ax, kind in zip(axes[0], kinds):
+        mine = [c for c in pts if c.kind == kind]
+        for c in mine:
+            ax.scatter(c.published, c.reproduced, color=colours[c.row], marker=markers.get(c.status, "o"), s=26,
+                       edgecolors="k", linewidths=0.3)
+            if c.std is not None:
+                ax.errorbar(c.published, c.reproduced, yerr=c.std, color=colours[c.row], lw=0.8)
+        lo = min(min(c.published, c.reproduced) for c in mine)
+        hi = max(max(c.published, c.reproduced) for c in mine)
+        pad = (hi - lo) * 0.05 or 0.5
+        xs = [lo - pad, hi + pad]
+        ax.plot(xs, xs, "k--", lw=0.8)
+        tol = mine[0].tolerance
+        if tol and kind != "params":
+            ax.fill_between(xs, [x - tol for x in xs], [x + tol for x in xs], color="0.85", zorder=0,
+                            label=f"± tolerance {tol:g}")
+            ax.legend(fontsize=7, loc="upper left")
+        ax.set_xlabel(f"published {kind}")
+        ax.set_ylabel(f"reproduced ({plan.profile} profile)")
+        ax.set_title(f"{plan.manifest.id}: {kind}", fontsize=9)
+    handles = [plt.Line2D([], [], color=colours[r], marker="o", ls="", label=r) for r in rows]
+    handles += [plt.Line2D([], [], color="0.3", marker=m, ls="", label=st) for st, m in markers.items()
+                if any(c.status == st for c in pts)]
+    fig.legend(handles=handles, fontsize=7, loc="center right", title="row / status", title_fontsize=7)
+    fig.tight_layout(rect=(0, 0, 1 - 1.6 / (4.4 * len(kinds) + 1.6), 1))
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
     plt.close(fig)
