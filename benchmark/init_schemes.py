@@ -5,7 +5,7 @@
 - ``torch``: the weights the network's constructor draws (``benchmark/models``; e.g. VGG's
   classifier ``W ~ N(0, 0.01^2)``, as RepDistiller's VGG). The default.
 - ``ats_code``: what the ATS authors' code does (lxcnju/ATS-LargeKD). ``train_distill_ats.py:73``
-  builds the student and then calls ``s_model.apply(weights_init)`` (``utils.py:122-141``);
+  builds the student and then calls ``s_model.apply(weights_init)`` (``utils.py:122-142``, commit 8a770e7);
   ``train_classify.py`` (teachers, and students trained with CE alone) never calls it. So a run
   WITH a teacher is re-initialised, module by module:
 
