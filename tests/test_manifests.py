@@ -105,5 +105,6 @@ def test_cells_taken_from_other_papers_are_cited_and_own_cells_follow_the_paper(
 
     seven = cells("ats-table7")
     ours = configs(seven[("VGG13 → VGG8", "Ours")])
-    assert len(ours) == 6 and {(c["recipe"]["batch_size"], c["recipe"]["init_scheme"]) for c in ours} == {(128, "ats_code")}
+    assert len(ours) == 6
+    assert {(c["recipe"]["batch_size"], c["recipe"]["init_scheme"]) for c in ours} == {(128, "ats_code")}
     assert {c["recipe"]["batch_size"] for c in configs(seven[("VGG13 → VGG8", "KD")])} == {64}
