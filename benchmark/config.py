@@ -15,6 +15,7 @@ recipe:
   optimizer: {lr: 0.05, momentum: 0.9, nesterov: false, weight_decay: 5.0e-4, wd_on_bn_bias: true}
   schedule: {name: multistep, milestones: [150, 180, 210], gamma: 0.1, warmup_epochs: 0}
   report_epoch: last            # which epoch's accuracy the paper reported: last | best
+  init_scheme: torch            # torch | ats_code (benchmark/init_schemes.py)
 seed: 0
 ```
 
@@ -33,6 +34,7 @@ import math
 from typing import Any
 
 from .errors import BadInput
+from .init_schemes import INIT_SCHEMES, effective_scheme
 
 ID_LENGTH = 16
 
@@ -56,6 +58,9 @@ RECIPE_DEFAULTS: dict[str, Any] = {
     # pass of training batches ("precise BN"). Off in every paper recipe; the smoke profile turns it
     # on (one epoch leaves deep stand-in teachers with stale statistics: see benchmark/plan.py).
     "bn_recalibration": False,
+    # The student's initial weights (benchmark/init_schemes.py): the network's own (torch) or the
+    # ATS authors' code's re-initialisation of distilled students (ats_code).
+    "init_scheme": "torch",
 }
 
 DATA_DEFAULTS: dict[str, Any] = {
@@ -195,6 +200,11 @@ def resolve(raw: Any, where: str = "config") -> dict:
     cfg["loss"] = {"name": name, **resolved}
 
     cfg["recipe"] = _resolve_recipe(raw.get("recipe") or {}, where)
+    # ats_code re-initialises distilled students only; the resolved config says what runs.
+    scheme = effective_scheme(cfg["recipe"]["init_scheme"], cfg["teacher"] is not None)
+    if scheme != "torch" and cfg["init"] is not None:
+        raise BadInput(where, "recipe.init_scheme", f"{scheme} would overwrite the pretrained init weights")
+    cfg["recipe"]["init_scheme"] = scheme
     cfg["seed"] = _number(raw.get("seed", 0), where, "seed", integer=True, minimum=0)
     if raw.get("note") is not None:
         cfg["note"] = str(raw["note"])
@@ -250,6 +260,7 @@ def _resolve_recipe(raw: dict, where: str) -> dict:
     _bool(recipe["final_train_eval"], where, "recipe.final_train_eval")
     _bool(recipe["bn_recalibration"], where, "recipe.bn_recalibration")
     _choice(recipe["report_epoch"], REPORT_EPOCHS, where, "recipe.report_epoch")
+    _choice(recipe["init_scheme"], INIT_SCHEMES, where, "recipe.init_scheme")
 
     opt = recipe["optimizer"]
     for k in ("lr", "weight_decay"):
@@ -292,6 +303,8 @@ def identity(cfg: dict) -> dict:
     ident["recipe"] = {k: v for k, v in ident["recipe"].items() if k not in ("report_epoch", "final_train_eval")}
     if not ident["recipe"].get("bn_recalibration"):
         ident["recipe"].pop("bn_recalibration", None)  # added later: runs without it keep their ids
+    if ident["recipe"].get("init_scheme", "torch") == "torch":
+        ident["recipe"].pop("init_scheme", None)  # added later: runs with the network's init keep their ids
     if ident.get("teacher") and "checkpoint" in ident["teacher"]:
         ident["teacher"].pop("checkpoint")
     if ident.get("init"):

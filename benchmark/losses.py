@@ -189,10 +189,11 @@ def kd_loss(
     gradient is the slides' (1/K)(z_s - z_t) - (1/K^2) sum_j (z_s - z_t)_j
     (see ``_kd_inf``). It needs student_tau = inf (or None), tau_squared=True
     (without tau^2 the limit is 0) and divergence="kl" (tau^2 times the
-    teacher entropy diverges). Note: the KL-MSE public code backpropagates
-    this per-sample gradient without dividing by the batch size (its
-    ``inf_grad``), i.e. ``reduction="sum"``, while its finite-tau KD uses
-    "batchmean"; the default here keeps "batchmean" for both.
+    teacher entropy diverges). The KL-MSE public code (jhoon-oh/kd_data,
+    tools/losses.py ``inf_grad``) backpropagates this per-sample gradient
+    divided by the batch size (since its commit of 2020-10-02), i.e. the
+    gradient of "batchmean", the reduction of its finite-tau KD too;
+    "sum" would be B times larger.
     """
     _positive("tau", tau, allow_inf=True)
     student_tau = tau if student_tau is None else student_tau

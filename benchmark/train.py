@@ -34,6 +34,7 @@ from .data import get_spec, load_arrays, load_folder, make_transforms, synthetic
 from .errors import BadInput
 from .distillers import is_distiller, make_distiller
 from .losses import make_loss
+from .init_schemes import apply_init_scheme
 from .models import build_model
 from .pipeline import Augmentation, LoaderPipeline, TensorPipeline, derive_seed
 from .store import Store, atomic_write_bytes
@@ -330,7 +331,9 @@ class Student:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(derive_seed("init", self.seed))
             self.model = build_model(cfg["model"], get_spec(cfg["dataset"]).num_classes,
-                                     weights=init["weights"] if init else None).to(device)
+                                     weights=init["weights"] if init else None)
+            # After the network's own init, as the ATS code applies weights_init to a built student.
+            self.model = apply_init_scheme(self.model, self.recipe.get("init_scheme", "torch")).to(device)
         self.forward = A.prepare_model(self.model, accel)
         self.distiller = None
         if needs_features(cfg):

@@ -80,3 +80,31 @@ def test_every_paper_states_claims_that_its_own_numbers_support():
             assert result["status"] == "held", (tid, claim["text"], result["detail"])
             papers_with_claims.add(m.paper)
     assert papers_with_claims == {"ATS", "ATKD", "LS-KD", "KL-MSE"}
+
+
+def test_cells_taken_from_other_papers_are_cited_and_own_cells_follow_the_paper():
+    """atkd-table6's '-' KD cells and klmse-table5's Heo et al. cells are cited (no run); the KL-MSE
+    ImageNet cells report the last epoch (kd_data keeps the final state); ATS's own Table 7 column
+    trains with the ATS recipe (batch 128) while the columns it cites from CRD keep CRD's (batch 64)."""
+    planner = Planner("paper")
+
+    def cells(tid):
+        return {(c.row, c.col): c for c in planner.plan(tid).cells}
+
+    def configs(cell):
+        return [planner.jobs[rid].config for rid in cell.job_ids()]
+
+    six = cells("atkd-table6")
+    assert six[("KD", "ResNet101")].rule == six[("KD", "ResNet152")].rule == "cited"
+    assert six[("KD", "ResNet34")].rule != "cited" and configs(six[("KD", "ResNet34")])
+
+    five = cells("klmse-table5")
+    assert five[("ResNet-50", "CE")].rule == five[("ResNet-50", "KL (Standard)")].rule == "cited"
+    for col in ("KL (tau=20)", "MSE"):
+        assert [c["recipe"]["report_epoch"] for c in configs(five[("ResNet-50", col)])] == ["last"]
+
+    seven = cells("ats-table7")
+    ours = configs(seven[("VGG13 → VGG8", "Ours")])
+    assert len(ours) == 6
+    assert {(c["recipe"]["batch_size"], c["recipe"]["init_scheme"]) for c in ours} == {(128, "ats_code")}
+    assert {c["recipe"]["batch_size"] for c in configs(seven[("VGG13 → VGG8", "KD")])} == {64}
