@@ -209,13 +209,22 @@ def test_fitnet_regressor_shapes():
     check(d(s, t, None), ((h - target) ** 2).sum() / h.numel(), [s["stages"][1]])
 
 
-def test_cc(pair):
+@pytest.mark.parametrize("embed", ["linear", "normalized"])
+def test_cc(pair, embed):
+    """linear: RepDistiller's LinearEmbed (train_student.py l. 211-214); normalized: its Embed."""
     fs, ft, y = pair
-    d = build("cc", fs, ft, **only_feature("cc", feat_dim=3))
-    e = lambda lin, x: (lambda z: z / z.norm(dim=1, keepdim=True))(x @ lin.weight.t() + lin.bias)
+    d = build("cc", fs, ft, **only_feature("cc", feat_dim=3, embed=embed))
+    unit = (lambda z: z / z.norm(dim=1, keepdim=True)) if embed == "normalized" else (lambda z: z)
+    e = lambda lin, x: unit(x @ lin.weight.t() + lin.bias)
     diff = (e(d.embed_s.linear, fs["penultimate"]) - e(d.embed_t.linear, ft["penultimate"])).abs()
     ref = sum((diff[i] * diff[i + 1]).sum() for i in range(N - 1)) / (N - 1)
     check(d(fs, ft, y), ref, [fs["penultimate"], d.embed_s.linear.weight, d.embed_t.linear.weight])
+
+
+def test_cc_defaults_to_repdistillers_linear_embedding():
+    assert resolve_params("cc")["embed"] == "linear"
+    with pytest.raises(ValueError, match="embed must be one of linear, normalized"):
+        resolve_params("cc", embed="l2")
 
 
 def test_vid(pair):
