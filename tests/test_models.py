@@ -49,6 +49,19 @@ def test_params_match_ats_table5(name, classes):
     assert meta_params(name, classes) / 1e6 == pytest.approx(TABLE5[(name, classes)], rel=0.05)
 
 
+def test_repdistiller_cifar_resnet50():
+    """RepDistiller's "ResNet50" (models/resnetv2.py l. 75-174) with 100 classes: torchvision's
+    resnet50 (25,557,032 parameters at 1000 classes) with a 3x3x3x64 stem instead of 7x7x3x64
+    (1,728 for 9,408) and a 2048 x 100 classifier (204,900 for 2,049,000): 23,705,252."""
+    assert meta_params("resnet50_cifar", 100) == 25_557_032 - 9_408 + 1_728 - 2_049_000 + 204_900
+    assert meta_params("resnet50", 1000) == 25_557_032  # the number the derivation starts from
+    m = build_model("resnet50_cifar", 100)
+    keys = set(m.state_dict())  # RepDistiller's parameter names, so its released checkpoint loads
+    assert {"conv1.weight", "layer1.0.shortcut.0.weight", "layer4.2.bn3.running_var", "linear.weight"} <= keys
+    assert not any(k.startswith("layer1.1.shortcut") for k in keys)  # identity shortcuts: no parameters
+    assert model_info("resnet50_cifar") == {"name": "resnet50_cifar", "family": "cifar", "input_size": 32}
+
+
 def test_registry_lists_expected_names():
     names = model_names()
     assert names == sorted(names) and len(set(names)) == len(names)
