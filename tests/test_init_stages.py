@@ -105,7 +105,8 @@ def test_ft_factor_loss_and_frozen_paraphraser():
 def test_published_defaults_and_profile_scaling():
     for name, w in {"ab": 1.0, "ft": 200.0, "fsp": 50.0}.items():
         p = resolve_params(name)
-        assert (p["weight"], p["ce_weight"], p["kd_weight"], p["init_epochs"], p["init_lr"]) == (w, 1.0, 0.0, 30, 0.05)
+        lr = None if name == "ft" else 0.05  # FT: RepDistiller's rule on the student (test below)
+        assert (p["weight"], p["ce_weight"], p["kd_weight"], p["init_epochs"], p["init_lr"]) == (w, 1.0, 0.0, 30, lr)
     assert scale_loss_params({"name": "ab"}, "smoke")["init_epochs"] == 1
     assert scale_loss_params({"name": "ft", "init_epochs": 30}, "quick")["init_epochs"] == 8  # 30 / 4, rounded
     assert scale_loss_params({"name": "ft", "init_epochs": 30}, "paper") == {"name": "ft", "init_epochs": 30}
@@ -119,6 +120,22 @@ def test_published_defaults_and_profile_scaling():
     assert "init_lr" not in scale_loss_params({"name": "reviewkd"}, "smoke")
     with pytest.raises(ValueError, match="init_epochs must be >= 0"):
         resolve_params("fsp", init_epochs=-1)
+
+
+@pytest.mark.parametrize("student, lr", [("resnet8", 0.01), ("resnet8x4", 0.01), ("wrn_16_1", 0.01), ("vgg8", 0.05),
+                                         ("mobilenetv2", 0.01), ("shufflev1", 0.01), ("resnet50_cifar", 0.05)])
+def test_ft_stage_rate_is_repdistillers_for_the_student(student, lr):
+    """helper/pretrain.py l. 22-27: 0.01 for CIFAR ResNet/WRN students, else --learning_rate, which
+    train_student.py l. 93-94 sets to 0.01 for MobileNetV2/ShuffleV1/ShuffleV2 (0.05 by default)."""
+    torch.manual_seed(0)
+    s, t = build_model(student, 10).eval(), build_model("resnet8", 10).eval()
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        probe_s, probe_t = s.extract(x), t.extract(x)
+    (stage,) = make_distiller("ft", probe_s, probe_t, 10).init_stages(s)
+    assert stage.lr == lr
+    (given,) = make_distiller("ft", probe_s, probe_t, 10, init_lr=0.2).init_stages(s)
+    assert given.lr == 0.2
 
 
 # ---- the models' pre-activation taps -----------------------------------------------------
