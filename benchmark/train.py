@@ -36,6 +36,7 @@ from .distillers import is_distiller, make_distiller
 from .losses import make_loss
 from .init_schemes import apply_init_scheme
 from .models import build_model
+from .models.weights import load_file
 from .pipeline import Augmentation, LoaderPipeline, TensorPipeline, derive_seed
 from .store import Store, atomic_write_bytes
 
@@ -156,7 +157,7 @@ def load_teacher(cfg: dict, store: Store, device) -> torch.nn.Module | None:
         if sha256_of(path) != teacher["sha256"]:
             raise RunFailed(f"teacher checkpoint {path} does not match its sha256 {teacher['sha256']}")
         model = build_model(teacher["model"], num_classes)
-        state = _state_dict_of(torch.load(path, map_location="cpu", weights_only=True))
+        state = _state_dict_of(load_file(path))  # RepDistiller's *_last.pth files hold an argparse Namespace
     model.load_state_dict(state)  # strict: a teacher must match its architecture exactly
     model.to(device).eval()
     for p in model.parameters():

@@ -209,13 +209,22 @@ def test_fitnet_regressor_shapes():
     check(d(s, t, None), ((h - target) ** 2).sum() / h.numel(), [s["stages"][1]])
 
 
-def test_cc(pair):
+@pytest.mark.parametrize("embed", ["linear", "normalized"])
+def test_cc(pair, embed):
+    """linear: RepDistiller's LinearEmbed (train_student.py l. 211-214); normalized: its Embed."""
     fs, ft, y = pair
-    d = build("cc", fs, ft, **only_feature("cc", feat_dim=3))
-    e = lambda lin, x: (lambda z: z / z.norm(dim=1, keepdim=True))(x @ lin.weight.t() + lin.bias)
+    d = build("cc", fs, ft, **only_feature("cc", feat_dim=3, embed=embed))
+    unit = (lambda z: z / z.norm(dim=1, keepdim=True)) if embed == "normalized" else (lambda z: z)
+    e = lambda lin, x: unit(x @ lin.weight.t() + lin.bias)
     diff = (e(d.embed_s.linear, fs["penultimate"]) - e(d.embed_t.linear, ft["penultimate"])).abs()
     ref = sum((diff[i] * diff[i + 1]).sum() for i in range(N - 1)) / (N - 1)
     check(d(fs, ft, y), ref, [fs["penultimate"], d.embed_s.linear.weight, d.embed_t.linear.weight])
+
+
+def test_cc_defaults_to_repdistillers_linear_embedding():
+    assert resolve_params("cc")["embed"] == "linear"
+    with pytest.raises(ValueError, match="embed must be one of linear, normalized"):
+        resolve_params("cc", embed="l2")
 
 
 def test_vid(pair):
@@ -262,6 +271,33 @@ def test_crd_nce_and_memory(pair):
     untouched = torch.ones(40, dtype=torch.bool)
     untouched[index] = False
     assert torch.equal(d.memory_t[untouched], bank_t[untouched])
+
+
+def test_crd_negatives_are_drawn_without_replacement_from_other_classes(pair):
+    """RepDistiller (dataset/cifar100.py l. 166-168): K distinct other-class indices per row,
+    uniform; with replacement only for a class with fewer than K other-class samples."""
+    fs, ft, _ = pair
+    labels = torch.arange(40) % 5  # 8 per class: 32 others per row
+    d = build("crd", fs, ft, **only_feature("crd", feat_dim=3, nce_k=7))
+    y = torch.arange(2000) % 5
+    torch.manual_seed(0)
+    neg = d.negatives(y)
+    assert neg.shape == (2000, 7)
+    assert all(len(set(row.tolist())) == 7 for row in neg)  # distinct in every row
+    assert (labels[neg] != y[:, None]).all()  # never the positive's class, hence never its index
+    # uniform: each other-class sample appears in a row of class c with probability 7/32
+    # (87.5 of c's 400 rows, binomial std 8.3)
+    hits = torch.zeros(5, 40)
+    for c in range(5):
+        hits[c] = torch.bincount(neg[y == c].flatten(), minlength=40).float()
+    others = labels[None, :] != torch.arange(5)[:, None]
+    assert (hits[~others] == 0).all()
+    assert hits[others].min() > 87.5 - 5 * 8.3 and hits[others].max() < 87.5 + 5 * 8.3
+    # more negatives than other-class samples: drawn with replacement, still other classes only
+    big = build("crd", fs, ft, **only_feature("crd", feat_dim=3, nce_k=50))
+    neg = big.negatives(torch.tensor([0, 3]))
+    assert neg.shape == (2, 50) and (labels[neg] != torch.tensor([0, 3])[:, None]).all()
+    assert len(set(neg[0].tolist())) <= 32
 
 
 def test_sckd_drops_a_term_whose_gradient_conflicts_with_ce():

@@ -6,9 +6,11 @@ and the trainer's stage (killed mid-stage + resumed == uninterrupted, fused == a
 import pytest
 import torch
 import torch.nn.functional as F
+from torchvision.models.shufflenetv2 import channel_shuffle
 
 from benchmark import config as C
 from benchmark.distillers import make_distiller, resolve_params
+from benchmark.distillers.base import feature_modules
 from benchmark.distillers.fsp import fsp_matrix
 from benchmark.models import build_model
 from benchmark.plan import SMOKE_STAGE_LR_SCALE, scale_loss_params
@@ -103,7 +105,8 @@ def test_ft_factor_loss_and_frozen_paraphraser():
 def test_published_defaults_and_profile_scaling():
     for name, w in {"ab": 1.0, "ft": 200.0, "fsp": 50.0}.items():
         p = resolve_params(name)
-        assert (p["weight"], p["ce_weight"], p["kd_weight"], p["init_epochs"], p["init_lr"]) == (w, 1.0, 0.0, 30, 0.05)
+        lr = None if name == "ft" else 0.05  # FT: RepDistiller's rule on the student (test below)
+        assert (p["weight"], p["ce_weight"], p["kd_weight"], p["init_epochs"], p["init_lr"]) == (w, 1.0, 0.0, 30, lr)
     assert scale_loss_params({"name": "ab"}, "smoke")["init_epochs"] == 1
     assert scale_loss_params({"name": "ft", "init_epochs": 30}, "quick")["init_epochs"] == 8  # 30 / 4, rounded
     assert scale_loss_params({"name": "ft", "init_epochs": 30}, "paper") == {"name": "ft", "init_epochs": 30}
@@ -119,10 +122,27 @@ def test_published_defaults_and_profile_scaling():
         resolve_params("fsp", init_epochs=-1)
 
 
+@pytest.mark.parametrize("student, lr", [("resnet8", 0.01), ("resnet8x4", 0.01), ("wrn_16_1", 0.01), ("vgg8", 0.05),
+                                         ("mobilenetv2", 0.01), ("shufflev1", 0.01), ("resnet50_cifar", 0.05)])
+def test_ft_stage_rate_is_repdistillers_for_the_student(student, lr):
+    """helper/pretrain.py l. 22-27: 0.01 for CIFAR ResNet/WRN students, else --learning_rate, which
+    train_student.py l. 93-94 sets to 0.01 for MobileNetV2/ShuffleV1/ShuffleV2 (0.05 by default)."""
+    torch.manual_seed(0)
+    s, t = build_model(student, 10).eval(), build_model("resnet8", 10).eval()
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        probe_s, probe_t = s.extract(x), t.extract(x)
+    (stage,) = make_distiller("ft", probe_s, probe_t, 10).init_stages(s)
+    assert stage.lr == lr
+    (given,) = make_distiller("ft", probe_s, probe_t, 10, init_lr=0.2).init_stages(s)
+    assert given.lr == 0.2
+
+
 # ---- the models' pre-activation taps -----------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["resnet8", "vgg8", "wrn_16_2"])
+@pytest.mark.parametrize("name", ["resnet8", "vgg8", "wrn_16_2", "resnet50_cifar", "shufflev1", "shufflev2",
+                                  "mobilenetv2"])
 def test_preact_taps_are_the_maps_before_their_relu(name):
     torch.manual_seed(0)
     m = build_model(name, 10).eval()
@@ -132,6 +152,11 @@ def test_preact_taps_are_the_maps_before_their_relu(name):
         bns = [m.block2.layer[0].bn1, m.block3.layer[0].bn1, m.bn1]
         for pre, tap, bn in zip(f["preact_taps"][1:], f["taps"][1:], bns):
             torch.testing.assert_close(pre, bn(tap))
+    elif name == "mobilenetv2":  # its blocks end in a linear bottleneck: preact=True changes nothing
+        assert all(torch.equal(p, t) for p, t in zip(f["preact_taps"], f["taps"]))
+    elif name == "shufflev2":  # RepDistiller's ShuffleV2 preact is not channel-shuffled
+        for pre, tap in zip(f["preact_taps"][1:], f["taps"][1:]):
+            assert (pre < 0).any() and torch.equal(channel_shuffle(F.relu(pre), 2), tap)
     else:
         for pre, tap in zip(f["preact_taps"][1:], f["taps"][1:]):
             assert (pre < 0).any() and torch.equal(F.relu(pre), tap)
@@ -163,6 +188,49 @@ def test_stage_step_moves_exactly_the_stage_modules(name):
         # FT's stage reads the teacher only; AB's connectors are identities for resnet8/resnet14
         assert moved == (id(p) in trained), (name, p.shape)
     assert not any(id(p) in trained for p in student.fc.parameters())  # the classifier is not pre-trained
+
+
+# RepDistiller's get_feat_modules of each student family (models/*.py): what AB's and FSP's
+# stage trains. WRN leaves out its final bn1, MobileNetV2 its conv2, ShuffleV2 its conv2/bn2.
+FEAT_MODULES = {
+    "wrn_16_1": ["conv1", "block1", "block2", "block3"],
+    "mobilenetv2": ["conv1", "blocks"],
+    "shufflev2": ["conv1", "bn1", "layer1", "layer2", "layer3"],
+    "shufflev1": ["conv1", "bn1", "layer1", "layer2", "layer3"],
+    "resnet8": ["conv1", "bn1", "layer1", "layer2", "layer3"],
+    "vgg8": ["block0", "block1", "block2", "block3", "block4"],
+    "resnet50_cifar": ["conv1", "bn1", "layer1", "layer2", "layer3", "layer4"],
+}
+
+
+@pytest.mark.parametrize("name", sorted(FEAT_MODULES))
+def test_feature_modules_are_repdistillers(name):
+    m = build_model(name, 10)
+    names = {id(mod): n for n, mod in m.named_children()}
+    assert [names[id(mod)] for mod in feature_modules(m)] == FEAT_MODULES[name]
+
+
+def test_wrn_stage_leaves_the_final_bn_untrained_and_in_eval_mode():
+    """AB with a WRN student (RepDistiller: bn1 is outside get_feat_modules, so the stage neither
+    trains it nor, the student being in eval mode, moves its running statistics)."""
+    torch.manual_seed(0)
+    student, teacher = build_model("wrn_16_1", 10), build_model("wrn_16_2", 10).eval()
+    x = torch.randn(4, 3, 32, 32)
+    with torch.no_grad():
+        probe_s, probe_t, ft = student.eval().extract(x[:2]), teacher.extract(x[:2]), teacher.extract(x)
+    (stage,) = make_distiller("ab", probe_s, probe_t, 10).init_stages(student)
+    trained = {id(p) for m in stage.modules for p in m.parameters()}
+    assert not any(id(p) in trained for p in student.bn1.parameters())
+    student.eval()  # the trainer's stage: the student in eval mode, the stage's modules in train mode
+    for m in stage.modules:
+        m.train()
+    bn_before = {k: v.clone() for k, v in student.bn1.state_dict().items()}
+    inner_before = student.block3.layer[0].bn1.running_mean.clone()
+    opt = torch.optim.SGD([p for m in stage.modules for p in m.parameters()], lr=0.05, momentum=0.9)
+    stage.loss(student.extract(x), ft, torch.arange(4)).backward()
+    opt.step()
+    assert all(torch.equal(v, student.bn1.state_dict()[k]) for k, v in bn_before.items())
+    assert not torch.equal(inner_before, student.block3.layer[0].bn1.running_mean)  # trained BNs move
 
 
 # ---- the trainer's stage -----------------------------------------------------------------

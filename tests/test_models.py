@@ -49,6 +49,19 @@ def test_params_match_ats_table5(name, classes):
     assert meta_params(name, classes) / 1e6 == pytest.approx(TABLE5[(name, classes)], rel=0.05)
 
 
+def test_repdistiller_cifar_resnet50():
+    """RepDistiller's "ResNet50" (models/resnetv2.py l. 75-174) with 100 classes: torchvision's
+    resnet50 (25,557,032 parameters at 1000 classes) with a 3x3x3x64 stem instead of 7x7x3x64
+    (1,728 for 9,408) and a 2048 x 100 classifier (204,900 for 2,049,000): 23,705,252."""
+    assert meta_params("resnet50_cifar", 100) == 25_557_032 - 9_408 + 1_728 - 2_049_000 + 204_900
+    assert meta_params("resnet50", 1000) == 25_557_032  # the number the derivation starts from
+    m = build_model("resnet50_cifar", 100)
+    keys = set(m.state_dict())  # RepDistiller's parameter names, so its released checkpoint loads
+    assert {"conv1.weight", "layer1.0.shortcut.0.weight", "layer4.2.bn3.running_var", "linear.weight"} <= keys
+    assert not any(k.startswith("layer1.1.shortcut") for k in keys)  # identity shortcuts: no parameters
+    assert model_info("resnet50_cifar") == {"name": "resnet50_cifar", "family": "cifar", "input_size": 32}
+
+
 def test_registry_lists_expected_names():
     names = model_names()
     assert names == sorted(names) and len(set(names)) == len(names)
@@ -243,3 +256,37 @@ def test_weights_not_a_state_dict(tmp_path):
     torch.save([1, 2, 3], path)
     with pytest.raises(ValueError, match="not a state dict"):
         build_model("resnet8", 10, weights=path)
+
+
+def repdistiller_last_pth(path, state, opt_value):
+    """A file laid out as RepDistiller's ``*_last.pth`` (train_teacher.py l. 165-172)."""
+    torch.save({"opt": opt_value, "model": state, "optimizer": {"state": {}, "param_groups": []}}, path)
+    return path
+
+
+def test_weights_and_teachers_load_repdistillers_last_pth_with_its_namespace(tmp_path):
+    import argparse
+    import hashlib
+    import pickle
+
+    from benchmark import config as C
+    from benchmark.store import Store
+    from benchmark.train import load_teacher
+    from tests.helpers import tiny
+
+    torch.manual_seed(3)
+    source = build_model("resnet8", 10).state_dict()  # 10 classes: tiny()'s cifar10
+    opt = argparse.Namespace(model="resnet8", learning_rate=0.05, lr_decay_epochs=[150, 180, 210], trial="0")
+    path = repdistiller_last_pth(tmp_path / "resnet8_last.pth", source, opt)
+    with pytest.raises(pickle.UnpicklingError):  # what weights_only=True alone does with it
+        torch.load(path, weights_only=True)
+    model = build_model("resnet8", 10, weights=path)
+    assert all(torch.equal(model.state_dict()[k], v) for k, v in source.items())
+    teacher = {"checkpoint": str(path), "sha256": hashlib.sha256(path.read_bytes()).hexdigest(), "model": "resnet8"}
+    cfg = C.resolve(tiny(teacher=teacher, loss={"name": "kd", "tau": 4.0}))
+    loaded = load_teacher(cfg, Store(tmp_path / "store"), torch.device("cpu"))
+    assert all(torch.equal(loaded.state_dict()[k], v) for k, v in source.items())
+    # exactly the Namespace is allowed: any other class in the pickle is still refused
+    other = repdistiller_last_pth(tmp_path / "other.pth", source, __import__("pathlib").PurePosixPath("x"))
+    with pytest.raises(pickle.UnpicklingError):
+        build_model("resnet8", 10, weights=other)

@@ -74,7 +74,9 @@ def resolve_params(name: str, **params: Any) -> dict[str, Any]:
     if unknown:
         raise ValueError(f"loss {name!r}: unknown parameter(s) {', '.join(map(repr, unknown))}; "
                          f"known: {', '.join(defaults)}")
-    resolved = {k: _coerce(name, k, params.get(k, d), d) for k, d in defaults.items()}
+    # A None default (FT's init_lr: a rule on the student) takes a number when given.
+    resolved = {k: None if d is None and params.get(k) is None
+                else _coerce(name, k, params.get(k, d), 0.0 if d is None else d) for k, d in defaults.items()}
     try:
         _lookup(name).check(resolved)
     except ValueError as err:

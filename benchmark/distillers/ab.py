@@ -10,8 +10,20 @@ mu = 1) pushes each student neuron to the teacher's side of the activation bound
     L_AB = sum_j w_j * l(r_j(s_j), t_j) / B * 3 / 1000,   w_j = 2^(j - J + 1)  (j = 0..J-1)
 
 Stage (RepDistiller helper/pretrain.py): ``init_epochs`` (30) epochs at ``init_lr`` (0.05),
-training the connectors and the student's feature layers (everything but its classifier) on
-L_AB, unweighted. Main stage: RepDistiller's loop sets ``loss_kd = 0`` for AB, so the run then
+training the connectors and the student's feature layers (RepDistiller's ``get_feat_modules()``,
+:func:`base.feature_modules`) on L_AB, unweighted. For a WRN student that list leaves out the
+final ``bn1`` (models/wrn.py l. 88-94), so it stays untrained and, the student being in eval mode
+(pretrain.py l. 12-14), its running statistics stay put while its pre-activation tap
+``bn1(block3)`` normalises with them, as in RepDistiller.
+
+Not reproduced (a reading judged not worth a switch): RepDistiller's WRN applies the BNs of its
+pre-activation taps a second time when ``preact=True`` (models/wrn.py l. 118-121), so a BN in
+train mode moves its running statistics twice per batch (block2's and block3's first ``bn1`` in
+the stage; those two and the final ``bn1`` in AB's main stage, where loops.py l. 111-116 keeps
+preact=True). Both applications see the same batch, so every output and gradient is unchanged; only
+the running averages differ (momentum 1 - 0.9^2 = 0.19 instead of 0.1 on those BNs), which
+changes test-time normalisation by the noise of a few batches at the end of training. Here each BN
+runs once per batch. Main stage: RepDistiller's loop sets ``loss_kd = 0`` for AB, so the run then
 trains with CE (and KD if kd_weight > 0) only; ``weight`` (-b 1 in the CRD benchmark's command)
 is recorded but multiplies nothing, as there.
 """

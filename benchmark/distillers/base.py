@@ -12,9 +12,9 @@ which is RepDistiller's ``loss = gamma * loss_cls + alpha * loss_div + beta * lo
 each method's published weight ``-b`` in the CRD benchmark (RepDistiller README), KD tau 4.
 
 Feature taps. RepDistiller's networks return ``feat = [stem, stage1, stage2, stage3, pooled]``
-(VGG: ``[f0, f1, f2, f3, f4, pooled]``). Our models give the same list (without the pooled vector)
-as ``extract()["taps"]`` (CIFAR ResNets, WRNs, VGGs); a model without it is read as
-``[None, *stages]`` (no stem). :func:`taps` returns RepDistiller's full list, so a method's
+(VGG, ResNet50, MobileNetV2: five maps). Our models give the same list (without the pooled
+vector) as ``extract()["taps"]`` (every model of RepDistiller's zoo: CIFAR ResNets, ResNet50, WRNs,
+VGGs, MobileNetV2, ShuffleNetV1/V2); a model without it is read as ``[None, *stages]`` (no stem). :func:`taps` returns RepDistiller's full list, so a method's
 docstring can say "feat[1:-1]" exactly as RepDistiller's train_student.py does.
 """
 
@@ -45,12 +45,18 @@ def taps(f: dict) -> list:
 def preact_taps(f: dict) -> list:
     """RepDistiller's ``feat`` list with ``preact=True``: the maps before their final ReLU."""
     if "preact_taps" not in f:
-        raise ValueError("this network has no pre-activation feature taps (CIFAR and torchvision ResNets, WRNs and VGGs do)")
+        raise ValueError("this network has no pre-activation feature taps (the RepDistiller-zoo CIFAR models and "
+                         "torchvision ResNets do)")
     return [*f["preact_taps"], f["penultimate"]]
 
 
 def feature_modules(student: nn.Module) -> list[nn.Module]:
-    """The student minus its final classifier: RepDistiller's ``model_s.get_feat_modules()``."""
+    """RepDistiller's ``model_s.get_feat_modules()``: the model's ``feat_module_names`` where it
+    names them (WRN, MobileNetV2, ShuffleNetV2 leave out their last BN or conv), else the student
+    minus its final classifier."""
+    names = getattr(student, "feat_module_names", None)
+    if names is not None:
+        return [getattr(student, n) for n in names]
     head = getattr(student, "classifier_name", None)
     return [m for name, m in student.named_children() if name != head]
 

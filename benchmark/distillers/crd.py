@@ -3,8 +3,11 @@
 Embeddings e_s = g_s(feat_s[-1]), e_t = g_t(feat_t[-1]) (linear to feat_dim, L2-normalised,
 both trainable). Two memory banks of size n_data x feat_dim hold a momentum average of every
 training sample's student (M_s) and teacher (M_t) embedding. For sample i with dataset index
-pos and K negatives j (indices of training samples of *other* classes, drawn uniformly with
-replacement: RepDistiller's ``mode='exact'`` CIFAR100InstanceSample):
+pos and K negatives j (indices of training samples of *other* classes, a uniform draw without
+replacement, as RepDistiller's ``mode='exact'`` CIFAR100InstanceSample: dataset/cifar100.py
+l. 159-168, ``np.random.choice(cls_negative[target], k, replace=k > len(cls_negative[target]))``;
+so the positive's own index and class are never among them, and only a class with fewer than K
+other-class samples gets a draw with replacement):
 
     h(e, m) = exp(e . m / T) / Z                      (Z fixed on the first batch: mean(exp(.)) * n_data)
     P(D=1 | pos) = h_pos / (h_pos + K / n_data),   P(D=0 | neg) = (K / n_data) / (h_neg + K / n_data)
@@ -68,23 +71,30 @@ class CRD(Distiller):
         self.register_buffer("memory_s", torch.rand(self.n_data, dim).mul_(2 * stdv).add_(-stdv))
         self.register_buffer("memory_t", torch.rand(self.n_data, dim).mul_(2 * stdv).add_(-stdv))
         self.register_buffer("z", torch.full((2,), -1.0))  # Z_s, Z_t; < 0: not yet set
-        # Samples sorted by class: the negatives of class c are everything outside its block.
-        order = torch.argsort(labels, stable=True)
-        counts = torch.bincount(labels, minlength=num_classes)
-        self.register_buffer("order", order, persistent=False)
-        self.register_buffer("class_start", torch.cumsum(counts, 0) - counts, persistent=False)
-        self.register_buffer("class_count", counts, persistent=False)
+        self.register_buffer("labels", labels, persistent=False)
+        self.register_buffer("class_count", torch.bincount(labels, minlength=num_classes), persistent=False)
 
     def negatives(self, y: torch.Tensor) -> torch.Tensor:
-        """(B, K) indices of samples whose class differs from y, uniform, with replacement."""
+        """(B, K) indices of samples whose class differs from y: per row a uniform K-subset of
+        them (without replacement), or, for a row whose class has fewer than K others, K uniform
+        draws with replacement (RepDistiller's ``replace = k > len(cls_negative[target])``)."""
         k = self.params["nce_k"]
-        others = (self.n_data - self.class_count[y])[:, None]
+        others = self.n_data - self.class_count[y]
         if (others < 1).any():
             raise ValueError("crd: a class holds every training sample; no negatives to draw")
-        r = (torch.rand(len(y), k, device=y.device) * others).long().clamp_max(others - 1)
-        start = self.class_start[y][:, None]
-        r = torch.where(r >= start, r + self.class_count[y][:, None], r)  # skip the class's block
-        return self.order[r]
+        own = self.labels[None, :] == y[:, None]  # (B, n_data)
+        few = k > others
+        out = None
+        if few.any():  # with replacement: the r-th other-class sample, r uniform in [0, others)
+            r = (torch.rand(len(y), k, device=y.device) * others[:, None]).long().clamp_max(others[:, None] - 1)
+            seen = torch.cumsum(~own, dim=1)  # other-class samples up to and including each index
+            out = torch.searchsorted(seen, r + 1)  # the first index where the (r+1)-th one is seen
+        if not few.all():
+            # A uniform K-subset: the K smallest of i.i.d. uniform keys, the own class keyed out.
+            keys = torch.rand(len(y), self.n_data, device=y.device).masked_fill_(own, 2.0)
+            drawn = keys.topk(k, dim=1, largest=False).indices
+            out = drawn if out is None else torch.where(few[:, None], out, drawn)
+        return out
 
     def feature_loss(self, fs, ft, y, index):
         if index is None:

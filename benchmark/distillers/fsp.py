@@ -10,7 +10,8 @@ over consecutive pairs of RepDistiller's feature list without the pooled vector
 which needs the student's and the teacher's taps to have the same channel counts (RepDistiller
 raises otherwise: the reason the CRD table prints '-' for WRN-40-2/WRN-40-1).
 A pre-training stage only, as RepDistiller runs it: ``init_epochs`` (30) epochs at ``init_lr``
-(0.05) training the student's feature layers on L_FSP, unweighted; the main stage has
+(0.05) training the student's feature layers (RepDistiller's ``get_feat_modules()``: a WRN's
+final bn1 is not among them and stays in eval mode) on L_FSP, unweighted; the main stage has
 ``loss_kd = 0`` (CE, and KD if kd_weight > 0). ``weight`` (-b 50) is recorded, multiplies nothing.
 """
 

@@ -3,8 +3,11 @@
 Stage 1 trains a paraphraser P (three 3x3 convs with LeakyReLU 0.1 down to k = 0.5 of the
 teacher's channels, three transposed convs back; no BatchNorm) to reconstruct the teacher's
 last intermediate map f_t = feat_t[-2]:  L_rec = mean (P_dec(P_enc(f_t)) - f_t)^2  (Kim Eq. 1
-with nn.MSELoss), ``init_epochs`` (30) epochs at ``init_lr`` (RepDistiller: 0.01 for CIFAR
-ResNet and WRN students, else 0.05). The main stage trains a translator T (three 3x3 convs
+with nn.MSELoss), ``init_epochs`` (30) epochs at ``init_lr``. Its default (None) is RepDistiller's
+rate for the student (:func:`repdistiller_ft_lr`): 0.01 for CIFAR ResNet and WRN students
+(helper/pretrain.py l. 22-27), otherwise its --learning_rate, which is 0.01 for MobileNetV2,
+ShuffleV1 and ShuffleV2 students (train_student.py l. 93-94) and 0.05 for the others (VGG,
+ResNet50). A number given as ``init_lr`` is used as is; the result records the rate that ran. The main stage trains a translator T (three 3x3 convs
 with BatchNorm and LeakyReLU 0.1, student channels -> k * teacher channels) with the student;
 P stays fixed. With F(f) = normalise(vec(mean_c f_c^2)) (RepDistiller's FactorTransfer, p1 = 2)
 
@@ -19,8 +22,23 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from benchmark.models.cifar_resnet import CifarResNet
+from benchmark.models.mobilenetv2 import MobileNetV2
+from benchmark.models.shufflenetv1 import ShuffleNetV1
+from benchmark.models.shufflenetv2 import ShuffleNetV2
+from benchmark.models.wrn import WideResNet
+
 from .base import InitStage, match_spatial, taps, up
 from .stage import StagedDistiller
+
+
+def repdistiller_ft_lr(student: nn.Module) -> float:
+    """RepDistiller's FT pre-training rate for this student (see the module docstring)."""
+    if isinstance(student, (CifarResNet, WideResNet)):
+        return 0.01  # pretrain.py l. 22-25: resnet8..resnet110, resnet8x4/32x4, wrn_*
+    if isinstance(student, (MobileNetV2, ShuffleNetV1, ShuffleNetV2)):
+        return 0.01  # its --learning_rate for these students (train_student.py l. 93-94)
+    return 0.05  # its --learning_rate default (train_student.py l. 50)
 
 
 def _convs(channels: list[int], transposed: bool, bn: bool) -> nn.Sequential:
@@ -44,7 +62,7 @@ def factor(f: torch.Tensor) -> torch.Tensor:
 
 
 class FT(StagedDistiller):
-    PARAMS = {"weight": 200.0, "k": 0.5}
+    PARAMS = {"weight": 200.0, "k": 0.5, "init_lr": None}  # None: repdistiller_ft_lr(student)
 
     @classmethod
     def check(cls, params):
@@ -64,7 +82,8 @@ class FT(StagedDistiller):
         return F.mse_loss(self.paraphraser.decoder(self.paraphraser.encoder(f_t)), f_t)
 
     def init_stages(self, student):
-        return [InitStage("ft-paraphraser", self.params["init_epochs"], self.params["init_lr"],
+        lr = self.params["init_lr"] if self.params["init_lr"] is not None else repdistiller_ft_lr(student)
+        return [InitStage("ft-paraphraser", self.params["init_epochs"], lr,
                           [self.paraphraser], self.stage_loss, needs_student=False)]
 
     def feature_loss(self, fs, ft, y, index):

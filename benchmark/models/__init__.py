@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from .cifar_resnet import cifar_resnet, cifar_resnet_x4
+from .cifar_resnet50 import CifarResNet50
 from .imagenet import TORCHVISION, AlexNetSmall, torchvision_model, wrn_26_2
 from .mobilenetv2 import MobileNetV2
 from .resnext import CifarResNeXt
@@ -32,6 +33,7 @@ CIFAR_SIZE, IMAGENET_SIZE = 32, 224
 _CIFAR: dict[str, Builder] = {
     **{f"resnet{d}": partial(cifar_resnet, d) for d in (8, 14, 20, 32, 44, 56, 110)},
     **{f"resnet{d}x4": partial(cifar_resnet_x4, d) for d in (8, 32)},
+    "resnet50_cifar": CifarResNet50,  # RepDistiller's "ResNet50" ("resnet50" is torchvision's)
     **{f"wrn_{d}_{k}": partial(WideResNet, d, k)
        for d, ks in ((16, range(1, 7)), (28, (1, 2, 3, 4, 6, 8)), (40, (1, 2, 6))) for k in ks},
     **{name: partial(vgg, name) for name in VGG_CONFIGS},

@@ -40,6 +40,9 @@ class InvertedResidual(nn.Module):
 
 class MobileNetV2(nn.Module):
     classifier_name = "classifier.0"
+    # RepDistiller's get_feat_modules (models/mobilenetv2.py l. 126-130): the last 1x1 conv is
+    # left out of AB's and FSP's pre-training stage.
+    feat_module_names = ("conv1", "blocks")
 
     def __init__(self, num_classes: int, t: int = 6, width: float = 0.5, last: int = 1280):
         super().__init__()
@@ -61,13 +64,18 @@ class MobileNetV2(nn.Module):
         nn.init.zeros_(self.classifier[0].bias)
 
     def extract(self, x: torch.Tensor) -> Features:
-        x = self.conv1(x)
+        x = stem = self.conv1(x)
         stages = []
         for group in self.blocks:
             x = group(x)
             stages.append(x)
         feat = pooled(self.conv2(x))
-        return {"logits": self.classifier(feat), "penultimate": feat, "stages": stages}
+        # RepDistiller's feature list (models/mobilenetv2.py l. 132-158): the stem, then the outputs
+        # of blocks 1, 2, 4 and 6 (0-based; blocks 0, 3 and 5 are not tapped). preact=True gives
+        # the same list there: a block ends in its linear bottleneck (BN, no ReLU).
+        taps = [stem, stages[1], stages[2], stages[4], stages[6]]
+        return {"logits": self.classifier(feat), "penultimate": feat, "stages": stages, "taps": taps,
+                "preact_taps": list(taps)}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.extract(x)["logits"]

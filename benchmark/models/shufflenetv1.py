@@ -29,15 +29,19 @@ class ShuffleUnit(nn.Module):
         self.conv3 = nn.Conv2d(mid, cout, 1, groups=groups, bias=False)
         self.bn3 = nn.BatchNorm2d(cout)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def preact(self, x: torch.Tensor) -> torch.Tensor:
+        """The unit's output before its final ReLU (RepDistiller's ``preact``, models/ShuffleNetv1.py l. 47)."""
         out = F.relu(self.bn1(self.conv1(x)))
         out = channel_shuffle(out, self.groups)
         # RepDistiller's ShuffleV1 keeps a ReLU after the depthwise conv (the paper has none).
         out = F.relu(self.bn2(self.conv2(out)))
         out = self.bn3(self.conv3(out))
         if self.stride == 2:
-            return F.relu(torch.cat([out, F.avg_pool2d(x, 3, 2, 1)], 1))
-        return F.relu(out + x)
+            return torch.cat([out, F.avg_pool2d(x, 3, 2, 1)], 1)
+        return out + x
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(self.preact(x))
 
 
 class ShuffleNetV1(nn.Module):
@@ -57,13 +61,17 @@ class ShuffleNetV1(nn.Module):
         self.linear = nn.Linear(cin, num_classes)
 
     def extract(self, x: torch.Tensor) -> Features:
-        x = F.relu(self.bn1(self.conv1(x)))
-        stages = []
+        x = stem = F.relu(self.bn1(self.conv1(x)))
+        stages, pre = [], []
         for layer in (self.layer1, self.layer2, self.layer3):
-            x = layer(x)
+            pre.append(layer[-1].preact(layer[:-1](x)))  # the same ops as layer(x), the last ReLU kept apart
+            x = F.relu(pre[-1])
             stages.append(x)
         feat = pooled(x)
-        return {"logits": self.linear(feat), "penultimate": feat, "stages": stages}
+        # RepDistiller's feature lists (models/ShuffleNetv1.py l. 95-113): [stem, layer1-3] and,
+        # with preact=True, each layer's last unit before its final ReLU.
+        return {"logits": self.linear(feat), "penultimate": feat, "stages": stages, "taps": [stem, *stages],
+                "preact_taps": [stem, *pre]}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.extract(x)["logits"]

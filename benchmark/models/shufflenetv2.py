@@ -26,12 +26,16 @@ class SplitUnit(nn.Module):
         self.conv2, self.bn2 = _bn_conv(c, c, 3, groups=c)
         self.conv3, self.bn3 = _bn_conv(c, c)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def halves(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The passed-through half and the branch's output before its final ReLU."""
         keep, x = x.chunk(2, dim=1)
         out = F.relu(self.bn1(self.conv1(x)))
         out = self.bn2(self.conv2(out))
-        out = F.relu(self.bn3(self.conv3(out)))
-        return channel_shuffle(torch.cat([keep, out], 1), 2)
+        return keep, self.bn3(self.conv3(out))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        keep, out = self.halves(x)
+        return channel_shuffle(torch.cat([keep, F.relu(out)], 1), 2)
 
 
 class DownUnit(nn.Module):
@@ -55,6 +59,9 @@ class DownUnit(nn.Module):
 
 class ShuffleNetV2(nn.Module):
     classifier_name = "linear"
+    # RepDistiller's get_feat_modules (models/ShuffleNetv2.py l. 128-135): the last 1x1 conv and
+    # its BN are left out of AB's and FSP's pre-training stage.
+    feat_module_names = ("conv1", "bn1", "layer1", "layer2", "layer3")
 
     def __init__(self, num_classes: int, widths=(116, 232, 464), repeats=(3, 7, 3), last: int = 1024):
         super().__init__()
@@ -69,13 +76,20 @@ class ShuffleNetV2(nn.Module):
         self.linear = nn.Linear(last, num_classes)
 
     def extract(self, x: torch.Tensor) -> Features:
-        x = F.relu(self.bn1(self.conv1(x)))
-        stages = []
+        x = stem = F.relu(self.bn1(self.conv1(x)))
+        stages, pre = [], []
         for layer in (self.layer1, self.layer2, self.layer3):
-            x = layer(x)
+            keep, out = layer[-1].halves(layer[:-1](x))  # the same ops as layer(x)
+            # RepDistiller's preact of a ShuffleV2 layer (models/ShuffleNetv2.py l. 52-56) is
+            # cat([kept half, branch before its ReLU]) *without* the channel shuffle the
+            # post-activation output gets; kept so, as AB's targets and connectors see it there.
+            pre.append(torch.cat([keep, out], 1))
+            x = channel_shuffle(torch.cat([keep, F.relu(out)], 1), 2)
             stages.append(x)
         feat = pooled(F.relu(self.bn2(self.conv2(x))))
-        return {"logits": self.linear(feat), "penultimate": feat, "stages": stages}
+        # RepDistiller's feature lists (l. 140-159): [stem, layer1-3], preact=True as above.
+        return {"logits": self.linear(feat), "penultimate": feat, "stages": stages, "taps": [stem, *stages],
+                "preact_taps": [stem, *pre]}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.extract(x)["logits"]

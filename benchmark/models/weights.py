@@ -1,9 +1,21 @@
 """Loading a local state-dict file into a built model, for fine-tuning from pretrained weights."""
 
+import argparse
 from pathlib import Path
 
 import torch
 from torch import nn
+
+# Beyond tensors and plain containers, the one class an outside checkpoint may hold: RepDistiller's
+# ``*_last.pth`` files pickle the run's options (an argparse Namespace) under "opt"
+# (train_teacher.py l. 165-172, train_student.py l. 337-343). Nothing else is allowed.
+SAFE_GLOBALS = [argparse.Namespace]
+
+
+def load_file(path: str | Path) -> object:
+    """``torch.load`` of a checkpoint made elsewhere: weights_only, plus SAFE_GLOBALS."""
+    with torch.serialization.safe_globals(SAFE_GLOBALS):
+        return torch.load(path, map_location="cpu", weights_only=True)
 
 
 def _unwrap(obj: object, path: str) -> dict[str, torch.Tensor]:
@@ -38,7 +50,7 @@ def load_weights(model: nn.Module, path: str | Path) -> None:
     ValueError naming the keys.
     """
     path = str(path)
-    sd = _unwrap(torch.load(path, map_location="cpu", weights_only=True), path)
+    sd = _unwrap(load_file(path), path)
     own = model.state_dict()
 
     head = model.classifier_name + "."

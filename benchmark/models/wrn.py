@@ -46,6 +46,9 @@ class WideStage(nn.Module):
 
 class WideResNet(nn.Module):
     classifier_name = "fc"
+    # RepDistiller's get_feat_modules (models/wrn.py l. 88-94), what AB's and FSP's pre-training
+    # stage trains: the final bn1 is left out (untrained and in eval mode during the stage).
+    feat_module_names = ("conv1", "block1", "block2", "block3")
 
     def __init__(self, depth: int, widen: int, num_classes: int):
         super().__init__()
@@ -70,7 +73,9 @@ class WideResNet(nn.Module):
         stem, stages = x, [self.block1(x)]
         # RepDistiller's preact list applies the next BN to each stage output (block2's and
         # block3's first bn1, then the final bn1): the values the next layer reads before its ReLU.
-        # They are computed once here and handed on, so BatchNorm statistics move once per batch.
+        # They are computed once here and handed on, so BatchNorm statistics move once per batch
+        # (RepDistiller, l. 118-121, applies these BNs a second time when preact=True: in train
+        # mode their running statistics then move twice per batch; see distillers/ab.py).
         pre = [self.block2.layer[0].bn1(stages[0])]
         stages.append(self.block2.layer[1:](self.block2.layer[0](stages[0], normed=pre[0])))
         pre.append(self.block3.layer[0].bn1(stages[1]))
