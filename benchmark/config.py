@@ -292,6 +292,12 @@ def identity(cfg: dict) -> dict:
     ident["recipe"] = {k: v for k, v in ident["recipe"].items() if k not in ("report_epoch", "final_train_eval")}
     if not ident["recipe"].get("bn_recalibration"):
         ident["recipe"].pop("bn_recalibration", None)  # added later: runs without it keep their ids
+    if not ident["recipe"].get("loss_schedule"):
+        ident["recipe"].pop("loss_schedule", None)  # added later: runs without one keep their ids
+    from .losses import ID_NEUTRAL
+    for option, neutral in ID_NEUTRAL.get(ident["loss"].get("name"), {}).items():
+        if ident["loss"].get(option) == neutral:
+            ident["loss"].pop(option)  # an option added later, at the value the loss had before it
     if ident.get("teacher") and "checkpoint" in ident["teacher"]:
         ident["teacher"].pop("checkpoint")
     if ident.get("init"):
