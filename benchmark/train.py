@@ -474,6 +474,11 @@ class Student:
         self.lr = C.lr_at(self.recipe, epoch)
         for group in self.optimizer.param_groups:
             group["lr"] = self.lr
+        # A loss schedule (recipe.loss_schedule) sets its options from the epoch alone, so a resumed
+        # run trains each epoch with the same loss as an uninterrupted one.
+        self.scheduled = C.loss_params_at(self.recipe, epoch)
+        if self.scheduled:
+            self.loss_fn = make_loss(**{**self.cfg["loss"], **self.scheduled})
         self.model.train()
         if self.distiller is not None:
             self.distiller.train()
@@ -513,7 +518,8 @@ class Student:
         ev = self.last_eval = evaluate(self.model, data.test_batches())
         self.history.append({"epoch": epoch + 1, "lr": self.lr, "train_loss": train_loss,
                              "train_top1_augmented": self.correct.item() / max(self.seen, 1) * 100,
-                             "test_top1": ev["top1"], "test_top5": ev["top5"], "time_s": time.time() - self.t0})
+                             "test_top1": ev["top1"], "test_top5": ev["top5"], "time_s": time.time() - self.t0,
+                             **({"loss_params": self.scheduled} if self.scheduled else {})})
         save_checkpoint(self.run_dir, self._state(epoch))
         self.store.append_metrics(self.rid, self.history)
         self.epoch_times.append(time.time() - self.t0)
