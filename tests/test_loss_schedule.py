@@ -1,6 +1,8 @@
 """recipe.loss_schedule: per-epoch loss options (ATKD's ImageNet code), resolved, hashed, applied,
 resumed and fused."""
 
+import json
+
 import pytest
 
 from benchmark import config as C
@@ -31,6 +33,7 @@ def test_resolved_form_is_canonical_and_absent_schedules_keep_run_ids(teacher):
     pairs = {"ce_weight": [[2, 0.9], [0, 0.1], [1, 0.5]], "kd_weight": [[0, 0.9], [1, 0.5], [2, 0.1]]}
     assert C.run_id(scheduled(teacher, schedule=pairs)) == C.run_id(cfg)
     assert C.resolve(cfg) == cfg
+    assert C.resolve(json.loads(json.dumps(cfg))) == cfg  # as the store reads config.json back
     # without a schedule the run id is the one a config without the field always had
     plain = small_feature_run(teacher, KD, 3)
     assert "loss_schedule" not in C.identity(plain)["recipe"]
