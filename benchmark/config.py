@@ -15,6 +15,7 @@ recipe:
   optimizer: {lr: 0.05, momentum: 0.9, nesterov: false, weight_decay: 5.0e-4, wd_on_bn_bias: true}
   schedule: {name: multistep, milestones: [150, 180, 210], gamma: 0.1, warmup_epochs: 0}
   report_epoch: last            # which epoch's accuracy the paper reported: last | best
+  loss_schedule: null           # or {kd_weight: {0: 0.9, 60: 0.5}, ...}: loss options per epoch
 seed: 0
 ```
 
