@@ -6,8 +6,7 @@ metrics; the last and the best epoch both recorded; and a result with provenance
 
 Resuming is exact: shuffling and augmentation are functions of (seed, epoch) (see pipeline.py),
 the learning rate and any scheduled loss option (recipe.loss_schedule) are functions of the
-epoch, and the checkpoint holds the model, the optimizer
-and the torch random states (dropout). A run killed at any moment and started again ends with
+epoch, and the checkpoint holds the model, the optimizer and the torch random states (dropout). A run killed at any moment and started again ends with
 the same weights, bit for bit, as a run that was never interrupted (on the CPU).
 """
 
