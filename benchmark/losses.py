@@ -327,7 +327,8 @@ def atkd_loss(
     all 48 commits of branches main and dali, 2020-12-21 to 2023-08-18) squares the
     student's Std or computes it without gradient (its only ``torch.no_grad()`` in
     ``train_kd`` wraps the teacher's forward, v1 skd_main.py:450), and the paper has
-    neither.
+    neither. They came with this suite's first losses (commit 35f2adf) without a
+    source; kept as sensitivity options, credited to no one.
 
     ``form`` names the authors' public code (forjiuzhou/Spherical-Knowledge-Distillation,
     skd_main.py, function train_kd); both fix some options (ATKD_FORM_FIXED: a
