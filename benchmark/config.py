@@ -16,6 +16,7 @@ recipe:
   schedule: {name: multistep, milestones: [150, 180, 210], gamma: 0.1, warmup_epochs: 0}
   report_epoch: last            # which epoch's accuracy the paper reported: last | best
   init_scheme: torch            # torch | ats_code (benchmark/init_schemes.py)
+  loss_schedule: null           # or {kd_weight: {0: 0.9, 60: 0.5}, ...}: loss options per epoch
 seed: 0
 ```
 
@@ -61,6 +62,10 @@ RECIPE_DEFAULTS: dict[str, Any] = {
     # The student's initial weights (benchmark/init_schemes.py): the network's own (torch) or the
     # ATS authors' code's re-initialisation of distilled students (ats_code).
     "init_scheme": "torch",
+    # Per-epoch values of loss options, {option: {first 0-based epoch: value, ...}}, each value held
+    # until the next step (e.g. ATKD's ImageNet code: kd_weight 0.9 -> 0.5 at 60 -> 0.1 at 80). None:
+    # the loss's options hold for the whole run. Resolved to {option: [[epoch, value], ...]}.
+    "loss_schedule": None,
 }
 
 DATA_DEFAULTS: dict[str, Any] = {
@@ -205,6 +210,7 @@ def resolve(raw: Any, where: str = "config") -> dict:
     if scheme != "torch" and cfg["init"] is not None:
         raise BadInput(where, "recipe.init_scheme", f"{scheme} would overwrite the pretrained init weights")
     cfg["recipe"]["init_scheme"] = scheme
+    cfg["recipe"]["loss_schedule"] = _resolve_loss_schedule(cfg["recipe"]["loss_schedule"], cfg["loss"], where)
     cfg["seed"] = _number(raw.get("seed", 0), where, "seed", integer=True, minimum=0)
     if raw.get("note") is not None:
         cfg["note"] = str(raw["note"])
@@ -290,6 +296,91 @@ def _resolve_recipe(raw: dict, where: str) -> dict:
     return recipe
 
 
+def _schedule_steps(steps) -> list | None:
+    """A schedule's steps as [[epoch, value], ...] in the order given, from either spelling
+    ({epoch: value} or a list of pairs); None if neither."""
+    if isinstance(steps, dict):
+        return [[e, v] for e, v in steps.items()]
+    if isinstance(steps, list) and all(isinstance(p, (list, tuple)) and len(p) == 2 for p in steps):
+        return [list(p) for p in steps]
+    return None
+
+
+def _resolve_loss_schedule(schedule, loss: dict, where: str) -> dict | None:
+    """``recipe.loss_schedule`` checked against the run's loss, in its canonical form
+    ``{option: [[epoch, value], ...]}`` (sorted epochs, the first 0; JSON keeps it as it is, so a
+    run id does not depend on how the schedule was spelled). Every step's options must make a valid
+    loss, and the loss's own value of a scheduled option must be the one of epoch 0 (the config
+    then says what the first epoch trains with, and one run has one id)."""
+    from .distillers import is_distiller
+    from .losses import make_loss
+
+    if schedule is None:
+        return None
+    field = "recipe.loss_schedule"
+    if not isinstance(schedule, dict) or not schedule:
+        raise BadInput(where, field, "must be null or a mapping {loss option: {epoch: value, ...}}")
+    if is_distiller(loss["name"]):
+        raise BadInput(where, field, f"applies to the logit losses of benchmark.losses, not to {loss['name']!r}")
+    out = {}
+    for option, raw_steps in schedule.items():
+        here = f"{field}.{option}"
+        if option == "name" or option not in loss:
+            known = ", ".join(k for k in loss if k != "name") or "(none)"
+            raise BadInput(where, here, f"not an option of loss {loss['name']!r}; known: {known}")
+        steps = _schedule_steps(raw_steps)
+        if not steps:
+            raise BadInput(where, here, "must be a non-empty mapping {first epoch: value, ...}")
+        for epoch, _ in steps:
+            _number(epoch, where, f"{here} (epoch {epoch!r})", integer=True, minimum=0)
+        steps.sort(key=lambda p: p[0])
+        epochs = [e for e, _ in steps]
+        if len(set(epochs)) != len(epochs):
+            raise BadInput(where, here, f"an epoch appears twice: {epochs}")
+        if epochs[0] != 0:
+            raise BadInput(where, here, "must start at epoch 0 (the value of the first epoch)")
+        if steps[0][1] != loss[option]:
+            raise BadInput(where, here, f"its epoch-0 value {steps[0][1]!r} differs from the loss's "
+                                        f"{option}={loss[option]!r}; make them equal")
+        out[option] = steps
+    params = {k: v for k, v in loss.items() if k != "name"}
+    for epoch in sorted({e for steps in out.values() for e, _ in steps}):
+        try:  # the loss as it will be at this epoch: checked now, not mid-training
+            made = make_loss(loss["name"], **{**params, **loss_params_at({"loss_schedule": out}, epoch)})
+        except (ValueError, TypeError) as err:
+            raise BadInput(where, field, f"at epoch {epoch}: {err}") from None
+        for option, steps in out.items():  # the values as the loss coerces them (ints -> floats)
+            for step in steps:
+                if step[0] == epoch:
+                    step[1] = made.params[option]
+    return out
+
+
+def loss_params_at(recipe: dict, epoch: int) -> dict:
+    """The scheduled loss options at a 0-based epoch (each the value of its last step at or before
+    the epoch); {} without a schedule. A pure function of the epoch, so resuming needs no state."""
+    schedule = recipe.get("loss_schedule") or {}
+    return {option: [v for e, v in steps if e <= epoch][-1] for option, steps in schedule.items()}
+
+
+def scale_loss_schedule(schedule, fraction: float):
+    """A schedule's epochs scaled like the milestones of the quick profile (0 stays 0, others at
+    least 1); steps that land on one epoch keep the later one. A malformed schedule is returned
+    unchanged for resolve() to reject."""
+    if not isinstance(schedule, dict):
+        return schedule
+    out = {}
+    for option, raw_steps in schedule.items():
+        steps = _schedule_steps(raw_steps)
+        if steps is None or any(isinstance(e, bool) or not isinstance(e, int) for e, _ in steps):
+            return schedule
+        scaled: dict[int, object] = {}
+        for e, v in sorted(steps, key=lambda p: p[0]):
+            scaled[e if e == 0 else max(1, round(e * fraction))] = v
+        out[option] = [[e, v] for e, v in scaled.items()]
+    return out
+
+
 def identity(cfg: dict) -> dict:
     """The part of a resolved config that defines the run: machine-local paths are left out."""
     ident = copy.deepcopy(cfg)
@@ -305,6 +396,12 @@ def identity(cfg: dict) -> dict:
         ident["recipe"].pop("bn_recalibration", None)  # added later: runs without it keep their ids
     if ident["recipe"].get("init_scheme", "torch") == "torch":
         ident["recipe"].pop("init_scheme", None)  # added later: runs with the network's init keep their ids
+    if not ident["recipe"].get("loss_schedule"):
+        ident["recipe"].pop("loss_schedule", None)  # added later: runs without one keep their ids
+    from .losses import ID_NEUTRAL
+    for option, neutral in ID_NEUTRAL.get(ident["loss"].get("name"), {}).items():
+        if ident["loss"].get(option) == neutral:
+            ident["loss"].pop(option)  # an option added later, at the value the loss had before it
     if ident.get("teacher") and "checkpoint" in ident["teacher"]:
         ident["teacher"].pop("checkpoint")
     if ident.get("init"):

@@ -48,6 +48,27 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "atkd_tau_scale": ("none", "base", "student"),
     "std": ("biased", "unbiased"),
     "ce_on": ("raw", "normalized"),
+    "form": ("paper", "code2020", "code2023"),  # atkd: which equation (see atkd_loss)
+}
+
+# Options added after runs were planned, with the value that reproduces the loss as it was before
+# them: config.identity leaves such an option out of the run id when it has this value, so the runs
+# that do not use it keep their ids.
+ID_NEUTRAL: dict[str, dict[str, Any]] = {"atkd": {"form": "paper"}}
+
+# The options each ATKD code form fixes (the code computes them one way only); the other options
+# are its hyper-parameters, given by the caller (make_loss fills in ATKD_FORM_DEFAULTS).
+ATKD_FORM_FIXED: dict[str, dict[str, Any]] = {
+    "code2020": {"std": "biased", "tau_scale": "base", "ce_on": "normalized", "detach_stats": False},
+    "code2023": {"std": "unbiased", "eps": 0.0, "multiplier": 1.0, "tau_scale": "base", "ce_on": "normalized",
+                 "detach_stats": False},
+}
+# The authors' command line (README "Training": --T=4 --multiplier 2; layer_norm eps 1e-7) and their
+# KLDivLoss(reduction="batchmean"); ce/kd weights stay those of the paper (0.1/0.9: the code's --alpha
+# has no default, and on ImageNet it follows a per-epoch schedule, see the atkd-imagenet-code recipe).
+ATKD_FORM_DEFAULTS: dict[str, dict[str, Any]] = {
+    "code2020": {**ATKD_FORM_FIXED["code2020"], "eps": 1e-7, "multiplier": 2.0, "base_tau": 4.0, "divergence": "kl"},
+    "code2023": {**ATKD_FORM_FIXED["code2023"], "base_tau": 4.0, "divergence": "kl"},
 }
 
 
@@ -276,8 +297,9 @@ def atkd_loss(
     detach_stats: bool = False,
     reduction: str = "batchmean",
     divergence: str = "soft_ce",
+    form: str = "paper",
 ) -> torch.Tensor:
-    """Adaptive Temperature KD, ATKD Eq. 10:
+    """Adaptive Temperature KD, ATKD Eq. 10 (``form="paper"``, default):
 
         tau_i^T = Std(v_i),  tau_i^S = Std(z_i)
         L_ATKD = -sum p^T log p^S,  p^S = softmax(z_i / tau_i^S),  p^T = softmax(v_i / tau_i^T)
@@ -290,23 +312,46 @@ def atkd_loss(
     (1/K) sum_j v_j^2 "the variance of logits"), no eps, no multiplier, no
     tau^2 factor, soft-CE form, CE on the raw logits, gradients through Std(z).
 
-    Options, for the authors' public code (Spherical KD: ``layer_norm(z, eps=1e-7)
-    * m`` with m in 2-3, then temperature T = 4, T^2 scaling, CE on the
-    normalised logits, KL) and relatives:
+    Options of the paper form (generalisations, for sensitivity runs):
       std          "biased" (1/K) or "unbiased" (1/(K-1), torch.std; CVPR 2024
                    logit standardisation).
-      eps          added to the variance before the square root (code: 1e-7).
+      eps          added to the variance before the square root.
       multiplier, base_tau
-                   effective temperature tau = base_tau * sqrt(var + eps) / multiplier
-                   (code: multiplier=m, base_tau=4).
-      tau_scale    "none" (Eq. 10), "base" multiplies the KD term by base_tau^2
-                   (code's T^2), "student" by each sample's sqrt(var_s + eps)^2
-                   (an earlier code version). The factor is a constant weight,
-                   never differentiated.
-      ce_on        "raw": CE on z; "normalized": CE on z * multiplier / sqrt(var + eps)
-                   (code: the logits are replaced by the normalised ones before both terms).
-      detach_stats treat the student's Std as a constant (one code version
-                   computes it under no_grad). The teacher's never has grad.
+                   effective temperature tau = base_tau * sqrt(var + eps) / multiplier.
+      tau_scale    "none" (Eq. 10), "base" multiplies the KD term by base_tau^2,
+                   "student" by each sample's sqrt(var_s + eps)^2. The factor is
+                   a constant weight, never differentiated.
+      ce_on        "raw": CE on z; "normalized": CE on z * multiplier / sqrt(var + eps).
+      detach_stats treat the student's Std as a constant. The teacher's never has grad.
+    ``tau_scale="student"`` and ``detach_stats`` are this suite's own variants: no
+    commit of the authors' skd_main.py (forjiuzhou/Spherical-Knowledge-Distillation,
+    all 48 commits of branches main and dali, 2020-12-21 to 2023-08-18) squares the
+    student's Std or computes it without gradient (its only ``torch.no_grad()`` in
+    ``train_kd`` wraps the teacher's forward, v1 skd_main.py:450), and the paper has
+    neither. They came with this suite's first losses (commit 35f2adf) without a
+    source; kept as sensitivity options, credited to no one.
+
+    ``form`` names the authors' public code (forjiuzhou/Spherical-Knowledge-Distillation,
+    skd_main.py, function train_kd); both fix some options (ATKD_FORM_FIXED: a
+    contradicting value is an error) and make_loss fills the rest from ATKD_FORM_DEFAULTS:
+      "code2020"   tag v1 = commit de66b19 (2020-12-21), skd_main.py:453-464, the
+                   Spherical KD code that released the 73.01 % ResNet-18:
+                       z' = m (z - mean z) / sqrt(Var_1/K(z) + eps),  v' likewise (F.layer_norm)
+                       L = (1-a) CE(z', y) + a T^2 KL(softmax(v'/T) || softmax(z'/T))
+                   with m = multiplier, T = base_tau, eps = 1e-7, KLDivLoss batchmean.
+                   It is the paper form with std biased, tau_scale base, ce_on
+                   normalized (the mean subtraction changes no softmax), which is how
+                   it is computed here; tests check it against F.layer_norm to 1e-12.
+      "code2023"   branch main, commit 1c73fc0 (2023-08-17), skd_main.py:460-467
+                   (after the paper): the student's logits are rescaled to the
+                   teacher's spread, the teacher's are left as they are:
+                       s_i = Std(v_i) / Std(z_i)   (torch.std: 1/(K-1), no eps, grad through Std(z_i))
+                       L = (1-a) CE(s_i z_i, y) + a T^2 KL(softmax(v_i/T) || softmax(s_i z_i/T))
+                   The code's reduction, sum over an (N, N) broadcast of the per-sample
+                   KL times T^2 divided by N twice, is the batch mean (line 464).
+                   Not offered: branch dali (0556b36, skd_main.py:597-605) rescales the
+                   already rescaled logits once more, softmax(s_i^2 z_i / T) (a bug
+                   introduced by b42dc33).
     Subtracting the mean, as the code's layer_norm does, is not an option: the
     softmax and CE are shift invariant, so it changes nothing here.
     A positive affine change a*v + b of the teacher logits leaves the default
@@ -317,16 +362,28 @@ def atkd_loss(
     _choice("std", std)
     _choice("tau_scale", tau_scale, key="atkd_tau_scale")
     _choice("ce_on", ce_on)
+    _choice("form", form)
     if eps < 0:
         raise ValueError(f"eps must be >= 0, got {eps!r}")
     _positive("multiplier", multiplier)
     _positive("base_tau", base_tau)
+    given = {"std": std, "eps": eps, "multiplier": multiplier, "tau_scale": tau_scale, "ce_on": ce_on,
+             "detach_stats": detach_stats}
+    for option, fixed in ATKD_FORM_FIXED.get(form, {}).items():
+        if given[option] != fixed:
+            raise ValueError(f"form {form!r} computes {option}={fixed!r} (the authors' code); got {given[option]!r}")
     z_s, z_t, y = _inputs(z_s, z_t, y)
 
     std_t = adaptive_temperature(z_t, std=std, eps=eps)[:, None]
     std_s = adaptive_temperature(z_s, std=std, eps=eps)[:, None]
     if detach_stats:
         std_s = std_s.detach()
+    if form == "code2023":
+        rescaled = z_s * (std_t / std_s)
+        log_p_t = F.log_softmax(z_t / base_tau, dim=1)
+        log_p_s = F.log_softmax(rescaled / base_tau, dim=1)
+        kd = _reduce(_divergence(log_p_t, log_p_s, divergence) * base_tau**2, z_s.shape[1], reduction)
+        return ce_weight * F.cross_entropy(rescaled, y) + kd_weight * kd
     log_p_t = F.log_softmax(z_t * multiplier / (std_t * base_tau), dim=1)
     log_p_s = F.log_softmax(z_s * multiplier / (std_s * base_tau), dim=1)
     per_sample = _divergence(log_p_t, log_p_s, divergence)
@@ -440,6 +497,8 @@ def make_loss(name: str, **params: Any) -> Loss:
             f"loss {name!r}: unknown parameter(s) {', '.join(map(repr, unknown))}; "
             f"known: {', '.join(defaults) or '(none)'}"
         )
+    if name == "atkd":  # a code form's own defaults for what the caller leaves out
+        defaults = {**defaults, **ATKD_FORM_DEFAULTS.get(params.get("form"), {})}
     resolved = {k: _coerce(name, k, params.get(k, d), d) for k, d in defaults.items()}
     # Record what the loss actually uses: "student_tau=None" means tau.
     if resolved.get("student_tau", 0.0) is None:

@@ -86,7 +86,8 @@ def profile_points(points: list, profile: str) -> list:
 
 
 def scale_recipe(recipe: dict, fraction: float) -> dict:
-    """Shorter training with the same schedule shape (quick profile)."""
+    """Shorter training with the same schedule shape (quick profile): milestones, warm-up and the
+    epochs of a loss schedule scaled alike."""
     recipe = copy.deepcopy(recipe)
     epochs = recipe.get("epochs", C.RECIPE_DEFAULTS["epochs"])
     recipe["epochs"] = max(1, round(epochs * fraction))
@@ -96,6 +97,8 @@ def scale_recipe(recipe: dict, fraction: float) -> dict:
             sched["milestones"] = [max(1, round(m * fraction)) for m in sched["milestones"]]
         if sched.get("warmup_epochs"):
             sched["warmup_epochs"] = max(1, round(sched["warmup_epochs"] * fraction))
+    if recipe.get("loss_schedule"):
+        recipe["loss_schedule"] = C.scale_loss_schedule(recipe["loss_schedule"], fraction)
     return recipe
 
 

@@ -5,8 +5,8 @@ what it adds is bookkeeping: a checkpoint after every epoch, written atomically;
 metrics; the last and the best epoch both recorded; and a result with provenance.
 
 Resuming is exact: shuffling and augmentation are functions of (seed, epoch) (see pipeline.py),
-the learning rate is a function of the epoch, and the checkpoint holds the model, the optimizer
-and the torch random states (dropout). A run killed at any moment and started again ends with
+the learning rate and any scheduled loss option (recipe.loss_schedule) are functions of the
+epoch, and the checkpoint holds the model, the optimizer and the torch random states (dropout). A run killed at any moment and started again ends with
 the same weights, bit for bit, as a run that was never interrupted (on the CPU).
 """
 
@@ -484,6 +484,11 @@ class Student:
         self.lr = C.lr_at(self.recipe, epoch)
         for group in self.optimizer.param_groups:
             group["lr"] = self.lr
+        # A loss schedule (recipe.loss_schedule) sets its options from the epoch alone, so a resumed
+        # run trains each epoch with the same loss as an uninterrupted one.
+        self.scheduled = C.loss_params_at(self.recipe, epoch)
+        if self.scheduled:
+            self.loss_fn = make_loss(**{**self.cfg["loss"], **self.scheduled})
         self.model.train()
         if self.distiller is not None:
             self.distiller.train()
@@ -526,7 +531,8 @@ class Student:
         ev = self.last_eval = evaluate(self.model, data.test_batches())
         self.history.append({"epoch": epoch + 1, "lr": self.lr, "train_loss": train_loss,
                              "train_top1_augmented": self.correct.item() / max(self.seen, 1) * 100,
-                             "test_top1": ev["top1"], "test_top5": ev["top5"], "time_s": time.time() - self.t0})
+                             "test_top1": ev["top1"], "test_top5": ev["top5"], "time_s": time.time() - self.t0,
+                             **({"loss_params": self.scheduled} if self.scheduled else {})})
         if self.step_losses:  # the golden canary compares these step by step (benchmark/canary.py)
             self.history[-1]["first_steps_loss"] = [float(v) for v in torch.stack(self.step_losses).cpu()]
         save_checkpoint(self.run_dir, self._state(epoch))

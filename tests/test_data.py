@@ -516,6 +516,13 @@ def test_test_and_folder_pipelines():
     ]
     assert lskd[0].scale == (0.2, 1.0) and lskd[2].degrees == [-45.0, 45.0]
     assert lskd[4].brightness == (0.8, 1.2) and lskd[4].saturation is None
+    skd = make_transforms("imagenet", "train", augment="skd_imagenet").transforms
+    assert [type(t).__name__ for t in skd] == ["RandomResizedCrop", "RandomHorizontalFlip", "ToTensor", "Normalize"]
+    assert (skd[0].size, skd[0].scale, skd[0].ratio) == ((224, 224), (0.1, 1.0), (0.8, 1.25))
+    assert make_transforms("imagenet", "train")(big).shape == make_transforms("imagenet", "train",
+                                                                              augment="skd_imagenet")(big).shape
+    with pytest.raises(ValueError, match="folder datasets"):
+        make_transforms("cifar10", "train", augment="skd_imagenet")
     assert [type(t).__name__ for t in make_transforms("svhn", "train", augment="crop_flip").transforms][:2] == [
         "RandomCrop",
         "RandomHorizontalFlip",

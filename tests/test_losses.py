@@ -329,6 +329,75 @@ def test_atkd_public_code_variant(data):
     assert value(got) == pytest.approx(value(want), rel=1e-12)
 
 
+def test_atkd_form_code2020_is_the_layer_norm_code(data):
+    # skd_main.py v1 (de66b19) lines 453-464: layer_norm(z, eps=1e-7) * m on both, CE on the student's,
+    # KLDivLoss(batchmean) * T * T; README command: --T=4 --multiplier 2. Reference with F.layer_norm.
+    z_s, z_t, y = data
+    loss = make_loss("atkd", form="code2020", ce_weight=0.5, kd_weight=0.5)
+    assert {k: loss.params[k] for k in ("eps", "multiplier", "base_tau", "tau_scale", "ce_on", "divergence")} == \
+        {"eps": 1e-7, "multiplier": 2.0, "base_tau": 4.0, "tau_scale": "base", "ce_on": "normalized", "divergence": "kl"}
+    ns = F.layer_norm(z_s, (C,), eps=1e-7) * 2.0
+    nt = F.layer_norm(z_t, (C,), eps=1e-7) * 2.0
+    want = 0.5 * F.cross_entropy(ns, y) + 0.5 * 16.0 * F.kl_div(
+        F.log_softmax(ns / 4.0, dim=1), F.softmax(nt / 4.0, dim=1), reduction="batchmean")
+    assert abs(value(loss(z_s, z_t, y)) - value(want)) < 1e-14
+    # the same number as the paper form with the code's options written out (the form is a name for them)
+    paper = make_loss("atkd", ce_weight=0.5, kd_weight=0.5, eps=1e-7, multiplier=2.0, base_tau=4.0,
+                      tau_scale="base", ce_on="normalized", divergence="kl")
+    assert abs(value(paper(z_s, z_t, y)) - value(loss(z_s, z_t, y))) < 1e-15
+    assert value(make_loss("atkd")(z_s, z_t, y)) != pytest.approx(value(want), rel=1e-6)
+
+
+def ref_atkd_code2023(z_s, z_t, y, T=4.0, ce_w=0.1, kd_w=0.9):
+    """skd_main.py, main 1c73fc0, lines 460-467, with plain-Python loops."""
+    scaled = [[x * std_row(t, 1) / std_row(s, 1) for x in s] for s, t in zip(z_s.tolist(), z_t.tolist())]
+    kd = mean([T * T * ref_soft(softmax_row(t, T), softmax_row(s, T), "kl") for s, t in zip(scaled, z_t.tolist())])
+    return ce_w * ref_ce(torch.tensor(scaled, dtype=torch.float64), y) + kd_w * kd
+
+
+def test_atkd_form_code2023_rescales_the_student_to_the_teachers_std(data):
+    z_s, z_t, y = data
+    loss = make_loss("atkd", form="code2023")
+    assert loss.params["std"] == "unbiased" and loss.params["base_tau"] == 4.0 and loss.params["eps"] == 0.0
+    assert value(loss(z_s, z_t, y)) == pytest.approx(ref_atkd_code2023(z_s, z_t, y), rel=1e-12)
+    # the code's own reduction: per-sample KL times T*T*ones(N, 1) broadcasts to (N, N), summed, / N / N
+    s = (z_t.std(dim=-1, keepdim=True) / z_s.std(dim=-1, keepdim=True))
+    kl = F.kl_div(F.log_softmax(z_s * s / 4.0, dim=1), F.softmax(z_t / 4.0, dim=1), reduction="none").sum(-1)
+    code_kd = torch.sum(kl * (16.0 * torch.ones(N, 1, dtype=torch.float64))) / N / N
+    want = 0.1 * F.cross_entropy(z_s * s, y) + 0.9 * code_kd
+    assert abs(value(loss(z_s, z_t, y)) - value(want)) < 1e-14
+    # another number than the 2020 form and the paper's Eq. 10, and a gradient through Std(z)
+    assert value(loss(z_s, z_t, y)) != pytest.approx(value(make_loss("atkd", form="code2020")(z_s, z_t, y)), rel=1e-6)
+    zs = z_s.clone().requires_grad_()
+    loss(zs, z_t, y).backward()
+    zd = z_s.clone().requires_grad_()
+    w = (z_t.std(dim=-1, keepdim=True) / z_s.std(dim=-1, keepdim=True))
+    (0.1 * F.cross_entropy(zd * w, y) + 0.9 * 16.0 * F.kl_div(
+        F.log_softmax(zd * w / 4.0, dim=1), F.softmax(z_t / 4.0, dim=1), reduction="batchmean")).backward()
+    assert not torch.allclose(zs.grad, zd.grad)  # the detached scale would give another gradient
+
+
+@pytest.mark.parametrize("form,option,bad", [("code2020", "ce_on", "raw"), ("code2020", "std", "unbiased"),
+                                             ("code2023", "multiplier", 2.0), ("code2023", "tau_scale", "none"),
+                                             ("code2023", "detach_stats", True)])
+def test_atkd_form_rejects_what_its_code_does_not_compute(form, option, bad):
+    with pytest.raises(ValueError, match=f"form '{form}' computes {option}"):
+        make_loss("atkd", form=form, **{option: bad})
+    with pytest.raises(ValueError, match="form must be one of"):
+        make_loss("atkd", form="code2021")
+
+
+def test_atkd_form_paper_keeps_run_ids():
+    from benchmark import config as C
+    base = {"dataset": "cifar100", "model": "resnet8", "teacher": {"run": "0" * 16}, "data": {"source": "synthetic"}}
+    plain = C.resolve({**base, "loss": {"name": "atkd"}})
+    named = C.resolve({**base, "loss": {"name": "atkd", "form": "paper"}})
+    assert plain["loss"]["form"] == "paper"  # recorded in the config and the result ...
+    assert "form" not in C.identity(plain)["loss"]  # ... but not hashed: old runs keep their ids
+    assert C.run_id(plain) == C.run_id(named)
+    assert C.run_id(C.resolve({**base, "loss": {"name": "atkd", "form": "code2023"}})) != C.run_id(plain)
+
+
 def test_atkd_tau_scale_student_and_multiplier(data):
     z_s, z_t, y = data
     terms = []

@@ -24,6 +24,12 @@ augment (train split only; the test pipeline is fixed):
   and train_student.py): RandomResizedCrop(224, scale=(0.2, 1), ratio=(0.8, 1.25)),
   RandomHorizontalFlip, RandomRotation(45, bilinear), RandomGrayscale(0.2) (in the code, not in the
   paper's text), ColorJitter(brightness=0.2, contrast=0.2).
+- "skd_imagenet": ATKD's ImageNet code (forjiuzhou/Spherical-Knowledge-Distillation skd_main.py,
+  tag v1 lines 130-144, the same on branch main): DALI's ImageDecoderRandomCrop with
+  random_area [0.1, 1.0] and random_aspect_ratio [0.8, 1.25], resized to 224, CoinFlip(0.5):
+  RandomResizedCrop(224, scale=(0.1, 1), ratio=(0.8, 1.25)) + RandomHorizontalFlip. What torchvision
+  cannot say: DALI draws up to 100 crops (torchvision 10) before its fall-back, and resizes with a
+  triangular filter (torchvision: bilinear with antialias).
 - "none": the test pipeline.
 
 test: ToTensor + Normalize for array datasets; Resize(256) + CenterCrop(224) + ToTensor +
@@ -40,7 +46,7 @@ from torchvision import transforms as T
 
 from .registry import check_split, get_spec
 
-AUGMENTS = ("standard", "crop_flip", "crop_reflect_flip", "lskd_cub", "none")
+AUGMENTS = ("standard", "crop_flip", "crop_reflect_flip", "lskd_cub", "skd_imagenet", "none")
 
 
 def make_transforms(
@@ -74,6 +80,11 @@ def make_transforms(
                 *finish,
             ]
         )
+    if augment == "skd_imagenet":
+        if not folder:
+            raise ValueError(f"augment {augment!r} is for folder datasets (ImageNet-size images)")
+        return T.Compose([T.RandomResizedCrop(size, scale=(0.1, 1.0), ratio=(0.8, 1.25)), T.RandomHorizontalFlip(),
+                          *finish])
     if folder:
         if augment in ("crop_flip", "crop_reflect_flip"):
             raise ValueError(f"augment {augment!r} is for array datasets; folder datasets use 'standard'")
