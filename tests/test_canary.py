@@ -66,7 +66,7 @@ def test_compare_across_platforms_uses_the_stated_tolerances():
     other["platform"] = {**golden["platform"], "cpu": "some other CPU"}
     run = other["runs"]["ats"]
     run["weights_digest"] = "0" * 64                    # not compared across platforms
-    run["first_steps_loss"][1] *= 1 + 1e-5              # float rounding: within rtol 1e-3
+    run["first_steps_loss"][1] *= 1 + 1e-6              # float rounding: within rtol 1e-4
     run["top1"] += 100.0 / run["test_images"]           # one test image
     assert canary.compare(golden, other) == (False, [])
     run["epoch_train_loss"][1] *= 1.01                  # a real change
