@@ -30,7 +30,7 @@ def catalog_root() -> Path:
 MANIFEST_KEYS = {"id", "paper", "title", "source", "dataset", "recipe", "seeds", "tolerance", "notes",
                  "defaults", "columns", "rows", "value", "claims", "figures"}
 REQUIRED_MANIFEST_KEYS = ("id", "paper", "title", "dataset", "recipe", "columns", "rows")
-ROW_KEYS = {"id", "set", "grid", "select", "value", "target", "ensemble", "cited", "notes", "vars"}
+ROW_KEYS = {"id", "set", "grid", "select", "value", "target", "ensemble", "cited", "notes", "vars", "from"}
 COLUMN_KEYS = {"id", "set", "grid", "select", "value", "target", "aggregate", "cited", "notes", "vars"}
 SPEC_KEYS = {"dataset", "recipe", "recipe_changes", "data_changes", "model", "loss", "teacher", "init", "seed"}
 ZOO_EXTRA_KEYS = {"like", "published", "checkpoint", "notes"}
@@ -214,6 +214,24 @@ def _cited_ok(cited, where, field_name, other_ids) -> None:
                            "must say why the cell is cited, not run")
 
 
+FROM_SELECTS = ("best",)
+
+
+def _from_ok(row: dict, rows: list[dict], where, field_name) -> None:
+    """``from: {row: R, select: best}``: this row's cells take the grid point that won in row R's
+    cell of the same column (plan.Planner._cell_from)."""
+    src = _mapping(row["from"], where, field_name, {"row", "select"})
+    target = next((r for r in rows if r.get("id") == src.get("row")), None)
+    if target is None or target is row:
+        raise BadInput(where, f"{field_name}.row", f"must name another row of the manifest, got {src.get('row')!r}")
+    if "from" in target:
+        raise BadInput(where, f"{field_name}.row", f"row {target['id']!r} itself takes its point from another row")
+    if src.get("select", "best") not in FROM_SELECTS:
+        raise BadInput(where, f"{field_name}.select", f"must be one of {', '.join(FROM_SELECTS)}")
+    if row.get("grid") is not None:
+        raise BadInput(where, field_name, "a row with `from` has no grid of its own")
+
+
 def check_value(value, where, field_name):
     if value is None or value in PLAIN_VALUES:
         return
@@ -288,6 +306,9 @@ def load_manifest(path: Path, published_ids=None) -> Manifest:
                     raise BadInput(path, f"{where_field}.ensemble", "must list at least two members")
                 for j, member in enumerate(members):
                     check_spec(member, path, f"{where_field}.ensemble[{j}]")
+        for entry in entries:
+            if "from" in entry:
+                _from_ok(entry, entries, path, f"{kind}[{entry['id']}].from")
         missing = [n for n in names if n not in seen]
         if missing:
             raise BadInput(path, kind, f"tables/{tid}.csv has {kind} the manifest lacks: {', '.join(missing)}")
