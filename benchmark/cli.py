@@ -195,6 +195,7 @@ def cmd_worker(args) -> int:
 
 
 def cmd_reproduce(args) -> int:
+    from . import hub
     from .plan import Planner
     from .queue import counts, scan
     from .store import Store
@@ -214,6 +215,11 @@ def cmd_reproduce(args) -> int:
         job_ids = sorted({j for p in plans for j in p.job_ids})
         if done_ids and set(job_ids) <= done_ids:
             break
+        # torchvision teachers: in torch.hub's cache (fetched as torchvision does), or exit 2 saying
+        # which file to place where, before anything is written
+        hub.ensure_files([planner.jobs[j].config["teacher"] for j in job_ids
+                          if "torchvision" in (planner.jobs[j].config["teacher"] or {}) and not store.is_done(j)],
+                         download=not hub.offline())
         code = _reproduce_phase(args, store, planner, plans, job_ids)
         if code == 130:
             return code

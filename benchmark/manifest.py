@@ -16,6 +16,7 @@ from typing import Any
 
 from .claims import check_claims
 from .figures import check_figures
+from .hub import check_entry as check_torchvision
 from .errors import BadInput
 from .yamlfile import load_yaml
 
@@ -33,7 +34,7 @@ REQUIRED_MANIFEST_KEYS = ("id", "paper", "title", "dataset", "recipe", "columns"
 ROW_KEYS = {"id", "set", "grid", "select", "value", "target", "ensemble", "cited", "notes", "vars", "from"}
 COLUMN_KEYS = {"id", "set", "grid", "select", "value", "target", "aggregate", "cited", "notes", "vars"}
 SPEC_KEYS = {"dataset", "recipe", "recipe_changes", "data_changes", "model", "loss", "teacher", "init", "seed"}
-ZOO_EXTRA_KEYS = {"like", "published", "checkpoint", "notes"}
+ZOO_EXTRA_KEYS = {"like", "published", "checkpoint", "torchvision", "notes"}
 RECIPE_KEYS = {"source", "notes", "data", "recipe"}
 PAPERS = ("ATS", "ATKD", "LS-KD", "KL-MSE")
 PLAIN_VALUES = ("top1", "top5", "top1/top5", "train_loss", "train_top1", "params", "setting")
@@ -128,6 +129,10 @@ def load_catalog(root: Path | None = None) -> Catalog:
             check_spec({k: v for k, v in entry.items() if k in SPEC_KEYS}, path, field_name)
             if entry.get("checkpoint") is not None:
                 _mapping(entry["checkpoint"], path, f"{field_name}.checkpoint", {"file", "sha256"})
+            if entry.get("torchvision") is not None:
+                if entry.get("checkpoint") is not None:
+                    raise BadInput(path, field_name, "names both a checkpoint file and torchvision weights")
+                check_torchvision(entry["torchvision"], path, f"{field_name}.torchvision")
             if (dataset, key) in zoo_files:
                 raise BadInput(path, field_name, f"teacher defined twice (also in {zoo_files[(dataset, key)]})")
             zoo.setdefault(dataset, {})[key] = entry

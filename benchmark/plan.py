@@ -268,6 +268,13 @@ class Planner:
         if isinstance(teacher, str):
             tspec, entry = zoo_entry(self.catalog, spec["dataset"], teacher, where, f"{field_name}.teacher")
             tspec = merge_spec({"dataset": spec["dataset"], "seed": 0}, tspec)
+            tv = entry.get("torchvision")
+            if tv and self.profile != "smoke":  # torchvision's published weights (benchmark/hub.py): no job
+                if not tspec.get("model"):
+                    raise BadInput(self.catalog.zoo_files[(spec["dataset"], teacher)], f"teachers.{teacher}.model",
+                                   "missing")
+                return {"torchvision": tv["weights"], "file": tv["file"], "sha256": tv["sha256"],
+                        "model": tspec["model"]}, None
             ckpt = entry.get("checkpoint")
             if ckpt and self.profile != "smoke":
                 if not tspec.get("model"):
@@ -347,6 +354,8 @@ class Planner:
         ids: list[str] = []
         for cell in ordered + list(figure_cells.values()):
             for rid in cell.job_ids():
+                if rid.startswith("checkpoint:"):  # a teacher file measured as a cell: no job
+                    continue
                 for dep in self.dependencies(rid):
                     if dep not in ids:
                         ids.append(dep)
@@ -459,8 +468,9 @@ class Planner:
                     if vspec.get("teacher") is None:
                         raise BadInput(m.path, where_field, "target teacher, but the run spec has no teacher")
                     ref, tid = self.teacher_ref(vspec, base, m.path, where_field)
-                    if tid is None:
-                        runs.append(f"checkpoint:{ref['checkpoint']}")
+                    if tid is None:  # a file, not a run: "checkpoint:<path>" or "checkpoint:torchvision:<enum>"
+                        runs.append(f"checkpoint:{ref['checkpoint']}" if "checkpoint" in ref
+                                    else f"checkpoint:torchvision:{ref['torchvision']}")
                         continue
                     runs.append(tid)
                 else:
