@@ -370,11 +370,11 @@ class Planner:
         row = next(r for r in m.rows if r["id"] == fig["row"])
         col = next(c for c in m.columns if c["id"] == fig["col"])
         where = f"figures[{fig['name']}]"
-        if row.get("cited") or col.get("cited") or col.get("aggregate") or row.get("ensemble") or "from" in row:
+        if cited_reason(row.get("cited"), col["id"]) or cited_reason(col.get("cited"), row["id"]) \
+                or col.get("aggregate") or row.get("ensemble") or "from" in row:
             raise BadInput(m.path, f"{where}.row", "must be a trained, non-ensemble row and column")
         col = {k: v for k, v in col.items() if k != "grid"}
-        cell = self._cell(m, base, {**row, "grid": fig["grid"]}, col, seeds, label=f"{m.id}: figure {fig['name']}")
-        return cell
+        return self._cell(m, base, {**row, "grid": fig["grid"]}, col, seeds, label=f"{m.id}: figure {fig['name']}")
 
     def _cell_from(self, m: Manifest, base: dict, row: dict, col: dict, seeds: list[int], cells: dict) -> CellPlan:
         """A row that takes another row's selected grid point in the same column (``from: {row: R,

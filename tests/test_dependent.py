@@ -67,7 +67,7 @@ def test_from_row_waits_then_runs_at_the_referenced_cells_best_point(tmp_path, m
     assert "loss.tau1=4.0" in done.note
 
 
-def test_reproduce_smoke_plans_the_dependent_runs_in_a_second_phase_and_draws_the_heatmap(tmp_path):
+def test_reproduce_smoke_plans_the_dependent_runs_in_a_second_phase_and_draws_the_heatmap(tmp_path, monkeypatch):
     env = {**os.environ, "KD_REPRO_CATALOG": str(CATALOG), "OMP_NUM_THREADS": "1"}
     store = tmp_path / "store"
 
@@ -89,12 +89,13 @@ def test_reproduce_smoke_plans_the_dependent_runs_in_a_second_phase_and_draws_th
     ens = next(c for c in after["cells"] if c["row"] == "KD+ATS+Ens" and c["col"] == COL)
     assert ens["taken_from"]["point"] == {"loss.tau1": 2.0, "loss.tau2": 1.0, "recipe_changes.optimizer.lr": 0.0}
     assert len(after["figures"]["fig10"]) == 1  # smoke: the figure's first point only
-    report = cli("report", "ats-table3", "--profile", "smoke", "--format", "json")
-    cell = next(c for c in json.loads(report.stdout)["cells"] if c["row"] == "KD+ATS+Ens" and c["col"] == COL)
-    assert cell["reproduced"] is not None
+    cells = json.loads((store / "reports" / "ats-table3.json").read_text())["cells"]
+    cell = next(c for c in cells if c["row"] == "KD+ATS+Ens" and c["col"] == COL)
+    assert cell["reproduced"] is not None and "at the best point of KD+ATS" in cell["note"]
     # without --figures the heatmap's runs are not planned and the report says how to ask
-    plain = cli("report", "ats-table3", "--profile", "smoke", "--out", str(tmp_path / "plain"))
-    assert plain.returncode == 0
+    monkeypatch.setenv("KD_REPRO_CATALOG", str(CATALOG))
+    planner = Planner("smoke", store=Store(store))
+    write_reports([planner.plan("ats-table3")], planner, Store(store), tmp_path / "plain")
     assert "its runs are not planned (ask with `--figures fig10`)" in (tmp_path / "plain" / "ats-table3.md").read_text()
 
 
@@ -149,3 +150,13 @@ def test_ats_table2_fig10_is_the_authors_30_point_grid_planned_only_when_asked()
     assert set(kd_ats.job_ids()) < set(fig.job_ids())  # the table's 6 points are the same runs
     assert len(set(asked.job_ids) - set(plain.job_ids)) == 30 - 6
     assert len(set(Planner("quick", figures=["fig10"]).plan("ats-table2").figure_cells["fig10"].job_ids())) == 15
+
+
+def test_a_heatmap_on_a_cited_row_is_bad_input_when_its_runs_are_asked_for(tmp_path, monkeypatch):
+    monkeypatch.setenv("KD_REPRO_CATALOG", str(CATALOG))
+    path = _bad(tmp_path, lambda d: d["figures"][0].update({"row": "KD"}))
+    manifest = load_manifest(path)
+    assert Planner("smoke").plan_manifest(manifest).figure_cells == {}  # not asked for: nothing planned
+    with pytest.raises(BadInput) as err:
+        Planner("smoke", figures=["fig10"]).plan_manifest(manifest)
+    assert err.value.field == "figures[fig10].row"
