@@ -154,6 +154,13 @@ def aggregate_cell(cell: CellPlan, measurer: Measurer) -> CellResult:
         return out
     if cell.rule == "aggregate":
         return out  # filled from the row's cells by aggregate_table
+    if cell.waiting_on:  # a `from:` row: its runs are planned once the referenced cell has finished
+        ref = cell.waiting_on
+        failed = any(measurer.state(r) == "failed" for r in ref["runs"])
+        out.status = "failed" if failed else "pending"
+        out.note = f"takes the {ref['select']} point of {ref['row']} / {ref['col']}, " + \
+            ("which failed" if failed else "which has not finished")
+        return out
     out.runs = cell.job_ids()
     states = [measurer.state(r) if not r.startswith("checkpoint:") else "checkpoint" for r in out.runs]
     if "checkpoint" in states:
@@ -186,6 +193,10 @@ def aggregate_cell(cell: CellPlan, measurer: Measurer) -> CellResult:
     if cell.rule == "best":
         out.winner, out.grid = best["params"], points
     out.status = "measured"
+    if cell.taken_from:  # which point of which cell this cell ran at, for the report
+        src = cell.taken_from
+        out.note = f"at the best point of {src['row']} / {src['col']}: " + \
+            ", ".join(f"{k}={v}" for k, v in src["point"].items())
     return out
 
 

@@ -134,8 +134,9 @@ def cmd_plan(args) -> int:
     from .throughput import measured_rate
 
     store = Store(args.store)
-    planner = Planner(args.profile, rate=measured_rate(store))
+    planner = Planner(args.profile, rate=measured_rate(store), store=store, figures=_figures(args))
     plans = [planner.plan(name) for name in args.tables]
+    _check_figures_asked(args, plans)
     summaries = [table_summary(p, planner, store) for p in plans]
     if args.json:
         print(json.dumps(summaries, indent=1, default=str))
@@ -148,7 +149,26 @@ def cmd_plan(args) -> int:
     print(f"\nprofile {args.profile}: {len(all_ids)} distinct runs (runs shared by tables counted once), "
           f"{len(pending)} pending, about {fmt_hours(sum(planner.jobs[j].gpu_hours for j in pending))} of GPU time "
           f"left (estimate: FLOPs at {planner.rate_source})")
+    for p in plans:
+        for c in p.waiting():
+            w = c.waiting_on
+            print(f"{p.manifest.id}: {c.row} / {c.col} waits for the {w['select']} point of {w['row']} / {w['col']} "
+                  f"({sum(not store.is_done(r) for r in w['runs'])} of its {len(w['runs'])} runs unfinished); "
+                  "`reproduce` plans its runs once they finish")
     return 0
+
+
+def _figures(args) -> list[str]:
+    """--figures NAME[,NAME...] (or all): the figures whose extra runs are planned."""
+    return [n for item in (getattr(args, "figures", None) or []) for n in item.split(",") if n]
+
+
+def _check_figures_asked(args, plans) -> None:
+    known = {f["name"] for p in plans for f in p.manifest.figures}
+    for name in _figures(args):
+        if name != "all" and name not in known:
+            raise BadInput("--figures", None, f"no figure {name!r} in {', '.join(p.manifest.id for p in plans)}; "
+                                              f"figures: {', '.join(sorted(known)) or 'none'}")
 
 
 def _worker_options(args, only=None):
@@ -175,20 +195,56 @@ def cmd_worker(args) -> int:
 
 
 def cmd_reproduce(args) -> int:
-    import torch
-
-    from . import reproduce as R
+    from . import hub
     from .plan import Planner
     from .queue import counts, scan
     from .store import Store
-
     from .throughput import measured_rate
 
     _check_device(args.device)
     store = Store(args.store)
-    planner = Planner(args.profile, data_root=args.data_root, rate=measured_rate(store))
-    plans = [planner.plan(name) for name in args.tables]  # all bad input is found before anything is written
-    job_ids = sorted({j for p in plans for j in p.job_ids})
+    done_ids: set[str] = set()
+    # Phases: a row that takes another cell's best point (`from:`) gets its runs only once that
+    # cell's runs have finished, so after each phase the tables are planned again with the store;
+    # new runs make a new phase, and the loop ends when a phase adds none.
+    while True:
+        planner = Planner(args.profile, data_root=args.data_root, rate=measured_rate(store), store=store,
+                          figures=_figures(args))
+        plans = [planner.plan(name) for name in args.tables]  # all bad input is found before anything is written
+        _check_figures_asked(args, plans)
+        job_ids = sorted({j for p in plans for j in p.job_ids})
+        if done_ids and set(job_ids) <= done_ids:
+            break
+        # torchvision teachers: in torch.hub's cache (fetched as torchvision does), or exit 2 saying
+        # which file to place where, before anything is written
+        hub.ensure_files([planner.jobs[j].config["teacher"] for j in job_ids
+                          if "torchvision" in (planner.jobs[j].config["teacher"] or {}) and not store.is_done(j)],
+                         download=not hub.offline())
+        code = _reproduce_phase(args, store, planner, plans, job_ids)
+        if code == 130:
+            return code
+        done_ids |= set(job_ids)
+        if not any(p.waiting() for p in plans):
+            break
+        if any(not store.is_done(r) for p in plans for c in p.waiting() for r in c.waiting_on["runs"]):
+            break  # a referenced cell did not finish (failed): its dependents stay waiting
+    final = counts(scan(store, set(job_ids)))
+    for p in plans:
+        for c in p.waiting():
+            print(f"{p.manifest.id}: {c.row} / {c.col} still waits for {c.waiting_on['row']} / {c.waiting_on['col']}")
+    code = 0 if final["done"] == len(job_ids) and not any(p.waiting() for p in plans) else 1
+    if not args.no_report:
+        code = max(code, _report(args, plans, planner, store))
+    return code
+
+
+def _reproduce_phase(args, store, planner, plans, job_ids) -> int:
+    """Enqueue the runs, run workers until none can make progress; 130 when interrupted."""
+    import torch
+
+    from . import reproduce as R
+    from .queue import counts, scan
+
     store.root.mkdir(parents=True, exist_ok=True)
     R.enqueue(store, planner, job_ids, retry_failed=args.retry_failed)
     only_file = R.job_list_file(store, job_ids)
@@ -229,10 +285,7 @@ def cmd_reproduce(args) -> int:
           f"{final['pending']} pending, {final['running']} running", flush=True)
     for line in R.summarize_failures(store, only):
         print(line)
-    code = 0 if final["done"] == len(job_ids) else 1
-    if not args.no_report:
-        code = max(code, _report(args, plans, planner, store))
-    return code
+    return 0
 
 
 def _report(args, plans, planner, store) -> int:
@@ -369,8 +422,9 @@ def cmd_report(args) -> int:
     if len(profiles) > 1:
         raise BadInput("--profile", None, f"the tables were last run with different profiles ({', '.join(sorted(profiles))}); "
                        "name one with --profile")
-    planner = Planner(profiles.pop())
+    planner = Planner(profiles.pop(), store=store, figures=_figures(args))
     plans = [planner.plan(name) for name in args.tables]
+    _check_figures_asked(args, plans)
     if args.out:
         for path in write_reports(plans, planner, store, Path(args.out)):
             print(f"report: {path}")
@@ -398,7 +452,7 @@ def cmd_status(args) -> int:
     if args.tables:
         from .plan import Planner
 
-        planner = Planner(args.profile)
+        planner = Planner(args.profile, store=store, figures=_figures(args))
         only = {j for name in args.tables for j in planner.plan(name).job_ids}
     states = scan(store, only)
     c = counts(states)
@@ -470,6 +524,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("tables", nargs="+", metavar="TABLE|MANIFEST.yaml")
     s.add_argument("--profile", default="paper", choices=["smoke", "quick", "paper"])
     s.add_argument("--store", default="runs")
+    s.add_argument("--figures", action="append", metavar="NAME[,NAME]",
+                   help="also plan the extra runs of these figures of the tables (e.g. fig10; all)")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_plan)
 
@@ -496,6 +552,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--retry-failed", action="store_true", help="try failed runs again")
     s.add_argument("--out", default=None, help="report folder (default: STORE/reports)")
     s.add_argument("--no-report", action="store_true")
+    s.add_argument("--figures", action="append", metavar="NAME[,NAME]",
+                   help="also plan the extra runs of these figures of the tables (e.g. fig10; all)")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     worker_args(s)
     s.set_defaults(func=cmd_reproduce)
@@ -510,6 +568,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("tables", nargs="*", metavar="TABLE")
     s.add_argument("--profile", default="paper", choices=["smoke", "quick", "paper"])
     s.add_argument("--store", default="runs")
+    s.add_argument("--figures", action="append", metavar="NAME[,NAME]",
+                   help="also plan the extra runs of these figures of the tables (e.g. fig10; all)")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_status)
 
@@ -519,6 +579,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--profile", default=None, choices=["smoke", "quick", "paper"],
                    help="default: the profile the table was last reproduced with in this store")
     s.add_argument("--format", default="md", choices=["md", "json"])
+    s.add_argument("--figures", action="append", metavar="NAME[,NAME]",
+                   help="also plan the extra runs of these figures of the tables (e.g. fig10; all)")
     s.add_argument("--out", default=None, help="write <table>.md/.json/.png and index.md here")
     s.set_defaults(func=cmd_report)
 

@@ -237,6 +237,15 @@ def _resolve_teacher(teacher, where):
         if set(teacher) != {"run"} or not is_run_id(teacher["run"]):
             raise BadInput(where, "teacher.run", f"must be a run id ({ID_LENGTH} hex characters)")
         return {"run": teacher["run"]}
+    if "torchvision" in teacher:  # torchvision's published weights from torch.hub's cache (benchmark/hub.py)
+        if set(teacher) != {"torchvision", "file", "sha256", "model"} or not known_model(teacher["model"]):
+            raise BadInput(where, "teacher", "a torchvision teacher needs exactly torchvision (the weights enum), "
+                                             "file, sha256 (the prefix in the file name) and a known model")
+        from .hub import check_entry
+
+        check_entry({"weights": teacher["torchvision"], "file": teacher["file"], "sha256": teacher["sha256"]},
+                    where, "teacher")
+        return {k: str(teacher[k]) for k in ("torchvision", "file", "sha256", "model")}
     if set(teacher) != {"checkpoint", "sha256", "model"}:
         raise BadInput(where, "teacher", "a checkpoint teacher needs exactly checkpoint, sha256 and model")
     name = teacher["model"]

@@ -12,10 +12,16 @@ figures:
   # plain temperature scaling and, with `ats`, with tau1 = target_scale*tau, tau2 = other_scale*tau.
   - {kind: analysis_vs_tau, name: fig7, col: Test acc, rows: [...], metrics: [derived_average, derived_std],
      taus: [0.1, 0.5, 1, 2, 4, 10], ats: {target_scale: 1.25, other_scale: 0.75}}
+  # Top-1 of one cell's runs over a two-axis grid of its own, as a heat map (ATS Fig. 10: KD+ATS,
+  # WRN28-8 -> VGG8, tau1 x tau2). The grid replaces the row's; its runs are extra runs of the
+  # table, planned only when the figure is asked for (--figures NAME) or with `runs: always`.
+  - {kind: heatmap, name: fig10, row: KD+ATS, col: WRN28-8/VGG8,
+     grid: {loss.tau1: [1, 2, 3, 4, 5, 6], loss.tau2: [1, 2, 3, 4, 5]}}   # first axis down, second across
 ```
 
 A figure is drawn when at least one of its cells has a finished run; otherwise it is listed as
-waiting for runs. Nothing is drawn from published numbers alone.
+waiting for runs (a heatmap whose runs were not asked for says how to ask). Nothing is drawn
+from published numbers alone.
 """
 
 from __future__ import annotations
@@ -26,7 +32,8 @@ from pathlib import Path
 from . import analysis as A
 from .errors import BadInput
 
-KINDS = ("lines", "analysis_vs_tau")
+KINDS = ("lines", "analysis_vs_tau", "heatmap")
+HEATMAP_RUNS = ("on_request", "always")
 METRICS = {
     "derived_average": lambda z, y, tau, target_tau: A.derived_average(z, y, tau, target_tau).mean(),
     # ATS Fig. 7 plots sigma(q) = sqrt(v(q)) (App. C.4)
@@ -35,7 +42,8 @@ METRICS = {
     "target_probability": lambda z, y, tau, target_tau: A.target_probability(z, y, tau, target_tau).mean(),
 }
 FIELDS = {"lines": {"kind", "name", "title", "cols", "rows", "ylabel"},
-          "analysis_vs_tau": {"kind", "name", "title", "col", "rows", "metrics", "taus", "ats"}}
+          "analysis_vs_tau": {"kind", "name", "title", "col", "rows", "metrics", "taus", "ats"},
+          "heatmap": {"kind", "name", "title", "row", "col", "grid", "runs"}}
 
 
 def check_figures(figures, path, rows: list[str], cols: list[str]) -> None:
@@ -61,6 +69,8 @@ def check_figures(figures, path, rows: list[str], cols: list[str]) -> None:
                 for item in fig[key]:
                     if item not in known:
                         raise BadInput(path, f"{where}.{key}", f"no {noun} {item!r}")
+        if fig["kind"] == "heatmap":
+            _check_heatmap(fig, path, where, rows, cols)
         if fig["kind"] == "lines" and "cols" not in fig:
             raise BadInput(path, f"{where}.cols", "a lines figure needs its x axis: a list of columns")
         if fig["kind"] == "analysis_vs_tau":
@@ -77,6 +87,36 @@ def check_figures(figures, path, rows: list[str], cols: list[str]) -> None:
             if ats is not None and (not isinstance(ats, dict) or set(ats) != {"target_scale", "other_scale"}
                                     or any(not isinstance(v, (int, float)) or v <= 0 for v in ats.values())):
                 raise BadInput(path, f"{where}.ats", "must be {target_scale: number, other_scale: number}")
+
+
+def _check_heatmap(fig: dict, path, where: str, rows: list[str], cols: list[str]) -> None:
+    if fig.get("row") not in rows:
+        raise BadInput(path, f"{where}.row", "must name the row whose runs the grid varies")
+    if fig.get("col") not in cols:
+        raise BadInput(path, f"{where}.col", "must name the column of the runs")
+    grid = fig.get("grid")
+    if (not isinstance(grid, dict) or len(grid) != 2 or any(not isinstance(k, str) for k in grid)
+            or any(not isinstance(v, list) or not v or len(set(map(repr, v))) != len(v) for v in grid.values())):
+        raise BadInput(path, f"{where}.grid", "must map two dotted paths (down, across) to non-empty lists of "
+                                              "distinct values")
+    if fig.get("runs", "on_request") not in HEATMAP_RUNS:
+        raise BadInput(path, f"{where}.runs", f"must be one of {', '.join(HEATMAP_RUNS)}")
+
+
+def heatmap_matrix(fig: dict, cell, measurer) -> tuple[list, list, list[list[float | None]]]:
+    """(down values, across values, top-1 per (down, across) point or None while unfinished): the mean
+    top-1 over the point's seeds, at each run's report epoch (the authors' plot_fig10.py reads the
+    last epoch's test accuracy, the ATS recipes' report epoch)."""
+    (down_path, downs), (across_path, acrosses) = fig["grid"].items()
+    values: list[list[float | None]] = [[None] * len(acrosses) for _ in downs]
+    for point in cell.points:
+        runs = point["runs"]
+        if not runs or any(measurer.state(r) != "done" for r in runs):
+            continue
+        i = downs.index(point["params"][down_path])
+        j = acrosses.index(point["params"][across_path])
+        values[i][j] = sum(measurer.measure(r, "top1")[0] for r in runs) / len(runs)
+    return downs, acrosses, values
 
 
 def _done_run(cell, measurer) -> str | None:
@@ -118,6 +158,23 @@ def draw_figure(fig: dict, plan, cells, measurer, path: Path) -> bool:
         ax.set_xticks(xs, cols, rotation=30, ha="right", fontsize=7)
         ax.set_ylabel(fig.get("ylabel", "top-1 (%)"))
         ax.legend(fontsize=6)
+    elif fig["kind"] == "heatmap":
+        cell = plan.figure_cells.get(fig["name"])
+        if cell is None:
+            return False
+        downs, acrosses, values = heatmap_matrix(fig, cell, measurer)
+        if all(v is None for line in values for v in line):
+            return False
+        (down_path, _), (across_path, _) = fig["grid"].items()
+        fig_, ax = plt.subplots(figsize=(1.1 * len(acrosses) + 2.5, 0.6 * len(downs) + 1.8))
+        image = ax.imshow([[math.nan if v is None else v for v in line] for line in values], cmap="RdPu")
+        fig_.colorbar(image, ax=ax, label="top-1 (%)")
+        for i, line in enumerate(values):
+            for j, v in enumerate(line):
+                ax.text(j, i, "—" if v is None else f"{v:.2f}", ha="center", va="center", fontsize=7)
+        ax.set_xticks(range(len(acrosses)), [f"{across_path}={a}" for a in acrosses], rotation=30, fontsize=7)
+        ax.set_yticks(range(len(downs)), [f"{down_path}={d}" for d in downs], fontsize=7)
+        ax.set_title(f"{fig['row']} / {fig['col']}", fontsize=8)
     else:
         runs = {row: _done_run(by_key[(row, fig["col"])], measurer) for row in rows}
         runs = {row: rid for row, rid in runs.items() if rid is not None}

@@ -16,6 +16,7 @@ from typing import Any
 
 from .claims import check_claims
 from .figures import check_figures
+from .hub import check_entry as check_torchvision
 from .errors import BadInput
 from .verdict import resolve_tolerances
 from .yamlfile import load_yaml
@@ -31,10 +32,10 @@ def catalog_root() -> Path:
 MANIFEST_KEYS = {"id", "paper", "title", "source", "dataset", "recipe", "seeds", "tolerance", "notes",
                  "defaults", "columns", "rows", "value", "claims", "figures"}
 REQUIRED_MANIFEST_KEYS = ("id", "paper", "title", "dataset", "recipe", "columns", "rows")
-ROW_KEYS = {"id", "set", "grid", "select", "value", "target", "ensemble", "cited", "notes", "vars"}
+ROW_KEYS = {"id", "set", "grid", "select", "value", "target", "ensemble", "cited", "notes", "vars", "from"}
 COLUMN_KEYS = {"id", "set", "grid", "select", "value", "target", "aggregate", "cited", "notes", "vars"}
 SPEC_KEYS = {"dataset", "recipe", "recipe_changes", "data_changes", "model", "loss", "teacher", "init", "seed"}
-ZOO_EXTRA_KEYS = {"like", "published", "checkpoint", "notes"}
+ZOO_EXTRA_KEYS = {"like", "published", "checkpoint", "torchvision", "notes"}
 RECIPE_KEYS = {"source", "notes", "data", "recipe"}
 PAPERS = ("ATS", "ATKD", "LS-KD", "KL-MSE")
 PLAIN_VALUES = ("top1", "top5", "top1/top5", "train_loss", "train_top1", "params", "setting")
@@ -130,6 +131,10 @@ def load_catalog(root: Path | None = None) -> Catalog:
             check_spec({k: v for k, v in entry.items() if k in SPEC_KEYS}, path, field_name)
             if entry.get("checkpoint") is not None:
                 _mapping(entry["checkpoint"], path, f"{field_name}.checkpoint", {"file", "sha256"})
+            if entry.get("torchvision") is not None:
+                if entry.get("checkpoint") is not None:
+                    raise BadInput(path, field_name, "names both a checkpoint file and torchvision weights")
+                check_torchvision(entry["torchvision"], path, f"{field_name}.torchvision")
             if (dataset, key) in zoo_files:
                 raise BadInput(path, field_name, f"teacher defined twice (also in {zoo_files[(dataset, key)]})")
             zoo.setdefault(dataset, {})[key] = entry
@@ -216,6 +221,24 @@ def _cited_ok(cited, where, field_name, other_ids) -> None:
                            "must say why the cell is cited, not run")
 
 
+FROM_SELECTS = ("best",)
+
+
+def _from_ok(row: dict, rows: list[dict], where, field_name) -> None:
+    """``from: {row: R, select: best}``: this row's cells take the grid point that won in row R's
+    cell of the same column (plan.Planner._cell_from)."""
+    src = _mapping(row["from"], where, field_name, {"row", "select"})
+    target = next((r for r in rows if r.get("id") == src.get("row")), None)
+    if target is None or target is row:
+        raise BadInput(where, f"{field_name}.row", f"must name another row of the manifest, got {src.get('row')!r}")
+    if "from" in target:
+        raise BadInput(where, f"{field_name}.row", f"row {target['id']!r} itself takes its point from another row")
+    if src.get("select", "best") not in FROM_SELECTS:
+        raise BadInput(where, f"{field_name}.select", f"must be one of {', '.join(FROM_SELECTS)}")
+    if row.get("grid") is not None:
+        raise BadInput(where, field_name, "a row with `from` has no grid of its own")
+
+
 def check_value(value, where, field_name):
     if value is None or value in PLAIN_VALUES:
         return
@@ -288,6 +311,9 @@ def load_manifest(path: Path, published_ids=None) -> Manifest:
                     raise BadInput(path, f"{where_field}.ensemble", "must list at least two members")
                 for j, member in enumerate(members):
                     check_spec(member, path, f"{where_field}.ensemble[{j}]")
+        for entry in entries:
+            if "from" in entry:
+                _from_ok(entry, entries, path, f"{kind}[{entry['id']}].from")
         missing = [n for n in names if n not in seen]
         if missing:
             raise BadInput(path, kind, f"tables/{tid}.csv has {kind} the manifest lacks: {', '.join(missing)}")

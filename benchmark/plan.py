@@ -176,6 +176,10 @@ class CellPlan:
     cited: str | None = None
     model: str | None = None  # for value params
     dataset: str | None = None
+    # a row with `from:` whose referenced cell has not finished: {"row", "col", "select", "runs"}
+    # (its runs are planned in a later phase, when the referenced cell's best point is known)
+    waiting_on: dict | None = None
+    taken_from: dict | None = None  # a row with `from:`, resolved: {"row", "col", "point"}
 
     def job_ids(self) -> list[str]:
         return [r for p in self.points for r in p["runs"]]
@@ -185,6 +189,10 @@ class CellPlan:
                "points": self.points}
         if self.cited:
             out["cited"] = self.cited
+        if self.waiting_on:
+            out["waiting_on"] = self.waiting_on
+        if self.taken_from:
+            out["taken_from"] = self.taken_from
         if self.model:
             out["model"], out["dataset"] = self.model, self.dataset
         return out
@@ -196,16 +204,27 @@ class TablePlan:
     profile: str
     cells: list[CellPlan]
     job_ids: list[str]        # every job the table needs, dependencies included, each once
+    # the runs of the figures asked for (manifest `figures:` of kind heatmap): name -> its grid as a cell
+    figure_cells: dict[str, CellPlan] = field(default_factory=dict)
+
+    def waiting(self) -> list[CellPlan]:
+        """Cells whose runs cannot be planned yet (a `from:` row whose referenced cell is unfinished)."""
+        return [c for c in self.cells if c.waiting_on]
 
 
 class Planner:
     """Resolves manifests into jobs; one Planner over several tables shares their jobs."""
 
     def __init__(self, profile: str = "paper", catalog: Catalog | None = None, data_root: str | None = None,
-                 rate: tuple[float, str] | None = None):
+                 rate: tuple[float, str] | None = None, store=None, figures=()):
         if profile not in PROFILES:
             raise BadInput("--profile", None, f"must be one of {', '.join(PROFILES)}, got {profile!r}")
         self.profile = profile
+        # the store whose finished runs resolve `from:` rows (the best point of another cell); without
+        # one, such cells wait (plan shows them as waiting on the referenced cell)
+        self.store = store
+        # names of figures whose extra runs are planned (heatmaps); "all" for every figure
+        self.figures = set(figures or ())
         self.catalog = catalog or cached_catalog()
         self.jobs: dict[str, Job] = {}
         self.data_root = data_root  # where the datasets are; not part of any run id
@@ -252,6 +271,13 @@ class Planner:
         if isinstance(teacher, str):
             tspec, entry = zoo_entry(self.catalog, spec["dataset"], teacher, where, f"{field_name}.teacher")
             tspec = merge_spec({"dataset": spec["dataset"], "seed": 0}, tspec)
+            tv = entry.get("torchvision")
+            if tv and self.profile != "smoke":  # torchvision's published weights (benchmark/hub.py): no job
+                if not tspec.get("model"):
+                    raise BadInput(self.catalog.zoo_files[(spec["dataset"], teacher)], f"teachers.{teacher}.model",
+                                   "missing")
+                return {"torchvision": tv["weights"], "file": tv["file"], "sha256": tv["sha256"],
+                        "model": tspec["model"]}, None
             ckpt = entry.get("checkpoint")
             if ckpt and self.profile != "smoke":
                 if not tspec.get("model"):
@@ -311,22 +337,84 @@ class Planner:
     def plan_manifest(self, m: Manifest) -> TablePlan:
         base = merge_spec({"dataset": m.dataset, "recipe": m.recipe}, m.defaults)
         seeds = m.seeds if self.profile == "paper" else m.seeds[:1]
-        cells = []
-        for row in m.rows:
-            for col in m.columns:
-                cells.append(self._cell(m, base, row, col, seeds))
+        cells: dict[tuple[str, str], CellPlan] = {}
+        # two phases: rows that take another row's best point (`from:`) after every other row
+        for phase in (False, True):
+            for row in m.rows:
+                if ("from" in row) != phase:
+                    continue
+                for col in m.columns:
+                    if phase:
+                        cells[(row["id"], col["id"])] = self._cell_from(m, base, row, col, seeds, cells)
+                    else:
+                        cells[(row["id"], col["id"])] = self._cell(m, base, row, col, seeds)
+        ordered = [cells[(row["id"], col["id"])] for row in m.rows for col in m.columns]
+        figure_cells = {}
+        for fig in m.figures:
+            if fig.get("kind") == "heatmap" and (fig.get("runs") == "always" or fig["name"] in self.figures
+                                                 or "all" in self.figures):
+                figure_cells[fig["name"]] = self._figure_cell(m, base, fig, seeds)
         ids: list[str] = []
-        for cell in cells:
+        for cell in ordered + list(figure_cells.values()):
             for rid in cell.job_ids():
+                if rid.startswith("checkpoint:"):  # a teacher file measured as a cell: no job
+                    continue
                 for dep in self.dependencies(rid):
                     if dep not in ids:
                         ids.append(dep)
         for rid in ids:
             if m.id not in self.jobs[rid].labels:
                 self.jobs[rid].labels.append(m.id)
-        return TablePlan(m, self.profile, cells, ids)
+        return TablePlan(m, self.profile, ordered, ids, figure_cells)
 
-    def _cell(self, m: Manifest, base: dict, row: dict, col: dict, seeds: list[int]) -> CellPlan:
+    def _figure_cell(self, m: Manifest, base: dict, fig: dict, seeds: list[int]) -> CellPlan:
+        """A heatmap figure's runs: its cell (row x column) with the figure's grid in place of the
+        row's. Points the row's own grid has are the same runs (same ids), trained once."""
+        row = next(r for r in m.rows if r["id"] == fig["row"])
+        col = next(c for c in m.columns if c["id"] == fig["col"])
+        where = f"figures[{fig['name']}]"
+        if cited_reason(row.get("cited"), col["id"]) or cited_reason(col.get("cited"), row["id"]) \
+                or col.get("aggregate") or row.get("ensemble") or "from" in row:
+            raise BadInput(m.path, f"{where}.row", "must be a trained, non-ensemble row and column")
+        col = {k: v for k, v in col.items() if k != "grid"}
+        return self._cell(m, base, {**row, "grid": fig["grid"]}, col, seeds, label=f"{m.id}: figure {fig['name']}")
+
+    def _cell_from(self, m: Manifest, base: dict, row: dict, col: dict, seeds: list[int], cells: dict) -> CellPlan:
+        """A row that takes another row's selected grid point in the same column (``from: {row: R,
+        select: best}``): the winner of cell (R, column), by the same rule as the report's best-of-grid
+        (highest mean top-1). Known only once every run of that cell has finished in the store; until
+        then the cell waits (no runs, ``waiting_on`` naming the cell and its runs)."""
+        src = row["from"]
+        field_name = f"rows[{row['id']}].from"
+        ref = cells.get((src["row"], col["id"]))
+        if ref is None:
+            raise BadInput(m.path, f"{field_name}.row", f"row {src['row']!r} takes its point from another row")
+        plain = {k: v for k, v in row.items() if k != "from"}
+        if cited_reason(row.get("cited"), col["id"]) or cited_reason(col.get("cited"), row["id"]) \
+                or col.get("aggregate") or ref.rule in ("cited", "aggregate", "setting"):
+            return self._cell(m, base, plain, col, seeds)  # nothing is trained in this cell
+        if ref.rule != "best":
+            raise BadInput(m.path, field_name, f"the cell {src['row']} / {col['id']} has no grid to take a best "
+                                               "point from")
+        runs = ref.job_ids()
+        waiting = {"row": ref.row, "col": ref.col, "select": src.get("select", "best"), "runs": runs}
+        if self.store is None or not all(self.store.is_done(r) for r in runs):
+            value = row.get("value") or col.get("value") or m.value or "top1"
+            target = row.get("target") or col.get("target") or "student"
+            return CellPlan(row["id"], col["id"], "ensemble" if row.get("ensemble") else "value", value, target,
+                            waiting_on=waiting)
+        from .aggregate import Measurer, aggregate_cell
+
+        measured = aggregate_cell(ref, Measurer(self.store, {r: self.jobs[r].config for r in runs}))
+        point = measured.winner
+        cell = self._cell(m, base, plain, col, seeds, point=point)
+        cell.taken_from = {"row": ref.row, "col": ref.col, "point": point}
+        return cell
+
+    def _cell(self, m: Manifest, base: dict, row: dict, col: dict, seeds: list[int], label: str | None = None,
+              point: dict | None = None) -> CellPlan:
+        """The runs of one cell. ``point``: a grid point taken from another cell (`from:`), applied
+        after the row's `set` like a grid point of the row's own."""
         rid, cid = row["id"], col["id"]
         field_name = f"rows[{rid}] x columns[{cid}]"
         value = row.get("value") or col.get("value") or m.value or "top1"
@@ -355,6 +443,8 @@ class Planner:
         col_set = subst(col.get("set") or {}, f"columns[{cid}].set")
         row_set = subst(row.get("set") or {}, f"rows[{rid}].set")
         spec = merge_spec(merge_spec(base, col_set), row_set)
+        for path, v in (point or {}).items():
+            spec = set_path(spec, path, v)
         if value == "params":
             if not spec.get("model"):
                 raise BadInput(m.path, f"{field_name}.model", "a params cell needs a model")
@@ -381,12 +471,14 @@ class Planner:
                     if vspec.get("teacher") is None:
                         raise BadInput(m.path, where_field, "target teacher, but the run spec has no teacher")
                     ref, tid = self.teacher_ref(vspec, base, m.path, where_field)
-                    if tid is None:
-                        runs.append(f"checkpoint:{ref['checkpoint']}")
+                    if tid is None:  # a file, not a run: "checkpoint:<path>" or "checkpoint:torchvision:<enum>"
+                        runs.append(f"checkpoint:{ref['checkpoint']}" if "checkpoint" in ref
+                                    else f"checkpoint:torchvision:{ref['torchvision']}")
                         continue
                     runs.append(tid)
                 else:
-                    runs.append(self.job_for(vspec, base, m.path, where_field, label=f"{m.id}: {rid} / {cid}"))
+                    runs.append(self.job_for(vspec, base, m.path, where_field,
+                                             label=label or f"{m.id}: {rid} / {cid}"))
             cell.points.append({"params": point, "runs": runs})
         return cell
 
@@ -467,7 +559,14 @@ def table_summary(plan: TablePlan, planner: Planner, store=None) -> dict:
         "gpu_hours": round(sum(j.gpu_hours for j in jobs), 4),
         "pending_gpu_hours": round(sum(planner.jobs[j].gpu_hours for j in pending), 4),
         "counts": {"cells": len(plan.cells), "jobs": len(jobs), "pending": len(pending),
-                   "cited_cells": sum(c.rule == "cited" for c in plan.cells)},
+                   "cited_cells": sum(c.rule == "cited" for c in plan.cells),
+                   "waiting_cells": len(plan.waiting())},
+        # the cells whose runs are planned once another cell has finished (rows with `from:`)
+        "waiting": [{"row": c.row, "col": c.col, "on": {k: c.waiting_on[k] for k in ("row", "col", "select")},
+                     "unfinished": [r for r in c.waiting_on["runs"] if store is None or not store.is_done(r)]}
+                    for c in plan.waiting()],
+        # the figures whose extra runs were asked for (--figures): their grid points and runs
+        "figures": {name: c.points for name, c in plan.figure_cells.items()},
         "cost_model": f"FLOPs counted by torch x images x epochs at {planner.flops_per_s / 1e12:.3g} TFLOP/s "
                       f"({planner.rate_source})",
     }

@@ -159,7 +159,12 @@ def table_markdown(plan: TablePlan, cells: list[CellResult], store: Store, plot_
         for fig in plan.manifest.figures:
             title = fig.get("title") or fig["name"]
             png = (figures or {}).get(fig["name"])
-            lines.append(f"![{title}]({png})" if png else f"- {title}: waiting for finished runs")
+            if png:
+                lines.append(f"![{title}]({png})")
+            elif fig["kind"] == "heatmap" and fig["name"] not in plan.figure_cells:
+                lines.append(f"- {title}: its runs are not planned (ask with `--figures {fig['name']}`)")
+            else:
+                lines.append(f"- {title}: waiting for finished runs")
     if m.notes:
         lines += ["", "## Readings of the paper (from the manifest)", "", m.notes.strip()]
     return "\n".join(lines) + "\n"

@@ -150,6 +150,15 @@ def load_teacher(cfg: dict, store: Store, device) -> torch.nn.Module | None:
             raise RunFailed(f"teacher run {tid} was trained on {tcfg['dataset']}, not {cfg['dataset']}")
         model = build_model(tcfg["model"], num_classes)
         state = torch.load(store.run_dir(tid) / "model.pt", map_location="cpu", weights_only=True)
+    elif "torchvision" in teacher:  # torchvision's published weights, in torch.hub's cache
+        from .hub import local_file
+
+        try:
+            path = local_file(teacher)
+        except ValueError as err:
+            raise RunFailed(str(err)) from None
+        model = build_model(teacher["model"], num_classes)
+        state = _state_dict_of(torch.load(path, map_location="cpu", weights_only=True))
     else:
         path = teacher["checkpoint"]
         if not Path(path).is_file():
