@@ -29,8 +29,9 @@ from .store import Store
 CSS = """
 body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 72rem; padding: 0 1rem; color: #222; }
 table { border-collapse: collapse; margin: 1rem 0; font-size: 0.9rem; }
-th, td { border: 1px solid #ccc; padding: 0.3rem 0.5rem; text-align: right; vertical-align: top; }
-th { background: #f3f3f3; } td.row, th.row { text-align: left; }
+th, td { border: 1px solid #ccc; padding: 0.3rem 0.5rem; text-align: left; vertical-align: top; }
+th { background: #f3f3f3; }
+td.within, td.outside, td.measured, td.pending, td.failed, td.cited, td.setting { text-align: right; }
 .within { background: #d8f0d8; } .outside { background: #f6d2d2; } .failed { background: #f0b0b0; }
 .pending { background: #fff3c4; } .cited, .setting { background: #eee; color: #666; }
 .measured { background: #e3ecf8; }
