@@ -115,7 +115,7 @@ class TermMeter:
 
 
 def nonfinite_reason(summary: dict) -> str:
-    """Which term went non-finite first (the one that did it), and each bad term's step fraction."""
+    """Which term went non-finite first (the one that did it) and the fraction of non-finite steps."""
     first = {k: s for k, s in summary["first_nonfinite"].items() if k != "total"}
     if not first:
         return "no term was recorded non-finite"
