@@ -111,7 +111,7 @@ def _numbers(store, rid: str) -> dict:
     if res is None or res.get("status") != "done":
         reason = (res or {}).get("reason", "no result")
         return {"id": rid, "failed": reason}
-    hist = store.metrics(rid)
+    hist = [h for h in store.metrics(rid) if "stage" not in h]  # pre-training stage lines come first
     m = res["metrics"]
     return {
         "id": rid,

@@ -80,6 +80,7 @@ def cmd_train(args) -> int:
         raw = {**raw, "data": {**(raw.get("data") or {}), "root": args.data_root}}
     cfg = C.resolve(raw, where=str(args.config))
     _check_device(args.device)
+    tensorboard = _tensorboard(args)
     store = Store(args.store)
     rid = C.run_id(cfg)
     print(f"run {rid}: {cfg['model']} on {cfg['dataset']} ({cfg['data']['source']}), loss {cfg['loss']['name']}, "
@@ -93,7 +94,7 @@ def cmd_train(args) -> int:
                   flush=True)
 
     options = ExecOptions(device=args.device, num_workers=args.num_workers, accel=accel.from_args(args),
-                          on_epoch=on_epoch)
+                          on_epoch=on_epoch, tensorboard=tensorboard)
     result = train_run(cfg, store, options)
     if result["status"] != "done":
         print(f"run {rid} failed: {result['reason']}", file=sys.stderr)
@@ -177,7 +178,17 @@ def _worker_options(args, only=None):
     return WorkerOptions(store=args.store, device=args.device, only=only, lease_seconds=args.lease_seconds,
                          heartbeat_seconds=max(0.5, args.lease_seconds / 6), max_attempts=args.max_attempts,
                          num_workers=args.num_workers, fuse=not args.no_fuse, data_root=args.data_root,
-                         accel=accel.from_args(args))
+                         accel=accel.from_args(args), tensorboard=_tensorboard(args))
+
+
+def _tensorboard(args) -> bool:
+    """--tensorboard, checked: without the optional package it is bad input (exit 2)."""
+    if getattr(args, "tensorboard", False):
+        from .tboard import require
+
+        require()
+        return True
+    return False
 
 
 def cmd_worker(args) -> int:
@@ -202,6 +213,7 @@ def cmd_reproduce(args) -> int:
     from .throughput import measured_rate
 
     _check_device(args.device)
+    _tensorboard(args)  # bad input before anything is written
     store = Store(args.store)
     done_ids: set[str] = set()
     # Phases: a row that takes another cell's best point (`from:`) gets its runs only once that
@@ -256,7 +268,8 @@ def _reproduce_phase(args, store, planner, plans, job_ids) -> int:
     n_workers = args.workers or (torch.cuda.device_count() if args.device.startswith("cuda") else 1) or 1
     extra = ["--lease-seconds", str(args.lease_seconds), "--max-attempts", str(args.max_attempts),
              "--num-workers", str(args.num_workers)] + (["--no-fuse"] if args.no_fuse else []) \
-        + (["--data-root", args.data_root] if args.data_root else []) + accel.to_cli(accel.from_args(args))
+        + (["--data-root", args.data_root] if args.data_root else []) + accel.to_cli(accel.from_args(args)) \
+        + (["--tensorboard"] if _tensorboard(args) else [])
     procs, jobs = [], []
     try:
         if before["pending"] or before["running"]:
@@ -425,6 +438,8 @@ def cmd_report(args) -> int:
     planner = Planner(profiles.pop(), store=store, figures=_figures(args))
     plans = [planner.plan(name) for name in args.tables]
     _check_figures_asked(args, plans)
+    if args.format == "csv":
+        return _report_csv(plans, planner, store, args.out)
     if args.out:
         for path in write_reports(plans, planner, store, Path(args.out)):
             print(f"report: {path}")
@@ -435,6 +450,40 @@ def cmd_report(args) -> int:
             print(json.dumps(table_json(plan, cells, store), indent=1, default=str))
         else:
             print(table_markdown(plan, cells, store, None))
+    return 0
+
+
+def _report_csv(plans, planner, store, out) -> int:
+    """The cells of every table as one CSV (benchmark.results.CELL_COLUMNS): to stdout, or
+    ``<out>/<table>.csv`` per table."""
+    import pandas as pd
+
+    from .aggregate import aggregate_table
+    from .results import cells_frame
+
+    frames = [cells_frame(plan, aggregate_table(plan, planner, store)) for plan in plans]
+    if not out:
+        sys.stdout.write(pd.concat(frames, ignore_index=True).to_csv(index=False))
+        return 0
+    Path(out).mkdir(parents=True, exist_ok=True)
+    for plan, frame in zip(plans, frames):
+        path = Path(out) / f"{plan.manifest.id}.csv"
+        frame.to_csv(path, index=False)
+        print(f"report: {path}")
+    return 0
+
+
+def cmd_site(args) -> int:
+    from .site import write_site
+    from .store import Store
+
+    store = Store(args.store)
+    if not store.runs_dir.is_dir():
+        raise BadInput("--store", None, f"{store.root} is not a store (no runs/ folder)")
+    if args.nightly and not Path(args.nightly).is_dir():
+        raise BadInput("--nightly", None, f"{args.nightly} is not a folder")
+    pages = write_site(store, Path(args.out), Path(args.nightly) if args.nightly else None)
+    print(f"site: {pages[0]} ({len(pages) - 1} table page(s))")
     return 0
 
 
@@ -539,6 +588,8 @@ def build_parser() -> argparse.ArgumentParser:
         s.add_argument("--no-fuse", action="store_true", help="train runs one by one, never fused")
         s.add_argument("--data-root", default=None, help="where the datasets are (default: the recipes' ./data)")
         accel.add_arguments(s)
+        s.add_argument("--tensorboard", action="store_true",
+                       help="write each run's scalars as TensorBoard events under STORE/tensorboard")
 
     s = sub.add_parser("reproduce", help="plan, train (resumable) and report tables")
     s.add_argument("tables", nargs="+", metavar="TABLE|MANIFEST.yaml")
@@ -578,11 +629,17 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--store", default="runs")
     s.add_argument("--profile", default=None, choices=["smoke", "quick", "paper"],
                    help="default: the profile the table was last reproduced with in this store")
-    s.add_argument("--format", default="md", choices=["md", "json"])
+    s.add_argument("--format", default="md", choices=["md", "json", "csv"])
     s.add_argument("--figures", action="append", metavar="NAME[,NAME]",
                    help="also plan the extra runs of these figures of the tables (e.g. fig10; all)")
     s.add_argument("--out", default=None, help="write <table>.md/.json/.png and index.md here")
     s.set_defaults(func=cmd_report)
+
+    s = sub.add_parser("site", help="a static HTML site of the store's tables (index, one page per table)")
+    s.add_argument("--store", default="runs")
+    s.add_argument("--out", required=True, help="folder of the site (index.html)")
+    s.add_argument("--nightly", default=None, help="a nightly --out folder: show each cell's history")
+    s.set_defaults(func=cmd_site)
 
     s = sub.add_parser("nightly", help="reproduce, write a dated report, list regressions (exit 1 if any)")
     s.add_argument("--tables", nargs="+", required=True, metavar="TABLE")
@@ -626,6 +683,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--data-root", default=None, help="where the datasets are (overrides data.root)")
     s.add_argument("--num-workers", type=int, default=4, help="DataLoader workers (image-folder datasets)")
     accel.add_arguments(s)
+    s.add_argument("--tensorboard", action="store_true",
+                   help="write the run's scalars as TensorBoard events under STORE/tensorboard")
     s.set_defaults(func=cmd_train)
     return p
 

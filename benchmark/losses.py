@@ -25,6 +25,7 @@ from typing import Any, Callable
 import torch
 import torch.nn.functional as F
 
+from benchmark import terms as T
 from benchmark.analysis import adaptive_temperature, ats_probs
 
 __all__ = [
@@ -125,13 +126,18 @@ def _divergence(log_p_t: torch.Tensor, log_p_s: torch.Tensor, divergence: str) -
     return -(p_t * log_p_s).sum(dim=1)
 
 
+def _weighted_sum(ce: torch.Tensor, kd: torch.Tensor, name: str = "kd") -> torch.Tensor:
+    """``ce + kd`` (both already weighted), recording them as the terms "ce" and ``name``."""
+    return T.record("ce", ce) + T.record(name, kd)
+
+
 # ------------------------------------------------------------------ losses
 
 
 def ce_loss(z_s: torch.Tensor, z_t: torch.Tensor | None, y: torch.Tensor) -> torch.Tensor:
     """Cross-entropy ``-log p_y(1)``, mean over the batch (the CE / NoKD baseline)."""
     z_s, _, y = _inputs(z_s, z_t, y, needs_teacher=False)
-    return F.cross_entropy(z_s, y)
+    return T.record("ce", F.cross_entropy(z_s, y))
 
 
 def ls_loss(z_s: torch.Tensor, z_t: torch.Tensor | None, y: torch.Tensor, *, alpha: float = 0.1) -> torch.Tensor:
@@ -148,7 +154,7 @@ def ls_loss(z_s: torch.Tensor, z_t: torch.Tensor | None, y: torch.Tensor, *, alp
     log_p = F.log_softmax(z_s, dim=1)
     nll = -log_p.gather(1, y[:, None]).squeeze(1)
     uniform = -log_p.mean(dim=1)
-    return ((1.0 - alpha) * nll + alpha * uniform).mean()
+    return T.record("ls", ((1.0 - alpha) * nll + alpha * uniform).mean())
 
 
 def _kd_inf(z_s: torch.Tensor, z_t: torch.Tensor) -> torch.Tensor:
@@ -236,7 +242,7 @@ def kd_loss(
         if tau_squared:
             per_sample = per_sample * (student_tau if tau_scale == "student" else tau) ** 2
     kd = _reduce(per_sample, z_s.shape[1], reduction)
-    return ce_weight * F.cross_entropy(z_s, y) + kd_weight * kd
+    return _weighted_sum(ce_weight * F.cross_entropy(z_s, y), kd_weight * kd)
 
 
 def ats_loss(
@@ -278,7 +284,7 @@ def ats_loss(
     if tau_squared:
         per_sample = per_sample * student_tau**2
     kd = _reduce(per_sample, z_s.shape[1], reduction)
-    return ce_weight * F.cross_entropy(z_s, y) + kd_weight * kd
+    return _weighted_sum(ce_weight * F.cross_entropy(z_s, y), kd_weight * kd)
 
 
 def atkd_loss(
@@ -393,7 +399,7 @@ def atkd_loss(
         per_sample = per_sample * std_s.detach().squeeze(1) ** 2
     kd = _reduce(per_sample, z_s.shape[1], reduction)
     ce_logits = z_s if ce_on == "raw" else z_s * multiplier / std_s
-    return ce_weight * F.cross_entropy(ce_logits, y) + kd_weight * kd
+    return _weighted_sum(ce_weight * F.cross_entropy(ce_logits, y), kd_weight * kd)
 
 
 def mse_loss(
@@ -415,7 +421,7 @@ def mse_loss(
     z_s, z_t, y = _inputs(z_s, z_t, y)
     per_sample = ((z_s - z_t) ** 2).sum(dim=1)
     kd = _reduce(per_sample, z_s.shape[1], reduction)
-    return ce_weight * F.cross_entropy(z_s, y) + kd_weight * kd
+    return _weighted_sum(ce_weight * F.cross_entropy(z_s, y), kd_weight * kd, name="mse")
 
 
 # ---------------------------------------------------------------- registry
@@ -481,6 +487,13 @@ class Loss:
 
     def __call__(self, student_logits, teacher_logits, targets) -> torch.Tensor:
         return self.fn(student_logits, teacher_logits, targets, **self.params)
+
+    def terms(self, student_logits, teacher_logits, targets) -> dict[str, torch.Tensor]:
+        """The loss's weighted terms (e.g. ``{"ce": w_ce * CE, "kd": w_kd * KD}``, detached)
+        plus ``"total"``, the value ``self(...)`` returns (with its graph, bit-identical to it)."""
+        with T.recording() as parts:
+            total = self(student_logits, teacher_logits, targets)
+        return {**parts, "total": total}
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.params.items())

@@ -172,6 +172,7 @@ class WorkerOptions:
     fuse_max: int = 8
     data_root: str | None = None       # where the datasets are on this machine (overrides the configs')
     accel: Accel = field(default_factory=Accel)  # accelerations and determinism (accel.py)
+    tensorboard: bool = False          # write each run's scalars as TensorBoard events under the store
     name: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
 
 
@@ -284,7 +285,8 @@ def run_group(store: Store, rids: list[str], opts: WorkerOptions, log=print) -> 
                 raise StopRun(m["run"])
             lease.renew()
 
-        options = ExecOptions(device=opts.device, num_workers=opts.num_workers, accel=opts.accel, on_epoch=on_epoch)
+        options = ExecOptions(device=opts.device, num_workers=opts.num_workers, accel=opts.accel, on_epoch=on_epoch,
+                              tensorboard=opts.tensorboard)
         results = train_runs(cfgs, store, options)
         for rid, result in results.items():
             if result is None:

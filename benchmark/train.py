@@ -29,6 +29,7 @@ import torch
 
 from . import accel as A
 from . import config as C
+from . import terms as T
 from .accel import Accel
 from .data import get_spec, load_arrays, load_folder, make_transforms, synthetic_arrays
 from .errors import BadInput
@@ -52,6 +53,7 @@ class ExecOptions:
     num_workers: int = 4          # DataLoader workers for image-folder datasets
     accel: Accel = field(default_factory=Accel)  # accelerations and determinism (accel.py)
     on_epoch: Callable[[dict], None] | None = field(default=None, repr=False)  # progress hook
+    tensorboard: bool = False     # also write each epoch's scalars as TensorBoard events (tboard.py)
 
     def record(self) -> dict:
         """What ran: the flags as they applied on this device."""
@@ -434,6 +436,7 @@ class Student:
                     opt.load_state_dict(self.init_optimizer_state)
             t0 = time.time()
             loss_sum, seen = torch.zeros((), device=self.device), 0
+            meter = T.TermMeter(self.device)
             self.model.eval()
             self.distiller.eval()
             for m in stage.modules:
@@ -445,23 +448,30 @@ class Student:
                 with self._own_rng():
                     with A.autocast(self.device, self.accel):
                         fs = self.model.extract(x) if stage.needs_student else None
-                    loss = stage.loss(fs, ft, y)
+                    with T.recording() as parts:
+                        loss = stage.loss(fs, ft, y)
                     opt.zero_grad(set_to_none=True)
                     loss.backward()
+                    gn = T.grad_norm(params)
                     opt.step()
                 loss_sum += loss.detach() * len(y)
                 seen += len(y)
+                meter.add({"stage": loss, **parts}, loss, len(y), gn)
             train_loss = loss_sum.item() / max(seen, 1)
+            terms = meter.summary()
             if not math.isfinite(train_loss):
-                raise RunFailed(f"non-finite loss ({train_loss}) in epoch {e + 1} of pre-training stage {stage.name}")
+                raise RunFailed(f"non-finite loss ({train_loss}) in epoch {e + 1} of pre-training stage {stage.name}: "
+                                + T.nonfinite_reason(terms))
+            terms.pop("first_nonfinite")
             self.init_history.append({"stage": stage.name, "epoch": e + 1, "lr": stage.lr,
-                                      "train_loss": train_loss, "time_s": time.time() - t0})
+                                      "train_loss": train_loss, **terms, "time_s": time.time() - t0})
             self.init_done += 1
             last_of_stage = e == stage.epochs - 1
             if last_of_stage:
                 opt.zero_grad(set_to_none=True)  # no stale gradient reaches the main optimizer
             self.init_optimizer_state = None if last_of_stage else opt.state_dict()
             save_checkpoint(self.run_dir, self._state(epoch=-1))
+            self.write_metrics(options)
             if options.on_epoch:
                 options.on_epoch({"run": self.rid, "stage": stage.name, "epoch": e + 1, "epochs": stage.epochs,
                                   "train_loss": train_loss, "test_top1": None})
@@ -489,6 +499,15 @@ class Student:
                          init_optimizer=self.init_optimizer_state)
         return state
 
+    def write_metrics(self, options: ExecOptions) -> None:
+        """metrics.jsonl: the pre-training stages' epochs (with ``stage``), then the main epochs;
+        and, with ``options.tensorboard``, the same as TensorBoard events."""
+        self.store.append_metrics(self.rid, [*self.init_history, *self.history])
+        if options.tensorboard:
+            from .tboard import export_run
+
+            export_run(self.store, self.rid)
+
     def begin_epoch(self, epoch: int) -> None:
         self.lr = C.lr_at(self.recipe, epoch)
         for group in self.optimizer.param_groups:
@@ -504,6 +523,7 @@ class Student:
             if hasattr(self.distiller, "set_epoch"):  # losses whose weight follows the epoch (warm-up)
                 self.distiller.set_epoch(epoch)
         self.loss_sum = torch.zeros((), device=self.device)
+        self.meter = T.TermMeter(self.device)
         self.correct = torch.zeros((), device=self.device, dtype=torch.long)
         self.seen = 0
         self.record_steps, self.step_losses = epoch == 0, []
@@ -519,12 +539,15 @@ class Student:
                     z_s = fs["logits"]
                 else:
                     z_s = self.forward(x)
-            # the losses compute in float32 under any autocast
-            loss = self.distiller(fs, ft, y, index) if self.distiller is not None else self.loss_fn(z_s, z_t, y)
+            # the losses compute in float32 under any autocast; their terms are recorded aside
+            with T.recording() as parts:
+                loss = self.distiller(fs, ft, y, index) if self.distiller is not None else self.loss_fn(z_s, z_t, y)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            gn = T.grad_norm(p for g in self.optimizer.param_groups for p in g["params"])
             self.optimizer.step()
         self.loss_sum += loss.detach() * len(y)
+        self.meter.add(parts, loss, len(y), gn)
         self.correct += (z_s.detach().argmax(1) == y).sum()
         self.seen += len(y)
         if self.record_steps and len(self.step_losses) < FIRST_STEPS_RECORDED:
@@ -532,20 +555,22 @@ class Student:
 
     def end_epoch(self, epoch: int, data, options: ExecOptions) -> None:
         train_loss = self.loss_sum.item() / max(self.seen, 1)  # one host sync per epoch
+        terms = self.meter.summary()
         if not math.isfinite(train_loss):
-            raise RunFailed(f"non-finite training loss ({train_loss}) in epoch {epoch + 1}")
+            raise RunFailed(f"non-finite training loss ({train_loss}) in epoch {epoch + 1}: " + T.nonfinite_reason(terms))
+        terms.pop("first_nonfinite")
         if self.recipe["bn_recalibration"]:
             with self._own_rng():  # dropout draws come from the run's own stream
                 recalibrate_bn(self.model, data.train_batches(self.seed, f"bn{epoch}"), self.accel)
         ev = self.last_eval = evaluate(self.model, data.test_batches())
-        self.history.append({"epoch": epoch + 1, "lr": self.lr, "train_loss": train_loss,
+        self.history.append({"epoch": epoch + 1, "lr": self.lr, "train_loss": train_loss, **terms,
                              "train_top1_augmented": self.correct.item() / max(self.seen, 1) * 100,
                              "test_top1": ev["top1"], "test_top5": ev["top5"], "time_s": time.time() - self.t0,
                              **({"loss_params": self.scheduled} if self.scheduled else {})})
         if self.step_losses:  # the golden canary compares these step by step (benchmark/canary.py)
             self.history[-1]["first_steps_loss"] = [float(v) for v in torch.stack(self.step_losses).cpu()]
         save_checkpoint(self.run_dir, self._state(epoch))
-        self.store.append_metrics(self.rid, self.history)
+        self.write_metrics(options)
         self.epoch_times.append(time.time() - self.t0)
         self.next_epoch = epoch + 1
         if options.on_epoch:

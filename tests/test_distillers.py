@@ -436,6 +436,9 @@ def test_interrupted_and_resumed_equals_uninterrupted(teacher_file, tmp_path, lo
         train_run(cfg, store, ExecOptions(on_epoch=hook))
     resumed = train_run(cfg, store, ExecOptions())
     assert resumed["resumed_from_epoch"] == 1 and same(resumed, full)
+    strip = lambda s: [{k: v for k, v in m.items() if k != "time_s"} for m in s.metrics(full["id"])]
+    assert strip(store) == strip(Store(tmp_path / "full"))  # every term, grad norm, bad steps
+    assert {"loss_ce", "loss_feature", "grad_norm", "nonfinite_frac"} <= set(strip(store)[0])
 
 
 def test_fused_feature_and_logit_students_equal_apart(teacher_file, tmp_path):

@@ -13,6 +13,11 @@ def same(a, b):
     return (a["metrics"], a["weights_digest"]) == (b["metrics"], b["weights_digest"])
 
 
+def lines(store, rid):
+    """metrics.jsonl without the wall time: every loss term, lr, grad norm, bad-step fraction."""
+    return [{k: v for k, v in m.items() if k != "time_s"} for m in store.metrics(rid)]
+
+
 @pytest.fixture(scope="module")
 def teacher(tmp_path_factory):
     return trained_teacher(tmp_path_factory.mktemp("teacher"))
@@ -40,6 +45,8 @@ def test_fused_equals_apart_with_a_shared_teacher(teacher, tmp_path):
         alone = train_run(cfg, apart, ExecOptions())
         assert same(together[alone["id"]], alone)
         assert together[alone["id"]]["execution"]["fused_with"] == 3
+        assert lines(fused, alone["id"]) == lines(apart, alone["id"])
+        assert {"loss_ce", "loss_kd" if cfg["loss"]["name"] == "kd" else "loss_mse", "grad_norm"} <= set(lines(apart, alone["id"])[0])
 
 
 def test_fused_equals_apart_with_dropout(tmp_path):
@@ -52,6 +59,7 @@ def test_fused_equals_apart_with_dropout(tmp_path):
     for cfg in cfgs:
         alone = train_run(cfg, Store(tmp_path / "apart"), ExecOptions())
         assert same(together[alone["id"]], alone)
+        assert lines(Store(tmp_path / "fused"), alone["id"]) == lines(Store(tmp_path / "apart"), alone["id"])
 
 
 def test_runs_with_other_seeds_are_not_fused(teacher):

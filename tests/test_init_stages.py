@@ -248,6 +248,10 @@ def small(teacher, loss):
 same = same_result
 
 
+def lines_of(store, rid):
+    return [{k: v for k, v in m.items() if k != "time_s"} for m in store.metrics(rid)]
+
+
 @pytest.mark.parametrize("loss", [{"name": "ab", "init_epochs": 2}, {"name": "ft", "init_epochs": 2}])
 def test_killed_in_the_stage_and_resumed_equals_uninterrupted(teacher_file, tmp_path, loss):
     cfg = small(teacher_file, loss)
@@ -268,6 +272,12 @@ def test_killed_in_the_stage_and_resumed_equals_uninterrupted(teacher_file, tmp_
         train_run(cfg, store, ExecOptions(on_epoch=hook))
     resumed = train_run(cfg, store, ExecOptions())
     assert resumed["init_stages"]["resumed_from_init_epoch"] == 1 and same(resumed, full)
+    # metrics.jsonl: the stage's epochs (its loss as the term "stage"), then the main epoch's terms
+    got, want = (lines_of(s, full["id"]) for s in (store, Store(tmp_path / "full")))
+    assert got == want
+    assert [m.get("stage") for m in got] == [seen[0]["stage"]] * 2 + [None]
+    assert all(m["loss_stage"] == m["train_loss"] and m["grad_norm"] > 0 for m in got[:2])
+    assert {"loss_ce", "loss_feature", "grad_norm", "nonfinite_frac"} <= set(got[2])
     assert resumed["init_stages"]["history"][1]["train_loss"] == full["init_stages"]["history"][1]["train_loss"]
 
 
@@ -277,6 +287,7 @@ def test_stage_students_fused_equal_apart(teacher_file, tmp_path):
     for cfg in cfgs:
         alone = train_run(cfg, Store(tmp_path / "apart"), ExecOptions())
         assert same(together[alone["id"]], alone)
+        assert lines_of(Store(tmp_path / "fused"), alone["id"]) == lines_of(Store(tmp_path / "apart"), alone["id"])
     # and the stage changed the student: the same run without it ends elsewhere
     no_stage = train_run(small(teacher_file, {"name": "fsp", "init_epochs": 0}), Store(tmp_path / "apart"), ExecOptions())
     assert no_stage["weights_digest"] != together[C.run_id(cfgs[1])]["weights_digest"]

@@ -40,6 +40,8 @@ def test_a_run_trains_records_and_is_skipped_when_done(tmp_path):
     assert 0 <= m["top1"] <= 100 and m["top5"] >= m["top1"]
     assert m["train_top1"] is not None
     assert [h["lr"] for h in store.metrics(rid)] == pytest.approx([0.05, 0.05, 0.005])
+    for h in store.metrics(rid):  # every term's epoch mean (CE alone: the loss itself), grad norm, bad steps
+        assert h["loss_ce"] == h["train_loss"] and h["nonfinite_frac"] == 0.0 and h["grad_norm"] > 0
     for key in ("code_revision", "torch", "torchvision", "device"):
         assert key in res["provenance"]
     assert json.loads((store.run_dir(rid) / "result.json").read_text())["id"] == rid
@@ -111,6 +113,18 @@ def test_non_finite_loss_fails_the_run_with_a_reason(tmp_path):
     assert res["status"] == "failed"
     assert "non-finite" in res["reason"]
     assert Store(tmp_path).result(res["id"])["status"] == "failed"
+
+
+def test_a_non_finite_run_names_the_term_that_did_it(tmp_path):
+    from tests.helpers import small_feature_run, teacher_checkpoint
+
+    # FitNet's hint (about 2 at the start) times 1e39 overflows float32 at the first step, while
+    # CE is finite there; the next steps are NaN throughout (the weights are).
+    teacher = teacher_checkpoint(tmp_path, "resnet14", 7)
+    res = train_run(small_feature_run(teacher, {"name": "fitnet", "weight": 1e39}, epochs=1), Store(tmp_path), ExecOptions())
+    assert res["status"] == "failed"
+    assert "term 'feature' went non-finite first (step 1 of the epoch)" in res["reason"], res["reason"]
+    assert "non-finite steps: total 1" in res["reason"]
 
 
 def test_student_learns_from_teacher_run(tmp_path):

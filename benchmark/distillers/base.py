@@ -28,6 +28,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from benchmark import terms as T
+
 BASE_PARAMS: dict[str, Any] = {"ce_weight": 1.0, "kd_weight": 0.0, "tau": 4.0}
 
 
@@ -154,14 +156,22 @@ class Distiller(nn.Module):
     def logit_terms(self, fs: dict, ft: dict, y: torch.Tensor) -> torch.Tensor:
         z_s = up(fs["logits"])
         total = z_s.new_zeros(())
+        # Each addend is recorded as a term (benchmark.terms); the sum is computed as before.
         if self.ce_weight:
-            total = total + self.ce_weight * F.cross_entropy(z_s, y)
+            total = T.add(total, "ce", self.ce_weight * F.cross_entropy(z_s, y))
         if self.kd_weight:
-            total = total + self.kd_weight * kd_term(z_s, ft["logits"].detach(), self.tau)
+            total = T.add(total, "kd", self.kd_weight * kd_term(z_s, ft["logits"].detach(), self.tau))
         return total
 
     def forward(self, fs: dict, ft: dict, y: torch.Tensor, index: torch.Tensor | None = None) -> torch.Tensor:
         total = self.logit_terms(fs, ft, y)
         if self.weight:
-            total = total + self.weight * self.feature_loss(fs, ft, y, index)
+            total = T.add(total, "feature", self.weight * self.feature_loss(fs, ft, y, index))
         return total
+
+    def terms(self, fs: dict, ft: dict, y: torch.Tensor, index: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """The weighted terms of ``forward`` ("ce", "kd", "feature"; those with a non-zero weight,
+        detached) plus ``"total"``, the value ``forward`` returns (with its graph)."""
+        with T.recording() as parts:
+            total = self(fs, ft, y, index)
+        return {**parts, "total": total}

@@ -101,6 +101,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from benchmark import terms as T
+
 from .base import Distiller, preact_taps, taps, up
 
 MAX_MID_CHANNELS = 512   # build_review_kd: mid_channel = min(512, in_channels[-1])
@@ -260,5 +262,5 @@ class ReviewKD(Distiller):
         total = self.logit_terms(fs, ft, y)
         if self.weight:
             # computed even at factor 0 (epoch 0): zero gradients, as train.py's product gives
-            total = total + (self.weight * self.warmup()) * self.feature_loss(fs, ft, y, index)
+            total = T.add(total, "feature", (self.weight * self.warmup()) * self.feature_loss(fs, ft, y, index))
         return total

@@ -21,6 +21,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from benchmark import terms as T
+
 from .base import up, kd_term, taps
 from .fitnet import FitNet
 
@@ -55,9 +57,14 @@ class SCKD(FitNet):
 
     def forward(self, fs, ft, y, index=None):
         ce, kd, hint, use_kd, use_hint = self.gates(fs, ft, y)
-        total = self.ce_weight * ce
+        total = T.record("ce", self.ce_weight * ce)
+        # A gated-off term is recorded as 0 for this step (the terms still sum to the total).
         if use_kd:
-            total = total + self.kd_weight * kd
+            total = T.add(total, "kd", self.kd_weight * kd)
+        else:
+            T.record("kd", torch.zeros_like(kd))
         if use_hint:
-            total = total + self.weight * hint
+            total = T.add(total, "feature", self.weight * hint)
+        else:
+            T.record("feature", torch.zeros_like(hint))
         return total

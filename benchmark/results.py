@@ -1,0 +1,173 @@
+"""A store's results as pandas DataFrames, for notebooks and for the site and CSV reports.
+
+    from benchmark import results as R
+    R.runs("runs")                  # one row per run: config, status, accuracies, provenance
+    R.epochs("runs")                # one row per run and logged epoch (stage epochs included)
+    R.cells("runs", "klmse-table1") # the report's cells: published, reproduced mean/std/n, delta, status
+
+``cells`` is the aggregator's output (benchmark.aggregate) turned into a frame, not a second
+computation: the report, ``report --format csv`` and the site read the same numbers.
+Nested config fields become dotted columns (``loss.tau``, ``recipe.optimizer.lr``).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pandas as pd
+
+from .store import Store, read_json
+
+RUN_COLUMNS = ["id", "tables", "profile", "role", "status", "dataset", "model", "teacher", "loss", "tau", "seed",
+               "epochs", "top1", "top5", "last_top1", "best_top1", "best_epoch", "reported_epoch", "epochs_done",
+               "device", "device_name", "wall_time_s", "code_revision", "fused_with", "reason"]
+CELL_COLUMNS = ["table", "profile", "row", "col", "rule", "published", "reproduced", "std", "n", "delta", "status",
+                "published_top5", "reproduced_top5", "winner", "note", "runs"]
+
+
+def _store(store: Store | str | os.PathLike) -> Store:
+    return store if isinstance(store, Store) else Store(store)
+
+
+def sessions(store: Store | str | os.PathLike) -> list[dict]:
+    """The reproduce sessions recorded in the store (profile, tables), oldest first."""
+    found = read_json(_store(store).root / "queue" / "sessions.json")
+    return [s for s in found if isinstance(s, dict)] if isinstance(found, list) else []
+
+
+def table_index(store: Store | str | os.PathLike) -> dict[str, dict]:
+    """run id -> {"tables": [...], "profile": p, "role": r} for the tables reproduced in the store,
+    each planned under the profile it was last run with (a run asked for by two tables lists both)."""
+    from .plan import Planner
+
+    last: dict[str, str] = {}
+    for s in sessions(store):
+        for t in s.get("tables", []):
+            last[t] = s.get("profile", "paper")
+    index: dict[str, dict] = {}
+    planners: dict[str, Planner] = {}
+    for table, profile in last.items():
+        planner = planners.setdefault(profile, Planner(profile))
+        try:
+            plan = planner.plan(table)
+        except Exception:  # a table whose manifest was removed or renamed since: no labels, no crash
+            continue
+        for rid in plan.job_ids:
+            entry = index.setdefault(rid, {"tables": [], "profile": profile, "role": planner.jobs[rid].role})
+            entry["tables"].append(plan.manifest.id)
+    return index
+
+
+def _flat(prefix: str, d: dict | None) -> dict:
+    out = {}
+    for k, v in (d or {}).items():
+        if isinstance(v, dict):
+            out.update(_flat(f"{prefix}{k}.", v))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def _teacher(cfg: dict) -> str | None:
+    t = cfg.get("teacher")
+    if not t:
+        return None
+    return t.get("run") or f"checkpoint:{t.get('model')}"
+
+
+def run_row(store: Store, rid: str, where: dict | None = None, status: str | None = None) -> dict:
+    cfg = store.config(rid) or {}
+    res = store.result(rid) or {}
+    metrics, prov = res.get("metrics") or {}, res.get("provenance") or {}
+    status = status or res.get("status") or "pending"
+    loss = cfg.get("loss") or {}
+    where = where or {}
+    row = {
+        "id": rid, "tables": ",".join(where.get("tables", [])), "profile": where.get("profile"),
+        "role": where.get("role"), "status": status, "dataset": cfg.get("dataset"), "model": cfg.get("model"),
+        "teacher": _teacher(cfg), "loss": loss.get("name"), "tau": loss.get("tau"), "seed": cfg.get("seed"),
+        "epochs": (cfg.get("recipe") or {}).get("epochs"),
+        "top1": metrics.get("top1"), "top5": metrics.get("top5"),
+        "last_top1": (metrics.get("last") or {}).get("top1"), "best_top1": (metrics.get("best") or {}).get("top1"),
+        "best_epoch": (metrics.get("best") or {}).get("epoch"), "reported_epoch": metrics.get("reported_epoch"),
+        "epochs_done": (metrics.get("last") or {}).get("epoch"),
+        "device": prov.get("device"), "device_name": prov.get("device_name"), "wall_time_s": res.get("wall_time_s"),
+        "code_revision": prov.get("code_revision"), "fused_with": (res.get("execution") or {}).get("fused_with"),
+        "reason": res.get("reason"),
+    }
+    # every option of the loss (the named readings it ran with) and of the recipe
+    row.update(_flat("loss.", {k: v for k, v in loss.items() if k != "name"}))
+    row.update(_flat("recipe.", cfg.get("recipe")))
+    return row
+
+
+def runs(store: Store | str | os.PathLike) -> pd.DataFrame:
+    """One row per run of the store: RUN_COLUMNS, then ``loss.*`` and ``recipe.*`` (the resolved
+    config). ``tables``/``profile``/``role`` come from the tables reproduced in the store."""
+    from .queue import scan
+
+    store = _store(store)
+    where, states = table_index(store), scan(store)  # done | failed | running | pending | blocked
+    rows = [run_row(store, rid, where.get(rid), states[rid].state if rid in states else None)
+            for rid in store.run_ids()]
+    frame = pd.DataFrame(rows)
+    if frame.empty:
+        return pd.DataFrame(columns=RUN_COLUMNS)
+    return frame[RUN_COLUMNS + [c for c in frame.columns if c not in RUN_COLUMNS]]
+
+
+def epochs(store: Store | str | os.PathLike, run_ids=None) -> pd.DataFrame:
+    """One row per run and logged epoch (metrics.jsonl): ``run``, ``stage`` (None for the main
+    training, the stage's name for a pre-training epoch), ``epoch``, then every logged quantity:
+    ``lr``, ``train_loss``, ``loss_<term>`` (each term's epoch mean), ``grad_norm``,
+    ``nonfinite_frac``, ``test_top1``, ... (a quantity a run did not log is NaN)."""
+    store = _store(store)
+    ids = list(store.run_ids()) if run_ids is None else list(run_ids)
+    rows = []
+    for rid in ids:
+        for m in store.metrics(rid):
+            rows.append({"run": rid, "stage": m.get("stage"), **{k: v for k, v in m.items() if k != "stage"}})
+    frame = pd.DataFrame(rows)
+    if frame.empty:
+        return pd.DataFrame(columns=["run", "stage", "epoch"])
+    first = ["run", "stage", "epoch"]
+    return frame[first + sorted(c for c in frame.columns if c not in first)]
+
+
+def _n(c) -> int | None:
+    """How many runs the reproduced number is the mean of (seeds of the reported point)."""
+    if getattr(c, "n", None) is not None:
+        return c.n
+    if c.reproduced is None or not c.runs:
+        return None
+    if c.rule == "best" and c.grid:
+        return len(c.runs) // len(c.grid)
+    return 1 if c.rule == "ensemble" else len(c.runs)
+
+
+def cells_frame(plan, cells) -> pd.DataFrame:
+    """The aggregator's CellResults of one table as a frame (CELL_COLUMNS), in table order."""
+    rows = []
+    for c in cells:
+        d = c.to_json()
+        rows.append({"table": plan.manifest.id, "profile": plan.profile, **{k: d.get(k) for k in
+                     ("row", "col", "rule", "published", "reproduced", "std", "delta", "status",
+                      "published_top5", "reproduced_top5", "winner", "note")},
+                     "n": _n(c), "runs": ",".join(c.runs)})
+    return pd.DataFrame(rows, columns=CELL_COLUMNS)
+
+
+def cells(store: Store | str | os.PathLike, table: str, profile: str | None = None) -> pd.DataFrame:
+    """The report's cells of ``table`` (published, reproduced mean/std/n, delta, status), from the
+    aggregator; ``profile`` defaults to the one the table was last reproduced with in the store."""
+    from .aggregate import aggregate_table
+    from .plan import Planner
+
+    store = _store(store)
+    if profile is None:
+        profile = next((s.get("profile", "paper") for s in reversed(sessions(store))
+                        if Path(table).stem in s.get("tables", [])), "paper")
+    planner = Planner(profile)
+    plan = planner.plan(table)
+    return cells_frame(plan, aggregate_table(plan, planner, store))
