@@ -94,7 +94,9 @@ def cmd_train(args) -> int:
 
     options = ExecOptions(device=args.device, num_workers=args.num_workers, accel=accel.from_args(args),
                           on_epoch=on_epoch)
-    result = train_run(cfg, store, options)
+    result = _train_under_lease(cfg, rid, store, options, args)
+    if result is None:
+        return 1
     if result["status"] != "done":
         print(f"run {rid} failed: {result['reason']}", file=sys.stderr)
         return 1
@@ -102,6 +104,53 @@ def cmd_train(args) -> int:
     print(f"run {rid} done: top-1 {m['top1']:.2f} ({m['reported_epoch']} epoch), "
           f"last {m['last']['top1']:.2f}, best {m['best']['top1']:.2f} (epoch {m['best']['epoch']})")
     return 0
+
+
+def _train_under_lease(cfg, rid, store, options, args):
+    """``train`` takes the run's lease as a worker does (two ``train`` of one config, or a
+    ``train`` next to a worker, never train it twice); None when another process holds it."""
+    from .queue import Lease, WorkerOptions, append_event, lease_owner_name
+    from .store import LEASE, read_json
+    from .train import StopRun, train_run
+
+    if store.result(rid) is not None:  # finished (or failed) already: train_run just returns it
+        return train_run(cfg, store, options)
+    opts = WorkerOptions(store=str(store.root), device=args.device, lease_seconds=args.lease_seconds,
+                         heartbeat_seconds=max(0.5, args.lease_seconds / 6), name=f"train:{_host_pid()}")
+    lease = Lease(store, rid, opts)
+    if not lease.claim():
+        if store.result(rid) is not None:
+            return train_run(cfg, store, options)
+        owner = lease_owner_name(read_json(store.run_dir(rid) / LEASE))
+        print(f"run {rid} is being trained by {owner}; nothing done (run this again when it has finished "
+              f"or its lease has expired)", file=sys.stderr)
+        return None
+    append_event(store, rid, kind="claim", worker=opts.name, fused=1)
+
+    def on_epoch_fenced(m, user=options.on_epoch):
+        user(m)
+        if lease.lost.is_set():
+            raise StopRun(rid)
+    options.on_epoch = on_epoch_fenced
+    try:
+        result = train_run(cfg, store, options)
+    except StopRun:
+        append_event(store, rid, kind="lost", worker=opts.name)
+        print(f"run {rid}: its lease passed to another process; this one stopped without writing",
+              file=sys.stderr)
+        return None
+    finally:
+        lease.release()
+    append_event(store, rid, kind="finish" if result["status"] == "done" else "fail", worker=opts.name,
+                 reason=result.get("reason"))
+    return result
+
+
+def _host_pid() -> str:
+    import os
+    import socket
+
+    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 def cmd_list(args) -> int:
@@ -506,6 +555,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--device", default=_default_device())
     s.add_argument("--data-root", default=None, help="where the datasets are (overrides data.root)")
     s.add_argument("--num-workers", type=int, default=4, help="DataLoader workers (image-folder datasets)")
+    s.add_argument("--lease-seconds", type=float, default=120.0,
+                   help="the run's lease, as a worker's: another process may take the run over after this long")
     accel.add_arguments(s)
     s.set_defaults(func=cmd_train)
     return p
