@@ -152,6 +152,12 @@ def scan(store: Store, only: set[str] | None = None) -> dict[str, JobState]:
             states[rid] = JobState(rid, "failed", cfg, res, reason=res.get("reason"))
             continue
         lease = read_json(store.run_dir(rid) / LEASE) if store.run_dir(rid).exists() else None
+        if cfg is None and (store.run_dir(rid) / "config.json").exists():
+            # Garbage in config.json: no worker can run it, so it must not wait as pending forever.
+            states[rid] = JobState(rid, "failed", None, lease=lease, reason=(
+                "config.json is unreadable; `runner.py reproduce` of its table rewrites it, "
+                "`runner.py store check --repair` marks it for re-running"))
+            continue
         if cfg is None:
             states[rid] = JobState(rid, "pending", None, reason="no config in the store")
             continue
@@ -219,7 +225,10 @@ class Lease:
         self._thread: threading.Thread | None = None
 
     def _lock(self):
-        return FileLock(str(self.dir / LOCK), timeout=30)
+        # Held by a writer only to check its lease and rename a file. A worker paused at that
+        # moment keeps it until it resumes: the claim gives up after a few seconds and the run
+        # is tried again later (a delay, never a double writer).
+        return FileLock(str(self.dir / LOCK), timeout=5)
 
     def _write(self) -> None:
         atomic_write_json(self.dir / LEASE, {"owner": self.me, "expires": time.time() + self.opts.lease_seconds,
@@ -302,13 +311,16 @@ def run_group(store: Store, rids: list[str], opts: WorkerOptions, log=print) -> 
     from .train import ExecOptions, StopRun, train_runs
 
     leases = {}
+    outcome: dict[str, str] = {}
     for rid in rids:
         lease = Lease(store, rid, opts)
-        if lease.claim():
-            leases[rid] = lease
+        try:
+            if lease.claim():
+                leases[rid] = lease
+        except OSError as err:  # a full disk refuses even the lease: a failed attempt, retried later
+            outcome[rid] = _record_error(store, rid, f"{type(err).__name__}: {err}", opts, log)
     if not leases:
-        return {}
-    outcome: dict[str, str] = {}
+        return outcome
     try:
         cfgs = []
         for rid in leases:
@@ -395,11 +407,13 @@ def run_worker(opts: WorkerOptions, log=print) -> dict:
     """Drain the store's runnable jobs. Returns how many runs ended in each way."""
     store = Store(opts.store)
     tally: dict[str, int] = {}
-    retried: set[str] = set()
+    retried: dict[str, int] = {}  # failed attempts seen by this worker (the disk may be too full to count them)
+    waited: set[tuple] = set()
     _sigterm_raises_interrupt()
     while True:
         states = scan(store, opts.only)
-        ready = [r for r in runnable(states) if _attempts(store, r) < opts.max_attempts]
+        ready = [r for r in runnable(states)
+                 if max(_attempts(store, r), retried.get(r, 0)) < opts.max_attempts]
         # A run that just failed goes to the back so that one bad run cannot starve the others.
         ready.sort(key=lambda r: r in retried)
         for rid in ready:
@@ -407,7 +421,7 @@ def run_worker(opts: WorkerOptions, log=print) -> dict:
             for r, outcome in outcomes.items():
                 tally[outcome] = tally.get(outcome, 0) + 1
                 if outcome == "retry":
-                    retried.add(r)
+                    retried[r] = retried.get(r, 0) + 1
             if outcomes:
                 break  # rescan: finishing a run may make others runnable
         else:
@@ -417,6 +431,11 @@ def run_worker(opts: WorkerOptions, log=print) -> dict:
                 if threading.current_thread() is threading.main_thread():
                     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # nothing left to release
                 return tally
+            for rid, s in states.items():  # say once what is waited for, and until when
+                note = lease_wait_note(s.lease) if s.state == "running" else None
+                if note and (rid, lease_generation(s.lease)) not in waited:
+                    waited.add((rid, lease_generation(s.lease)))
+                    log(f"waiting for run {rid}: {note}")
             time.sleep(opts.poll_seconds)
 
 

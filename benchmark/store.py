@@ -118,7 +118,11 @@ class Store:
     def result(self, run_id: str) -> dict | None:
         """The finished run's result, or None if it has not finished (or its file is corrupt)."""
         res = read_json(self.run_dir(run_id) / "result.json")
-        return res if isinstance(res, dict) and res.get("id") == run_id else None
+        if not isinstance(res, dict) or res.get("id") != run_id:
+            return None
+        if res.get("status") == "done" and not isinstance(res.get("metrics"), dict):
+            return None  # damaged: the run resumes from its checkpoint and writes a whole one
+        return res
 
     def is_done(self, run_id: str) -> bool:
         res = self.result(run_id)
