@@ -291,6 +291,9 @@ def cmd_reproduce(args) -> int:
     before = counts(scan(store, only))
     print(f"{', '.join(p.manifest.id for p in plans)} ({args.profile} profile): {len(job_ids)} runs, "
           f"{before['done']} already done, store {store.root}", flush=True)
+    if before["failed"] and not args.retry_failed:
+        print(f"{before['failed']} run(s) failed in an earlier session and stay failed; "
+              "add --retry-failed to try them again", flush=True)
     n_workers = args.workers or (torch.cuda.device_count() if args.device.startswith("cuda") else 1) or 1
     extra = ["--lease-seconds", str(args.lease_seconds), "--max-attempts", str(args.max_attempts),
              "--num-workers", str(args.num_workers)] + (["--no-fuse"] if args.no_fuse else []) \
