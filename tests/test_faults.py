@@ -304,3 +304,29 @@ def test_full_disk_is_a_clean_line_and_the_runs_are_retried(tmp_path, capsys, mo
     monkeypatch.setattr(store_module, "write_temp", real)
     assert run_worker(WorkerOptions(store=str(store.root), poll_seconds=0.05)) == {"done": 1}
     assert json.loads((store.run_dir(rid) / "result.json").read_text())["status"] == "done"
+
+
+def test_worker_preflight_refuses_a_pending_run_with_a_bad_teacher_file_and_writes_nothing(tmp_path, capsys):
+    store = Store(tmp_path / "store")
+    path = _teacher_file(tmp_path, "garbage")
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    cfg = C.resolve(tiny(teacher={"checkpoint": str(path), "sha256": digest, "model": "resnet8"}, loss={"name": "kd"}))
+    store.ensure_config(C.run_id(cfg), cfg)
+    before = snapshot(tmp_path)
+    code, _, err = run_cli(capsys, "worker", "--store", store.root, "--device", "cpu")
+    assert_one_line(code, err, 2, f"teacher checkpoint {path}", "not a loadable checkpoint")
+    assert snapshot(tmp_path) == before
+
+
+def test_error_boundary_kinds_and_debug(tmp_path):
+    import errno
+
+    from benchmark.errors import BadInput
+
+    assert cli.known_error(OSError(errno.ENOSPC, "No space left on device", "/s/x"))[0] == 1
+    assert cli.known_error(OSError(errno.EROFS, "Read-only file system", "/s/x")) == (2, ["/s/x: Read-only file system"])
+    assert cli.known_error(BadInput("f.yaml", "seed", "bad")) == (2, ["f.yaml: seed: bad"])
+    assert cli.known_error(KeyError("a bug")) is None  # a bug keeps its traceback
+    assert cli.known_error(OSError("no file named: a bug too")) is None
+    with pytest.raises(BadInput):  # --debug: the traceback of a known kind too
+        cli.main(["--debug", "models", "--num-classes", "0"])
