@@ -437,6 +437,11 @@ def cmd_report(args) -> int:
     return 0
 
 
+def _progress_of(lease) -> dict:
+    progress = lease.get("progress") if isinstance(lease, dict) else None
+    return progress if isinstance(progress, dict) else {}  # a damaged lease shows no progress
+
+
 def cmd_status(args) -> int:
     from tabulate import tabulate
 
@@ -467,7 +472,7 @@ def cmd_status(args) -> int:
             except Exception:  # an unknown model in an old store must not break status
                 pass
     running = [{"id": s.id, "model": (s.config or {}).get("model"), "worker": (s.lease or {}).get("owner", {}).get("name"),
-                **((s.lease or {}).get("progress") or {}),
+                **_progress_of(s.lease),
                 **({"lease_note": lease_wait_note(s.lease)} if lease_wait_note(s.lease) else {})}
                for s in states.values() if s.state == "running"]
     failed = [{"id": s.id, "state": s.state, "reason": s.reason} for s in states.values()

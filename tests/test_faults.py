@@ -330,3 +330,16 @@ def test_error_boundary_kinds_and_debug(tmp_path):
     assert cli.known_error(OSError("no file named: a bug too")) is None
     with pytest.raises(BadInput):  # --debug: the traceback of a known kind too
         cli.main(["--debug", "models", "--num-classes", "0"])
+
+
+def test_status_with_a_live_lease_of_the_wrong_shape(tmp_path, capsys):
+    import time
+
+    store = Store(tmp_path / "store")
+    cfg = C.resolve(tiny())
+    rid = C.run_id(cfg)
+    store.ensure_config(rid, cfg)
+    atomic_write_json(store.run_dir(rid) / "lease.json", {"owner": {"host": "elsewhere", "pid": 1},
+                                                          "expires": time.time() + 600, "progress": ["odd"]})
+    code, out, err = run_cli(capsys, "status", "--store", store.root)
+    assert code == 0 and f"running {rid}" in out and "elsewhere:1" in out, out + err
