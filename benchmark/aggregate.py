@@ -77,8 +77,15 @@ class Measurer:
 
     def logits(self, rid: str):
         if rid not in self._logits:
-            saved = torch.load(self.store.run_dir(rid) / "test_logits.pt", map_location="cpu", weights_only=True)
-            self._logits[rid] = (saved["logits"].float(), saved["labels"])
+            path = self.store.run_dir(rid) / "test_logits.pt"
+            try:
+                saved = torch.load(path, map_location="cpu", weights_only=True)
+                self._logits[rid] = (saved["logits"].float(), saved["labels"])
+            except Exception as err:  # deleted, garbage, truncated: the store check re-derives them
+                from .errors import Failed
+
+                raise Failed(f"{path}: unreadable test logits of a finished run ({type(err).__name__}); "
+                             f"`runner.py store check --store {self.store.root} --repair` re-evaluates them") from None
         return self._logits[rid]
 
     def teacher_of(self, rid: str) -> str | None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -59,7 +60,7 @@ def cmd_data(args) -> int:
     if args.action == "download":
         if not args.names or len(args.names) != 1:
             raise BadInput("data download", "NAME", "give exactly one dataset name")
-        data.download(args.names[0], args.data_root)
+        _download(data, args.names[0], args.data_root)
         print(f"{args.names[0]}: downloaded to {args.data_root}")
         return 0
     rows = data.check(args.data_root, args.names or None)
@@ -68,6 +69,28 @@ def cmd_data(args) -> int:
     else:
         print(tabulate(rows, headers="keys"))
     return 0 if all(r["status"] == "ok" for r in rows) else 1
+
+
+def _download(data, name: str, root: str) -> None:
+    """data.download, with a failed fetch (no network) as one line and no empty folder left."""
+    import os
+    import shutil
+
+    from .errors import Failed
+
+    made = [p for p in (Path(root), Path(data.dataset_dir(name, root))) if not p.exists()]
+    try:
+        data.download(name, root)
+    except BadInput:
+        raise
+    except Exception as err:  # URLError, a torchvision RuntimeError, a refused connection
+        for folder in reversed(made):
+            if folder.is_dir() and not any(os.scandir(folder)):
+                shutil.rmtree(folder, ignore_errors=True)
+        cause = err.__cause__ or err.__context__ or err
+        raise Failed(f"data download {name}: failed ({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+                     f"{'; ' + str(cause).splitlines()[0] if cause is not err and str(cause) else ''}); "
+                     f"check the network, or place the files by hand: see `python runner.py data list`") from err
 
 
 def cmd_train(args) -> int:
@@ -82,6 +105,10 @@ def cmd_train(args) -> int:
     _check_device(args.device)
     tensorboard = _tensorboard(args)
     store = Store(args.store)
+    if store.result(C.run_id(cfg)) is None:
+        from .preflight import require
+
+        require([cfg])
     rid = C.run_id(cfg)
     print(f"run {rid}: {cfg['model']} on {cfg['dataset']} ({cfg['data']['source']}), loss {cfg['loss']['name']}, "
           f"{cfg['recipe']['epochs']} epochs -> {store.run_dir(rid)}", flush=True)
@@ -95,7 +122,9 @@ def cmd_train(args) -> int:
 
     options = ExecOptions(device=args.device, num_workers=args.num_workers, accel=accel.from_args(args),
                           on_epoch=on_epoch, tensorboard=tensorboard)
-    result = train_run(cfg, store, options)
+    result = _train_under_lease(cfg, rid, store, options, args)
+    if result is None:
+        return 1
     if result["status"] != "done":
         print(f"run {rid} failed: {result['reason']}", file=sys.stderr)
         return 1
@@ -103,6 +132,53 @@ def cmd_train(args) -> int:
     print(f"run {rid} done: top-1 {m['top1']:.2f} ({m['reported_epoch']} epoch), "
           f"last {m['last']['top1']:.2f}, best {m['best']['top1']:.2f} (epoch {m['best']['epoch']})")
     return 0
+
+
+def _train_under_lease(cfg, rid, store, options, args):
+    """``train`` takes the run's lease as a worker does (two ``train`` of one config, or a
+    ``train`` next to a worker, never train it twice); None when another process holds it."""
+    from .queue import Lease, WorkerOptions, append_event, lease_owner_name
+    from .store import LEASE, read_json
+    from .train import StopRun, train_run
+
+    if store.result(rid) is not None:  # finished (or failed) already: train_run just returns it
+        return train_run(cfg, store, options)
+    opts = WorkerOptions(store=str(store.root), device=args.device, lease_seconds=args.lease_seconds,
+                         heartbeat_seconds=max(0.5, args.lease_seconds / 6), name=f"train:{_host_pid()}")
+    lease = Lease(store, rid, opts)
+    if not lease.claim():
+        if store.result(rid) is not None:
+            return train_run(cfg, store, options)
+        owner = lease_owner_name(read_json(store.run_dir(rid) / LEASE))
+        print(f"run {rid} is being trained by {owner}; nothing done (run this again when it has finished "
+              f"or its lease has expired)", file=sys.stderr)
+        return None
+    append_event(store, rid, kind="claim", worker=opts.name, fused=1)
+
+    def on_epoch_fenced(m, user=options.on_epoch):
+        user(m)
+        if lease.lost.is_set():
+            raise StopRun(rid)
+    options.on_epoch = on_epoch_fenced
+    try:
+        result = train_run(cfg, store, options)
+    except StopRun:
+        append_event(store, rid, kind="lost", worker=opts.name)
+        print(f"run {rid}: its lease passed to another process; this one stopped without writing",
+              file=sys.stderr)
+        return None
+    finally:
+        lease.release()
+    append_event(store, rid, kind="finish" if result["status"] == "done" else "fail", worker=opts.name,
+                 reason=result.get("reason"))
+    return result
+
+
+def _host_pid() -> str:
+    import os
+    import socket
+
+    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 def cmd_list(args) -> int:
@@ -191,15 +267,30 @@ def _tensorboard(args) -> bool:
     return False
 
 
+def _log_line(msg: str) -> None:
+    """A worker's log line; its log may sit on the store's disk, and a full disk must not turn
+    the report of an error into a crash of the worker."""
+    try:
+        print(msg, flush=True)
+    except OSError:
+        pass
+
+
 def cmd_worker(args) -> int:
     from .queue import run_worker
     from .reproduce import read_job_list
 
     _check_device(args.device)
     only = read_job_list(args.only) if args.only else None
+    from .preflight import require
+    from .queue import scan
+    from .store import Store
+
+    require([st.config for st in scan(Store(args.store), only).values() if st.state == "pending" and st.config],
+            args.data_root)
     opts = _worker_options(args, only)
     opts.exit_when_idle = not args.wait
-    tally = run_worker(opts, log=lambda msg: print(msg, flush=True))
+    tally = run_worker(opts, log=_log_line)
     print(f"worker {opts.name}: " + (", ".join(f"{k} {v}" for k, v in sorted(tally.items())) or "nothing to do"),
           flush=True)
     return 1 if tally.get("failed") else 0
@@ -208,6 +299,7 @@ def cmd_worker(args) -> int:
 def cmd_reproduce(args) -> int:
     from . import hub
     from .plan import Planner
+    from .preflight import require
     from .queue import counts, scan
     from .store import Store
     from .throughput import measured_rate
@@ -232,6 +324,8 @@ def cmd_reproduce(args) -> int:
         hub.ensure_files([planner.jobs[j].config["teacher"] for j in job_ids
                           if "torchvision" in (planner.jobs[j].config["teacher"] or {}) and not store.is_done(j)],
                          download=not hub.offline())
+        # datasets, teacher and init files: exit 2 naming each missing item, before anything is written
+        require([planner.jobs[j].config for j in job_ids if not store.is_done(j)], args.data_root)
         code = _reproduce_phase(args, store, planner, plans, job_ids)
         if code == 130:
             return code
@@ -265,6 +359,9 @@ def _reproduce_phase(args, store, planner, plans, job_ids) -> int:
     before = counts(scan(store, only))
     print(f"{', '.join(p.manifest.id for p in plans)} ({args.profile} profile): {len(job_ids)} runs, "
           f"{before['done']} already done, store {store.root}", flush=True)
+    if before["failed"] and not args.retry_failed:
+        print(f"{before['failed']} run(s) failed in an earlier session and stay failed; "
+              "add --retry-failed to try them again", flush=True)
     n_workers = args.workers or (torch.cuda.device_count() if args.device.startswith("cuda") else 1) or 1
     extra = ["--lease-seconds", str(args.lease_seconds), "--max-attempts", str(args.max_attempts),
              "--num-workers", str(args.num_workers)] + (["--no-fuse"] if args.no_fuse else []) \
@@ -298,6 +395,9 @@ def _reproduce_phase(args, store, planner, plans, job_ids) -> int:
           f"{final['pending']} pending, {final['running']} running", flush=True)
     for line in R.summarize_failures(store, only):
         print(line)
+    if final["failed"]:
+        print(f"{final['failed']} run(s) failed; once the cause is fixed, run the same command with --retry-failed",
+              flush=True)
     return 0
 
 
@@ -417,8 +517,10 @@ def last_profile(store, table: str) -> str:
     """The profile the table was last reproduced with in this store (else paper)."""
     from .store import read_json
 
-    for session in reversed(read_json(store.root / "queue" / "sessions.json") or []):
-        if table in session.get("tables", []):
+    sessions = read_json(store.root / "queue" / "sessions.json")
+    for session in reversed(sessions if isinstance(sessions, list) else []):  # a damaged note is no note
+        if isinstance(session, dict) and table in (session.get("tables") or []) \
+                and session.get("profile") in ("smoke", "quick", "paper"):
             return session["profile"]
     return "paper"
 
@@ -487,15 +589,22 @@ def cmd_site(args) -> int:
     return 0
 
 
+def _progress_of(lease) -> dict:
+    progress = lease.get("progress") if isinstance(lease, dict) else None
+    return progress if isinstance(progress, dict) else {}  # a damaged lease shows no progress
+
+
 def cmd_status(args) -> int:
     from tabulate import tabulate
 
     from .plan import ASSUMED_RATE, estimate_gpu_hours, fmt_hours
-    from .queue import counts, scan
+    from .queue import counts, lease_wait_note, scan
     from .store import Store
     from .throughput import measured_rate
 
     store = Store(args.store)
+    if not store.root.exists():
+        print(f"note: no store at {store.root} (nothing has run there yet)", file=sys.stderr)
     flops_per_s, rate_source = measured_rate(store) or ASSUMED_RATE
     only = None
     if args.tables:
@@ -515,7 +624,9 @@ def cmd_status(args) -> int:
             except Exception:  # an unknown model in an old store must not break status
                 pass
     running = [{"id": s.id, "model": (s.config or {}).get("model"), "worker": (s.lease or {}).get("owner", {}).get("name"),
-                **((s.lease or {}).get("progress") or {})} for s in states.values() if s.state == "running"]
+                **_progress_of(s.lease),
+                **({"lease_note": lease_wait_note(s.lease)} if lease_wait_note(s.lease) else {})}
+               for s in states.values() if s.state == "running"]
     failed = [{"id": s.id, "state": s.state, "reason": s.reason} for s in states.values()
               if s.state in ("failed", "blocked")]
     out = {**c, "total": len(states), "running_runs": running, "failed_runs": failed,
@@ -526,11 +637,37 @@ def cmd_status(args) -> int:
     else:
         print(tabulate([[k, c[k]] for k in ("done", "running", "pending", "blocked", "failed")], headers=["runs", "n"]))
         for r in running:
-            print(f"  running {r['id']} {r['model']} on {r['worker']}: epoch {r.get('epoch', 0)}/{r.get('epochs', '?')}")
+            print(f"  running {r['id']} {r['model']} on {r['worker']}: epoch {r.get('epoch', 0)}/{r.get('epochs', '?')}"
+                  + (f" ({r['lease_note']})" if r.get("lease_note") else ""))
         for f in failed:
             print(f"  {f['state']} {f['id']}: {f['reason']}")
         print(f"device time spent {fmt_hours(spent)}, estimated left {fmt_hours(left)}")
     return 1 if c["failed"] else 0
+
+
+def cmd_store(args) -> int:
+    """store check [--repair]: corrupt or inconsistent files of a store (benchmark/fsck.py)."""
+    from .fsck import check_store, repair
+    from .store import Store
+
+    store = Store(args.store)
+    if not store.root.is_dir():
+        raise BadInput("--store", None, f"no store at {store.root}")
+    found = check_store(store, args.data_root)
+    if not found:
+        print(f"store {store.root}: no problems found")
+        return 0
+    if not args.repair:
+        for f in found:
+            print(f"{f.where}: {f.problem} (--repair: {f.repair})")
+        print(f"{len(found)} problem(s); `runner.py store check --store {store.root} --repair` repairs them")
+        return 1
+    left = 0
+    for f, failure in repair(found):
+        print(f"{f.where}: {f.problem}: " + (f"{f.repair}" if failure is None else f"NOT repaired ({failure})"))
+        left += failure is not None
+    print(f"{len(found) - left} repaired, {left} left; runs set aside are trained again by `reproduce` or `worker`")
+    return 1 if left else 0
 
 
 def _check_device(device: str) -> None:
@@ -676,12 +813,21 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--store", default=None, help="keep the canary's runs here (default: a temporary folder)")
     s.set_defaults(func=cmd_canary)
 
+    s = sub.add_parser("store", help="check a store for corrupt or inconsistent files (and repair them)")
+    s.add_argument("action", choices=["check"])
+    s.add_argument("--store", default="runs")
+    s.add_argument("--repair", action="store_true", help="re-derive what can be, mark the rest for re-running")
+    s.add_argument("--data-root", default=None, help="where the datasets are (to re-evaluate test logits)")
+    s.set_defaults(func=cmd_store)
+
     s = sub.add_parser("train", help="train one run from a run config (YAML)")
     s.add_argument("config")
     s.add_argument("--store", default="runs")
     s.add_argument("--device", default=_default_device())
     s.add_argument("--data-root", default=None, help="where the datasets are (overrides data.root)")
     s.add_argument("--num-workers", type=int, default=4, help="DataLoader workers (image-folder datasets)")
+    s.add_argument("--lease-seconds", type=float, default=120.0,
+                   help="the run's lease, as a worker's: another process may take the run over after this long")
     accel.add_arguments(s)
     s.add_argument("--tensorboard", action="store_true",
                    help="write the run's scalars as TensorBoard events under STORE/tensorboard")
@@ -690,12 +836,117 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The error boundary: known error kinds become one line and the exit code the README
+    documents (2 bad input, 1 a run or an operation failed, 130 interrupted); anything else is
+    a bug and keeps its traceback. ``--debug`` (anywhere on the line) shows every traceback."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    argv = [a for a in argv if a != "--debug"]
     try:
         args = build_parser().parse_args(argv)
+        validate_args(args)
         return args.func(args)
-    except BadInput as err:
-        print(f"error: {err.message()}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except Exception as err:
+        known = known_error(err)
+        if known is None or debug:
+            raise
+        code, lines = known
+        for line in lines:
+            print(f"error: {line}", file=sys.stderr)
+        return code
+
+
+def known_error(err: BaseException) -> tuple[int, list[str]] | None:
+    """(exit code, lines) for the error kinds a user can cause or fix; None for a bug."""
+    import errno
+
+    from filelock import Timeout
+
+    from .errors import Failed, Problems
+    from .store import WriteRefused
+
+    if isinstance(err, Problems):
+        return 2, err.lines()
+    if isinstance(err, BadInput):
+        return 2, [err.message()]
+    if isinstance(err, (Failed, WriteRefused)):
+        return 1, [str(err)]
+    if isinstance(err, Timeout):
+        return 1, [f"{err.lock_file}: locked by another process; try again when it has finished"]
+    if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT):
+        return 1, [f"disk full ({err.filename or 'the store'}): free some space and run the same command again; "
+                   "finished epochs and runs are kept"]
+    if isinstance(err, OSError) and err.filename is not None:  # a path the user gave or controls
+        return 2, [f"{err.filename}: {err.strerror or err}"]
+    return None
+
+
+MIN_LEASE_SECONDS = 2.0  # a lease renewed every lease/6 s (at least 0.5 s) must outlive a few beats
+DEVICE = re.compile(r"^(cpu|mps|cuda(:\d+)?)$")
+
+
+def _at_least(args, name, minimum, what):
+    value = getattr(args, name, None)
+    if value is not None and not value >= minimum:  # `not >=` also refuses NaN
+        raise BadInput("--" + name.replace("_", "-"), None, f"must be {what}, got {value}")
+
+
+def _folder_arg(option: str, path, write: bool) -> None:
+    """A folder option (--store, --out): not a file, and writable when the command writes there."""
+    import os
+
+    if path is None:
+        return
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise BadInput(option, None, f"{path} is a file, not a folder")
+    if write:
+        probe = path
+        while not probe.exists() and probe != probe.parent:
+            probe = probe.parent
+        if not os.access(probe, os.W_OK | os.X_OK):
+            raise BadInput(option, None, f"{path} is not writable ({probe} is read-only or not ours)")
+
+
+def validate_args(args) -> None:
+    """The command-line values checked before any work: exit 2 and one line each."""
+    import datetime
+    import math
+
+    _at_least(args, "workers", 0, "0 (one per GPU, else 1) or a positive count")
+    _at_least(args, "max_attempts", 1, ">= 1")
+    _at_least(args, "num_workers", 0, ">= 0")
+    _at_least(args, "steps", 1, ">= 1")
+    _at_least(args, "warmup", 0, ">= 0")
+    _at_least(args, "batch_size", 1, ">= 1")
+    _at_least(args, "num_classes", 1, ">= 1")
+    lease = getattr(args, "lease_seconds", None)
+    if lease is not None and not (math.isfinite(lease) and lease >= MIN_LEASE_SECONDS):
+        raise BadInput("--lease-seconds", None, f"must be a number of seconds >= {MIN_LEASE_SECONDS:g}, got {lease}")
+    device = getattr(args, "device", None)
+    if device is not None and not DEVICE.match(device):
+        raise BadInput("--device", None, f"must be cpu, cuda, cuda:N or mps, got {device!r}")
+    date = getattr(args, "date", None)
+    if date is not None:
+        try:
+            datetime.date.fromisoformat(date)
+            if len(date) != 10:
+                raise ValueError
+        except ValueError:
+            raise BadInput("--date", None, f"must be a date YYYY-MM-DD, got {date!r}") from None
+    if args.command == "data" and args.names:
+        from .data import dataset_names
+
+        unknown = [n for n in args.names if n not in dataset_names()]
+        if unknown:
+            raise BadInput("data", "NAME", f"unknown dataset {', '.join(map(repr, unknown))}; "
+                           f"known: {', '.join(dataset_names())}")
+    writes = args.command in ("reproduce", "worker", "train", "nightly")
+    _folder_arg("--store", getattr(args, "store", None), writes)
+    if args.command in ("report", "nightly", "reproduce"):
+        _folder_arg("--out", getattr(args, "out", None), True)
+    if args.command == "bench":
+        _folder_arg("--save", args.save, True)

@@ -101,6 +101,8 @@ def _number(value, where, field, *, integer=False, minimum=None, allow_none=Fals
     if not ok or isinstance(value, bool):
         kind = "an integer" if integer else "a number"
         raise BadInput(where, field, f"must be {kind}, got {value!r}")
+    if not integer and not math.isfinite(value):  # NaN passes every comparison: reject it here
+        raise BadInput(where, field, f"must be a finite number, got {value!r}")
     if minimum is not None and value < minimum:
         raise BadInput(where, field, f"must be >= {minimum}, got {value!r}")
     return value if integer else float(value)
@@ -159,10 +161,13 @@ def resolve(raw: Any, where: str = "config") -> dict:
             if not (isinstance(norm[k], list) and len(norm[k]) == 3):
                 raise BadInput(where, f"data.normalize.{k}", "must be a list of three numbers")
             norm[k] = [_number(v, where, f"data.normalize.{k}") for v in norm[k]]
+        if any(v <= 0 for v in norm["std"]):  # x / 0: every input would be inf or NaN
+            raise BadInput(where, "data.normalize.std", f"must be positive, got {norm['std']}")
     syn = data["synthetic"]
     syn["seed"] = _number(syn["seed"], where, "data.synthetic.seed", integer=True, minimum=0)
     for k in ("per_class", "test_per_class", "image_size"):
         syn[k] = _number(syn[k], where, f"data.synthetic.{k}", integer=True, minimum=1, allow_none=True)
+    _check_synthetic_size(cfg["dataset"], syn, where)
     cfg["data"] = data
 
     model = raw["model"]
@@ -215,6 +220,26 @@ def resolve(raw: Any, where: str = "config") -> dict:
     if raw.get("note") is not None:
         cfg["note"] = str(raw["note"])
     return cfg
+
+
+SYNTHETIC_MAX_BYTES = 8 << 30  # a generated stand-in is held in memory: refuse terabytes up front
+
+
+def _check_synthetic_size(dataset: str, syn: dict, where: str) -> None:
+    """bytes = (train + test images per class) x classes x side^2 x 3 (uint8) must stay below
+    SYNTHETIC_MAX_BYTES, so that `per_class: 1e11` is bad input, not an allocation failure."""
+    from .data import get_spec
+
+    spec = get_spec(dataset)
+    side = syn["image_size"] or spec.synthetic_size
+    per_class = (syn["per_class"] or spec.synthetic_train_per_class) + \
+        (syn["test_per_class"] or spec.synthetic_test_per_class)
+    need = per_class * spec.num_classes * side * side * 3
+    if side > 1024:
+        raise BadInput(where, "data.synthetic.image_size", f"must be <= 1024, got {side}")
+    if need > SYNTHETIC_MAX_BYTES:
+        raise BadInput(where, "data.synthetic", f"the generated data would take {need / 2**30:.3g} GiB "
+                       f"(more than {SYNTHETIC_MAX_BYTES >> 30} GiB); lower per_class or image_size")
 
 
 def known_model(name) -> bool:

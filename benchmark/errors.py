@@ -15,3 +15,20 @@ class BadInput(Exception):
     def message(self) -> str:
         at = f"{self.where}: {self.field}" if self.field else self.where
         return f"{at}: {self.problem}"
+
+
+class Problems(BadInput):
+    """Several bad inputs found in one pass (the pre-flight): printed one line each, exit code 2."""
+
+    def __init__(self, problems: list[BadInput]):
+        self.problems = list(problems)
+        first = self.problems[0]
+        super().__init__(first.where, first.field, first.problem)
+
+    def lines(self) -> list[str]:
+        return [p.message() for p in self.problems]
+
+
+class Failed(Exception):
+    """An operation failed for a reason outside the input (no network, a run that failed): the
+    command line prints the one-line message and exits with code 1."""

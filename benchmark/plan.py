@@ -85,6 +85,15 @@ def profile_points(points: list, profile: str) -> list:
     return points
 
 
+def _check_unscaled_recipe(recipe: dict, where, field_name) -> None:
+    """The recipe as the manifest gives it, checked before a profile rewrites its epochs (the
+    smoke profile sets one epoch, quick rounds up to one: `epochs: -5` must not pass as 1)."""
+    try:
+        C._resolve_recipe(copy.deepcopy(recipe), str(where))
+    except BadInput as err:
+        raise BadInput(where, f"{field_name} ({err.field})" if err.field else field_name, err.problem) from None
+
+
 def scale_recipe(recipe: dict, fraction: float) -> dict:
     """Shorter training with the same schedule shape (quick profile): milestones, warm-up and the
     epochs of a loss schedule scaled alike."""
@@ -244,6 +253,7 @@ class Planner:
         recipe = self.catalog.recipes[name]
         data = merge_spec(recipe.get("data") or {}, spec.get("data_changes") or {})
         train = merge_spec(recipe.get("recipe") or {}, spec.get("recipe_changes") or {})
+        _check_unscaled_recipe(train, where, field_name)
         loss = spec.get("loss") or {"name": "ce"}
         raw = {"dataset": spec["dataset"], "data": data, "model": spec["model"],
                "loss": {"name": loss} if isinstance(loss, str) else loss, "recipe": train,

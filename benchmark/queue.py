@@ -3,7 +3,11 @@
 A job is a run folder with a ``config.json`` and no finished ``result.json``. A worker claims a
 job by writing ``lease.json`` under a file lock; it renews the lease from a heartbeat thread and
 gives it up when the run ends. A lease whose worker died is taken over: at once when the worker
-was on this host and its process is gone, otherwise when the lease expires. Every claim, finish
+was on this host and its process is gone, otherwise when the lease expires (``expires`` in the
+lease, renewed every heartbeat; a foreign host's process cannot be probed, so its lease is
+waited for until then, and the worker says so). Each claim increments the lease's ``generation``;
+every write into the run checks it (``Store.write_run_file``), so a worker that lost its lease
+while paused cannot write over the run once it resumes. Every claim, finish
 and failure is appended to the run's ``events.jsonl``, which is how tests prove that no run was
 ever trained twice at the same time and that every run finished exactly once.
 
@@ -28,9 +32,9 @@ from pathlib import Path
 from filelock import FileLock, Timeout
 
 from .accel import Accel
-from .store import Store, atomic_write_json, read_json
+from .store import LEASE, LOCK, Store, WriteRefused, json_bytes, atomic_write_json, read_json
 
-LEASE, EVENTS, ATTEMPTS, LOCK = "lease.json", "events.jsonl", "attempts.json", ".claim.lock"
+EVENTS, ATTEMPTS = "events.jsonl", "attempts.json"
 
 
 def _process_start(pid: int) -> str | None:
@@ -46,12 +50,18 @@ def worker_identity() -> dict:
     return {"host": socket.gethostname(), "pid": pid, "start": _process_start(pid)}
 
 
+def _number(value, default: float = 0.0) -> float:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else default
+
+
 def lease_is_live(lease: dict | None, now: float | None = None) -> bool:
-    if not lease:
+    """Whether a lease still holds: not expired and, on this host, its process alive. A lease
+    file of the wrong shape (a list, a string expiry) holds nothing."""
+    if not isinstance(lease, dict) or not isinstance(lease.get("owner"), dict):
         return False
-    if (now or time.time()) > lease.get("expires", 0):
+    if (now or time.time()) > _number(lease.get("expires")):
         return False
-    owner = lease.get("owner", {})
+    owner = lease["owner"]
     if owner.get("host") == socket.gethostname():
         pid = owner.get("pid")
         try:
@@ -63,6 +73,26 @@ def lease_is_live(lease: dict | None, now: float | None = None) -> bool:
         if owner.get("start") is not None and _process_start(pid) != owner.get("start"):
             return False
     return True
+
+
+def lease_owner_name(lease: dict | None) -> str:
+    owner = (lease or {}).get("owner") if isinstance(lease, dict) else None
+    if not isinstance(owner, dict):
+        return "nobody"
+    return str(owner.get("name") or f"{owner.get('host')}:{owner.get('pid')}")
+
+
+def lease_wait_note(lease: dict | None, now: float | None = None) -> str | None:
+    """Why a live lease of another host is waited for, and until when (None for this host's)."""
+    if not lease_is_live(lease, now) or lease["owner"].get("host") == socket.gethostname():
+        return None
+    left = _number(lease.get("expires")) - (now or time.time())
+    return (f"leased by {lease_owner_name(lease)} (another host: its process cannot be checked from here); "
+            f"taken over if not renewed within {left:.0f} s")
+
+
+def lease_generation(lease) -> int:
+    return int(_number(lease.get("generation"))) if isinstance(lease, dict) else 0
 
 
 def append_event(store: Store, rid: str, **event) -> None:
@@ -122,6 +152,12 @@ def scan(store: Store, only: set[str] | None = None) -> dict[str, JobState]:
             states[rid] = JobState(rid, "failed", cfg, res, reason=res.get("reason"))
             continue
         lease = read_json(store.run_dir(rid) / LEASE) if store.run_dir(rid).exists() else None
+        if cfg is None and (store.run_dir(rid) / "config.json").exists():
+            # Garbage in config.json: no worker can run it, so it must not wait as pending forever.
+            states[rid] = JobState(rid, "failed", None, lease=lease, reason=(
+                "config.json is unreadable; `runner.py reproduce` of its table rewrites it, "
+                "`runner.py store check --repair` marks it for re-running"))
+            continue
         if cfg is None:
             states[rid] = JobState(rid, "pending", None, reason="no config in the store")
             continue
@@ -185,24 +221,33 @@ class Lease:
         self.me = {**worker_identity(), "name": opts.name}
         self.lost = threading.Event()
         self.progress: dict = {}
+        self.generation = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def _lock(self):
-        return FileLock(str(self.dir / LOCK), timeout=30)
+        # Held by a writer only to check its lease and rename a file. A worker paused at that
+        # moment keeps it until it resumes: the claim gives up after a few seconds and the run
+        # is tried again later (a delay, never a double writer).
+        return FileLock(str(self.dir / LOCK), timeout=5)
 
     def _write(self) -> None:
         atomic_write_json(self.dir / LEASE, {"owner": self.me, "expires": time.time() + self.opts.lease_seconds,
-                                             "progress": self.progress, "device": self.opts.device})
+                                             "generation": self.generation, "progress": self.progress,
+                                             "device": self.opts.device})
 
     def claim(self) -> bool:
         try:
+            self.dir.mkdir(parents=True, exist_ok=True)
             with self._lock():
                 if self.store.result(self.rid) is not None:
                     return False
-                if lease_is_live(read_json(self.dir / LEASE)):
+                current = read_json(self.dir / LEASE)
+                if lease_is_live(current):
                     return False
+                self.generation = lease_generation(current) + 1
                 self._write()
+                self.store.fences[self.rid] = {"owner": self.me, "generation": self.generation}
         except Timeout:
             return False
         self._thread = threading.Thread(target=self._beat, daemon=True)
@@ -210,8 +255,9 @@ class Lease:
         return True
 
     def mine(self) -> bool:
-        lease = read_json(self.dir / LEASE) or {}
-        return lease.get("owner") == self.me
+        lease = read_json(self.dir / LEASE)
+        return isinstance(lease, dict) and lease.get("owner") == self.me \
+            and lease.get("generation") == self.generation
 
     def _beat(self) -> None:
         while not self._stop.wait(self.opts.heartbeat_seconds):
@@ -231,10 +277,14 @@ class Lease:
         self._stop.set()
         if self._thread:
             self._thread.join()
+        if self.store.fences.get(self.rid, {}).get("generation") == self.generation:
+            del self.store.fences[self.rid]
         try:
             with self._lock():
                 if self.mine():
-                    (self.dir / LEASE).unlink(missing_ok=True)
+                    # Kept, expired, so that the next claim's generation is higher than ours.
+                    atomic_write_json(self.dir / LEASE, {"generation": self.generation, "expires": 0,
+                                                         "released_by": self.me})
         except (Timeout, OSError):
             pass
 
@@ -249,7 +299,10 @@ def runnable(states: dict[str, JobState]) -> list[str]:
 
 
 def _attempts(store: Store, rid: str) -> int:
-    return (read_json(store.run_dir(rid) / ATTEMPTS) or {}).get("failed_attempts", 0)
+    """Failed attempts so far (an unreadable or odd ``attempts.json`` counts as none)."""
+    doc = read_json(store.run_dir(rid) / ATTEMPTS)
+    n = doc.get("failed_attempts") if isinstance(doc, dict) else 0
+    return n if isinstance(n, int) and not isinstance(n, bool) else 0
 
 
 def run_group(store: Store, rids: list[str], opts: WorkerOptions, log=print) -> dict[str, str]:
@@ -259,13 +312,16 @@ def run_group(store: Store, rids: list[str], opts: WorkerOptions, log=print) -> 
     from .train import ExecOptions, StopRun, train_runs
 
     leases = {}
+    outcome: dict[str, str] = {}
     for rid in rids:
         lease = Lease(store, rid, opts)
-        if lease.claim():
-            leases[rid] = lease
+        try:
+            if lease.claim():
+                leases[rid] = lease
+        except OSError as err:  # a full disk refuses even the lease: a failed attempt, retried later
+            outcome[rid] = _record_error(store, rid, f"{type(err).__name__}: {err}", opts, log)
     if not leases:
-        return {}
-    outcome: dict[str, str] = {}
+        return outcome
     try:
         cfgs = []
         for rid in leases:
@@ -301,6 +357,13 @@ def run_group(store: Store, rids: list[str], opts: WorkerOptions, log=print) -> 
         for rid in leases:
             append_event(store, rid, kind="interrupted", worker=opts.name)
         raise
+    except WriteRefused as err:  # the lease passed to another worker: drop the runs, write nothing
+        log(f"lost: {err}")
+        for rid in leases:
+            if rid not in outcome:
+                append_event(store, rid, kind="lost", worker=opts.name, reason=str(err))
+                outcome[rid] = "lost"
+        return outcome
     except Exception as err:  # an I/O error, a full disk, a bug: retry, then fail with the reason
         reason = f"{type(err).__name__}: {err}"
         for rid in leases:
@@ -316,13 +379,16 @@ def _record_error(store: Store, rid: str, reason: str, opts: WorkerOptions, log)
     log(f"run {rid}: {reason}")
     try:
         n = _attempts(store, rid) + 1
-        atomic_write_json(store.run_dir(rid) / ATTEMPTS, {"failed_attempts": n, "last_error": reason,
-                                                          "traceback": traceback.format_exc()})
+        store.write_run_file(rid, ATTEMPTS, json_bytes({"failed_attempts": n, "last_error": reason,
+                                                         "traceback": traceback.format_exc()}))
         append_event(store, rid, kind="error", worker=opts.name, reason=reason)
         if n >= opts.max_attempts:
             store.write_result(rid, {"id": rid, "status": "failed", "config": store.config(rid),
                                      "reason": f"failed {n} times; last: {reason}"})
             return "failed"
+    except WriteRefused as lost:  # the lease passed to another worker meanwhile: not ours to record
+        log(f"run {rid}: {lost}")
+        return "lost"
     except Exception as again:  # the disk may be full: say so and go on with other runs
         log(f"run {rid}: could not record the failure ({type(again).__name__}: {again})")
     return "retry"
@@ -343,11 +409,13 @@ def run_worker(opts: WorkerOptions, log=print) -> dict:
     """Drain the store's runnable jobs. Returns how many runs ended in each way."""
     store = Store(opts.store)
     tally: dict[str, int] = {}
-    retried: set[str] = set()
+    retried: dict[str, int] = {}  # failed attempts seen by this worker (the disk may be too full to count them)
+    waited: set[tuple] = set()
     _sigterm_raises_interrupt()
     while True:
         states = scan(store, opts.only)
-        ready = [r for r in runnable(states) if _attempts(store, r) < opts.max_attempts]
+        ready = [r for r in runnable(states)
+                 if max(_attempts(store, r), retried.get(r, 0)) < opts.max_attempts]
         # A run that just failed goes to the back so that one bad run cannot starve the others.
         ready.sort(key=lambda r: r in retried)
         for rid in ready:
@@ -355,7 +423,7 @@ def run_worker(opts: WorkerOptions, log=print) -> dict:
             for r, outcome in outcomes.items():
                 tally[outcome] = tally.get(outcome, 0) + 1
                 if outcome == "retry":
-                    retried.add(r)
+                    retried[r] = retried.get(r, 0) + 1
             if outcomes:
                 break  # rescan: finishing a run may make others runnable
         else:
@@ -365,6 +433,11 @@ def run_worker(opts: WorkerOptions, log=print) -> dict:
                 if threading.current_thread() is threading.main_thread():
                     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # nothing left to release
                 return tally
+            for rid, s in states.items():  # say once what is waited for, and until when
+                note = lease_wait_note(s.lease) if s.state == "running" else None
+                if note and (rid, lease_generation(s.lease)) not in waited:
+                    waited.add((rid, lease_generation(s.lease)))
+                    log(f"waiting for run {rid}: {note}")
             time.sleep(opts.poll_seconds)
 
 

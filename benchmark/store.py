@@ -9,6 +9,17 @@
 ```
 Every file is written atomically (temporary file, fsync, rename), so a kill at any moment
 leaves either the old file or the new one, never half of one.
+
+**Fencing.** Every write into a run folder goes through ``Store.write_run_file``, which renames
+the finished temporary file into place only while holding the run's lock file and only if
+
+- the run is not finished (a readable ``result.json``: finished runs are immutable), and
+- the writer holds the run's current lease, same owner and same ``generation`` (a counter that
+  every claim increments), or, for a writer without a lease (the Python API), nobody else
+  holds a live one.
+
+A worker that was paused past its lease (SIGSTOP, a stalled VM) and resumes after another took
+the run over is refused at its next write (``WriteRefused``), whatever it was doing.
 """
 
 from __future__ import annotations
@@ -19,10 +30,20 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
+from filelock import FileLock, Timeout
+
 from .config import is_run_id
 
+LOCK, LEASE, RESULT = ".claim.lock", "lease.json", "result.json"
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
+
+class WriteRefused(Exception):
+    """A write into a run that this writer may no longer make (the run finished, or its lease
+    passed to another worker). The writer drops the run; nothing it had was written."""
+
+
+def write_temp(path: Path, data: bytes) -> Path:
+    """``data`` in a fsynced temporary file next to ``path`` (renamed into place by the caller)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -30,15 +51,28 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
+        raise
+    return Path(tmp)
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    tmp = write_temp(path, data)
+    try:
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
         raise
     _fsync_dir(path.parent)
 
 
+def json_bytes(obj: Any) -> bytes:
+    return (json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n").encode()
+
+
 def atomic_write_json(path: Path, obj: Any) -> None:
-    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n").encode())
+    atomic_write_bytes(path, json_bytes(obj))
 
 
 def _fsync_dir(path: Path) -> None:
@@ -65,6 +99,8 @@ def read_json(path: Path) -> Any | None:
 class Store:
     def __init__(self, root: str | os.PathLike = "runs"):
         self.root = Path(root)
+        # run id -> {"owner", "generation"} of the lease this process holds (queue.Lease sets it)
+        self.fences: dict[str, dict] = {}
 
     @property
     def runs_dir(self) -> Path:
@@ -82,7 +118,11 @@ class Store:
     def result(self, run_id: str) -> dict | None:
         """The finished run's result, or None if it has not finished (or its file is corrupt)."""
         res = read_json(self.run_dir(run_id) / "result.json")
-        return res if isinstance(res, dict) and res.get("id") == run_id else None
+        if not isinstance(res, dict) or res.get("id") != run_id:
+            return None
+        if res.get("status") == "done" and not isinstance(res.get("metrics"), dict):
+            return None  # damaged: the run resumes from its checkpoint and writes a whole one
+        return res
 
     def is_done(self, run_id: str) -> bool:
         res = self.result(run_id)
@@ -92,16 +132,55 @@ class Store:
         # Python's json writes tau=inf as Infinity and reads it back: the file round-trips.
         path = self.run_dir(run_id) / "config.json"
         if read_json(path) != cfg:
-            atomic_write_json(path, cfg)
+            self.write_run_file(run_id, "config.json", json_bytes(cfg))
 
     def write_result(self, run_id: str, result: dict) -> None:
-        atomic_write_json(self.run_dir(run_id) / "result.json", result)
+        self.write_run_file(run_id, RESULT, json_bytes(result))
+
+    def write_run_file(self, run_id: str, name: str, data: bytes, keep_previous: str | None = None,
+                       repair: bool = False) -> None:
+        """Write ``<run>/<name>`` atomically, fenced (see the module's docstring). The data is
+        written and fsynced first; the lock is held only for the check and the rename(s).
+        ``keep_previous``: first rename the current file to this name (the checkpoint's
+        fall-back). ``repair``: ``store check --repair`` re-deriving a file of a finished run."""
+        run_dir = self.run_dir(run_id)
+        tmp = write_temp(run_dir / name, data)
+        try:
+            try:
+                with FileLock(str(run_dir / LOCK), timeout=60):
+                    self.check_may_write(run_id, name, repair=repair)
+                    if keep_previous and (run_dir / name).exists():
+                        os.replace(run_dir / name, run_dir / keep_previous)
+                    os.replace(tmp, run_dir / name)
+            except Timeout:
+                raise WriteRefused(f"run {run_id}: its lock is held by another process") from None
+        finally:
+            tmp.unlink(missing_ok=True)
+        _fsync_dir(run_dir)
+
+    def check_may_write(self, run_id: str, name: str, repair: bool = False) -> None:
+        """Raise WriteRefused unless this process may write ``name`` into the run now (call it
+        holding the run's lock)."""
+        from .queue import lease_is_live, lease_owner_name
+
+        if self.result(run_id) is not None and not repair:
+            raise WriteRefused(f"run {run_id} is finished; its files are immutable (refused {name})")
+        lease = read_json(self.run_dir(run_id) / LEASE)
+        lease = lease if isinstance(lease, dict) else None
+        held = self.fences.get(run_id)
+        if held is not None:
+            if lease is None or lease.get("owner") != held["owner"] or lease.get("generation") != held["generation"]:
+                now = f"generation {lease.get('generation')}" if lease else "no lease"
+                raise WriteRefused(f"run {run_id}: lease generation {held['generation']} was lost ({now} now); "
+                                   f"refused {name}")
+        elif lease_is_live(lease) and not repair:
+            raise WriteRefused(f"run {run_id} is leased by {lease_owner_name(lease)}; refused {name}")
 
     def append_metrics(self, run_id: str, epoch_metrics: list[dict]) -> None:
         """Rewrite metrics.jsonl with the epochs so far (atomically: a resumed run rewrites the
         history it restored from its checkpoint, so no epoch is ever listed twice)."""
         text = "".join(json.dumps(m, sort_keys=True) + "\n" for m in epoch_metrics)
-        atomic_write_bytes(self.run_dir(run_id) / "metrics.jsonl", text.encode())
+        self.write_run_file(run_id, "metrics.jsonl", text.encode())
 
     def metrics(self, run_id: str) -> list[dict]:
         path = self.run_dir(run_id) / "metrics.jsonl"

@@ -39,7 +39,7 @@ from .init_schemes import apply_init_scheme
 from .models import build_model
 from .models.weights import load_file
 from .pipeline import Augmentation, LoaderPipeline, TensorPipeline, derive_seed
-from .store import Store, atomic_write_bytes
+from .store import Store, WriteRefused
 
 
 class RunFailed(Exception):
@@ -205,16 +205,10 @@ def make_optimizer(model: torch.nn.Module, recipe: dict, accel: Accel = Accel())
 CHECKPOINT, PREVIOUS = "checkpoint.pt", "checkpoint.prev.pt"
 
 
-def save_checkpoint(run_dir: Path, state: dict) -> None:
-    """Atomically replace the checkpoint, keeping the one before as a fall-back."""
-    import io
-
-    buf = io.BytesIO()
-    torch.save(state, buf)
-    current = run_dir / CHECKPOINT
-    if current.exists():
-        os.replace(current, run_dir / PREVIOUS)
-    atomic_write_bytes(current, buf.getvalue())
+def save_checkpoint(store: Store, run_id: str, state: dict) -> None:
+    """Atomically replace the checkpoint, keeping the one before as a fall-back (fenced: both
+    renames happen under the run's lock, only while this writer holds the lease)."""
+    store.write_run_file(run_id, CHECKPOINT, _tensor_bytes(state), keep_previous=PREVIOUS)
 
 
 def load_checkpoint(run_dir: Path, run_id: str) -> tuple[dict | None, list[str]]:
@@ -470,7 +464,7 @@ class Student:
             if last_of_stage:
                 opt.zero_grad(set_to_none=True)  # no stale gradient reaches the main optimizer
             self.init_optimizer_state = None if last_of_stage else opt.state_dict()
-            save_checkpoint(self.run_dir, self._state(epoch=-1))
+            save_checkpoint(self.store, self.rid, self._state(epoch=-1))
             self.write_metrics(options)
             if options.on_epoch:
                 options.on_epoch({"run": self.rid, "stage": stage.name, "epoch": e + 1, "epochs": stage.epochs,
@@ -569,7 +563,7 @@ class Student:
                              **({"loss_params": self.scheduled} if self.scheduled else {})})
         if self.step_losses:  # the golden canary compares these step by step (benchmark/canary.py)
             self.history[-1]["first_steps_loss"] = [float(v) for v in torch.stack(self.step_losses).cpu()]
-        save_checkpoint(self.run_dir, self._state(epoch))
+        save_checkpoint(self.store, self.rid, self._state(epoch))
         self.write_metrics(options)
         self.epoch_times.append(time.time() - self.t0)
         self.next_epoch = epoch + 1
@@ -578,14 +572,14 @@ class Student:
 
     def finish(self, data, options: ExecOptions, fused_with: int) -> dict:
         ev = self.last_eval or evaluate(self.model, data.test_batches())  # resumed after the last epoch
-        atomic_write_bytes(self.run_dir / "model.pt", _tensor_bytes(self.model.state_dict()))
+        self.store.write_run_file(self.rid, "model.pt", _tensor_bytes(self.model.state_dict()))
         # Test logits feed ensembles and analyses (logit sums of ~1e-5 need float32); ImageNet-size
         # ones (50k x 1000) are kept in float16 to stay at 100 MB per run.
         logits = ev["logits"].cpu()
         if logits.numel() > 4_000_000:
             logits = logits.half()
-        atomic_write_bytes(self.run_dir / "test_logits.pt",
-                           _tensor_bytes({"logits": logits, "labels": ev["labels"].cpu()}))
+        self.store.write_run_file(self.rid, "test_logits.pt",
+                                  _tensor_bytes({"logits": logits, "labels": ev["labels"].cpu()}))
         train_eval = evaluate(self.model, data.train_eval_batches()) if self.recipe["final_train_eval"] else None
         last = self.history[-1]
         best = max(self.history, key=lambda m: (m["test_top1"], m["epoch"]))
@@ -664,7 +658,7 @@ def train_runs(cfgs: list[dict], store: Store, options: ExecOptions | None = Non
         """Run ``action``; a failed run (RunFailed) or a dropped one (StopRun) leaves the group."""
         try:
             action()
-        except (RunFailed, StopRun) as err:
+        except (RunFailed, StopRun, WriteRefused) as err:  # WriteRefused: the lease passed to another
             students.remove(student)
             results[student.rid] = _failed(student.cfg, student.rid, str(err), options) \
                 if isinstance(err, RunFailed) else None
@@ -693,13 +687,16 @@ def train_runs(cfgs: list[dict], store: Store, options: ExecOptions | None = Non
                 s.step(x, y, z_t, ft, index)
         for s in active:
             guarded(s, lambda: s.end_epoch(epoch, data, options))
-    for s in students:
-        results[s.rid] = s.finish(data, options, fused_with=len(cfgs))
+    for s in list(students):
+        guarded(s, lambda: results.__setitem__(s.rid, s.finish(data, options, fused_with=len(cfgs))))
     elapsed = time.time() - start
     for rid, res in results.items():
         if res is not None and "wall_time_s" not in res:
             res["wall_time_s"] = elapsed / max(1, len(todo))  # the group's time, shared out
-            store.write_result(rid, res)
+            try:
+                store.write_result(rid, res)
+            except WriteRefused:  # another worker took the run over (and may have finished it)
+                results[rid] = None
     return results
 
 

@@ -9,6 +9,30 @@ import yaml
 from .errors import BadInput
 
 
+class _DuplicateKey(yaml.YAMLError):
+    def __init__(self, key, mark):
+        self.problem, self.problem_mark = f"duplicate key {key!r} (the file gives it twice)", mark
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """SafeLoader that refuses a mapping with a key given twice (PyYAML keeps the last silently:
+    `seed: 0` ... `seed: 5` would train seed 5 without a word)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=deep)
+            try:
+                if key in seen:
+                    raise _DuplicateKey(key, key_node.start_mark)
+                seen.add(key)
+            except TypeError:  # an unhashable key: SafeLoader reports it below
+                pass
+        return super().construct_mapping(node, deep=deep)
+
+
 def load_yaml(path: str | Path):
     """Parse a YAML file safely; every problem is a BadInput naming the file."""
     path = Path(path)
@@ -21,9 +45,11 @@ def load_yaml(path: str | Path):
     if not text.strip():
         raise BadInput(path, None, "the file is empty")
     try:
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=_StrictLoader)  # safe: a SafeLoader subclass
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(err, "problem", None) or str(err).splitlines()[0]
-        raise BadInput(path, None, f"YAML syntax error{where}: {problem}") from None
+        kind = "" if isinstance(err, _DuplicateKey) else "YAML syntax error"
+        raise BadInput(path, None, f"{kind or 'duplicate key'}{where}: {problem}" if not kind
+                       else f"{kind}{where}: {problem}") from None

@@ -112,17 +112,17 @@ def test_stale_leases_are_taken_over_and_live_ones_respected(tmp_path):
 
 
 def test_io_error_fails_that_run_after_retries_and_the_worker_goes_on(tmp_path, monkeypatch):
-    import benchmark.train as train
+    import benchmark.store as store_module
 
     store = Store(tmp_path)
     bad, good = enqueue(store, [tiny(seed=1, recipe={"epochs": 1}), tiny(seed=2, recipe={"epochs": 1})])
-    real = train.atomic_write_bytes
+    real = store_module.write_temp
 
     def full_disk(path, data):
-        if bad in str(path):
+        if bad in str(path) and path.name in ("checkpoint.pt", "model.pt"):
             raise OSError(28, "No space left on device")
         return real(path, data)
-    monkeypatch.setattr(train, "atomic_write_bytes", full_disk)
+    monkeypatch.setattr(store_module, "write_temp", full_disk)
     tally = run_worker(WorkerOptions(store=str(store.root), poll_seconds=0.1, max_attempts=2), log=lambda m: None)
     assert store.is_done(good)
     res = store.result(bad)
