@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -16,7 +17,22 @@ from .errors import BadInput
 from .yamlfile import load_yaml
 
 
+class _Help(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows an option's default, except the empty ones (None, False) that say nothing."""
+
+    def _get_help_string(self, action):
+        if action.default in (None, False) or action.default is argparse.SUPPRESS or "default" in (action.help or ""):
+            return action.help or ""
+        return super()._get_help_string(action)
+
+
 class _Parser(argparse.ArgumentParser):
+    """One-line errors; option help shows its default."""
+
+    def __init__(self, *a, **kw):
+        kw.setdefault("formatter_class", _Help)
+        super().__init__(*a, **kw)
+
     def error(self, message):  # one line and exit 2, instead of the usage block
         raise BadInput(self.prog, None, message)
 
@@ -113,7 +129,7 @@ def cmd_list(args) -> int:
     rows = []
     for tid, path in manifest_paths().items():
         m = load_manifest(path)
-        plan = Planner("paper").plan_manifest(m)
+        plan = Planner("paper", cost=False).plan_manifest(m)  # list prints no hours: no FLOPs counted
         runnable = sum(c.rule not in ("cited", "setting", "aggregate") for c in plan.cells)
         rows.append({"table": tid, "paper": m.paper, "title": m.title, "cells": len(plan.cells),
                      "runnable_cells": runnable, "runs": len(plan.job_ids)})
@@ -136,7 +152,7 @@ def cmd_plan(args) -> int:
     store = Store(args.store)
     planner = Planner(args.profile, rate=measured_rate(store))
     plans = [planner.plan(name) for name in args.tables]
-    summaries = [table_summary(p, planner, store) for p in plans]
+    summaries = [table_summary(p, planner, store, detail=args.detail) for p in plans]
     if args.json:
         print(json.dumps(summaries, indent=1, default=str))
         return 0
@@ -349,8 +365,10 @@ def cmd_status(args) -> int:
     if args.tables:
         from .plan import Planner
 
-        planner = Planner(args.profile)
-        only = {j for name in args.tables for j in planner.plan(name).job_ids}
+        names = [Path(t).stem if t.endswith((".yaml", ".yml")) else t for t in args.tables]
+        only = set()
+        for name, table in zip(names, args.tables):  # as report: the profile last run, unless named
+            only |= set(Planner(args.profile or last_profile(store, name)).plan(table).job_ids)
     states = scan(store, only)
     c = counts(states)
     spent = sum((s.result or {}).get("wall_time_s") or 0 for s in states.values() if s.state == "done") / 3600
@@ -392,9 +410,16 @@ def _check_device(device: str) -> None:
 
 
 def _default_device() -> str:
+    """``--device auto``: cuda when torch sees one, else cpu. Asked after parsing, and only by the
+    commands that train: asking torch while building the parser cost every command its import."""
     import torch
 
     return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+DEVICE_HELP = "cpu, cuda or cuda:N; auto = cuda when available, else cpu"
+STORE_HELP = "the store: folder of runs, queue and reports"
+PROFILE_HELP = "paper (as published), quick (1/4 epochs, half the grid, one seed) or smoke (generated data, 1 epoch)"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -419,14 +444,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("plan", help="expand tables into runs (nothing is trained)")
     s.add_argument("tables", nargs="+", metavar="TABLE|MANIFEST.yaml")
-    s.add_argument("--profile", default="paper", choices=["smoke", "quick", "paper"])
-    s.add_argument("--store", default="runs")
+    s.add_argument("--profile", default="paper", choices=["smoke", "quick", "paper"], help=PROFILE_HELP)
+    s.add_argument("--store", default="runs", help=STORE_HELP)
     s.add_argument("--json", action="store_true")
+    s.add_argument("--detail", action="store_true",
+                   help="with --json: every job's whole loss, labels and seed, every cell's grid points and runs")
     s.set_defaults(func=cmd_plan)
 
     def worker_args(s):
-        s.add_argument("--store", default="runs")
-        s.add_argument("--device", default=_default_device())
+        s.add_argument("--store", default="runs", help=STORE_HELP)
+        s.add_argument("--device", default="auto", help=DEVICE_HELP)
         s.add_argument("--lease-seconds", type=float, default=120.0,
                        help="a worker that stops renewing its lease for this long is presumed dead")
         s.add_argument("--max-attempts", type=int, default=3, help="tries of a run that raises an error")
@@ -437,7 +464,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("reproduce", help="plan, train (resumable) and report tables")
     s.add_argument("tables", nargs="+", metavar="TABLE|MANIFEST.yaml")
-    s.add_argument("--profile", default="paper", choices=["smoke", "quick", "paper"])
+    s.add_argument("--profile", default="paper", choices=["smoke", "quick", "paper"], help=PROFILE_HELP)
     s.add_argument("--workers", type=int, default=0, help="local workers (default: one per GPU, else 1)")
     s.add_argument("--launcher", default="local", choices=["local", "slurm", "submitit-local"])
     s.add_argument("--partition", default=None)
@@ -459,14 +486,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("status", help="done, running, pending, blocked and failed runs")
     s.add_argument("tables", nargs="*", metavar="TABLE")
-    s.add_argument("--profile", default="paper", choices=["smoke", "quick", "paper"])
-    s.add_argument("--store", default="runs")
+    s.add_argument("--profile", default=None, choices=["smoke", "quick", "paper"],
+                   help="the profile of the TABLEs' runs; default: the one each table was last reproduced "
+                        "with in this store (else paper)")
+    s.add_argument("--store", default="runs", help=STORE_HELP)
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_status)
 
     s = sub.add_parser("report", help="published vs reproduced, as markdown or JSON")
     s.add_argument("tables", nargs="+", metavar="TABLE|MANIFEST.yaml")
-    s.add_argument("--store", default="runs")
+    s.add_argument("--store", default="runs", help=STORE_HELP)
     s.add_argument("--profile", default=None, choices=["smoke", "quick", "paper"],
                    help="default: the profile the table was last reproduced with in this store")
     s.add_argument("--format", default="md", choices=["md", "json"])
@@ -475,7 +504,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("nightly", help="reproduce, write a dated report, list regressions (exit 1 if any)")
     s.add_argument("--tables", nargs="+", required=True, metavar="TABLE")
-    s.add_argument("--profile", default="smoke", choices=["smoke", "quick", "paper"])
+    s.add_argument("--profile", default="smoke", choices=["smoke", "quick", "paper"], help=PROFILE_HELP)
     s.add_argument("--out", required=True, help="folder of dated nightly reports")
     s.add_argument("--date", default=None, help="YYYY-MM-DD (default today)")
     s.add_argument("--workers", type=int, default=0)
@@ -489,7 +518,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_nightly)
 
     s = sub.add_parser("bench", help="engine vs the papers' loop, measured side by side")
-    s.add_argument("--device", default=_default_device())
+    s.add_argument("--device", default="auto", help=DEVICE_HELP)
     s.add_argument("--steps", type=int, default=20)
     s.add_argument("--warmup", type=int, default=3)
     s.add_argument("--batch-size", type=int, default=64)
@@ -502,8 +531,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("train", help="train one run from a run config (YAML)")
     s.add_argument("config")
-    s.add_argument("--store", default="runs")
-    s.add_argument("--device", default=_default_device())
+    s.add_argument("--store", default="runs", help=STORE_HELP)
+    s.add_argument("--device", default="auto", help=DEVICE_HELP)
     s.add_argument("--data-root", default=None, help="where the datasets are (overrides data.root)")
     s.add_argument("--num-workers", type=int, default=4, help="DataLoader workers (image-folder datasets)")
     accel.add_arguments(s)
@@ -514,7 +543,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
+        if getattr(args, "device", None) == "auto":
+            args.device = _default_device()
         return args.func(args)
+    except BrokenPipeError:  # `plan --json | head`: the reader left; no traceback, no flush error at exit
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE, as a shell tool killed by the pipe
     except BadInput as err:
         print(f"error: {err.message()}", file=sys.stderr)
         return 2
