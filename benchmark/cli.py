@@ -123,16 +123,9 @@ def cmd_train(args) -> int:
 def cmd_list(args) -> int:
     from tabulate import tabulate
 
-    from .manifest import load_manifest, manifest_paths
-    from .plan import Planner
+    from .listing import table_rows
 
-    rows = []
-    for tid, path in manifest_paths().items():
-        m = load_manifest(path)
-        plan = Planner("paper", cost=False).plan_manifest(m)  # list prints no hours: no FLOPs counted
-        runnable = sum(c.rule not in ("cited", "setting", "aggregate") for c in plan.cells)
-        rows.append({"table": tid, "paper": m.paper, "title": m.title, "cells": len(plan.cells),
-                     "runnable_cells": runnable, "runs": len(plan.job_ids)})
+    rows = table_rows()  # planned once per version of the catalogue and the code (disk cache)
     if args.json:
         print(json.dumps(rows, indent=1))
     else:

@@ -14,19 +14,13 @@ current code would give. A cache that cannot be read or written is only slower, 
 from __future__ import annotations
 
 import hashlib
-import json
-import os
-import tempfile
 from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
 
+from . import diskcache
+
 MODELS_DIR = Path(__file__).resolve().parent / "models"
-
-
-def cache_file() -> Path:
-    root = os.environ.get("KD_REPRO_CACHE") or Path.home() / ".cache" / "kd-repro"
-    return Path(root) / "flops.json"
 
 
 @lru_cache(maxsize=1)
@@ -42,36 +36,15 @@ def stamp() -> str:
     return f"torch {torch_version}, models {digest.hexdigest()[:16]}"
 
 
-def _read() -> dict:
-    try:
-        doc = json.loads(cache_file().read_text())
-    except (OSError, ValueError):
-        return {}
-    return doc.get("counts", {}) if isinstance(doc, dict) and doc.get("stamp") == stamp() else {}
-
-
-def _write(counts: dict) -> None:
-    path = cache_file()
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        merged = {**_read(), **counts}  # another process may have added counts meanwhile
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".flops.")
-        with os.fdopen(fd, "w") as f:
-            json.dump({"stamp": stamp(), "counts": merged}, f, indent=0, sort_keys=True)
-        os.replace(tmp, path)  # atomic: a reader sees the old file or the new one
-    except OSError:
-        pass
-
-
 @lru_cache(maxsize=None)
 def forward_flops(model: str, num_classes: int, size: int) -> float:
     """FLOPs of one forward pass on one image (the module docstring's definition)."""
     key = f"{model}|{num_classes}|{size}"
-    cached = _read().get(key)
+    cached = diskcache.read("flops", stamp()).get(key)
     if isinstance(cached, (int, float)):
         return float(cached)
     flops = count_forward_flops(model, num_classes, size)
-    _write({key: flops})
+    diskcache.update("flops", stamp(), {key: flops})
     return flops
 
 

@@ -1,0 +1,67 @@
+"""The front door's caches: FLOPs per (model, classes, size) and list's rows, each valid for one
+stamp only; a Planner without costs plans the same runs."""
+
+import shutil
+
+import pytest
+
+from benchmark import diskcache, flops, listing
+from benchmark.plan import Planner
+from tests.helpers import REPO
+
+CATALOG = REPO / "tests" / "catalog"
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("KD_REPRO_CACHE", str(tmp_path / "cache"))
+    flops.forward_flops.cache_clear()
+    yield tmp_path / "cache"
+    flops.forward_flops.cache_clear()
+
+
+def test_flops_are_counted_once_and_read_back_only_under_the_same_stamp(cache):
+    counted = flops.count_forward_flops("resnet8", 10, 32)
+    assert flops.forward_flops("resnet8", 10, 32) == counted
+    assert diskcache.read("flops", flops.stamp()) == {"resnet8|10|32": counted}
+    # a value in the file is what a later process gets, without counting ...
+    diskcache.update("flops", flops.stamp(), {"resnet8|10|32": 123.0})
+    flops.forward_flops.cache_clear()
+    assert flops.forward_flops("resnet8", 10, 32) == 123.0
+    # ... but only under the current stamp (torch version, model code): another one is ignored
+    diskcache.update("flops", "torch 0.0, models 0", {"resnet8|10|32": 7.0})
+    flops.forward_flops.cache_clear()
+    assert flops.forward_flops("resnet8", 10, 32) == counted
+
+
+def test_an_unwritable_cache_only_costs_time(tmp_path, monkeypatch):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("KD_REPRO_CACHE", str(blocker))
+    flops.forward_flops.cache_clear()
+    assert flops.forward_flops("resnet8", 10, 32) == flops.count_forward_flops("resnet8", 10, 32)
+    flops.forward_flops.cache_clear()
+
+
+def test_list_rows_are_replanned_when_a_catalogue_file_changes(cache, tmp_path, monkeypatch):
+    root = tmp_path / "catalog"
+    shutil.copytree(CATALOG, root)
+    monkeypatch.setenv("KD_REPRO_CATALOG", str(root))
+    rows = listing.table_rows()
+    by_id = {r["table"]: r for r in rows}
+    plan = Planner("paper").plan("klmse-table5")
+    assert by_id["klmse-table5"]["runs"] == len(plan.job_ids) and by_id["klmse-table5"]["cells"] == len(plan.cells)
+    assert listing.table_rows() == rows  # read back
+    path = root / "manifests" / "test" / "klmse-table5.yaml"
+    path.write_text(path.read_text().replace("grid: {loss.tau: [2.0, 4.0]}", "grid: {loss.tau: [2.0, 4.0, 8.0]}"))
+    again = {r["table"]: r for r in listing.table_rows()}
+    assert again["klmse-table5"]["runs"] == by_id["klmse-table5"]["runs"] + 1
+
+
+def test_a_planner_without_costs_plans_the_same_runs(monkeypatch):
+    monkeypatch.setenv("KD_REPRO_CATALOG", str(CATALOG))
+    costed, free = Planner("paper"), Planner("paper", cost=False)
+    for name in ("klmse-table4", "klmse-table5"):
+        assert costed.plan(name).job_ids == free.plan(name).job_ids
+    assert all(j.gpu_hours > 0 for j in costed.jobs.values())
+    assert all(j.gpu_hours == 0 for j in free.jobs.values())
