@@ -75,7 +75,11 @@ def cmd_data(args) -> int:
     if args.action == "download":
         if not args.names or len(args.names) != 1:
             raise BadInput("data download", "NAME", "give exactly one dataset name")
-        data.download(args.names[0], args.data_root)
+        try:
+            data.download(args.names[0], args.data_root)
+        except data.DownloadFailed as err:  # no network: one line, exit 1 (the input was fine)
+            print(f"error: {err}", file=sys.stderr)
+            return 1
         print(f"{args.names[0]}: downloaded to {args.data_root}")
         return 0
     rows = data.check(args.data_root, args.names or None)

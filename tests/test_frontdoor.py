@@ -7,7 +7,7 @@ import pytest
 
 from benchmark import diskcache, flops, listing
 from benchmark.plan import Planner
-from tests.helpers import REPO
+from tests.helpers import REPO, cli
 
 CATALOG = REPO / "tests" / "catalog"
 
@@ -65,3 +65,20 @@ def test_a_planner_without_costs_plans_the_same_runs(monkeypatch):
         assert costed.plan(name).job_ids == free.plan(name).job_ids
     assert all(j.gpu_hours > 0 for j in costed.jobs.values())
     assert all(j.gpu_hours == 0 for j in free.jobs.values())
+
+
+def test_a_download_without_network_says_so_in_one_line_and_keeps_nothing(tmp_path, monkeypatch):
+    """The network refused for real (a proxy on a closed local port), the real torchvision download."""
+    for var in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY"):
+        monkeypatch.setenv(var, "http://127.0.0.1:9")
+    monkeypatch.delenv("no_proxy", raising=False)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    (tmp_path / "keep").mkdir()
+    (tmp_path / "keep" / "mine.txt").write_text("a user's file")
+    for root in (tmp_path / "fresh", tmp_path / "keep"):
+        proc = cli("data", "download", "cifar10", "--data-root", root)
+        assert proc.returncode == 1, proc.stderr
+        lines = proc.stderr.strip().splitlines()
+        assert len(lines) == 1 and "download failed" in lines[0], proc.stderr
+    assert not (tmp_path / "fresh").exists()
+    assert sorted(p.name for p in (tmp_path / "keep").iterdir()) == ["mine.txt"]

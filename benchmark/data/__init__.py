@@ -13,7 +13,7 @@ from .registry import DATASETS, DatasetSpec, dataset_names, get_spec
 
 # The rest needs torch/torchvision: imported on first use (PEP 562), so that what only asks the
 # registry (planning, the cost model, `data list`) starts without them.
-_LAZY = {"FileListDataset": "sources", "MissingData": "sources", "check": "sources", "dataset_dir": "sources",
+_LAZY = {"FileListDataset": "sources", "MissingData": "sources", "DownloadFailed": "sources", "check": "sources", "dataset_dir": "sources",
          "download": "sources", "load_arrays": "sources", "load_folder": "sources",
          "synthetic_arrays": "synthetic", "synthetic_groups": "synthetic",
          "AUGMENTS": "transforms", "make_transforms": "transforms"}
@@ -48,6 +48,7 @@ __all__ = [
     "AUGMENTS",
     "DATASETS",
     "DatasetSpec",
+    "DownloadFailed",
     "FileListDataset",
     "MissingData",
     "check",
