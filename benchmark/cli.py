@@ -160,7 +160,8 @@ def cmd_plan(args) -> int:
     pending = [j for j in all_ids if not store.is_done(j)]
     print(f"\nprofile {args.profile}: {len(all_ids)} distinct runs (runs shared by tables counted once), "
           f"{len(pending)} pending, about {fmt_hours(sum(planner.jobs[j].gpu_hours for j in pending))} of GPU time "
-          f"left (estimate: FLOPs at {planner.rate_source})")
+          f"left (estimate: FLOPs at " + (f"{planner.flops_per_s / 1e12:.3g} TFLOP/s, " if planner.flops_per_s else "")
+          + f"{planner.rate_source})")
     return 0
 
 
@@ -351,13 +352,13 @@ def cmd_report(args) -> int:
 def cmd_status(args) -> int:
     from tabulate import tabulate
 
-    from .plan import ASSUMED_RATE, estimate_gpu_hours, fmt_hours
+    from .plan import DEFAULT_RATE_SOURCE, estimate_gpu_hours, fmt_hours
     from .queue import counts, scan
     from .store import Store
     from .throughput import measured_rate
 
     store = Store(args.store)
-    flops_per_s, rate_source = measured_rate(store) or ASSUMED_RATE
+    flops_per_s, rate_source = measured_rate(store) or (None, DEFAULT_RATE_SOURCE)
     only = None
     if args.tables:
         from .plan import Planner
