@@ -43,9 +43,9 @@ class _Parser(argparse.ArgumentParser):
 def cmd_models(args) -> int:
     from tabulate import tabulate
 
-    from .models import describe_models
+    from .listing import model_rows
 
-    rows = describe_models(args.num_classes)
+    rows = model_rows(args.num_classes)  # built once per version of the model code and torch (disk cache)
     if args.json:
         print(json.dumps([{k: r[k] for k in ("name", "params", "num_classes", "family", "input_size")}
                           for r in rows], indent=1))

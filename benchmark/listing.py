@@ -1,9 +1,12 @@
-"""The rows of ``runner.py list``: every table with its paper, title, cells and paper-profile runs.
+"""The rows of ``runner.py list`` (every table with its paper, title, cells and paper-profile runs)
+and of ``runner.py models`` (every model with its parameter count).
 
 Counting a table's runs means planning it (every config resolved, run ids hashed), which needs
 torch and takes seconds. The rows depend only on the catalogue's files (manifests, recipes,
 teacher zoo, published tables), the package's code and torch's version, so they are kept in the
-disk cache (benchmark/diskcache.py) under a digest of exactly those: any edit re-plans.
+disk cache (benchmark/diskcache.py) under a digest of exactly those: any edit re-plans. The
+models' rows (each model built on the meta device) depend on the model code and torch's version
+only: they are kept under the FLOPs cache's stamp (benchmark/flops.py).
 """
 
 from __future__ import annotations
@@ -50,3 +53,17 @@ def _row(tid: str, path: Path) -> dict:
     runnable = sum(c.rule not in ("cited", "setting", "aggregate") for c in plan.cells)
     return {"table": tid, "paper": m.paper, "title": m.title, "cells": len(plan.cells),
             "runnable_cells": runnable, "runs": len(plan.job_ids)}
+
+
+def model_rows(num_classes: int) -> list[dict]:
+    from . import flops
+
+    key = str(num_classes)
+    cached = diskcache.read("models", flops.stamp()).get(key)
+    if isinstance(cached, list):
+        return cached
+    from .models import describe_models
+
+    rows = describe_models(num_classes)
+    diskcache.update("models", flops.stamp(), {key: rows})
+    return rows

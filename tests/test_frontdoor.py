@@ -82,3 +82,13 @@ def test_a_download_without_network_says_so_in_one_line_and_keeps_nothing(tmp_pa
         assert len(lines) == 1 and "download failed" in lines[0], proc.stderr
     assert not (tmp_path / "fresh").exists()
     assert sorted(p.name for p in (tmp_path / "keep").iterdir()) == ["mine.txt"]
+
+
+def test_model_rows_are_the_built_models_and_read_back(cache):
+    from benchmark.models import describe_models
+
+    rows = listing.model_rows(10)
+    assert rows == describe_models(10)
+    assert diskcache.read("models", flops.stamp())["10"] == rows
+    assert listing.model_rows(10) == rows
+    assert diskcache.read("models", "torch 0.0, models 0") == {}
