@@ -119,13 +119,35 @@ class SubmititWorker(_Checkpointable):
         return run_worker(WorkerOptions(**opts))
 
 
+def run_eta_s(p: dict) -> float | None:
+    """Seconds left of a running run from its measured speed: (steps left in this epoch + steps of
+    the epochs after it) x measured seconds per step; None before the first measurement."""
+    if not p.get("step_s") or not p.get("steps") or not p.get("epochs"):
+        return None
+    left = (p["steps"] - p.get("step", 0)) + (p["epochs"] - p.get("epoch", 0) - 1) * p["steps"]
+    return max(0.0, left * p["step_s"])
+
+
+def _fmt_s(sec: float) -> str:
+    return f"{sec / 3600:.1f}h" if sec >= 3600 else (f"{sec / 60:.0f}min" if sec >= 60 else f"{sec:.0f}s")
+
+
 def progress_line(states) -> str:
+    """Per running run (three at most): model, epoch k/n (the one in progress), batches done in it,
+    images/s and ETA from the measured speed."""
     running = [s for s in states.values() if s.state == "running"]
     parts = []
     for s in running[:3]:
         p = (s.lease or {}).get("progress") or {}
-        model = (s.config or {}).get("model", "?")
-        parts.append(f"{model} e{p.get('epoch', 0)}/{p.get('epochs', '?')}")
+        cfg = s.config or {}
+        epochs = p.get("epochs") or (cfg.get("recipe") or {}).get("epochs", "?")
+        text = f"{cfg.get('model', '?')} e{min(p.get('epoch', 0) + 1, epochs) if isinstance(epochs, int) else '?'}/{epochs}"
+        if p.get("steps"):
+            text += f" b{p.get('step', 0)}/{p['steps']} {p.get('images_per_s', 0):.0f} img/s"
+        eta = run_eta_s(p)
+        if eta is not None:
+            text += f" ETA {_fmt_s(eta)}"
+        parts.append(text)
     return ", ".join(parts) + (f" +{len(running) - 3}" if len(running) > 3 else "")
 
 

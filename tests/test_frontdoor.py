@@ -92,3 +92,34 @@ def test_model_rows_are_the_built_models_and_read_back(cache):
     assert diskcache.read("models", flops.stamp())["10"] == rows
     assert listing.model_rows(10) == rows
     assert diskcache.read("models", "torch 0.0, models 0") == {}
+
+
+def test_the_step_hook_counts_batches_inside_each_epoch(tmp_path):
+    from benchmark import config as C
+    from benchmark.store import Store
+    from benchmark.train import ExecOptions, train_run
+    from tests.helpers import tiny
+
+    calls = []
+    cfg = C.resolve(tiny(recipe={"epochs": 2}))  # 240 images, batch 32: 8 steps per epoch
+    options = ExecOptions(on_step=calls.append, step_every=3)
+    assert train_run(cfg, Store(tmp_path / "s"), options)["status"] == "done"
+    assert [(c["epoch"], c["step"]) for c in calls] == [(1, 3), (1, 6), (2, 3), (2, 6)]
+    assert all(c["steps"] == 8 and c["epochs"] == 2 and c["images"] == 32 * c["step"] for c in calls)
+    assert calls[0]["runs"] == [C.run_id(cfg)]
+
+
+def test_progress_line_shows_epoch_batches_speed_and_eta():
+    from types import SimpleNamespace
+
+    from benchmark.reproduce import progress_line, run_eta_s
+
+    p = {"epoch": 2, "epochs": 10, "step": 100, "steps": 400, "images_per_s": 1280.0, "step_s": 0.05}
+    # 300 steps left in epoch 3, then 7 epochs of 400 steps, at 0.05 s per step
+    assert run_eta_s(p) == pytest.approx((300 + 7 * 400) * 0.05)
+    assert run_eta_s({"epoch": 0, "epochs": 10}) is None  # not measured yet: no made-up ETA
+    running = SimpleNamespace(state="running", lease={"progress": p}, config={"model": "resnet32"})
+    starting = SimpleNamespace(state="running", lease={"progress": {}}, config={"model": "resnet8",
+                                                                                "recipe": {"epochs": 240}})
+    line = progress_line({"a": running, "b": starting})
+    assert line == "resnet32 e3/10 b100/400 1280 img/s ETA 3min, resnet8 e1/240"
