@@ -241,7 +241,7 @@ def cmd_reproduce(args) -> int:
     final = counts(scan(store, only))
     print(f"runs: {final['done']} done, {final['failed']} failed, {final['blocked']} blocked, "
           f"{final['pending']} pending, {final['running']} running", flush=True)
-    for line in R.summarize_failures(store, only):
+    for line in R.summarize_failures(store, only, full=getattr(args, "failures", False)):  # nightly has no flag
         print(line)
     code = 0 if final["done"] == len(job_ids) else 1
     if not args.no_report:
@@ -296,11 +296,13 @@ def cmd_bench(args) -> int:
 
     _check_device(args.device)
     out = run_bench(args.device, steps=args.steps, warmup=args.warmup, batch_size=args.batch_size,
-                    loader_workers=args.loader_workers, accel=accel.from_args(args))
+                    loader_workers=args.loader_workers, accel=accel.from_args(args),
+                    log=lambda message: print(message, file=sys.stderr, flush=True))  # stdout stays JSON
+    saved = None
     if args.save:
         from .throughput import save_bench
 
-        save_bench(args.save, out)
+        saved = save_bench(args.save, out)
     if args.json:
         print(json.dumps(out, indent=1))
         return 0
@@ -309,6 +311,8 @@ def cmd_bench(args) -> int:
                      f"{c.get('per_student_images_per_s', c['images_per_s']):.0f}"] for c in out["cases"]],
                    headers=["case", "students", "images/s", "per-student images/s"]))
     print(f"speedup {out['speedup']:.2f}x, fused_speedup {out['fused_speedup']:.2f}x (vs the reference loop)")
+    if saved:
+        print(f"wrote {saved}")
     return 0
 
 
@@ -391,8 +395,10 @@ def cmd_status(args) -> int:
         print(tabulate([[k, c[k]] for k in ("done", "running", "pending", "blocked", "failed")], headers=["runs", "n"]))
         for r in running:
             print(f"  running {r['id']} {r['model']} on {r['worker']}: epoch {r.get('epoch', 0)}/{r.get('epochs', '?')}")
-        for f in failed:
-            print(f"  {f['state']} {f['id']}: {f['reason']}")
+        from .reproduce import failure_summary
+
+        for line in failure_summary(states, full=args.failures):
+            print(line)
         print(f"device time spent {fmt_hours(spent)}, estimated left {fmt_hours(left)}")
     return 1 if c["failed"] else 0
 
@@ -470,6 +476,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--cpus-per-task", type=int, default=8)
     s.add_argument("--time", type=int, default=24 * 60, help="SLURM time limit per worker job, minutes")
     s.add_argument("--retry-failed", action="store_true", help="try failed runs again")
+    s.add_argument("--failures", action="store_true", help="list every failed and blocked run (default: by reason)")
     s.add_argument("--out", default=None, help="report folder (default: STORE/reports)")
     s.add_argument("--no-report", action="store_true")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -482,8 +489,9 @@ def build_parser() -> argparse.ArgumentParser:
     worker_args(s)
     s.set_defaults(func=cmd_worker)
 
-    s = sub.add_parser("status", help="done, running, pending, blocked and failed runs")
+    s = sub.add_parser("status", help="done, running, pending, blocked and failed runs (exit 1 if any failed)")
     s.add_argument("tables", nargs="*", metavar="TABLE")
+    s.add_argument("--failures", action="store_true", help="list every failed and blocked run (default: by reason)")
     s.add_argument("--profile", default=None, choices=["smoke", "quick", "paper"],
                    help="the profile of the TABLEs' runs; default: the one each table was last reproduced "
                         "with in this store (else paper)")

@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 from .plan import Planner
@@ -190,11 +191,26 @@ def stop_workers(procs, grace: float = 0.0) -> None:
             p.kill()
 
 
-def summarize_failures(store: Store, only: set[str]) -> list[str]:
-    lines = []
-    for rid, s in sorted(scan(store, only).items()):
-        if s.state in ("failed", "blocked"):
-            lines.append(f"  {s.state} {rid} ({(s.config or {}).get('model', '?')}): {s.reason}")
+def summarize_failures(store: Store, only: set[str] | None, full: bool = False) -> list[str]:
+    return failure_summary(scan(store, only), full)
+
+
+def failure_summary(states: dict, full: bool = False) -> list[str]:
+    """Failed runs grouped by reason with counts, the runs they block, and how to retry; every
+    failed and blocked run only with ``full`` (the --failures flag)."""
+    failed = [s for s in states.values() if s.state == "failed"]
+    blocked = [s for s in states.values() if s.state == "blocked"]
+    if not failed and not blocked:
+        return []
+    reasons = Counter((s.reason or "no reason recorded").strip().splitlines()[0][:300] for s in failed)
+    lines = [f"{len(failed)} failed, {len(blocked)} blocked by them (a run whose dependency failed is not tried):"]
+    lines += [f"  {n} x {reason}" for reason, n in reasons.most_common()]
+    if full:
+        for s in sorted(failed + blocked, key=lambda s: (s.state, s.id)):
+            lines.append(f"  {s.state} {s.id} ({(s.config or {}).get('model', '?')}): {s.reason}")
+    else:
+        lines.append("  (every failed and blocked run: add --failures)")
+    lines.append("after fixing the cause, run the same reproduce command with --retry-failed")
     return lines
 
 

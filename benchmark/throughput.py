@@ -61,7 +61,8 @@ def save_bench(store_dir: str | Path, bench: dict) -> Path:
                     f"{engine['images_per_s']:.0f} images/s x {per_image / 1e6:.1f} MFLOP per image"}
     path = Path(store_dir) / FILE
     path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(path, {**_read_file(store_dir), device_kind(bench["device"]): entry})
+    kind = bench.get("device_kind") or ("cpu" if str(bench["device"]).startswith("cpu") else device_kind(bench["device"]))
+    atomic_write_json(path, {**_read_file(store_dir), kind: entry})
     return path
 
 

@@ -123,3 +123,26 @@ def test_progress_line_shows_epoch_batches_speed_and_eta():
                                                                                 "recipe": {"epochs": 240}})
     line = progress_line({"a": running, "b": starting})
     assert line == "resnet32 e3/10 b100/400 1280 img/s ETA 3min, resnet8 e1/240"
+
+
+def test_failures_are_grouped_by_reason_with_counts_and_a_way_to_retry():
+    from types import SimpleNamespace
+
+    from benchmark.reproduce import failure_summary
+
+    def run(rid, state, reason):
+        return SimpleNamespace(id=rid, state=state, reason=reason, config={"model": "resnet8"})
+
+    missing = "MissingData: ./data/cifar-100-python: folder not found; get it with `python runner.py data download cifar100`"
+    states = {f"t{i}": run(f"t{i}", "failed", missing) for i in range(3)}
+    states["x"] = run("x", "failed", "RunFailed: non-finite training loss (nan) in epoch 1\nTraceback ...")
+    states.update({f"s{i}": run(f"s{i}", "blocked", "depends on t0, which failed or is blocked") for i in range(5)})
+    states["d"] = run("d", "done", None)
+    lines = failure_summary(states)
+    assert lines[0].startswith("4 failed, 5 blocked")
+    assert lines[1] == f"  3 x {missing}" and lines[2] == "  1 x RunFailed: non-finite training loss (nan) in epoch 1"
+    assert "--failures" in lines[3] and "--retry-failed" in lines[-1]
+    assert len(lines) == 5  # grouped: not one line per run
+    full = failure_summary(states, full=True)
+    assert sum(line.startswith("  failed ") for line in full) == 4 and sum(line.startswith("  blocked ") for line in full) == 5
+    assert failure_summary({"d": states["d"]}) == []
