@@ -50,8 +50,9 @@ class ExecOptions:
     num_workers: int = 4          # DataLoader workers for image-folder datasets
     accel: Accel = field(default_factory=Accel)  # accelerations and determinism (accel.py)
     on_epoch: Callable[[dict], None] | None = field(default=None, repr=False)  # progress hook
-    # called every ``step_every`` steps inside an epoch with {runs, epoch, epochs, step, steps, images};
-    # counts only, read on the host: no device synchronisation is added
+    # called every ``step_every`` steps inside an epoch (more often in a short epoch: about 8 times
+    # at least) with {runs, epoch, epochs, step, steps, images}; host-side counts only, so no device
+    # synchronisation is added
     on_step: Callable[[dict], None] | None = field(default=None, repr=False)
     step_every: int = 20
 
@@ -633,8 +634,9 @@ def train_runs(cfgs: list[dict], store: Store, options: ExecOptions | None = Non
         features = teacher is not None and any(s.distiller is not None for s in active)
         with_index = any(s.needs_index for s in active)
         steps = len(batch_indices(data.num_train, data.batch_size, data.drop_last, data.steps_per_epoch))
+        every = max(1, min(options.step_every, steps // 8))
         for i, batch in enumerate(data.train_batches(cfg0["seed"], epoch, with_index=with_index)):
-            if options.on_step and i and i % options.step_every == 0:
+            if options.on_step and i and i % every == 0:
                 options.on_step({"runs": [s.rid for s in active], "epoch": epoch + 1, "epochs": epochs,
                                  "step": i, "steps": steps, "images": i * data.batch_size})
             x, y, index = batch if with_index else (*batch, None)

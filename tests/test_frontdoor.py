@@ -104,9 +104,14 @@ def test_the_step_hook_counts_batches_inside_each_epoch(tmp_path):
     cfg = C.resolve(tiny(recipe={"epochs": 2}))  # 240 images, batch 32: 8 steps per epoch
     options = ExecOptions(on_step=calls.append, step_every=3)
     assert train_run(cfg, Store(tmp_path / "s"), options)["status"] == "done"
-    assert [(c["epoch"], c["step"]) for c in calls] == [(1, 3), (1, 6), (2, 3), (2, 6)]
     assert all(c["steps"] == 8 and c["epochs"] == 2 and c["images"] == 32 * c["step"] for c in calls)
     assert calls[0]["runs"] == [C.run_id(cfg)]
+    assert [(c["epoch"], c["step"]) for c in calls] == [(1, 1), (1, 2), (1, 3), (1, 4), (1, 5), (1, 6), (1, 7),
+                                                          (2, 1), (2, 2), (2, 3), (2, 4), (2, 5), (2, 6), (2, 7)]
+    calls.clear()  # a longer epoch (60 steps, more than 8 x step_every): every step_every steps
+    cfg = C.resolve(tiny(recipe={"epochs": 1, "batch_size": 4}))  # 60 steps
+    assert train_run(cfg, Store(tmp_path / "s"), ExecOptions(on_step=calls.append, step_every=5))["status"] == "done"
+    assert [c["step"] for c in calls] == list(range(5, 60, 5)) and calls[0]["steps"] == 60
 
 
 def test_progress_line_shows_epoch_batches_speed_and_eta():
