@@ -121,6 +121,7 @@ def cmd_train(args) -> int:
     m = result["metrics"]
     print(f"run {rid} done: top-1 {m['top1']:.2f} ({m['reported_epoch']} epoch), "
           f"last {m['last']['top1']:.2f}, best {m['best']['top1']:.2f} (epoch {m['best']['epoch']})")
+    print(f"wrote {store.run_dir(rid)}/ (result.json, metrics.jsonl, model.pt, test_logits.pt, checkpoints)")
     return 0
 
 
@@ -393,13 +394,13 @@ def cmd_status(args) -> int:
         print(json.dumps(out, indent=1))
     else:
         print(tabulate([[k, c[k]] for k in ("done", "running", "pending", "blocked", "failed")], headers=["runs", "n"]))
-        for r in running:
-            print(f"  running {r['id']} {r['model']} on {r['worker']}: epoch {r.get('epoch', 0)}/{r.get('epochs', '?')}")
-        from .reproduce import failure_summary
+        from .reproduce import failure_summary, progress_line
 
+        for r in running:  # model, epoch k/n, batches, images/s, ETA from the measured speed
+            print(f"  running {r['id']} on {r['worker']}: {progress_line({r['id']: states[r['id']]})}")
         for line in failure_summary(states, full=args.failures):
             print(line)
-        print(f"device time spent {fmt_hours(spent)}, estimated left {fmt_hours(left)}")
+        print(f"device time spent {fmt_hours(spent)}, estimated GPU time left {fmt_hours(left)} ({rate_source})")
     return 1 if c["failed"] else 0
 
 

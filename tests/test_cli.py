@@ -83,3 +83,17 @@ def test_output_cut_by_a_closed_pipe_ends_quietly():
         os.close(write_end)
     assert proc.returncode == 141, proc.stderr
     assert "Traceback" not in proc.stderr and "BrokenPipe" not in proc.stderr
+
+
+def test_models_json_contract():
+    proc = cli("models", "--num-classes", "100", "--json")
+    assert proc.returncode == 0, proc.stderr
+    rows = json.loads(proc.stdout)
+    by_name = {r["name"]: r for r in rows}
+    for row in rows:
+        assert {"name", "params", "num_classes"} <= set(row) and row["num_classes"] == 100
+    assert abs(by_name["resnet56"]["params"] - 0.862e6) / 0.862e6 < 0.01
+    assert abs(by_name["wrn_40_2"]["params"] - 2.255e6) / 2.255e6 < 0.01
+    for name in ("resnet8", "resnet110", "resnet32x4", "vgg13", "shufflev1", "mobilenetv2", "resnext29_64x4d",
+                 "resnet18", "resnext101_32x8d", "alexnet_small", "convnext_tiny"):
+        assert name in by_name
