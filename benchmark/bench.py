@@ -81,9 +81,10 @@ def _timed(step_fn, batches, warmup: int, steps: int, device) -> float:
 
 
 def run_bench(device: str = "cpu", steps: int = 20, warmup: int = 3, batch_size: int = 64,
-              images: int = 4096, loader_workers: int | None = None, accel: Accel = Accel()) -> dict:
+              images: int = 4096, loader_workers: int | None = None, accel: Accel = Accel(), log=None) -> dict:
     """The three cases; ``accel`` applies to the engine's cases only (the reference is the papers'
-    plain loop)."""
+    plain loop). ``log(message)`` is told which case is being timed."""
+    log = log or (lambda message: None)
     from torchvision import transforms as T
 
     dev = torch.device(device)
@@ -119,6 +120,8 @@ def run_bench(device: str = "cpu", steps: int = 20, warmup: int = 3, batch_size:
         opt.step()
         loss.item()  # the papers' loops log the loss every step: a host synchronisation
 
+    log(f"timing the reference loop (PIL transforms, DataLoader with {workers} workers, 1 student): "
+        f"{warmup} + {steps} steps")
     seconds = _timed(reference_step, lambda: loader, warmup, steps, dev)
     cases.append({"name": "reference", "students": 1, "steps": steps, "seconds": seconds,
                   "images_per_s": steps * batch_size / seconds, "loader_workers": workers})
@@ -150,6 +153,7 @@ def run_bench(device: str = "cpu", steps: int = 20, warmup: int = 3, batch_size:
                 epoch[0] += 1
                 return pipe.train_batches(0, epoch[0])
 
+            log(f"timing the engine with {k} student{'s' if k > 1 else ''}: {warmup} + {steps} steps")
             seconds = _timed(engine_step, batches, warmup, steps, dev)
             cases.append({"name": "engine" if k == 1 else f"engine_fused{k}", "students": k, "steps": steps,
                           "seconds": seconds, "images_per_s": steps * batch_size / seconds,
@@ -159,4 +163,4 @@ def run_bench(device: str = "cpu", steps: int = 20, warmup: int = 3, batch_size:
     return {"device": name, "batch_size": batch_size, "teacher": "resnet56", "student": "resnet20",
             "cases": cases, "speedup": cases[1]["images_per_s"] / ref,
             "fused_speedup": cases[2]["per_student_images_per_s"] / ref,
-            "accel": accel.record(), "torch": torch.__version__}
+            "accel": accel.record(), "torch": torch.__version__, "device_kind": dev.type}

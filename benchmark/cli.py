@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import sys
 from pathlib import Path
@@ -17,7 +18,22 @@ from .errors import BadInput
 from .yamlfile import load_yaml
 
 
+class _Help(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows an option's default, except the empty ones (None, False) that say nothing."""
+
+    def _get_help_string(self, action):
+        if action.default in (None, False) or action.default is argparse.SUPPRESS or "default" in (action.help or ""):
+            return action.help or ""
+        return super()._get_help_string(action)
+
+
 class _Parser(argparse.ArgumentParser):
+    """One-line errors; option help shows its default."""
+
+    def __init__(self, *a, **kw):
+        kw.setdefault("formatter_class", _Help)
+        super().__init__(*a, **kw)
+
     def error(self, message):  # one line and exit 2, instead of the usage block
         raise BadInput(self.prog, None, message)
 
@@ -28,9 +44,9 @@ class _Parser(argparse.ArgumentParser):
 def cmd_models(args) -> int:
     from tabulate import tabulate
 
-    from .models import describe_models
+    from .listing import model_rows
 
-    rows = describe_models(args.num_classes)
+    rows = model_rows(args.num_classes)  # built once per version of the model code and torch (disk cache)
     if args.json:
         print(json.dumps([{k: r[k] for k in ("name", "params", "num_classes", "family", "input_size")}
                           for r in rows], indent=1))
@@ -131,6 +147,7 @@ def cmd_train(args) -> int:
     m = result["metrics"]
     print(f"run {rid} done: top-1 {m['top1']:.2f} ({m['reported_epoch']} epoch), "
           f"last {m['last']['top1']:.2f}, best {m['best']['top1']:.2f} (epoch {m['best']['epoch']})")
+    print(f"wrote {store.run_dir(rid)}/ (result.json, metrics.jsonl, model.pt, test_logits.pt, checkpoints)")
     return 0
 
 
@@ -184,16 +201,9 @@ def _host_pid() -> str:
 def cmd_list(args) -> int:
     from tabulate import tabulate
 
-    from .manifest import load_manifest, manifest_paths
-    from .plan import Planner
+    from .listing import table_rows
 
-    rows = []
-    for tid, path in manifest_paths().items():
-        m = load_manifest(path)
-        plan = Planner("paper").plan_manifest(m)
-        runnable = sum(c.rule not in ("cited", "setting", "aggregate") for c in plan.cells)
-        rows.append({"table": tid, "paper": m.paper, "title": m.title, "cells": len(plan.cells),
-                     "runnable_cells": runnable, "runs": len(plan.job_ids)})
+    rows = table_rows()  # planned once per version of the catalogue and the code (disk cache)
     if args.json:
         print(json.dumps(rows, indent=1))
     else:
@@ -214,7 +224,7 @@ def cmd_plan(args) -> int:
     planner = Planner(args.profile, rate=measured_rate(store), store=store, figures=_figures(args))
     plans = [planner.plan(name) for name in args.tables]
     _check_figures_asked(args, plans)
-    summaries = [table_summary(p, planner, store) for p in plans]
+    summaries = [table_summary(p, planner, store, detail=args.detail) for p in plans]
     if args.json:
         print(json.dumps(summaries, indent=1, default=str))
         return 0
@@ -225,7 +235,8 @@ def cmd_plan(args) -> int:
     pending = [j for j in all_ids if not store.is_done(j)]
     print(f"\nprofile {args.profile}: {len(all_ids)} distinct runs (runs shared by tables counted once), "
           f"{len(pending)} pending, about {fmt_hours(sum(planner.jobs[j].gpu_hours for j in pending))} of GPU time "
-          f"left (estimate: FLOPs at {planner.rate_source})")
+          f"left (estimate: FLOPs at " + (f"{planner.flops_per_s / 1e12:.3g} TFLOP/s, " if planner.flops_per_s else "")
+          + f"{planner.rate_source})")
     for p in plans:
         for c in p.waiting():
             w = c.waiting_on
@@ -393,7 +404,7 @@ def _reproduce_phase(args, store, planner, plans, job_ids) -> int:
     final = counts(scan(store, only))
     print(f"runs: {final['done']} done, {final['failed']} failed, {final['blocked']} blocked, "
           f"{final['pending']} pending, {final['running']} running", flush=True)
-    for line in R.summarize_failures(store, only):
+    for line in R.summarize_failures(store, only, full=getattr(args, "failures", False)):  # nightly has no flag
         print(line)
     if final["failed"]:
         print(f"{final['failed']} run(s) failed; once the cause is fixed, run the same command with --retry-failed",
@@ -476,11 +487,13 @@ def cmd_bench(args) -> int:
 
     _check_device(args.device)
     out = run_bench(args.device, steps=args.steps, warmup=args.warmup, batch_size=args.batch_size,
-                    loader_workers=args.loader_workers, accel=accel.from_args(args))
+                    loader_workers=args.loader_workers, accel=accel.from_args(args),
+                    log=lambda message: print(message, file=sys.stderr, flush=True))  # stdout stays JSON
+    saved = None
     if args.save:
         from .throughput import save_bench
 
-        save_bench(args.save, out)
+        saved = save_bench(args.save, out)
     if args.json:
         print(json.dumps(out, indent=1))
         return 0
@@ -489,6 +502,8 @@ def cmd_bench(args) -> int:
                      f"{c.get('per_student_images_per_s', c['images_per_s']):.0f}"] for c in out["cases"]],
                    headers=["case", "students", "images/s", "per-student images/s"]))
     print(f"speedup {out['speedup']:.2f}x, fused_speedup {out['fused_speedup']:.2f}x (vs the reference loop)")
+    if saved:
+        print(f"wrote {saved}")
     return 0
 
 
@@ -597,7 +612,7 @@ def _progress_of(lease) -> dict:
 def cmd_status(args) -> int:
     from tabulate import tabulate
 
-    from .plan import ASSUMED_RATE, estimate_gpu_hours, fmt_hours
+    from .plan import DEFAULT_RATE_SOURCE, estimate_gpu_hours, fmt_hours
     from .queue import counts, lease_wait_note, scan
     from .store import Store
     from .throughput import measured_rate
@@ -605,13 +620,15 @@ def cmd_status(args) -> int:
     store = Store(args.store)
     if not store.root.exists():
         print(f"note: no store at {store.root} (nothing has run there yet)", file=sys.stderr)
-    flops_per_s, rate_source = measured_rate(store) or ASSUMED_RATE
+    flops_per_s, rate_source = measured_rate(store) or (None, DEFAULT_RATE_SOURCE)
     only = None
     if args.tables:
         from .plan import Planner
 
-        planner = Planner(args.profile, store=store, figures=_figures(args))
-        only = {j for name in args.tables for j in planner.plan(name).job_ids}
+        names = [Path(t).stem if t.endswith((".yaml", ".yml")) else t for t in args.tables]
+        only = set()
+        for name, table in zip(names, args.tables):  # as report: the profile last run, unless named
+            only |= set(Planner(args.profile or last_profile(store, name), store=store, figures=_figures(args)).plan(table).job_ids)
     states = scan(store, only)
     c = counts(states)
     spent = sum((s.result or {}).get("wall_time_s") or 0 for s in states.values() if s.state == "done") / 3600
@@ -636,12 +653,14 @@ def cmd_status(args) -> int:
         print(json.dumps(out, indent=1))
     else:
         print(tabulate([[k, c[k]] for k in ("done", "running", "pending", "blocked", "failed")], headers=["runs", "n"]))
-        for r in running:
-            print(f"  running {r['id']} {r['model']} on {r['worker']}: epoch {r.get('epoch', 0)}/{r.get('epochs', '?')}"
+        from .reproduce import failure_summary, progress_line
+
+        for r in running:  # model, epoch k/n, batches, images/s, ETA from the measured speed
+            print(f"  running {r['id']} on {r['worker']}: {progress_line({r['id']: states[r['id']]})}"
                   + (f" ({r['lease_note']})" if r.get("lease_note") else ""))
-        for f in failed:
-            print(f"  {f['state']} {f['id']}: {f['reason']}")
-        print(f"device time spent {fmt_hours(spent)}, estimated left {fmt_hours(left)}")
+        for line in failure_summary(states, full=args.failures):
+            print(line)
+        print(f"device time spent {fmt_hours(spent)}, estimated GPU time left {fmt_hours(left)} ({rate_source})")
     return 1 if c["failed"] else 0
 
 
@@ -681,9 +700,16 @@ def _check_device(device: str) -> None:
 
 
 def _default_device() -> str:
+    """``--device auto``: cuda when torch sees one, else cpu. Asked after parsing, and only by the
+    commands that train: asking torch while building the parser cost every command its import."""
     import torch
 
     return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+DEVICE_HELP = "cpu, cuda or cuda:N; auto = cuda when available, else cpu"
+STORE_HELP = "the store: folder of runs, queue and reports"
+PROFILE_HELP = "paper (as published), quick (1/4 epochs, half the grid, one seed) or smoke (generated data, 1 epoch)"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -708,16 +734,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("plan", help="expand tables into runs (nothing is trained)")
     s.add_argument("tables", nargs="+", metavar="TABLE|MANIFEST.yaml")
-    s.add_argument("--profile", default="paper", choices=["smoke", "quick", "paper"])
-    s.add_argument("--store", default="runs")
+    s.add_argument("--profile", default="paper", choices=["smoke", "quick", "paper"], help=PROFILE_HELP)
+    s.add_argument("--store", default="runs", help=STORE_HELP)
     s.add_argument("--figures", action="append", metavar="NAME[,NAME]",
                    help="also plan the extra runs of these figures of the tables (e.g. fig10; all)")
     s.add_argument("--json", action="store_true")
+    s.add_argument("--detail", action="store_true",
+                   help="with --json: every job's whole loss, labels and seed, every cell's grid points and runs")
     s.set_defaults(func=cmd_plan)
 
     def worker_args(s):
-        s.add_argument("--store", default="runs")
-        s.add_argument("--device", default=_default_device())
+        s.add_argument("--store", default="runs", help=STORE_HELP)
+        s.add_argument("--device", default="auto", help=DEVICE_HELP)
         s.add_argument("--lease-seconds", type=float, default=120.0,
                        help="a worker that stops renewing its lease for this long is presumed dead")
         s.add_argument("--max-attempts", type=int, default=3, help="tries of a run that raises an error")
@@ -730,7 +758,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("reproduce", help="plan, train (resumable) and report tables")
     s.add_argument("tables", nargs="+", metavar="TABLE|MANIFEST.yaml")
-    s.add_argument("--profile", default="paper", choices=["smoke", "quick", "paper"])
+    s.add_argument("--profile", default="paper", choices=["smoke", "quick", "paper"], help=PROFILE_HELP)
     s.add_argument("--workers", type=int, default=0, help="local workers (default: one per GPU, else 1)")
     s.add_argument("--launcher", default="local", choices=["local", "slurm", "submitit-local"])
     s.add_argument("--partition", default=None)
@@ -738,6 +766,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--cpus-per-task", type=int, default=8)
     s.add_argument("--time", type=int, default=24 * 60, help="SLURM time limit per worker job, minutes")
     s.add_argument("--retry-failed", action="store_true", help="try failed runs again")
+    s.add_argument("--failures", action="store_true", help="list every failed and blocked run (default: by reason)")
     s.add_argument("--out", default=None, help="report folder (default: STORE/reports)")
     s.add_argument("--no-report", action="store_true")
     s.add_argument("--figures", action="append", metavar="NAME[,NAME]",
@@ -752,10 +781,13 @@ def build_parser() -> argparse.ArgumentParser:
     worker_args(s)
     s.set_defaults(func=cmd_worker)
 
-    s = sub.add_parser("status", help="done, running, pending, blocked and failed runs")
+    s = sub.add_parser("status", help="done, running, pending, blocked and failed runs (exit 1 if any failed)")
     s.add_argument("tables", nargs="*", metavar="TABLE")
-    s.add_argument("--profile", default="paper", choices=["smoke", "quick", "paper"])
-    s.add_argument("--store", default="runs")
+    s.add_argument("--failures", action="store_true", help="list every failed and blocked run (default: by reason)")
+    s.add_argument("--profile", default=None, choices=["smoke", "quick", "paper"],
+                   help="the profile of the TABLEs' runs; default: the one each table was last reproduced "
+                        "with in this store (else paper)")
+    s.add_argument("--store", default="runs", help=STORE_HELP)
     s.add_argument("--figures", action="append", metavar="NAME[,NAME]",
                    help="also plan the extra runs of these figures of the tables (e.g. fig10; all)")
     s.add_argument("--json", action="store_true")
@@ -763,7 +795,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("report", help="published vs reproduced, as markdown or JSON")
     s.add_argument("tables", nargs="+", metavar="TABLE|MANIFEST.yaml")
-    s.add_argument("--store", default="runs")
+    s.add_argument("--store", default="runs", help=STORE_HELP)
     s.add_argument("--profile", default=None, choices=["smoke", "quick", "paper"],
                    help="default: the profile the table was last reproduced with in this store")
     s.add_argument("--format", default="md", choices=["md", "json", "csv"])
@@ -780,7 +812,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("nightly", help="reproduce, write a dated report, list regressions (exit 1 if any)")
     s.add_argument("--tables", nargs="+", required=True, metavar="TABLE")
-    s.add_argument("--profile", default="smoke", choices=["smoke", "quick", "paper"])
+    s.add_argument("--profile", default="smoke", choices=["smoke", "quick", "paper"], help=PROFILE_HELP)
     s.add_argument("--out", required=True, help="folder of dated nightly reports")
     s.add_argument("--date", default=None, help="YYYY-MM-DD (default today)")
     s.add_argument("--workers", type=int, default=0)
@@ -796,7 +828,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_nightly)
 
     s = sub.add_parser("bench", help="engine vs the papers' loop, measured side by side")
-    s.add_argument("--device", default=_default_device())
+    s.add_argument("--device", default="auto", help=DEVICE_HELP)
     s.add_argument("--steps", type=int, default=20)
     s.add_argument("--warmup", type=int, default=3)
     s.add_argument("--batch-size", type=int, default=64)
@@ -822,8 +854,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("train", help="train one run from a run config (YAML)")
     s.add_argument("config")
-    s.add_argument("--store", default="runs")
-    s.add_argument("--device", default=_default_device())
+    s.add_argument("--store", default="runs", help=STORE_HELP)
+    s.add_argument("--device", default="auto", help=DEVICE_HELP)
     s.add_argument("--data-root", default=None, help="where the datasets are (overrides data.root)")
     s.add_argument("--num-workers", type=int, default=4, help="DataLoader workers (image-folder datasets)")
     s.add_argument("--lease-seconds", type=float, default=120.0,
@@ -844,8 +876,13 @@ def main(argv: list[str] | None = None) -> int:
     argv = [a for a in argv if a != "--debug"]
     try:
         args = build_parser().parse_args(argv)
+        if getattr(args, "device", None) == "auto":
+            args.device = _default_device()
         validate_args(args)
         return args.func(args)
+    except BrokenPipeError:  # `plan --json | head`: the reader left; no traceback, no flush error at exit
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE, as a shell tool killed by the pipe
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

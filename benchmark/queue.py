@@ -333,16 +333,38 @@ def run_group(store: Store, rids: list[str], opts: WorkerOptions, log=print) -> 
                 cfg["data"]["root"] = opts.data_root
             cfgs.append(cfg)
 
+        for cfg in cfgs:  # the bar knows the epoch count from the start (no "e0/?")
+            rid = C.run_id(cfg)
+            leases[rid].progress = {"epoch": 0, "epochs": cfg["recipe"]["epochs"]}
+            log(f"run {rid}: start, {cfg['model']} on {cfg['dataset']}, loss {cfg['loss']['name']}, "
+                f"{cfg['recipe']['epochs']} epochs" + (f", fused with {len(cfgs) - 1} other(s)" if len(cfgs) > 1 else ""))
+        epoch_start = {"t": time.time()}
+
         def on_epoch(m):
             lease = leases[m["run"]]
             lease.progress = {"epoch": m["epoch"], "epochs": m["epochs"], "test_top1": m["test_top1"],
                               **({"stage": m["stage"]} if "stage" in m else {})}
+            log(f"run {m['run']}: " + (f"pre-training {m['stage']} " if "stage" in m else "")
+                + f"epoch {m['epoch']}/{m['epochs']}, loss {m['train_loss']:.4f}"
+                + (f", test top-1 {m['test_top1']:.2f}" if m.get("test_top1") is not None else ""))
+            epoch_start["t"] = time.time()
             if lease.lost.is_set() or not lease.mine():
                 raise StopRun(m["run"])
             lease.renew()
 
+        def on_step(m):
+            """Within an epoch: batches done and the measured speed, into each lease's progress (the
+            heartbeat writes it); nothing here touches the device."""
+            elapsed = max(time.time() - epoch_start["t"], 1e-9)
+            for rid in m["runs"]:
+                if rid in leases:
+                    leases[rid].progress = {**leases[rid].progress, "epoch": m["epoch"] - 1, "epochs": m["epochs"],
+                                            "step": m["step"], "steps": m["steps"],
+                                            "images_per_s": round(m["images"] / elapsed, 1),
+                                            "step_s": round(elapsed / m["step"], 4)}
+
         options = ExecOptions(device=opts.device, num_workers=opts.num_workers, accel=opts.accel, on_epoch=on_epoch,
-                              tensorboard=opts.tensorboard)
+                              on_step=on_step, tensorboard=opts.tensorboard)
         results = train_runs(cfgs, store, options)
         for rid, result in results.items():
             if result is None:
@@ -351,6 +373,8 @@ def run_group(store: Store, rids: list[str], opts: WorkerOptions, log=print) -> 
             else:
                 append_event(store, rid, kind="finish" if result["status"] == "done" else "fail",
                              worker=opts.name, reason=result.get("reason"))
+                log(f"run {rid}: " + (f"done, top-1 {result['metrics']['top1']:.2f}" if result["status"] == "done"
+                                      else f"failed: {result.get('reason')}"))
                 outcome[rid] = result["status"]
         return outcome
     except (KeyboardInterrupt, SystemExit):

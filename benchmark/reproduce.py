@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 from .plan import Planner
@@ -119,13 +120,35 @@ class SubmititWorker(_Checkpointable):
         return run_worker(WorkerOptions(**opts))
 
 
+def run_eta_s(p: dict) -> float | None:
+    """Seconds left of a running run from its measured speed: (steps left in this epoch + steps of
+    the epochs after it) x measured seconds per step; None before the first measurement."""
+    if not p.get("step_s") or not p.get("steps") or not p.get("epochs"):
+        return None
+    left = (p["steps"] - p.get("step", 0)) + (p["epochs"] - p.get("epoch", 0) - 1) * p["steps"]
+    return max(0.0, left * p["step_s"])
+
+
+def _fmt_s(sec: float) -> str:
+    return f"{sec / 3600:.1f}h" if sec >= 3600 else (f"{sec / 60:.0f}min" if sec >= 60 else f"{sec:.0f}s")
+
+
 def progress_line(states) -> str:
+    """Per running run (three at most): model, epoch k/n (the one in progress), batches done in it,
+    images/s and ETA from the measured speed."""
     running = [s for s in states.values() if s.state == "running"]
     parts = []
     for s in running[:3]:
         p = (s.lease or {}).get("progress") or {}
-        model = (s.config or {}).get("model", "?")
-        parts.append(f"{model} e{p.get('epoch', 0)}/{p.get('epochs', '?')}")
+        cfg = s.config or {}
+        epochs = p.get("epochs") or (cfg.get("recipe") or {}).get("epochs", "?")
+        text = f"{cfg.get('model', '?')} e{min(p.get('epoch', 0) + 1, epochs) if isinstance(epochs, int) else '?'}/{epochs}"
+        if p.get("steps"):
+            text += f" b{p.get('step', 0)}/{p['steps']} {p.get('images_per_s', 0):.0f} img/s"
+        eta = run_eta_s(p)
+        if eta is not None:
+            text += f" ETA {_fmt_s(eta)}"
+        parts.append(text)
     return ", ".join(parts) + (f" +{len(running) - 3}" if len(running) > 3 else "")
 
 
@@ -168,11 +191,26 @@ def stop_workers(procs, grace: float = 0.0) -> None:
             p.kill()
 
 
-def summarize_failures(store: Store, only: set[str]) -> list[str]:
-    lines = []
-    for rid, s in sorted(scan(store, only).items()):
-        if s.state in ("failed", "blocked"):
-            lines.append(f"  {s.state} {rid} ({(s.config or {}).get('model', '?')}): {s.reason}")
+def summarize_failures(store: Store, only: set[str] | None, full: bool = False) -> list[str]:
+    return failure_summary(scan(store, only), full)
+
+
+def failure_summary(states: dict, full: bool = False) -> list[str]:
+    """Failed runs grouped by reason with counts, the runs they block, and how to retry; every
+    failed and blocked run only with ``full`` (the --failures flag)."""
+    failed = [s for s in states.values() if s.state == "failed"]
+    blocked = [s for s in states.values() if s.state == "blocked"]
+    if not failed and not blocked:
+        return []
+    reasons = Counter((s.reason or "no reason recorded").strip().splitlines()[0][:300] for s in failed)
+    lines = [f"{len(failed)} failed, {len(blocked)} blocked by them (a run whose dependency failed is not tried):"]
+    lines += [f"  {n} x {reason}" for reason, n in reasons.most_common()]
+    if full:
+        for s in sorted(failed + blocked, key=lambda s: (s.state, s.id)):
+            lines.append(f"  {s.state} {s.id} ({(s.config or {}).get('model', '?')}): {s.reason}")
+    else:
+        lines.append("  (every failed and blocked run: add --failures)")
+    lines.append("after fixing the cause, run the same reproduce command with --retry-failed")
     return lines
 
 

@@ -38,7 +38,7 @@ from .losses import make_loss
 from .init_schemes import apply_init_scheme
 from .models import build_model
 from .models.weights import load_file
-from .pipeline import Augmentation, LoaderPipeline, TensorPipeline, derive_seed
+from .pipeline import Augmentation, LoaderPipeline, TensorPipeline, batch_indices, derive_seed
 from .store import Store, WriteRefused
 
 
@@ -54,6 +54,11 @@ class ExecOptions:
     accel: Accel = field(default_factory=Accel)  # accelerations and determinism (accel.py)
     on_epoch: Callable[[dict], None] | None = field(default=None, repr=False)  # progress hook
     tensorboard: bool = False     # also write each epoch's scalars as TensorBoard events (tboard.py)
+    # called every ``step_every`` steps inside an epoch (more often in a short epoch: about 8 times
+    # at least) with {runs, epoch, epochs, step, steps, images}; host-side counts only, so no device
+    # synchronisation is added
+    on_step: Callable[[dict], None] | None = field(default=None, repr=False)
+    step_every: int = 20
 
     def record(self) -> dict:
         """What ran: the flags as they applied on this device."""
@@ -677,7 +682,12 @@ def train_runs(cfgs: list[dict], store: Store, options: ExecOptions | None = Non
         # The teacher's features are computed (once per batch) only if some student needs them.
         features = teacher is not None and any(s.distiller is not None for s in active)
         with_index = any(s.needs_index for s in active)
-        for batch in data.train_batches(cfg0["seed"], epoch, with_index=with_index):
+        steps = len(batch_indices(data.num_train, data.batch_size, data.drop_last, data.steps_per_epoch))
+        every = max(1, min(options.step_every, steps // 8))
+        for i, batch in enumerate(data.train_batches(cfg0["seed"], epoch, with_index=with_index)):
+            if options.on_step and i and i % every == 0:
+                options.on_step({"runs": [s.rid for s in active], "epoch": epoch + 1, "epochs": epochs,
+                                 "step": i, "steps": steps, "images": i * data.batch_size})
             x, y, index = batch if with_index else (*batch, None)
             x = A.prepare_input(x, accel)
             with torch.no_grad(), A.autocast(device, accel):

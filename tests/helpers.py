@@ -37,6 +37,21 @@ def runner(*args, cwd=None, timeout=300):
                           capture_output=True, text=True, timeout=timeout)
 
 
+def cli(*args) -> subprocess.CompletedProcess:
+    """``runner.py ARGS`` in this process: the same main(), its exit code and printed text, without
+    a new interpreter importing torch (seconds per call). For what happens inside main() (parsing,
+    bad input); a test about the process itself (no traceback at exit, signals) uses runner()."""
+    import contextlib
+    import io
+
+    from benchmark.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main([str(a) for a in args])
+    return subprocess.CompletedProcess(["runner.py", *map(str, args)], code, out.getvalue(), err.getvalue())
+
+
 # ---- hand-written references (plain loops over samples / positions) --------------------------
 
 

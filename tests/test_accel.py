@@ -11,7 +11,8 @@ from benchmark import accel as A
 from benchmark import config as C
 from benchmark import throughput
 from benchmark.accel import Accel
-from benchmark.plan import ASSUMED_FLOPS_PER_S, Planner, estimate_flops, table_summary
+from benchmark import plan as P
+from benchmark.plan import Planner, estimate_flops, table_summary
 from benchmark.store import Store
 from benchmark.train import ExecOptions, train_run
 from tests.helpers import tiny, trained_teacher
@@ -99,25 +100,32 @@ def test_command_line_flags_round_trip_to_workers():
 def test_cost_model_uses_the_measured_throughput(teacher, tmp_path, monkeypatch):
     tstore, tid = teacher
     store = Store(tmp_path / "store")
-    assert throughput.measured_rate(store) is None  # nothing measured: the planner assumes
-    assert Planner("smoke").flops_per_s == ASSUMED_FLOPS_PER_S
+    assert throughput.measured_rate(store) is None  # nothing measured: the planner's calibrated defaults
+    assert Planner("smoke").flops_per_s is None
 
-    # a bench measurement: images/s x FLOPs of one KD step per image
+    # a bench measurement: images/s x FLOPs of one KD step per image, kept under its device kind
     bench = {"device": "cpu", "teacher": "resnet56", "student": "resnet20", "accel": None,
              "cases": [{"name": "reference", "images_per_s": 10.0}, {"name": "engine", "images_per_s": 50.0}]}
     throughput.save_bench(store.root, bench)
-    rate, source = throughput.measured_rate(store)
+    rate, source = throughput.measured_rate(store, "cpu")
     from benchmark.plan import forward_flops
     assert rate == pytest.approx(50.0 * (3 * forward_flops("resnet20", 100, 32) + forward_flops("resnet56", 100, 32)))
     assert "bench" in source
+    assert throughput.measured_rate(store) is None  # never mixed: a CPU bench says nothing about a GPU
+    throughput.save_bench(store.root, {**bench, "device": "cuda:0"})
+    assert throughput.measured_rate(store)[0] == pytest.approx(rate)  # both kinds kept side by side
+    assert throughput.measured_rate(store, "cpu")[0] == pytest.approx(rate)
+    (store.root / throughput.FILE).unlink()
 
-    # finished runs beat the bench: FLOPs of each run over its wall time, the median
+    # finished runs beat the bench: FLOPs of each run over its wall time, the median, per kind
     monkeypatch.setattr(throughput, "MIN_RUN_SECONDS", 0.0)
     shutil.copytree(tstore.run_dir(tid), store.run_dir(tid))
     res = store.result(tid)
-    rate, source = throughput.measured_rate(store)
+    assert res["provenance"]["device"] == "cpu"
+    rate, source = throughput.measured_rate(store, "cpu")
     assert rate == pytest.approx(estimate_flops(res["config"], None) / res["wall_time_s"])
     assert "finished run" in source
+    assert throughput.measured_rate(store) is None  # the CPU smoke run leaves the GPU estimate alone
 
     # the planner's hours scale with it, and the plan JSON says where the rate comes from
     slow, fast = Planner("paper", rate=(1e12, "test")), Planner("paper", rate=(4e12, "test"))
@@ -125,3 +133,18 @@ def test_cost_model_uses_the_measured_throughput(teacher, tmp_path, monkeypatch)
     ha, hb = table_summary(a, slow)["gpu_hours"], table_summary(b, fast)["gpu_hours"]
     assert ha == pytest.approx(4 * hb, rel=1e-3)
     assert "1 TFLOP/s (test)" in table_summary(a, slow)["cost_model"]
+
+
+def test_default_throughput_is_calibrated_per_workload_class():
+    """Without a measurement: a few percent of the reference peak for small images, tens of percent
+    for ImageNet-size ones; the plan names the source."""
+    planner = Planner("paper")
+    plan = planner.plan("atkd-table5")
+    assert "calibrated default" in table_summary(plan, planner)["cost_model"]
+    job = planner.jobs[plan.job_ids[0]]
+    cfg, teacher = job.config, planner.jobs[job.deps[0]].config if job.deps else None
+    assert cfg["dataset"].startswith("cifar")
+    expected = estimate_flops(cfg, teacher) / (P.DEFAULT_EFFICIENCY["small"] * P.REFERENCE_PEAK) / 3600
+    assert job.gpu_hours == pytest.approx(expected, rel=1e-3)
+    assert P.default_rate(32)[0] == pytest.approx(0.02 * 156e12)
+    assert P.default_rate(224)[0] == pytest.approx(0.25 * 156e12)

@@ -1,11 +1,14 @@
 """Bad input: exit 2, one line naming file and field, no traceback, nothing written."""
 
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 import yaml
 
-from tests.helpers import runner, tiny
+from tests.helpers import REPO, cli, runner, tiny
 
 
 def assert_clean_error(proc, *needles):
@@ -29,12 +32,12 @@ def test_bad_config_exits_2_and_writes_nothing(tmp_path, content, needles):
     cfg = tmp_path / "bad.yaml"
     cfg.write_text(content)
     store = tmp_path / "store"
-    assert_clean_error(runner("train", cfg, "--store", store), str(cfg), *needles)
+    assert_clean_error(cli("train", cfg, "--store", store), str(cfg), *needles)
     assert not store.exists()
 
 
 def test_missing_config_file(tmp_path):
-    assert_clean_error(runner("train", tmp_path / "nope.yaml", "--store", tmp_path / "s"), "nope.yaml", "no such file")
+    assert_clean_error(cli("train", tmp_path / "nope.yaml", "--store", tmp_path / "s"), "nope.yaml", "no such file")
 
 
 def test_missing_dataset_files_say_where_to_put_them(tmp_path):
@@ -42,17 +45,48 @@ def test_missing_dataset_files_say_where_to_put_them(tmp_path):
     raw["data"] = {"source": "real", "root": str(tmp_path / "data")}
     cfg = tmp_path / "real.yaml"
     cfg.write_text(yaml.safe_dump(raw))
-    proc = runner("train", cfg, "--store", tmp_path / "store")
+    proc = cli("train", cfg, "--store", tmp_path / "store")
     assert_clean_error(proc, str(tmp_path / "data"))
 
 
 def test_unknown_command_and_option():
-    assert_clean_error(runner("frobnicate"))
-    assert_clean_error(runner("models", "--num-classes", "many"))
+    assert_clean_error(runner("frobnicate"))  # the real process: one line on stderr, exit 2
+    assert_clean_error(cli("models", "--num-classes", "many"))
+
+
+def test_parsing_and_help_import_no_torch():
+    """Argument errors and --help answer before torch is imported (it takes seconds)."""
+    code = ("import sys; from benchmark.cli import main, build_parser\n"
+            "assert main(['list', '--bogus']) == 2\n"
+            "args = build_parser().parse_args(['reproduce', 'ats-table2'])\n"
+            "assert args.device == 'auto', args.device\n"
+            "print('torch' in sys.modules)")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "False"
+    helped = runner("reproduce", "--help")
+    assert helped.returncode == 0
+    text = " ".join(helped.stdout.split())
+    for needle in ("--profile", "(default: paper)", "--store", "(default: runs)", "--device", "(default: auto)"):
+        assert needle in text
+
+
+def test_output_cut_by_a_closed_pipe_ends_quietly():
+    """`plan --json | head`: the reader has left; no BrokenPipeError traceback, exit 141. The pipe's
+    read end is closed before the command starts, so its first write fails for certain."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        proc = subprocess.run([sys.executable, str(REPO / "runner.py"), "data", "list", "--json"], cwd=REPO,
+                              stdout=write_end, stderr=subprocess.PIPE, text=True, timeout=120)
+    finally:
+        os.close(write_end)
+    assert proc.returncode == 141, proc.stderr
+    assert "Traceback" not in proc.stderr and "BrokenPipe" not in proc.stderr
 
 
 def test_models_json_contract():
-    proc = runner("models", "--num-classes", "100", "--json")
+    proc = cli("models", "--num-classes", "100", "--json")
     assert proc.returncode == 0, proc.stderr
     rows = json.loads(proc.stdout)
     by_name = {r["name"]: r for r in rows}

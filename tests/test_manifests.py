@@ -7,7 +7,7 @@ import pytest
 from benchmark.manifest import manifest_paths
 from benchmark.plan import Planner
 from benchmark.published import published_ids
-from tests.helpers import runner
+from tests.helpers import cli
 
 IDS = sorted(manifest_paths())
 
@@ -52,7 +52,7 @@ def test_shared_runs_are_counted_once():
     one, five = planner.plan("atkd-table1"), planner.plan("atkd-table5")
     union = set(one.job_ids) | set(five.job_ids)
     assert len(union) < len(one.job_ids) + len(five.job_ids)
-    proc = runner("plan", "atkd-table1", "atkd-table5", "--json")
+    proc = cli("plan", "atkd-table1", "atkd-table5", "--json")
     assert proc.returncode == 0, proc.stderr
     docs = json.loads(proc.stdout)
     assert [d["table"] for d in docs] == ["atkd-table1", "atkd-table5"]

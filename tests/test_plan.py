@@ -10,7 +10,7 @@ from benchmark import config as C
 from benchmark.errors import BadInput
 from benchmark.manifest import load_catalog, load_manifest
 from benchmark.plan import Planner, grid_points, merge_spec, scale_recipe
-from tests.helpers import runner
+from tests.helpers import cli
 
 RECIPES = {"r": {"source": "test", "data": {"augment": "standard"},
                  "recipe": {"epochs": 240, "batch_size": 64, "optimizer": {"lr": 0.05},
@@ -202,11 +202,11 @@ def test_bad_zoo_and_recipe_files(root):
 
 
 def test_cli_plan_bad_input_exits_2_without_traceback(tmp_path):
-    proc = runner("plan", "no-such-table", "--store", tmp_path / "s")
+    proc = cli("plan", "no-such-table", "--store", tmp_path / "s")
     assert proc.returncode == 2 and "Traceback" not in proc.stderr and "unknown table" in proc.stderr
     bad = tmp_path / "bad.yaml"
     bad.write_text("id: [x\n")
-    proc = runner("plan", bad, "--store", tmp_path / "s")
+    proc = cli("plan", bad, "--store", tmp_path / "s")
     assert proc.returncode == 2 and "Traceback" not in proc.stderr and str(bad) in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "s").exists()

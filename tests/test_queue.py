@@ -168,7 +168,11 @@ def test_reproduce_end_to_end_then_nothing_to_do(tmp_path):
     report = (tmp_path / "reports" / "klmse-table5.md").read_text()
     second = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert second.returncode == 0 and "4 runs, 4 already done" in second.stdout
-    assert not (tmp_path / "queue" / "worker-0.log").read_text().count("\n") > 1  # no second worker session
+    log = (tmp_path / "queue" / "worker-0.log").read_text().splitlines()
+    assert sum(line.startswith("worker ") for line in log) == 1  # one worker session: none the second time
+    for rid in (tmp_path / "runs").iterdir():  # the log records each run's start, epochs and end
+        mine = [line for line in log if line.startswith(f"run {rid.name}: ")]
+        assert [line.split(": ", 1)[1].split(",")[0] for line in mine] == ["start", "epoch 1/1", "done"], mine
     again = (tmp_path / "reports" / "klmse-table5.md").read_text()
     strip = lambda text: [line for line in text.splitlines() if not line.startswith("- generated")]  # noqa: E731
     assert strip(report) == strip(again)

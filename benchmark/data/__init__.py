@@ -7,10 +7,22 @@ for the smoke profile, and the papers' PIL transform pipelines.
 
 from __future__ import annotations
 
+import importlib
+
 from .registry import DATASETS, DatasetSpec, dataset_names, get_spec
-from .sources import FileListDataset, MissingData, check, dataset_dir, download, load_arrays, load_folder
-from .synthetic import synthetic_arrays, synthetic_groups
-from .transforms import AUGMENTS, make_transforms
+
+# The rest needs torch/torchvision: imported on first use (PEP 562), so that what only asks the
+# registry (planning, the cost model, `data list`) starts without them.
+_LAZY = {"FileListDataset": "sources", "MissingData": "sources", "DownloadFailed": "sources", "check": "sources", "dataset_dir": "sources",
+         "download": "sources", "load_arrays": "sources", "load_folder": "sources",
+         "synthetic_arrays": "synthetic", "synthetic_groups": "synthetic",
+         "AUGMENTS": "transforms", "make_transforms": "transforms"}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def list_datasets() -> list[dict]:
@@ -36,6 +48,7 @@ __all__ = [
     "AUGMENTS",
     "DATASETS",
     "DatasetSpec",
+    "DownloadFailed",
     "FileListDataset",
     "MissingData",
     "check",

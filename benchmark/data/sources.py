@@ -12,7 +12,9 @@ structure and by their official image counts.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -30,6 +32,11 @@ from .registry import DatasetSpec, check_split, dataset_names, get_spec
 
 class MissingData(BadInput):
     """The dataset's files are not there at all: ``check`` reports "missing" (other BadInput: "bad")."""
+
+
+class DownloadFailed(Exception):
+    """A download that could not finish (no network, a refused connection, a bad archive): the
+    command says so in one line and exits 1; what the attempt created is removed."""
 
 
 def dataset_dir(name: str, root: str | os.PathLike) -> str:
@@ -318,11 +325,13 @@ def download(name: str, root: str) -> None:
     spec = get_spec(name)
     root = os.path.expanduser(str(root))
     folder = dataset_dir(name, root)
-    if name in ("cifar10", "cifar100"):
-        (CIFAR10 if name == "cifar10" else CIFAR100)(root, train=True, download=True)  # the archive holds both splits
-    elif name == "svhn":
-        for split in ("train", "test"):
-            SVHN(folder, split=split, download=True)
+    if name in ("cifar10", "cifar100", "svhn"):
+        with _undo_on_failure(root, name):
+            if name == "svhn":
+                for split in ("train", "test"):
+                    SVHN(folder, split=split, download=True)
+            else:  # the archive holds both splits
+                (CIFAR10 if name == "cifar10" else CIFAR100)(root, train=True, download=True)
     elif name == "imagenet" and all(
         os.path.isfile(os.path.join(folder, ARCHIVE_META[k][0])) for k in ("train", "val", "devkit")
     ):
@@ -335,6 +344,27 @@ def download(name: str, root: str) -> None:
                 raise BadInput(folder, name, str(e)) from e
     else:
         raise BadInput(folder, name, f"cannot be downloaded automatically; {spec.how_to_get}")
+
+
+@contextlib.contextmanager
+def _undo_on_failure(root: str, name: str):
+    """Run a torchvision download; if it fails, remove what it created (folders, a partial archive)
+    and raise DownloadFailed with one line. What was there before is never touched."""
+    made_root = not os.path.exists(root)
+    before = set(os.listdir(root)) if not made_root else set()
+    try:
+        yield
+    except (OSError, RuntimeError, ValueError) as err:  # URLError is an OSError
+        if made_root:
+            shutil.rmtree(root, ignore_errors=True)
+        elif os.path.isdir(root):
+            for entry in set(os.listdir(root)) - before:
+                path = os.path.join(root, entry)
+                shutil.rmtree(path, ignore_errors=True) if os.path.isdir(path) else os.remove(path)
+        reason = getattr(err, "reason", None) or err
+        raise DownloadFailed(f"{name}: download failed ({type(err).__name__}: {reason}); nothing was kept "
+                             f"under {root}. Without network, place the files by hand: "
+                             f"`python runner.py data list` says where") from None
 
 
 def _check_one(spec: DatasetSpec, root: str, strict_counts: bool) -> str:

@@ -17,34 +17,30 @@ A run config names a method as its loss (``loss: {name: fitnet, weight: 100}``);
 
 from __future__ import annotations
 
-from typing import Any
+import importlib
+from typing import TYPE_CHECKING, Any
 
-from .ab import AB
-from .at import AT
-from .base import Distiller, InitStage, taps
-from .cc import CC
-from .crd import CRD
-from .fitnet import FitNet
-from .fsp import FSP
-from .ft import FT
-from .ieat import IEAT
-from .nst import NST
-from .overhaul import Overhaul
-from .pkt import PKT
-from .reviewkd import ReviewKD
-from .rkd import RKD
-from .sckd import SCKD
-from .sp import SP
-from .vid import VID
+if TYPE_CHECKING:
+    from .base import Distiller
+
+# name -> (module, class). The classes (and torch) are imported on first use, so that planning and
+# the cost model, which only ask whether a loss is a feature method, start without torch.
+_DISTILLERS: dict[str, tuple[str, str]] = {
+    "fitnet": ("fitnet", "FitNet"), "at": ("at", "AT"), "sp": ("sp", "SP"), "cc": ("cc", "CC"),
+    "vid": ("vid", "VID"), "rkd": ("rkd", "RKD"), "pkt": ("pkt", "PKT"), "nst": ("nst", "NST"),
+    "crd": ("crd", "CRD"), "sckd": ("sckd", "SCKD"), "ab": ("ab", "AB"), "ft": ("ft", "FT"),
+    "fsp": ("fsp", "FSP"), "ieat": ("ieat", "IEAT"), "reviewkd": ("reviewkd", "ReviewKD"),
+    "overhaul": ("overhaul", "Overhaul"),
+}
 
 __all__ = ["make_distiller", "distiller_names", "is_distiller", "distiller_defaults", "resolve_params",
            "Distiller", "InitStage", "taps"]
 
-_DISTILLERS: dict[str, type[Distiller]] = {
-    "fitnet": FitNet, "at": AT, "sp": SP, "cc": CC, "vid": VID, "rkd": RKD, "pkt": PKT,
-    "nst": NST, "crd": CRD, "sckd": SCKD, "ab": AB, "ft": FT, "fsp": FSP,
-    "ieat": IEAT, "reviewkd": ReviewKD, "overhaul": Overhaul,
-}
+
+def __getattr__(name: str):  # Distiller, InitStage, taps: from base.py, on first use
+    if name in ("Distiller", "InitStage", "taps"):
+        return getattr(importlib.import_module(".base", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def distiller_names() -> list[str]:
@@ -58,7 +54,8 @@ def is_distiller(name: Any) -> bool:
 def _lookup(name: str) -> type[Distiller]:
     if name not in _DISTILLERS:
         raise ValueError(f"unknown feature distiller {name!r}; known: {', '.join(_DISTILLERS)}")
-    return _DISTILLERS[name]
+    module, cls = _DISTILLERS[name]
+    return getattr(importlib.import_module(f".{module}", __name__), cls)
 
 
 def distiller_defaults(name: str) -> dict[str, Any]:
