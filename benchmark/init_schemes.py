@@ -25,9 +25,6 @@ under ``ats_code`` against 0.01 (convolutions and BN are drawn from the same dis
 
 from __future__ import annotations
 
-import torch
-from torch import nn
-
 INIT_SCHEMES = ("torch", "ats_code")
 
 
@@ -36,8 +33,9 @@ def effective_scheme(scheme: str, has_teacher: bool) -> str:
     return scheme if (scheme != "ats_code" or has_teacher) else "torch"
 
 
-@torch.no_grad()
-def _ats_code_module(m: nn.Module) -> None:
+def _ats_code_module(m) -> None:
+    from torch import nn  # imported here: config validation (and --help) must not pay for torch
+
     if isinstance(m, (nn.Conv1d, nn.Conv2d)):
         nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
         if m.bias is not None:
@@ -52,10 +50,13 @@ def _ats_code_module(m: nn.Module) -> None:
             m.bias.zero_()
 
 
-def apply_init_scheme(model: nn.Module, scheme: str) -> nn.Module:
+def apply_init_scheme(model, scheme: str):
     """Re-initialise ``model`` in place under ``scheme`` (draws from torch's global generator)."""
+    import torch
+
     if scheme not in INIT_SCHEMES:
         raise ValueError(f"unknown init scheme {scheme!r}; known: {', '.join(INIT_SCHEMES)}")
     if scheme == "ats_code":
-        model.apply(_ats_code_module)
+        with torch.no_grad():
+            model.apply(_ats_code_module)
     return model

@@ -139,8 +139,9 @@ def progress_line(states) -> str:
     running = [s for s in states.values() if s.state == "running"]
     parts = []
     for s in running[:3]:
-        p = (s.lease or {}).get("progress") or {}
-        cfg = s.config or {}
+        lease = s.lease if isinstance(s.lease, dict) else {}
+        p = lease.get("progress") if isinstance(lease.get("progress"), dict) else {}  # a damaged lease: no progress
+        cfg = s.config if isinstance(s.config, dict) else {}
         epochs = p.get("epochs") or (cfg.get("recipe") or {}).get("epochs", "?")
         text = f"{cfg.get('model', '?')} e{min(p.get('epoch', 0) + 1, epochs) if isinstance(epochs, int) else '?'}/{epochs}"
         if p.get("steps"):

@@ -49,7 +49,9 @@ def test_report_files_numbers_plot_and_json_contract(trained, tmp_path):
     for cell in doc["cells"]:
         assert {"row", "col", "published", "reproduced", "delta", "status"} <= set(cell)
         assert cell["reproduced"] is not None and cell["delta"] == pytest.approx(cell["reproduced"] - cell["published"])
-        assert cell["status"] == "not comparable" and cell["kind"] == "accuracy"  # smoke is never ticked
+        assert cell["status"] == "not comparable"  # smoke is never ticked
+    kinds = {c["col"]: c["kind"] for c in doc["cells"]}
+    assert kinds["KL tau=1"] == "accuracy" and set(kinds.values()) <= {"accuracy", "gap", "loss", "analysis"}
     assert (tmp_path / "index.md").exists() and tmp_path / "index.md" in written
     for name in ("acc_vs_tau", "fig7"):  # the manifest's figures, drawn from the runs and linked
         assert f"](klmse-table4.{name}.png)" in md and (tmp_path / f"klmse-table4.{name}.png").stat().st_size > 0
