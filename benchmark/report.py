@@ -73,6 +73,42 @@ def provenance(plan: TablePlan, store: Store) -> dict:
             "executions": executions}
 
 
+# The named readings a result records (an ambiguity of the papers resolved one way): the report
+# counts, over the table's finished runs, which value of each ran.
+READING_FIELDS = (
+    ("recipe", "report_epoch"), ("recipe", "init_scheme"), ("recipe", "loss_schedule"),
+    ("recipe", "optimizer", "nesterov"), ("data", "normalize"), ("data", "augment"),
+    ("loss", "form"), ("loss", "embed"), ("loss", "student_tau"), ("loss", "tau_squared"),
+    ("loss", "tau_scale"), ("loss", "reduction"), ("loss", "divergence"), ("loss", "ce_weight"),
+)
+
+
+def readings_that_ran(plan: TablePlan, store: Store) -> dict[str, dict[str, int]]:
+    """field -> {value -> number of the table's finished runs that ran with it}; the teacher's
+    source (a run of the store, a checkpoint file, torchvision's weights) as ``teacher``."""
+    out: dict[str, dict[str, int]] = {}
+
+    def count(field: str, value) -> None:
+        text = value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
+        out.setdefault(field, {})
+        out[field][text] = out[field].get(text, 0) + 1
+
+    for rid in plan.job_ids:
+        res = store.result(rid)
+        if not res or res.get("status") != "done":
+            continue
+        cfg = res.get("config") or {}
+        for path in READING_FIELDS:
+            node = cfg
+            for key in path:
+                node = node.get(key) if isinstance(node, dict) else None
+            if node is not None or (path == ("data", "normalize") and "data" in cfg):
+                count(".".join(path), "the dataset's usual constants" if node is None else node)
+        teacher = cfg.get("teacher") or {}
+        count("teacher", next((kind for kind in ("torchvision", "checkpoint", "run") if kind in teacher), "none"))
+    return out
+
+
 def claim_results(plan: TablePlan, cells: list[CellResult]) -> list[dict]:
     """Every claim of the manifest on the reproduced numbers and, as a check, on the published ones."""
     m = plan.manifest
@@ -106,7 +142,8 @@ def table_json(plan: TablePlan, cells: list[CellResult], store: Store) -> dict:
     return {"table": m.id, "profile": plan.profile, "paper": m.paper, "title": m.title, "store": str(store.root),
             "tolerance": m.tolerance, "tolerances": m.tolerances, "comparable_to_paper": plan.profile == "paper",
             "provenance": provenance(plan, store), "coverage": coverage(cells),
-            "claims": claim_results(plan, cells), "cells": [c.to_json() for c in cells]}
+            "claims": claim_results(plan, cells), "readings_that_ran": readings_that_ran(plan, store),
+            "cells": [c.to_json() for c in cells]}
 
 
 def table_markdown(plan: TablePlan, cells: list[CellResult], store: Store, plot_name: str | None,
@@ -165,6 +202,14 @@ def table_markdown(plan: TablePlan, cells: list[CellResult], store: Store, plot_
                 lines.append(f"- {title}: its runs are not planned (ask with `--figures {fig['name']}`)")
             else:
                 lines.append(f"- {title}: waiting for finished runs")
+    ran = readings_that_ran(plan, store)
+    if ran:
+        lines += ["", "## Readings that ran", "",
+                  "The named options of the finished runs (each result records its whole config).", "",
+                  "| option | value | runs |", "|---|---|---|"]
+        for field_name, values in sorted(ran.items()):
+            for value, n in sorted(values.items()):
+                lines.append(f"| {field_name} | `{value}` | {n} |")
     if m.notes:
         lines += ["", "## Readings of the paper (from the manifest)", "", m.notes.strip()]
     return "\n".join(lines) + "\n"

@@ -50,6 +50,10 @@ def test_report_files_numbers_plot_and_json_contract(trained, tmp_path):
         assert {"row", "col", "published", "reproduced", "delta", "status"} <= set(cell)
         assert cell["reproduced"] is not None and cell["delta"] == pytest.approx(cell["reproduced"] - cell["published"])
         assert cell["status"] == "not comparable"  # smoke is never ticked
+    ran = doc["readings_that_ran"]  # which variant of each named option the finished runs used
+    n_runs = sum(1 for rid in plans[0].job_ids if store.is_done(rid))
+    assert sum(ran["recipe.report_epoch"].values()) == n_runs and sum(ran["teacher"].values()) == n_runs
+    assert "## Readings that ran" in md and "| recipe.report_epoch |" in md
     kinds = {c["col"]: c["kind"] for c in doc["cells"]}
     assert kinds["KL tau=1"] == "accuracy" and set(kinds.values()) <= {"accuracy", "gap", "loss", "analysis"}
     assert (tmp_path / "index.md").exists() and tmp_path / "index.md" in written
