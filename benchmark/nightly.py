@@ -3,7 +3,7 @@
 ``runner.py nightly`` trains into a store of its own for tonight's code: ``<store>/code-<fp>/``,
 where ``fp`` is a fingerprint of everything that decides a run's numbers (the package's source,
 the manifests, recipes and teacher zoo, the torch/torchvision/numpy/Python versions, the machine,
-the device). A night whose fingerprint is new trains every run again; a night with the same
+the device, torch's thread count). A night whose fingerprint is new trains every run again; a night with the same
 fingerprint as an earlier one reuses that store, since the same code on the same platform trains
 the same bits (deterministic on the CPU). Then:
 
@@ -52,8 +52,11 @@ def fingerprint(device: str) -> tuple[str, dict]:
     for path in files:
         h.update(str(path.relative_to(package.parent if path.is_relative_to(package) else catalog)).encode())
         h.update(path.read_bytes())
+    # torch's thread count too: CPU kernels may sum in another order on more threads, so the same
+    # code on another thread count need not train the same bits
     env = {**platform_key(), "torchvision": torchvision.__version__, "numpy": numpy.__version__,
-           "python": sys.version.split()[0], "device": device, "files": len(files)}
+           "python": sys.version.split()[0], "device": device, "threads": torch.get_num_threads(),
+           "files": len(files)}
     h.update(json.dumps(env, sort_keys=True).encode())
     return h.hexdigest(), env
 

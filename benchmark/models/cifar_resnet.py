@@ -8,7 +8,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .common import Features, init_conv_bn, pooled
+from .common import Features, init_conv_bn, pooled, stage_maps
 
 
 class BasicBlock(nn.Module):
@@ -56,13 +56,8 @@ class CifarResNet(nn.Module):
         init_conv_bn(self)
 
     def extract(self, x: torch.Tensor) -> Features:
-        x = F.relu(self.bn1(self.conv1(x)))
-        stem, stages, pre = x, [], []
-        for layer in (self.layer1, self.layer2, self.layer3):
-            x = layer[:-1](x)
-            pre.append(layer[-1].preact(x))  # the same ops as layer(x), the last ReLU kept apart
-            x = F.relu(pre[-1])
-            stages.append(x)
+        stem = F.relu(self.bn1(self.conv1(x)))
+        x, stages, pre = stage_maps(stem, (self.layer1, self.layer2, self.layer3))
         feat = pooled(x)
         return {"logits": self.fc(feat), "penultimate": feat, "stages": stages, "taps": [stem, *stages],
                 "preact_taps": [stem, *pre]}

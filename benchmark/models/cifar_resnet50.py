@@ -13,7 +13,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .common import Features, init_conv_bn, pooled
+from .common import Features, init_conv_bn, pooled, stage_maps
 
 
 class Bottleneck(nn.Module):
@@ -60,12 +60,8 @@ class CifarResNet50(nn.Module):
         init_conv_bn(self)
 
     def extract(self, x: torch.Tensor) -> Features:
-        x = stem = F.relu(self.bn1(self.conv1(x)))
-        stages, pre = [], []
-        for layer in (self.layer1, self.layer2, self.layer3, self.layer4):
-            pre.append(layer[-1].preact(layer[:-1](x)))  # the same ops as layer(x), the last ReLU kept apart
-            x = F.relu(pre[-1])
-            stages.append(x)
+        stem = F.relu(self.bn1(self.conv1(x)))
+        x, stages, pre = stage_maps(stem, (self.layer1, self.layer2, self.layer3, self.layer4))
         feat = pooled(x)
         # RepDistiller's feature lists (resnetv2.py l. 141-160): [f0, f1..f4, pooled], and with
         # preact=True the layers' last blocks before their final ReLU.

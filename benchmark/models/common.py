@@ -22,6 +22,18 @@ class Features(TypedDict):
     preact_taps: list[torch.Tensor]
 
 
+def stage_maps(x: torch.Tensor, layers) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor]]:
+    """Run ``x`` through residual stages; return the last output, each stage's output and each
+    stage's last block before its final ReLU (``block.preact``): the same ops as the stages'
+    forward, the last ReLU kept apart so that pre-activation taps cost nothing extra."""
+    stages, pre = [], []
+    for layer in layers:
+        pre.append(layer[-1].preact(layer[:-1](x)))
+        x = torch.relu(pre[-1])
+        stages.append(x)
+    return x, stages, pre
+
+
 def pooled(x: torch.Tensor) -> torch.Tensor:
     """Global average pool to (N, C).
 

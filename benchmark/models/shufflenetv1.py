@@ -5,7 +5,7 @@ from torch import nn
 from torch.nn import functional as F
 from torchvision.models.shufflenetv2 import channel_shuffle
 
-from .common import Features, pooled
+from .common import Features, pooled, stage_maps
 
 
 class ShuffleUnit(nn.Module):
@@ -61,12 +61,8 @@ class ShuffleNetV1(nn.Module):
         self.linear = nn.Linear(cin, num_classes)
 
     def extract(self, x: torch.Tensor) -> Features:
-        x = stem = F.relu(self.bn1(self.conv1(x)))
-        stages, pre = [], []
-        for layer in (self.layer1, self.layer2, self.layer3):
-            pre.append(layer[-1].preact(layer[:-1](x)))  # the same ops as layer(x), the last ReLU kept apart
-            x = F.relu(pre[-1])
-            stages.append(x)
+        stem = F.relu(self.bn1(self.conv1(x)))
+        x, stages, pre = stage_maps(stem, (self.layer1, self.layer2, self.layer3))
         feat = pooled(x)
         # RepDistiller's feature lists (models/ShuffleNetv1.py l. 95-113): [stem, layer1-3] and,
         # with preact=True, each layer's last unit before its final ReLU.
