@@ -31,8 +31,8 @@ body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 72rem; 
 table { border-collapse: collapse; margin: 1rem 0; font-size: 0.9rem; }
 th, td { border: 1px solid #ccc; padding: 0.3rem 0.5rem; text-align: left; vertical-align: top; }
 th { background: #f3f3f3; }
-td.within, td.outside, td.measured, td.pending, td.failed, td.cited, td.setting { text-align: right; }
-.within { background: #d8f0d8; } .outside { background: #f6d2d2; } .failed { background: #f0b0b0; }
+td.within, td.outside, td.not.comparable, td.measured, td.pending, td.failed, td.cited, td.setting { text-align: right; }
+.not.comparable { background: #ece8dc; } .within { background: #d8f0d8; } .outside { background: #f6d2d2; } .failed { background: #f0b0b0; }
 .pending { background: #fff3c4; } .cited, .setting { background: #eee; color: #666; }
 .measured { background: #e3ecf8; }
 .pub { color: #555; } .delta { font-size: 0.8rem; } .warn { background: #fff3c4; padding: 0.5rem; }
@@ -40,7 +40,8 @@ td.within, td.outside, td.measured, td.pending, td.failed, td.cited, td.setting 
 img { max-width: 100%; border: 1px solid #ddd; margin: 0.5rem 0; }
 pre { white-space: pre-wrap; background: #f8f8f8; padding: 0.8rem; }
 """
-STATUS_TEXT = {"within": "within tolerance", "outside": "outside tolerance", "measured": "measured (nothing published)",
+STATUS_TEXT = {"within": "within tolerance or the seeds' spread", "outside": "outside",
+               "not comparable": "not comparable (smoke/quick: never judged)", "measured": "measured (nothing published)",
                "pending": "pending", "failed": "failed", "cited": "cited, not run", "setting": "a setting"}
 
 
@@ -111,7 +112,8 @@ def table_page(plan, planner: Planner, store: Store, out: Path, nightly: Path | 
             f"<p class=\"warn\">{escape(PROFILE_WARNING[plan.profile].strip('*'))}</p>",
             "<p class=\"legend\">Each cell: published, <b>reproduced</b> (± std over seeds), Δ, status: "
             + "".join(f"<span class=\"{s}\">{escape(t)}</span>" for s, t in STATUS_TEXT.items()) + "</p>",
-            f"<p>Tolerance {m.tolerance:g}.</p>"]
+            "<p>Tolerance by kind of quantity: " + escape(", ".join(f"{k} {v:g}" for k, v in
+                                                                   sorted((m.tolerances or {}).items()))) + ".</p>"]
     body.append("<h2>The table</h2>")
     body.append(_table(["<span class=\"row\"></span>"] + [escape(c) for c in cols],
                        [[f"<td class=\"row\">{escape(r['id'])}</td>"] + [cell_html(by_key[(r["id"], c)]) for c in cols]
@@ -120,7 +122,10 @@ def table_page(plan, planner: Planner, store: Store, out: Path, nightly: Path | 
     body += ["<h2>Summary</h2>", "<ul>",
              f"<li>coverage: {cov['reproduced_cells']} of {cov['reproducible_cells']} reproducible published cells "
              f"measured ({cov['cited']} cited, {cov['pending']} pending, {cov['failed']} failed)</li>",
-             f"<li>within tolerance: {cov['within_tolerance']} of {cov['reproduced_cells']}</li>",
+             (f"<li>within tolerance or the seeds' spread: {cov['within_tolerance']} of {cov['reproduced_cells']}</li>"
+              if plan.profile == "paper" else
+              f"<li>not comparable ({plan.profile} profile): {cov.get('not_comparable', 0)} of "
+              f"{cov['reproduced_cells']}</li>"),
              f"<li>mean |Δ|: {_num(mad)}</li>", "</ul>"]
     images = []
     if plot_table(plan, results, out / f"{tid}.png"):
