@@ -3,9 +3,9 @@
 ``runner.py nightly`` trains into a store of its own for tonight's code: ``<store>/code-<fp>/``,
 where ``fp`` is a fingerprint of everything that decides a run's numbers (the package's source,
 the manifests, recipes and teacher zoo, the torch/torchvision/numpy/Python versions, the machine,
-the device, torch's thread count). A night whose fingerprint is new trains every run again; a night with the same
-fingerprint as an earlier one reuses that store, since the same code on the same platform trains
-the same bits (deterministic on the CPU). Then:
+the device, torch's thread count). A night whose fingerprint is new trains every run again; a
+night with the same fingerprint as an earlier one reuses that store, since the same code on the
+same platform trains the same bits (deterministic on the CPU). Then:
 
 - the golden canary (benchmark/canary.py) is trained and compared with ``goldens/canary.json``
   (exact on the golden's platform, within stated tolerances elsewhere) and with last night's;
