@@ -76,7 +76,7 @@ def cmd_data(args) -> int:
     if args.action == "download":
         if not args.names or len(args.names) != 1:
             raise BadInput("data download", "NAME", "give exactly one dataset name")
-        _download(data, args.names[0], args.data_root)
+        data.download(args.names[0], args.data_root)  # no network: DownloadFailed, one line, exit 1
         print(f"{args.names[0]}: downloaded to {args.data_root}")
         return 0
     rows = data.check(args.data_root, args.names or None)
@@ -85,28 +85,6 @@ def cmd_data(args) -> int:
     else:
         print(tabulate(rows, headers="keys"))
     return 0 if all(r["status"] == "ok" for r in rows) else 1
-
-
-def _download(data, name: str, root: str) -> None:
-    """data.download, with a failed fetch (no network) as one line and no empty folder left."""
-    import os
-    import shutil
-
-    from .errors import Failed
-
-    made = [p for p in (Path(root), Path(data.dataset_dir(name, root))) if not p.exists()]
-    try:
-        data.download(name, root)
-    except BadInput:
-        raise
-    except Exception as err:  # URLError, a torchvision RuntimeError, a refused connection
-        for folder in reversed(made):
-            if folder.is_dir() and not any(os.scandir(folder)):
-                shutil.rmtree(folder, ignore_errors=True)
-        cause = err.__cause__ or err.__context__ or err
-        raise Failed(f"data download {name}: failed ({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
-                     f"{'; ' + str(cause).splitlines()[0] if cause is not err and str(cause) else ''}); "
-                     f"check the network, or place the files by hand: see `python runner.py data list`") from err
 
 
 def cmd_train(args) -> int:

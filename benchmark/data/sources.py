@@ -25,7 +25,7 @@ from torchvision.datasets.folder import IMG_EXTENSIONS, default_loader, find_cla
 from torchvision.datasets.imagenet import ARCHIVE_META
 from torchvision.datasets.utils import check_integrity
 
-from benchmark.errors import BadInput
+from benchmark.errors import BadInput, Failed
 
 from .registry import DatasetSpec, check_split, dataset_names, get_spec
 
@@ -34,7 +34,7 @@ class MissingData(BadInput):
     """The dataset's files are not there at all: ``check`` reports "missing" (other BadInput: "bad")."""
 
 
-class DownloadFailed(Exception):
+class DownloadFailed(Failed):
     """A download that could not finish (no network, a refused connection, a bad archive): the
     command says so in one line and exits 1; what the attempt created is removed."""
 
