@@ -90,7 +90,7 @@ def cmd_data(args) -> int:
 def cmd_train(args) -> int:
     from . import config as C
     from .store import Store
-    from .train import ExecOptions, train_run
+    from .train import ExecOptions
 
     raw = load_yaml(args.config)
     if isinstance(raw, dict) and args.data_root:

@@ -107,7 +107,7 @@ def table_page(plan, planner: Planner, store: Store, out: Path, nightly: Path | 
     cov, claims, prov = coverage(results), claim_results(plan, results), provenance(plan, store)
     by_key = {(r["row"], r["col"]): r for _, r in frame.iterrows()}
     cols = [c["id"] for c in m.columns]
-    body = [f"<p><a href=\"index.html\">all tables</a></p>", f"<h1>{escape(tid)}: {escape(m.paper)}</h1>",
+    body = ["<p><a href=\"index.html\">all tables</a></p>", f"<h1>{escape(tid)}: {escape(m.paper)}</h1>",
             f"<p>{escape(m.title)}</p>",
             f"<p class=\"warn\">{escape(PROFILE_WARNING[plan.profile].strip('*'))}</p>",
             "<p class=\"legend\">Each cell: published, <b>reproduced</b> (± std over seeds), Δ, status: "

@@ -32,6 +32,34 @@ def tiny(**changes) -> dict:
     return cfg
 
 
+def stop_after_epoch(cfg, store, epoch: int = 1) -> None:
+    """Train ``cfg`` in ``store`` and stop it, as a kill would, once ``epoch`` is checkpointed."""
+    import pytest
+
+    from benchmark.train import ExecOptions, train_run
+
+    class Stop(Exception):
+        pass
+
+    def hook(m):
+        if m["epoch"] == epoch:
+            raise Stop
+    with pytest.raises(Stop):
+        train_run(cfg, store, ExecOptions(on_epoch=hook))
+
+
+def wait_for(predicate, timeout: float, poll: float = 0.02) -> bool:
+    """Poll ``predicate`` until it holds (True) or ``timeout`` seconds pass (False)."""
+    import time
+
+    end = time.time() + timeout
+    while time.time() < end:
+        if predicate():
+            return True
+        time.sleep(poll)
+    return False
+
+
 def runner(*args, cwd=None, timeout=300):
     return subprocess.run([sys.executable, str(REPO / "runner.py"), *map(str, args)], cwd=cwd or REPO,
                           capture_output=True, text=True, timeout=timeout)

@@ -15,7 +15,7 @@ from benchmark.models import build_model
 from benchmark.pipeline import Augmentation, TensorPipeline
 from benchmark.store import Store
 from benchmark.train import ExecOptions, make_optimizer, train_run, train_runs
-from tests.helpers import pool_to, ref_at, ref_ce, same_result, small_feature_run, teacher_checkpoint, tiny
+from tests.helpers import pool_to, ref_at, ref_ce, same_result, small_feature_run, stop_after_epoch, teacher_checkpoint, tiny
 
 N = 4
 DT = torch.float64
@@ -424,16 +424,8 @@ def test_interrupted_and_resumed_equals_uninterrupted(teacher_file, tmp_path, lo
     cfg = small(teacher_file, loss)
     full = train_run(cfg, Store(tmp_path / "full"), ExecOptions())
     assert full["status"] == "done", full.get("reason")
-
-    class Stop(Exception):
-        pass
-
-    def hook(m):
-        if m["epoch"] == 1:
-            raise Stop
     store = Store(tmp_path / "cut")
-    with pytest.raises(Stop):
-        train_run(cfg, store, ExecOptions(on_epoch=hook))
+    stop_after_epoch(cfg, store)
     resumed = train_run(cfg, store, ExecOptions())
     assert resumed["resumed_from_epoch"] == 1 and same(resumed, full)
     strip = lambda s: [{k: v for k, v in m.items() if k != "time_s"} for m in s.metrics(full["id"])]

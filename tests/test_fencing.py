@@ -17,7 +17,7 @@ from benchmark import config as C
 from benchmark.queue import Lease, WorkerOptions, events, run_worker
 from benchmark.store import LEASE, Store, WriteRefused, atomic_write_json, read_json
 from benchmark.train import ExecOptions, train_run
-from tests.helpers import REPO, tiny
+from tests.helpers import REPO, tiny, wait_for
 
 RUN_FILES = ("config.json", "metrics.jsonl", "checkpoint.pt", "checkpoint.prev.pt", "model.pt", "test_logits.pt",
              "result.json")
@@ -37,15 +37,6 @@ def digests(store, rid):
 
 def comparable(res):
     return res["metrics"], res["weights_digest"]
-
-
-def wait_for(pred, timeout):
-    end = time.time() + timeout
-    while time.time() < end:
-        if pred():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def test_a_write_needs_the_current_lease_generation_and_an_unfinished_run(tmp_path):

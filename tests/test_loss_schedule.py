@@ -9,7 +9,7 @@ from benchmark import config as C
 from benchmark.errors import BadInput
 from benchmark.store import Store
 from benchmark.train import ExecOptions, train_run, train_runs
-from tests.helpers import small_feature_run, teacher_checkpoint
+from tests.helpers import small_feature_run, stop_after_epoch, teacher_checkpoint
 
 KD = {"name": "kd", "tau": 4.0, "ce_weight": 0.1, "kd_weight": 0.9}
 STEPS = {"kd_weight": {0: 0.9, 1: 0.5, 2: 0.1}, "ce_weight": {0: 0.1, 1: 0.5, 2: 0.9}}
@@ -90,16 +90,8 @@ def test_applied_per_epoch_and_recorded(teacher, tmp_path):
 def test_a_run_killed_mid_schedule_resumes_bit_identically(teacher, tmp_path):
     cfg = scheduled(teacher)
     full = train_run(cfg, Store(tmp_path / "full"), ExecOptions())
-
-    class Stop(Exception):
-        pass
-
-    def stop_after_first(m):
-        if m["epoch"] == 1:
-            raise Stop
     store = Store(tmp_path / "killed")
-    with pytest.raises(Stop):
-        train_run(cfg, store, ExecOptions(on_epoch=stop_after_first))
+    stop_after_epoch(cfg, store)
     resumed = train_run(cfg, store, ExecOptions())
     assert resumed["resumed_from_epoch"] == 1
     assert (resumed["metrics"], resumed["weights_digest"]) == (full["metrics"], full["weights_digest"])

@@ -5,7 +5,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 import torch
@@ -14,7 +13,7 @@ import yaml
 from benchmark import config as C
 from benchmark.store import Store
 from benchmark.train import CHECKPOINT, ExecOptions, recalibrate_bn, state_digest, train_run
-from tests.helpers import REPO, runner, tiny
+from tests.helpers import REPO, runner, tiny, wait_for
 
 
 def comparable(result):
@@ -154,15 +153,6 @@ def test_checkpoint_teacher_verified_by_sha256(tmp_path):
     assert res["status"] == "failed" and "sha256" in res["reason"]
 
 
-def _wait_for(predicate, timeout):
-    end = time.time() + timeout
-    while time.time() < end:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return False
-
-
 def test_kill_9_then_rerun_gives_identical_result(tmp_path):
     raw = tiny(recipe={"epochs": 6})
     raw["data"]["synthetic"]["per_class"] = 30  # 10 steps per epoch: 4 epochs of margin for the kill
@@ -177,7 +167,7 @@ def test_kill_9_then_rerun_gives_identical_result(tmp_path):
     proc = subprocess.Popen([sys.executable, str(REPO / "runner.py"), "train", str(cfg_file), "--store",
                              str(store.root)], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        assert _wait_for(lambda: len(store.metrics(rid)) >= 2 if store.run_dir(rid).exists() else False, 120)
+        assert wait_for(lambda: len(store.metrics(rid)) >= 2 if store.run_dir(rid).exists() else False, 120)
     finally:
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()

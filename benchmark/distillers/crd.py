@@ -26,7 +26,6 @@ from __future__ import annotations
 import math
 
 import torch
-from torch import nn
 
 from .base import up, Distiller, Embed, taps
 

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 from benchmark import terms as T
 
-from .base import up, kd_term, taps
+from .base import up, kd_term
 from .fitnet import FitNet
 
 
