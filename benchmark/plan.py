@@ -27,8 +27,8 @@ from .distillers import distiller_defaults, is_distiller
 from .errors import BadInput
 from .flops import forward_flops  # noqa: F401  (cached per model, classes and input side; re-exported)
 from .manifest import Catalog, Manifest, cached_catalog, find_manifest, load_manifest, zoo_entry
+from .profiles import PROFILES
 
-PROFILES = ("smoke", "quick", "paper")
 QUICK_FRACTION = 0.25
 # The cost model's default throughput when the store has no CUDA measurement (benchmark/throughput.py):
 # a calibrated efficiency per workload class, as a fraction of a reference GPU's peak. Small images

@@ -1,11 +1,27 @@
-"""The store: one folder per run id, the source of truth for what is done.
+"""The store: one folder per run id, the source of truth for what is done. ``Store`` owns this
+layout: every path under a store comes from its constants and methods, never from a literal
+elsewhere.
 
 ```
-<store>/runs/<id>/config.json      the resolved config (written before training starts)
-                  metrics.jsonl    one line per finished epoch
-                  checkpoint.pt    the last epoch's full training state (and checkpoint.prev.pt)
-                  model.pt         final weights (what a student's teacher loads)
-                  result.json      written last: a run is finished exactly when this exists
+<store>/runs/<id>/config.json          CONFIG: the resolved config (written before training starts)
+                  metrics.jsonl        METRICS: pre-training stage lines, then one line per epoch
+                  checkpoint.pt        CHECKPOINT: the last epoch's full training state
+                  checkpoint.prev.pt   PREVIOUS_CHECKPOINT: the one before (the fall-back)
+                  model.pt             MODEL: final weights (what a student's teacher loads)
+                  test_logits.pt       TEST_LOGITS: the final model's test logits and labels
+                  lease.json           LEASE: which worker trains it, until when, which generation
+                  .claim.lock          LOCK: held for a claim and for every fenced rename
+                  events.jsonl         EVENTS: claims, expiries, failures (queue.py)
+                  attempts.json        ATTEMPTS: failed attempts so far (queue.py's retry budget)
+                  result.json          RESULT, written last: a run is finished exactly when it exists
+<store>/queue/sessions.json            sessions_file: which tables ran at which profile, when
+             /worker-<i>.log           worker_log(i): a local worker's output
+             /<digest>.txt             job_list_file(text): the run ids a worker is limited to
+<store>/submitit/                      submitit_dir: SLURM jobs' logs (submitit's own layout)
+<store>/tensorboard/                   tensorboard_dir: event files (``--tensorboard``)
+<store>/reports/                       reports_dir: ``report``'s default output
+<store>/throughput.json                throughput_file: measured engine throughput per device kind
+<store>/nightly-store.json             nightly_mark: which code fingerprint a nightly store holds
 ```
 Every file is written atomically (temporary file, fsync, rename), so a kill at any moment
 leaves either the old file or the new one, never half of one.
@@ -35,6 +51,11 @@ from filelock import FileLock, Timeout
 from .config import is_run_id
 
 LOCK, LEASE, RESULT = ".claim.lock", "lease.json", "result.json"
+CONFIG, METRICS, MODEL, TEST_LOGITS = "config.json", "metrics.jsonl", "model.pt", "test_logits.pt"
+CHECKPOINT, PREVIOUS_CHECKPOINT = "checkpoint.pt", "checkpoint.prev.pt"
+EVENTS, ATTEMPTS = "events.jsonl", "attempts.json"
+RUN_FILES = frozenset({LOCK, LEASE, RESULT, CONFIG, METRICS, MODEL, TEST_LOGITS, CHECKPOINT, PREVIOUS_CHECKPOINT,
+                       EVENTS, ATTEMPTS})
 
 
 class WriteRefused(Exception):
@@ -112,8 +133,51 @@ class Store:
             raise ValueError(f"not a run id: {run_id!r}")
         return self.runs_dir / run_id
 
+    def run_file(self, run_id: str, name: str) -> Path:
+        """``<store>/runs/<id>/<name>`` for one of the run files named in RUN_FILES."""
+        if name not in RUN_FILES:
+            raise ValueError(f"not a run file: {name!r}")
+        return self.run_dir(run_id) / name
+
+    @property
+    def queue_dir(self) -> Path:
+        return self.root / "queue"
+
+    @property
+    def sessions_file(self) -> Path:
+        return self.queue_dir / "sessions.json"
+
+    def worker_log(self, index: int) -> Path:
+        return self.queue_dir / f"worker-{int(index)}.log"
+
+    def job_list_file(self, text: str) -> Path:
+        """Where a list of run ids (``text``) is kept for ``worker --only @file``: named by its hash."""
+        import hashlib
+
+        return self.queue_dir / f"{hashlib.sha256(text.encode()).hexdigest()[:16]}.txt"
+
+    @property
+    def submitit_dir(self) -> Path:
+        return self.root / "submitit"
+
+    @property
+    def tensorboard_dir(self) -> Path:
+        return self.root / "tensorboard"
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.root / "reports"
+
+    @property
+    def throughput_file(self) -> Path:
+        return self.root / "throughput.json"
+
+    @property
+    def nightly_mark(self) -> Path:
+        return self.root / "nightly-store.json"
+
     def config(self, run_id: str) -> dict | None:
-        return read_json(self.run_dir(run_id) / "config.json")
+        return read_json(self.run_file(run_id, CONFIG))
 
     def result(self, run_id: str) -> dict | None:
         """The finished run's result, or None if it has not finished (or its file is corrupt)."""
