@@ -16,8 +16,9 @@ from typing import Any
 
 from .claims import check_claims
 from .figures import check_figures
-from .hub import check_entry as check_torchvision
 from .errors import BadInput
+from .hub import check_entry as check_torchvision
+from .spec import merge_spec
 from .verdict import resolve_tolerances
 from .yamlfile import load_yaml
 
@@ -159,8 +160,6 @@ def zoo_entry(catalog: Catalog, dataset: str, key: str, where, field_name) -> tu
         seen.add(key)
         chain.append(entries[key])
         key = entries[key].get("like")
-    from .plan import merge_spec
-
     spec: dict = {}
     for entry in reversed(chain):
         spec = merge_spec(spec, {k: v for k, v in entry.items() if k in SPEC_KEYS})

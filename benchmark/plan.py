@@ -1,6 +1,6 @@
 """Expand manifests into runs: every cell's runs, every run a resolved config with a content id.
 
-A run is identified by the hash of its resolved config (config.run_id), so a run that two
+A run is identified by the hash of its resolved config (spec.run_id), so a run that two
 tables need (the same teacher, the same NoKD student) is one job, and the jobs form a DAG:
 a student depends on its teacher's job, an assistant's student on the assistant's job.
 
@@ -28,6 +28,7 @@ from .errors import BadInput
 from .flops import forward_flops  # noqa: F401  (cached per model, classes and input side; re-exported)
 from .manifest import Catalog, Manifest, cached_catalog, find_manifest, load_manifest, zoo_entry
 from .profiles import PROFILES
+from .spec import merge_spec, run_id, set_path
 
 QUICK_FRACTION = 0.25
 # The cost model's default throughput when the store has no CUDA measurement (benchmark/throughput.py):
@@ -57,33 +58,6 @@ DEFAULT_RATE_SOURCE = (f"calibrated defaults (no CUDA measurement in the store):
 
 
 # ---------------------------------------------------------------- specs
-
-
-def merge_spec(base: dict, over: dict) -> dict:
-    """Deep merge; a mapping with a different `name` (a loss, a schedule) replaces the old one,
-    and `teacher` always replaces (an inline teacher is a whole run spec)."""
-    out = copy.deepcopy(base)
-    for key, value in (over or {}).items():
-        if key == "loss" and isinstance(value, str):
-            value = {"name": value}
-        old = out.get(key)
-        if key != "teacher" and isinstance(old, dict) and isinstance(value, dict) \
-                and old.get("name", value.get("name")) == value.get("name", old.get("name")):
-            out[key] = merge_spec(old, value)
-        else:
-            out[key] = copy.deepcopy(value)
-    return out
-
-
-def set_path(spec: dict, path: str, value) -> dict:
-    """`loss.tau` -> spec['loss']['tau'] = value (on a copy)."""
-    keys = path.split(".")
-    nested: dict = value
-    for key in reversed(keys):
-        nested = {key: nested}
-    if keys[0] == "loss" and isinstance(spec.get("loss"), str):
-        spec = {**spec, "loss": {"name": spec["loss"]}}
-    return merge_spec(spec, nested) if keys[0] != "teacher" or len(keys) > 1 else {**spec, "teacher": value}
 
 
 def grid_points(grid) -> list[dict]:
@@ -339,7 +313,7 @@ class Planner:
             cfg = C.resolve(raw, where=str(where))
         except BadInput as err:
             raise BadInput(where, f"{field_name}: {err.field}" if err.field else field_name, err.problem) from None
-        rid = C.run_id(cfg)
+        rid = run_id(cfg)
         job = self.jobs.get(rid)
         if job is None:
             job = self.jobs[rid] = Job(rid, cfg, [dep] if dep else [], role)

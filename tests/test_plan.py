@@ -9,7 +9,8 @@ import yaml
 from benchmark import config as C
 from benchmark.errors import BadInput
 from benchmark.manifest import load_catalog, load_manifest
-from benchmark.plan import Planner, grid_points, merge_spec, scale_recipe
+from benchmark.plan import Planner, grid_points, scale_recipe
+from benchmark.spec import merge_spec
 from tests.helpers import cli
 
 RECIPES = {"r": {"source": "test", "data": {"augment": "standard"},
