@@ -2,14 +2,19 @@
 
 import copy
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import yaml
 
 from benchmark import config as C
+from benchmark import profiles
 from benchmark.errors import BadInput
 from benchmark.manifest import load_catalog, load_manifest
-from benchmark.plan import Planner, grid_points, scale_recipe
+from benchmark.plan import Planner, grid_points
+from benchmark.profiles import scale_recipe
 from benchmark.spec import merge_spec
 from tests.helpers import cli
 
@@ -95,6 +100,44 @@ def test_grid_best_rule_target_teacher_and_profiles(root):
                for j in sp.jobs.values())
     # smoke ids differ from paper ids: a smoke run can never stand in for a paper run
     assert not set(sp.jobs) & set(planner.jobs)
+
+
+def test_profiles_apply_says_what_each_profile_changes():
+    """The rules of benchmark/profiles.py's docstring, one by one, on a run config as plan builds it."""
+    raw = {"dataset": "cifar100", "data": {"augment": "standard", "root": "/data"}, "model": "wrn_16_2",
+           "loss": {"name": "ab", "init_epochs": 30, "init_lr": 0.2}, "init": {"weights": "w.pth", "sha256": None}, "seed": 3,
+           "recipe": {"epochs": 240, "schedule": {"name": "multistep", "milestones": [150, 180, 210],
+                                                  "warmup_epochs": 5},
+                      "loss_schedule": {"kd_weight": {0: 0.9, 60: 0.5}}}}
+    before = copy.deepcopy(raw)
+    assert profiles.apply("paper", raw) == before
+    quick = profiles.apply("quick", raw)
+    assert quick["recipe"] == {"epochs": 60, "schedule": {"name": "multistep", "milestones": [38, 45, 52],
+                                                          "warmup_epochs": 1},
+                               "loss_schedule": {"kd_weight": [[0, 0.9], [15, 0.5]]}}
+    assert quick["loss"] == {"name": "ab", "init_epochs": 8, "init_lr": 0.2}  # a quarter, rounded
+    assert (quick["data"], quick["init"], quick["seed"]) == (raw["data"], raw["init"], raw["seed"])
+    smoke = profiles.apply("smoke", raw)
+    assert smoke["data"] == {"augment": "standard", "root": "/data", "source": "synthetic"}
+    assert smoke["recipe"]["epochs"] == 1 and smoke["recipe"]["bn_recalibration"] is True
+    assert smoke["recipe"]["schedule"] == raw["recipe"]["schedule"]
+    assert smoke["init"] is None and not profiles.uses_files("smoke") and profiles.uses_files("quick")
+    assert smoke["loss"] == {"name": "ab", "init_epochs": 1, "init_lr": pytest.approx(0.2 * profiles.SMOKE_STAGE_LR_SCALE)}
+    assert raw == before  # the planner's spec is never changed in place
+    assert profiles.grid("paper", [1, 2, 3]) == [1, 2, 3]
+    assert profiles.grid("quick", [1, 2, 3]) == [1, 3] and profiles.grid("smoke", [1, 2, 3]) == [1]
+    assert profiles.seeds("paper", [0, 1, 2]) == [0, 1, 2]
+    assert profiles.seeds("quick", [0, 1, 2]) == [0] == profiles.seeds("smoke", [0, 1, 2])
+    with pytest.raises(BadInput, match="--profile"):
+        profiles.check("fast")
+
+
+def test_profiles_and_spec_import_no_torch():
+    """The command line takes its --profile choices from profiles.py before it knows a command."""
+    code = ("import sys, benchmark.profiles, benchmark.spec; "
+            "sys.exit('torch' in sys.modules)")
+    repo = Path(__file__).resolve().parent.parent
+    assert subprocess.run([sys.executable, "-c", code], cwd=repo).returncode == 0
 
 
 def test_teacher_rows_zoo_like_and_checkpoint(root):
