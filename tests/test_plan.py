@@ -28,6 +28,7 @@ ZOO = {"dataset": "cifar100", "teachers": {
     "resnet56@file": {"model": "resnet56", "recipe": "r",
                       "checkpoint": {"file": "/nowhere/r56.pth", "sha256": "a" * 64}},
 }}
+REPO = Path(__file__).resolve().parent.parent
 KL = {"name": "kd", "ce_weight": 0.0, "kd_weight": 1.0}
 # klmse-table4's layout: one row (WRN-16-2), seven columns
 MANIFEST = {
@@ -136,8 +137,7 @@ def test_profiles_and_spec_import_no_torch():
     """The command line takes its --profile choices from profiles.py before it knows a command."""
     code = ("import sys, benchmark.profiles, benchmark.spec; "
             "sys.exit('torch' in sys.modules)")
-    repo = Path(__file__).resolve().parent.parent
-    assert subprocess.run([sys.executable, "-c", code], cwd=repo).returncode == 0
+    assert subprocess.run([sys.executable, "-c", code], cwd=REPO).returncode == 0
 
 
 def test_teacher_rows_zoo_like_and_checkpoint(root):
@@ -211,6 +211,8 @@ def _broken(change):
     (lambda m: m["columns"][0].update(set={"colour": "red"}), "colour", "unknown field"),
     (lambda m: m["rows"][0].update(target="parent"), "target", "student or teacher"),
     (lambda m: m["defaults"].pop("model"), "model", "missing"),
+    (lambda m: m["rows"][0].update(select="all"), "rows[WRN-16-2].select", "must be best"),
+    (lambda m: m["columns"][6].update(select="worst"), "columns[MSE].select", "must be best"),
 ])
 def test_malformed_manifests_name_file_field_problem(root, mutate, field, words):
     with pytest.raises(BadInput) as err:
@@ -254,6 +256,25 @@ def test_cli_plan_bad_input_exits_2_without_traceback(tmp_path):
     assert proc.returncode == 2 and "Traceback" not in proc.stderr and str(bad) in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "s").exists()
+
+
+def test_select_all_is_bad_input_not_a_silent_best(tmp_path):
+    """`select: all` was validated and then read by nothing (the cell showed its best point): the
+    command line now refuses it, naming the file, the field and the one selection there is."""
+    doc = yaml.safe_load((REPO / "manifests" / "klmse" / "klmse-table4.yaml").read_text())
+    doc["rows"][0].update(grid={"loss.kd_weight": [1.0, 2.0]}, select="all")
+    path = tmp_path / "klmse-table4.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    proc = cli("plan", path, "--store", tmp_path / "s")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert str(path) in proc.stderr and "rows[WRN-16-2].select" in proc.stderr and "must be best" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and not (tmp_path / "s").exists()
+    doc["rows"][0]["select"] = "best"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    proc = cli("plan", path, "--store", tmp_path / "s", "--json")
+    assert proc.returncode == 0, proc.stderr
+    [table] = json.loads(proc.stdout)
+    assert table["cells"][0]["rule"] == "best"
 
 
 def test_column_variables_give_each_column_its_own_grid(root):
