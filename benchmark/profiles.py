@@ -43,6 +43,10 @@ PROFILES = ("smoke", "quick", "paper")
 
 QUICK_FRACTION = 0.25
 
+# --profile's help (cli.py): the list above in one line, next to the numbers it quotes
+HELP = (f"paper (as published), quick (1/{round(1 / QUICK_FRACTION)} of the epochs, every other grid point, "
+        "one seed) or smoke (generated data, 1 epoch, the first grid point, one seed)")
+
 # Smoke runs' pre-training stages run at this fraction of their ``init_lr``. A smoke teacher is an
 # untrained stand-in: a deep one (ResNet110, WRN-40-2) has stage maps of RMS 5-10, where FSP's
 # unweighted Gram-matrix loss starts near 1e5 and diverges at the paper's 0.05 (measured: NaN within
