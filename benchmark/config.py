@@ -204,7 +204,7 @@ def resolve(raw: Any, where: str = "config") -> dict:
         raise BadInput(where, "teacher", f"loss {loss['name']!r} needs a teacher")
     cfg["loss"] = {"name": name, **resolved}
 
-    cfg["recipe"] = _resolve_recipe(raw.get("recipe") or {}, where)
+    cfg["recipe"] = resolve_recipe(raw.get("recipe") or {}, where)
     # ats_code re-initialises distilled students only; the resolved config says what runs.
     scheme = effective_scheme(cfg["recipe"]["init_scheme"], cfg["teacher"] is not None)
     if scheme != "torch" and cfg["init"] is not None:
@@ -275,7 +275,9 @@ def _resolve_teacher(teacher, where):
             "model": name}
 
 
-def _resolve_recipe(raw: dict, where: str) -> dict:
+def resolve_recipe(raw: dict, where: str) -> dict:
+    """A run config's ``recipe`` checked, with every default filled in (plan also checks a
+    manifest's recipe with it before a profile rescales the epochs)."""
     if not isinstance(raw, dict):
         raise BadInput(where, "recipe", "must be a mapping")
     # A schedule is replaced whole, not merged: cosine takes no milestones.

@@ -49,7 +49,7 @@ DEFAULT_RATE_SOURCE = (f"calibrated defaults (no CUDA measurement in the store):
                        f"{DEFAULT_EFFICIENCY['imagenet']:.0%} for ImageNet-size images")
 
 
-# ---------------------------------------------------------------- specs
+# ---------------------------------------------------------------- grids and cells
 
 
 def grid_points(grid) -> list[dict]:
@@ -66,7 +66,7 @@ def _check_unscaled_recipe(recipe: dict, where, field_name) -> None:
     """The recipe as the manifest gives it, checked before a profile rewrites its epochs (the
     smoke profile sets one epoch, quick rounds up to one: `epochs: -5` must not pass as 1)."""
     try:
-        C._resolve_recipe(copy.deepcopy(recipe), str(where))
+        C.resolve_recipe(copy.deepcopy(recipe), str(where))
     except BadInput as err:
         raise BadInput(where, f"{field_name} ({err.field})" if err.field else field_name, err.problem) from None
 
