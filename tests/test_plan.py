@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 import yaml
 
-from benchmark import config as C
 from benchmark import profiles
 from benchmark.errors import BadInput
 from benchmark.manifest import load_catalog, load_manifest
