@@ -20,24 +20,23 @@ recipe:
 seed: 0
 ```
 
-The id is a hash of the config with defaults resolved, so one run asked for twice is one run,
-and a changed config is a new run. Machine-local facts (where the data lives, the teacher's
-checkpoint path) are not part of the id: only what changes the mathematics is.
+The id (``run_id``, defined in benchmark/spec.py) is a hash of the config with defaults resolved,
+so one run asked for twice is one run, and a changed config is a new run. Machine-local facts
+(where the data lives, the teacher's checkpoint path) are not part of the id: only what changes
+the mathematics is.
 """
 
 from __future__ import annotations
 
 import copy
-from pathlib import Path
-import hashlib
-import json
 import math
+from pathlib import Path
 from typing import Any
 
 from .errors import BadInput
 from .init_schemes import INIT_SCHEMES, effective_scheme
-
-ID_LENGTH = 16
+# Run ids live in the leaf module spec.py; re-exported because callers reach them as config.run_id.
+from .spec import ID_LENGTH, canonical_json, identity, is_run_id, run_id  # noqa: F401
 
 SCHEDULES = ("multistep", "cosine", "constant")
 REPORT_EPOCHS = ("last", "best")
@@ -47,7 +46,7 @@ RECIPE_DEFAULTS: dict[str, Any] = {
     "epochs": 240,
     "batch_size": 64,
     "drop_last": False,
-    "steps_per_epoch": None,  # cap on steps per epoch; the smoke profile uses it
+    "steps_per_epoch": None,  # cap on steps per epoch, for the tests' short runs; no profile sets it
     "optimizer": {"lr": 0.05, "momentum": 0.9, "nesterov": False, "weight_decay": 5e-4,
                   "wd_on_bn_bias": True},
     "schedule": {"name": "multistep", "milestones": [150, 180, 210], "gamma": 0.1,
@@ -57,7 +56,7 @@ RECIPE_DEFAULTS: dict[str, Any] = {
     "eval_batch_size": 256,
     # After each epoch's training, re-estimate BatchNorm statistics as the plain average over one
     # pass of training batches ("precise BN"). Off in every paper recipe; the smoke profile turns it
-    # on (one epoch leaves deep stand-in teachers with stale statistics: see benchmark/plan.py).
+    # on (one epoch leaves deep stand-in teachers with stale statistics: see benchmark/profiles.py).
     "bn_recalibration": False,
     # The student's initial weights (benchmark/init_schemes.py): the network's own (torch) or the
     # ATS authors' code's re-initialisation of distilled students (ats_code).
@@ -124,10 +123,6 @@ def _sha256(value, where, field):
     if not (isinstance(value, str) and len(value) == 64 and all(c in "0123456789abcdef" for c in value)):
         raise BadInput(where, field, "must be a sha256 digest (64 lowercase hex characters)")
     return value
-
-
-def is_run_id(text: str) -> bool:
-    return isinstance(text, str) and len(text) == ID_LENGTH and all(c in "0123456789abcdef" for c in text)
 
 
 def resolve(raw: Any, where: str = "config") -> dict:
@@ -209,7 +204,7 @@ def resolve(raw: Any, where: str = "config") -> dict:
         raise BadInput(where, "teacher", f"loss {loss['name']!r} needs a teacher")
     cfg["loss"] = {"name": name, **resolved}
 
-    cfg["recipe"] = _resolve_recipe(raw.get("recipe") or {}, where)
+    cfg["recipe"] = resolve_recipe(raw.get("recipe") or {}, where)
     # ats_code re-initialises distilled students only; the resolved config says what runs.
     scheme = effective_scheme(cfg["recipe"]["init_scheme"], cfg["teacher"] is not None)
     if scheme != "torch" and cfg["init"] is not None:
@@ -280,7 +275,9 @@ def _resolve_teacher(teacher, where):
             "model": name}
 
 
-def _resolve_recipe(raw: dict, where: str) -> dict:
+def resolve_recipe(raw: dict, where: str) -> dict:
+    """A run config's ``recipe`` checked, with every default filled in (plan also checks a
+    manifest's recipe with it before a profile rescales the epochs)."""
     if not isinstance(raw, dict):
         raise BadInput(where, "recipe", "must be a mapping")
     # A schedule is replaced whole, not merged: cosine takes no milestones.
@@ -413,51 +410,6 @@ def scale_loss_schedule(schedule, fraction: float):
             scaled[e if e == 0 else max(1, round(e * fraction))] = v
         out[option] = [[e, v] for e, v in scaled.items()]
     return out
-
-
-def identity(cfg: dict) -> dict:
-    """The part of a resolved config that defines the run: machine-local paths are left out."""
-    ident = copy.deepcopy(cfg)
-    ident["data"].pop("root", None)
-    if ident["data"]["source"] == "real":
-        ident["data"].pop("synthetic", None)
-    ident.pop("note", None)
-    # Which epoch a table reports, and whether the final training-set accuracy is measured, do
-    # not change the training: two tables that differ only there share the run (both the last
-    # and the best epoch are recorded; the cell picks the one its recipe names).
-    ident["recipe"] = {k: v for k, v in ident["recipe"].items() if k not in ("report_epoch", "final_train_eval")}
-    if not ident["recipe"].get("bn_recalibration"):
-        ident["recipe"].pop("bn_recalibration", None)  # added later: runs without it keep their ids
-    if ident["recipe"].get("init_scheme", "torch") == "torch":
-        ident["recipe"].pop("init_scheme", None)  # added later: runs with the network's init keep their ids
-    if not ident["recipe"].get("loss_schedule"):
-        ident["recipe"].pop("loss_schedule", None)  # added later: runs without one keep their ids
-    from .losses import ID_NEUTRAL
-    for option, neutral in ID_NEUTRAL.get(ident["loss"].get("name"), {}).items():
-        if ident["loss"].get(option) == neutral:
-            ident["loss"].pop(option)  # an option added later, at the value the loss had before it
-    if ident.get("teacher") and "checkpoint" in ident["teacher"]:
-        ident["teacher"].pop("checkpoint")
-    if ident.get("init"):
-        ident["init"] = {"sha256": ident["init"]["sha256"]} if ident["init"]["sha256"] else ident["init"]
-    return ident
-
-
-def canonical_json(obj: Any) -> str:
-    def fix(v):
-        if isinstance(v, float) and math.isinf(v):
-            return "inf" if v > 0 else "-inf"
-        if isinstance(v, dict):
-            return {k: fix(x) for k, x in v.items()}
-        if isinstance(v, (list, tuple)):
-            return [fix(x) for x in v]
-        return v
-    return json.dumps(fix(obj), sort_keys=True, separators=(",", ":"))
-
-
-def run_id(cfg: dict) -> str:
-    """Content address of a resolved config."""
-    return hashlib.sha256(canonical_json(identity(cfg)).encode()).hexdigest()[:ID_LENGTH]
 
 
 def lr_at(recipe: dict, epoch: int) -> float:

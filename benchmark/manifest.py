@@ -16,8 +16,9 @@ from typing import Any
 
 from .claims import check_claims
 from .figures import check_figures
-from .hub import check_entry as check_torchvision
 from .errors import BadInput
+from .hub import check_entry as check_torchvision
+from .spec import merge_spec
 from .verdict import resolve_tolerances
 from .yamlfile import load_yaml
 
@@ -159,8 +160,6 @@ def zoo_entry(catalog: Catalog, dataset: str, key: str, where, field_name) -> tu
         seen.add(key)
         chain.append(entries[key])
         key = entries[key].get("like")
-    from .plan import merge_spec
-
     spec: dict = {}
     for entry in reversed(chain):
         spec = merge_spec(spec, {k: v for k, v in entry.items() if k in SPEC_KEYS})
@@ -221,7 +220,11 @@ def _cited_ok(cited, where, field_name, other_ids) -> None:
                            "must say why the cell is cited, not run")
 
 
-FROM_SELECTS = ("best",)
+# How a cell's grid becomes one number (``select`` of a row, a column or a ``from``): only the best
+# point (highest mean top-1, aggregate.py) exists. `all` was accepted once and never read.
+SELECTS = ("best",)
+SELECT_PROBLEM = ("must be best, the only selection there is (the grid point with the highest mean top-1); "
+                  "remove the key or write best")
 
 
 def _from_ok(row: dict, rows: list[dict], where, field_name) -> None:
@@ -233,8 +236,8 @@ def _from_ok(row: dict, rows: list[dict], where, field_name) -> None:
         raise BadInput(where, f"{field_name}.row", f"must name another row of the manifest, got {src.get('row')!r}")
     if "from" in target:
         raise BadInput(where, f"{field_name}.row", f"row {target['id']!r} itself takes its point from another row")
-    if src.get("select", "best") not in FROM_SELECTS:
-        raise BadInput(where, f"{field_name}.select", f"must be one of {', '.join(FROM_SELECTS)}")
+    if src.get("select", "best") not in SELECTS:
+        raise BadInput(where, f"{field_name}.select", f"{SELECT_PROBLEM}, got {src['select']!r}")
     if row.get("grid") is not None:
         raise BadInput(where, field_name, "a row with `from` has no grid of its own")
 
@@ -298,8 +301,8 @@ def load_manifest(path: Path, published_ids=None) -> Manifest:
             check_value(entry.get("value"), path, f"{where_field}.value")
             if entry.get("target", "student") not in ("student", "teacher"):
                 raise BadInput(path, f"{where_field}.target", "must be student or teacher")
-            if entry.get("select", "best") not in ("best", "all"):
-                raise BadInput(path, f"{where_field}.select", "must be best or all")
+            if entry.get("select", "best") not in SELECTS:
+                raise BadInput(path, f"{where_field}.select", f"{SELECT_PROBLEM}, got {entry['select']!r}")
             if "cited" in entry:
                 _cited_ok(entry["cited"], path, f"{where_field}.cited",
                           published.cols if kind == "rows" else published.rows)

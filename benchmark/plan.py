@@ -1,18 +1,11 @@
 """Expand manifests into runs: every cell's runs, every run a resolved config with a content id.
 
-A run is identified by the hash of its resolved config (config.run_id), so a run that two
+A run is identified by the hash of its resolved config (spec.run_id), so a run that two
 tables need (the same teacher, the same NoKD student) is one job, and the jobs form a DAG:
 a student depends on its teacher's job, an assistant's student on the assistant's job.
 
-Profiles (DESIGN.md) change the configs, so a smoke run never shares an id with a paper run:
-- ``paper``: as the manifest says.
-- ``quick``: epochs, milestones and warm-up scaled by QUICK_FRACTION; every other grid point;
-  the first seed.
-- ``smoke``: the generated stand-in dataset, one epoch, the first grid point, the first seed
-  (ensembles keep their members), no pretrained files (teachers from checkpoint files are trained),
-  BatchNorm statistics re-estimated after the epoch (``recipe.bn_recalibration``).
-A feature method's epoch counts (``init_epochs``, ``warmup_epochs``) are scaled like the epochs;
-smoke also runs pre-training stages at SMOKE_STAGE_LR_SCALE times their ``init_lr``.
+Profiles (smoke, quick, paper) change the configs, the grid points and the seeds; every such
+decision is benchmark/profiles.py's, which this module asks.
 """
 
 from __future__ import annotations
@@ -23,13 +16,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import config as C
-from .distillers import distiller_defaults, is_distiller
+from . import profiles
+from .distillers import is_distiller
 from .errors import BadInput
 from .flops import forward_flops  # noqa: F401  (cached per model, classes and input side; re-exported)
 from .manifest import Catalog, Manifest, cached_catalog, find_manifest, load_manifest, zoo_entry
-from .profiles import PROFILES
+from .spec import merge_spec, run_id, set_path
 
-QUICK_FRACTION = 0.25
 # The cost model's default throughput when the store has no CUDA measurement (benchmark/throughput.py):
 # a calibrated efficiency per workload class, as a fraction of a reference GPU's peak. Small images
 # (CIFAR, SVHN, TinyImageNet, and every smoke stand-in up to 64 px) keep a GPU busy with kernel
@@ -56,34 +49,7 @@ DEFAULT_RATE_SOURCE = (f"calibrated defaults (no CUDA measurement in the store):
                        f"{DEFAULT_EFFICIENCY['imagenet']:.0%} for ImageNet-size images")
 
 
-# ---------------------------------------------------------------- specs
-
-
-def merge_spec(base: dict, over: dict) -> dict:
-    """Deep merge; a mapping with a different `name` (a loss, a schedule) replaces the old one,
-    and `teacher` always replaces (an inline teacher is a whole run spec)."""
-    out = copy.deepcopy(base)
-    for key, value in (over or {}).items():
-        if key == "loss" and isinstance(value, str):
-            value = {"name": value}
-        old = out.get(key)
-        if key != "teacher" and isinstance(old, dict) and isinstance(value, dict) \
-                and old.get("name", value.get("name")) == value.get("name", old.get("name")):
-            out[key] = merge_spec(old, value)
-        else:
-            out[key] = copy.deepcopy(value)
-    return out
-
-
-def set_path(spec: dict, path: str, value) -> dict:
-    """`loss.tau` -> spec['loss']['tau'] = value (on a copy)."""
-    keys = path.split(".")
-    nested: dict = value
-    for key in reversed(keys):
-        nested = {key: nested}
-    if keys[0] == "loss" and isinstance(spec.get("loss"), str):
-        spec = {**spec, "loss": {"name": spec["loss"]}}
-    return merge_spec(spec, nested) if keys[0] != "teacher" or len(keys) > 1 else {**spec, "teacher": value}
+# ---------------------------------------------------------------- grids and cells
 
 
 def grid_points(grid) -> list[dict]:
@@ -96,82 +62,18 @@ def grid_points(grid) -> list[dict]:
     return [dict(zip([a for a, _ in axes], combo)) for combo in itertools.product(*[v for _, v in axes])]
 
 
-def profile_points(points: list, profile: str) -> list:
-    if profile == "smoke":
-        return points[:1]
-    if profile == "quick":
-        return points[::2]
-    return points
-
-
 def _check_unscaled_recipe(recipe: dict, where, field_name) -> None:
     """The recipe as the manifest gives it, checked before a profile rewrites its epochs (the
     smoke profile sets one epoch, quick rounds up to one: `epochs: -5` must not pass as 1)."""
     try:
-        C._resolve_recipe(copy.deepcopy(recipe), str(where))
+        C.resolve_recipe(copy.deepcopy(recipe), str(where))
     except BadInput as err:
         raise BadInput(where, f"{field_name} ({err.field})" if err.field else field_name, err.problem) from None
-
-
-def scale_recipe(recipe: dict, fraction: float) -> dict:
-    """Shorter training with the same schedule shape (quick profile): milestones, warm-up and the
-    epochs of a loss schedule scaled alike."""
-    recipe = copy.deepcopy(recipe)
-    epochs = recipe.get("epochs", C.RECIPE_DEFAULTS["epochs"])
-    recipe["epochs"] = max(1, round(epochs * fraction))
-    sched = recipe.get("schedule")
-    if isinstance(sched, dict):
-        if isinstance(sched.get("milestones"), list):
-            sched["milestones"] = [max(1, round(m * fraction)) for m in sched["milestones"]]
-        if sched.get("warmup_epochs"):
-            sched["warmup_epochs"] = max(1, round(sched["warmup_epochs"] * fraction))
-    if recipe.get("loss_schedule"):
-        recipe["loss_schedule"] = C.scale_loss_schedule(recipe["loss_schedule"], fraction)
-    return recipe
 
 
 def cited_reason(cited, other_id: str) -> str | None:
     """A row's (column's) ``cited``: one reason for all its cells, or {column (row) id: reason}."""
     return cited.get(other_id) if isinstance(cited, dict) else cited
-
-
-# Smoke runs' pre-training stages run at this fraction of their ``init_lr``. A smoke teacher is an
-# untrained stand-in: a deep one (ResNet110, WRN-40-2) has stage maps of RMS 5-10, where FSP's
-# unweighted Gram-matrix loss starts near 1e5 and diverges at the paper's 0.05 (measured: NaN within
-# 16 steps) and at 0.005 (ResNet110 -> ResNet32), and stays finite at 0.0005. Quick and paper runs
-# keep the published rate; the run's config records the rate it ran.
-SMOKE_STAGE_LR_SCALE = 0.01
-
-
-def scale_loss_params(loss: dict, profile: str) -> dict:
-    """A feature method's schedule under the profile. Its epoch counts shrink as the recipe's do:
-    ``init_epochs`` (a pre-training stage: AB, FT, FSP, IE-AT; smoke 1) and ``warmup_epochs``
-    (ReviewKD's loss warm-up; smoke 0, so its one epoch trains with the whole loss).
-    Smoke also scales a stage's ``init_lr`` by SMOKE_STAGE_LR_SCALE (stand-in teachers)."""
-    if profile == "paper" or not isinstance(loss, dict) or not is_distiller(loss.get("name")):
-        return loss
-    defaults = distiller_defaults(loss["name"])
-    out = dict(loss)
-    for key, smoke in (("init_epochs", 1), ("warmup_epochs", 0.0)):
-        if key not in defaults:
-            continue
-        value = loss.get(key, defaults[key])
-        if not _positive_number(value):
-            continue  # validated (and rejected) with the rest of the loss later
-        if profile == "smoke":
-            out[key] = type(value)(smoke)
-        elif isinstance(value, int):
-            out[key] = max(1, round(value * QUICK_FRACTION))
-        else:
-            out[key] = value * QUICK_FRACTION
-    init_lr = loss.get("init_lr", defaults.get("init_lr"))
-    if profile == "smoke" and _positive_number(init_lr):
-        out["init_lr"] = float(init_lr) * SMOKE_STAGE_LR_SCALE
-    return out
-
-
-def _positive_number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
 
 
 # ---------------------------------------------------------------- plans
@@ -251,8 +153,7 @@ class Planner:
 
     def __init__(self, profile: str = "paper", catalog: Catalog | None = None, data_root: str | None = None,
                  rate: tuple[float, str] | None = None, store=None, figures=(), cost: bool = True):
-        if profile not in PROFILES:
-            raise BadInput("--profile", None, f"must be one of {', '.join(PROFILES)}, got {profile!r}")
+        profiles.check(profile)
         self.profile = profile
         # the store whose finished runs resolve `from:` rows (the best point of another cell); without
         # one, such cells wait (plan shows them as waiting on the referenced cell)
@@ -289,18 +190,7 @@ class Planner:
                "seed": spec.get("seed", 0), "init": spec.get("init")}
         if self.data_root:
             raw["data"] = {**raw["data"], "root": self.data_root}
-        if self.profile == "smoke":
-            raw["data"] = {**raw["data"], "source": "synthetic"}
-            # One epoch of ~16 steps leaves BatchNorm running statistics stale; through a deep
-            # stand-in teacher (ResNet56/110) they inflate eval-mode feature maps 5-50x, and the
-            # feature methods' published weights and rates then diverge (FSP, FT, VID). Smoke runs
-            # therefore re-estimate them after the epoch; paper and quick runs never do.
-            raw["recipe"] = {**raw["recipe"], "epochs": 1, "bn_recalibration": True}
-            raw["init"] = None  # no pretrained files: the stand-in is not ImageNet
-        elif self.profile == "quick":
-            raw["recipe"] = scale_recipe(raw["recipe"], QUICK_FRACTION)
-        raw["loss"] = scale_loss_params(raw["loss"], self.profile)
-        return raw
+        return profiles.apply(self.profile, raw)
 
     def teacher_ref(self, spec: dict, base: dict, where, field_name) -> tuple[dict | None, str | None]:
         """(config's teacher field, teacher job id) for a spec's teacher."""
@@ -311,14 +201,14 @@ class Planner:
             tspec, entry = zoo_entry(self.catalog, spec["dataset"], teacher, where, f"{field_name}.teacher")
             tspec = merge_spec({"dataset": spec["dataset"], "seed": 0}, tspec)
             tv = entry.get("torchvision")
-            if tv and self.profile != "smoke":  # torchvision's published weights (benchmark/hub.py): no job
+            if tv and profiles.uses_files(self.profile):  # torchvision's published weights (benchmark/hub.py): no job
                 if not tspec.get("model"):
                     raise BadInput(self.catalog.zoo_files[(spec["dataset"], teacher)], f"teachers.{teacher}.model",
                                    "missing")
                 return {"torchvision": tv["weights"], "file": tv["file"], "sha256": tv["sha256"],
                         "model": tspec["model"]}, None
             ckpt = entry.get("checkpoint")
-            if ckpt and self.profile != "smoke":
+            if ckpt and profiles.uses_files(self.profile):
                 if not tspec.get("model"):
                     raise BadInput(self.catalog.zoo_files[(spec["dataset"], teacher)], f"teachers.{teacher}.model",
                                    "missing")
@@ -339,7 +229,7 @@ class Planner:
             cfg = C.resolve(raw, where=str(where))
         except BadInput as err:
             raise BadInput(where, f"{field_name}: {err.field}" if err.field else field_name, err.problem) from None
-        rid = C.run_id(cfg)
+        rid = run_id(cfg)
         job = self.jobs.get(rid)
         if job is None:
             job = self.jobs[rid] = Job(rid, cfg, [dep] if dep else [], role)
@@ -378,7 +268,7 @@ class Planner:
 
     def plan_manifest(self, m: Manifest) -> TablePlan:
         base = merge_spec({"dataset": m.dataset, "recipe": m.recipe}, m.defaults)
-        seeds = m.seeds if self.profile == "paper" else m.seeds[:1]
+        seeds = profiles.seeds(self.profile, m.seeds)
         cells: dict[tuple[str, str], CellPlan] = {}
         # two phases: rows that take another row's best point (`from:`) after every other row
         for phase in (False, True):
@@ -496,7 +386,7 @@ class Planner:
         grid = subst(row.get("grid") if row.get("grid") is not None else col.get("grid"), f"{field_name}.grid")
         if isinstance(grid, dict) and any(not isinstance(v, list) or not v for v in grid.values()):
             raise BadInput(m.path, f"{field_name}.grid", "a grid axis (after variables) must be a non-empty list")
-        points = profile_points(grid_points(grid), self.profile)
+        points = profiles.grid(self.profile, grid_points(grid))
         ensemble = row.get("ensemble")
         cell = CellPlan(rid, cid, "ensemble" if ensemble else ("best" if grid is not None else "value"), value, target)
         for i, point in enumerate(points):

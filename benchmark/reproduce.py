@@ -48,7 +48,7 @@ def job_list_file(store: Store, job_ids: list[str]) -> Path:
 
 
 def read_job_list(path: str | os.PathLike) -> set[str]:
-    from .config import is_run_id
+    from .spec import is_run_id
     from .errors import BadInput
 
     try:

@@ -48,7 +48,7 @@ from typing import Any, Iterator
 
 from filelock import FileLock, Timeout
 
-from .config import is_run_id
+from .spec import is_run_id
 
 LOCK, LEASE, RESULT = ".claim.lock", "lease.json", "result.json"
 CONFIG, METRICS, MODEL, TEST_LOGITS = "config.json", "metrics.jsonl", "model.pt", "test_logits.pt"

@@ -1,8 +1,12 @@
+import ast
 import math
+import sys
+from pathlib import Path
 
 import pytest
 
 from benchmark import config as C
+from benchmark import spec
 from benchmark.errors import BadInput
 from tests.helpers import tiny
 
@@ -37,6 +41,32 @@ def test_a_changed_config_is_a_new_run_but_the_data_root_is_not():
     moved = tiny()
     moved["data"]["root"] = "/somewhere/else"
     assert C.run_id(C.resolve(moved)) == C.run_id(base)
+
+
+def test_id_neutral_options_are_the_losses_defaults():
+    """An option left out of the id at its neutral value must be the loss's default: otherwise a
+    config that never names the option would train one loss and carry another loss's old id."""
+    from benchmark.losses import CHOICES, make_loss
+
+    for loss, options in spec.ID_NEUTRAL.items():
+        made = make_loss(loss)
+        for option, neutral in options.items():
+            assert made.params[option] == neutral, (loss, option)
+            cfg = C.resolve(tiny(loss={"name": loss}, teacher={"run": "0" * 16}))
+            assert option not in C.identity(cfg)["loss"]
+            other = next(v for v in CHOICES[option] if v != neutral)
+            changed = C.resolve(tiny(loss={"name": loss, option: other}, teacher={"run": "0" * 16}))
+            assert C.run_id(changed) != C.run_id(cfg)
+
+
+def test_spec_is_a_leaf():
+    """spec.py (run ids, spec merging) is imported by config, plan, manifest and store: an import of
+    any package module from it would bring back the cycle it exists to break."""
+    tree = ast.parse(Path(spec.__file__).read_text())
+    imported = [n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)] + \
+        [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
+    assert imported and all(m in sys.stdlib_module_names or m == "__future__" for m in imported), imported
+    assert not any(n.level for n in ast.walk(tree) if isinstance(n, ast.ImportFrom))
 
 
 @pytest.mark.parametrize("change, field", [

@@ -13,7 +13,7 @@ from benchmark.distillers import make_distiller, resolve_params
 from benchmark.distillers.base import feature_modules
 from benchmark.distillers.fsp import fsp_matrix
 from benchmark.models import build_model
-from benchmark.plan import SMOKE_STAGE_LR_SCALE, scale_loss_params
+from benchmark.profiles import SMOKE_STAGE_LR_SCALE, scale_loss_params
 from benchmark.store import Store
 from benchmark.train import ExecOptions, train_run, train_runs
 from tests.helpers import same_result, small_feature_run, teacher_checkpoint

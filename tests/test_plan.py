@@ -2,14 +2,19 @@
 
 import copy
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import yaml
 
-from benchmark import config as C
+from benchmark import profiles
 from benchmark.errors import BadInput
 from benchmark.manifest import load_catalog, load_manifest
-from benchmark.plan import Planner, grid_points, merge_spec, scale_recipe
+from benchmark.plan import Planner, grid_points
+from benchmark.profiles import scale_recipe
+from benchmark.spec import merge_spec
 from tests.helpers import cli
 
 RECIPES = {"r": {"source": "test", "data": {"augment": "standard"},
@@ -22,6 +27,7 @@ ZOO = {"dataset": "cifar100", "teachers": {
     "resnet56@file": {"model": "resnet56", "recipe": "r",
                       "checkpoint": {"file": "/nowhere/r56.pth", "sha256": "a" * 64}},
 }}
+REPO = Path(__file__).resolve().parent.parent
 KL = {"name": "kd", "ce_weight": 0.0, "kd_weight": 1.0}
 # klmse-table4's layout: one row (WRN-16-2), seven columns
 MANIFEST = {
@@ -96,6 +102,43 @@ def test_grid_best_rule_target_teacher_and_profiles(root):
     assert not set(sp.jobs) & set(planner.jobs)
 
 
+def test_profiles_apply_says_what_each_profile_changes():
+    """The rules of benchmark/profiles.py's docstring, one by one, on a run config as plan builds it."""
+    raw = {"dataset": "cifar100", "data": {"augment": "standard", "root": "/data"}, "model": "wrn_16_2",
+           "loss": {"name": "ab", "init_epochs": 30, "init_lr": 0.2}, "init": {"weights": "w.pth", "sha256": None}, "seed": 3,
+           "recipe": {"epochs": 240, "schedule": {"name": "multistep", "milestones": [150, 180, 210],
+                                                  "warmup_epochs": 5},
+                      "loss_schedule": {"kd_weight": {0: 0.9, 60: 0.5}}}}
+    before = copy.deepcopy(raw)
+    assert profiles.apply("paper", raw) == before
+    quick = profiles.apply("quick", raw)
+    assert quick["recipe"] == {"epochs": 60, "schedule": {"name": "multistep", "milestones": [38, 45, 52],
+                                                          "warmup_epochs": 1},
+                               "loss_schedule": {"kd_weight": [[0, 0.9], [15, 0.5]]}}
+    assert quick["loss"] == {"name": "ab", "init_epochs": 8, "init_lr": 0.2}  # a quarter, rounded
+    assert (quick["data"], quick["init"], quick["seed"]) == (raw["data"], raw["init"], raw["seed"])
+    smoke = profiles.apply("smoke", raw)
+    assert smoke["data"] == {"augment": "standard", "root": "/data", "source": "synthetic"}
+    assert smoke["recipe"]["epochs"] == 1 and smoke["recipe"]["bn_recalibration"] is True
+    assert smoke["recipe"]["schedule"] == raw["recipe"]["schedule"]
+    assert smoke["init"] is None and not profiles.uses_files("smoke") and profiles.uses_files("quick")
+    assert smoke["loss"] == {"name": "ab", "init_epochs": 1, "init_lr": pytest.approx(0.2 * profiles.SMOKE_STAGE_LR_SCALE)}
+    assert raw == before  # the planner's spec is never changed in place
+    assert profiles.grid("paper", [1, 2, 3]) == [1, 2, 3]
+    assert profiles.grid("quick", [1, 2, 3]) == [1, 3] and profiles.grid("smoke", [1, 2, 3]) == [1]
+    assert profiles.seeds("paper", [0, 1, 2]) == [0, 1, 2]
+    assert profiles.seeds("quick", [0, 1, 2]) == [0] == profiles.seeds("smoke", [0, 1, 2])
+    with pytest.raises(BadInput, match="--profile"):
+        profiles.check("fast")
+
+
+def test_profiles_and_spec_import_no_torch():
+    """The command line takes its --profile choices from profiles.py before it knows a command."""
+    code = ("import sys, benchmark.profiles, benchmark.spec; "
+            "sys.exit('torch' in sys.modules)")
+    assert subprocess.run([sys.executable, "-c", code], cwd=REPO).returncode == 0
+
+
 def test_teacher_rows_zoo_like_and_checkpoint(root):
     m = copy.deepcopy(MANIFEST)
     m["defaults"]["teacher"] = "wrn_28_4@t-es60"
@@ -167,6 +210,8 @@ def _broken(change):
     (lambda m: m["columns"][0].update(set={"colour": "red"}), "colour", "unknown field"),
     (lambda m: m["rows"][0].update(target="parent"), "target", "student or teacher"),
     (lambda m: m["defaults"].pop("model"), "model", "missing"),
+    (lambda m: m["rows"][0].update(select="all"), "rows[WRN-16-2].select", "must be best"),
+    (lambda m: m["columns"][6].update(select="worst"), "columns[MSE].select", "must be best"),
 ])
 def test_malformed_manifests_name_file_field_problem(root, mutate, field, words):
     with pytest.raises(BadInput) as err:
@@ -210,6 +255,25 @@ def test_cli_plan_bad_input_exits_2_without_traceback(tmp_path):
     assert proc.returncode == 2 and "Traceback" not in proc.stderr and str(bad) in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "s").exists()
+
+
+def test_select_all_is_bad_input_not_a_silent_best(tmp_path):
+    """`select: all` was validated and then read by nothing (the cell showed its best point): the
+    command line now refuses it, naming the file, the field and the one selection there is."""
+    doc = yaml.safe_load((REPO / "manifests" / "klmse" / "klmse-table4.yaml").read_text())
+    doc["rows"][0].update(grid={"loss.kd_weight": [1.0, 2.0]}, select="all")
+    path = tmp_path / "klmse-table4.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    proc = cli("plan", path, "--store", tmp_path / "s")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert str(path) in proc.stderr and "rows[WRN-16-2].select" in proc.stderr and "must be best" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and not (tmp_path / "s").exists()
+    doc["rows"][0]["select"] = "best"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    proc = cli("plan", path, "--store", tmp_path / "s", "--json")
+    assert proc.returncode == 0, proc.stderr
+    [table] = json.loads(proc.stdout)
+    assert table["cells"][0]["rule"] == "best"
 
 
 def test_column_variables_give_each_column_its_own_grid(root):
