@@ -4,9 +4,10 @@ None of them is part of a run's id (they say how a run was executed, not what it
 all of them are recorded in its result, so a report can say which ran. They differ in what they
 promise:
 
-- exact (same numbers; tested on the CPU): ``sgd="foreach"`` (the optimizer's multi-tensor
-  kernels instead of a Python loop over parameters), ``compile`` with a backend that does not
-  rewrite the maths (``aot_eager``);
+- exact (the same bits: weights, test logits and metrics equal; tested on the CPU only):
+  ``sgd="foreach"`` (the optimizer's multi-tensor kernels instead of a Python loop over
+  parameters), ``compile`` with a backend that does not rewrite the maths (``aot_eager``: the
+  traced graph runs the same aten kernels);
 - equal up to floating-point rounding (tested to a tolerance): ``sgd="fused"`` (one fused kernel
   per step, which rounds differently), ``channels_last`` (NHWC convolutions),
   ``compile="inductor"`` (fused kernels), ``cudnn_benchmark`` (autotuned convolution

@@ -455,16 +455,29 @@ def test_mse(data, reduction, div):
 # ---- registry -------------------------------------------------------------------
 
 
-def test_names_and_defaults():
+def test_names_and_defaults_compute_the_papers_losses(data):
+    """A manifest that names only the loss trains the papers' setting: the registry's loss with no
+    options equals the hand-written formula with the papers' numbers written out here."""
+    z_s, z_t, y = data
     assert set(loss_names()) == {"ce", "ls", "kd", "ats", "atkd", "mse"}
-    assert loss_defaults("kd") == dict(
-        tau=4.0, student_tau=None, ce_weight=0.1, kd_weight=0.9, tau_squared=True,
-        tau_scale="student", reduction="batchmean", divergence="kl",
-    )
-    assert loss_defaults("ats")["tau1"] == 4.0 and loss_defaults("ats")["student_tau"] == 1.0
-    assert loss_defaults("atkd")["kd_weight"] == 0.9 and loss_defaults("atkd")["std"] == "biased"
-    assert loss_defaults("mse")["reduction"] == "mean"
-    assert loss_defaults("ce") == {}
+    want = {
+        "ce": ref_ce(z_s, y),
+        # LS-KD's teachers: alpha in {0.0, 0.1} (Table 2 columns); 0.1 is the smoothed one
+        "ls": mean([0.9 * -math.log(softmax_row(r, 1.0)[t]) + 0.1 * mean([-math.log(p) for p in softmax_row(r, 1.0)])
+                    for r, t in zip(z_s.tolist(), y.tolist())]),
+        # ATKD Sect. 3: "Temperature is 4 for vanilla KD, and the weight of ... KD and cross-entropy is 0.9 and 0.1"
+        "kd": ref_kd(z_s, z_t, y, tau=4.0, s_tau=4.0, scale=16.0, ce_w=0.1, kd_w=0.9),
+        # ATS App. C.3: lambda = 0.5, student temperature 1.0; (tau1, tau2) = (4, 2) from its grid
+        "ats": ref_ats(z_s, z_t, y, 4.0, 2.0, 1.0, lam=0.5),
+        # ATKD Eq. 10: per-sample Std (1/K) temperatures, 0.9 ATKD + 0.1 CE, no tau^2
+        "atkd": ref_atkd(z_s, z_t, y, ddof=0, eps=0.0, ce_w=0.1, kd_w=0.9),
+        # KL-MSE public code: F.mse_loss over batch and classes, no CE
+        "mse": sum((a - b) ** 2 for s, t in zip(z_s.tolist(), z_t.tolist()) for a, b in zip(s, t)) / (N * C),
+    }
+    for name in loss_names():
+        assert value(make_loss(name)(z_s, z_t, y)) == pytest.approx(want[name], rel=1e-12), name
+    # what the signature stores: None = "the teacher's tau", resolved when the loss is made
+    assert loss_defaults("kd")["student_tau"] is None and make_loss("kd").params["student_tau"] == 4.0
     for name in loss_names():
         for option, default in loss_defaults(name).items():
             assert isinstance(default, (float, bool, str)) or (default is None and option == "student_tau")
@@ -474,18 +487,20 @@ def test_make_loss_records_resolved_params(data):
     z_s, z_t, y = data
     loss = make_loss("kd", tau=2)  # int accepted for a float option
     assert loss.name == "kd" and loss.needs_teacher
-    assert loss.params == dict(loss_defaults("kd"), tau=2.0, student_tau=2.0)
+    # tau changes tau and the student's temperature it stands for, nothing else
+    assert loss.params == {**make_loss("kd").params, "tau": 2.0, "student_tau": 2.0}
     assert isinstance(loss.params["tau"], float)
-    assert value(loss(z_s, z_t, y)) == pytest.approx(value(kd_loss(z_s, z_t, y, tau=2.0)), rel=1e-12)
+    assert value(loss(z_s, z_t, y)) == pytest.approx(ref_kd(z_s, z_t, y, tau=2.0, s_tau=2.0, scale=4.0), rel=1e-12)
     assert make_loss("kd", tau=math.inf).params["student_tau"] == math.inf
     ce = make_loss("ce")
     assert not ce.needs_teacher and ce.params == {}
     assert value(ce(z_s, None, y)) == pytest.approx(ref_ce(z_s, y), rel=1e-12)
     assert not make_loss("ls").needs_teacher
-    for name in ("ats", "atkd", "mse"):
+    for name in ("kd", "ats", "atkd", "mse"):
         lo = make_loss(name)
-        assert lo.needs_teacher and lo.params == loss_defaults(name)
-        assert torch.isfinite(lo(z_s, z_t, y))
+        assert lo.needs_teacher and set(lo.params) == set(loss_defaults(name))  # a result names every option
+        again = make_loss(name, **lo.params)  # ... and the record rebuilds the same loss
+        assert again.params == lo.params and value(again(z_s, z_t, y)) == value(lo(z_s, z_t, y))
 
 
 def test_make_loss_rejects_bad_input(data):

@@ -33,7 +33,15 @@ def test_every_manifest_plans(profile):
 
 def test_ats_table2_expands_to_its_full_grid():
     plan = Planner("paper").plan("ats-table2")
-    assert len(plan.job_ids) >= 150
+    # 9 columns = 3 teacher families x 3 students. Per column: KD 11 (tau, student tau) points,
+    # ST-KD 5 smaller teachers x 11, ESKD 3 early-stopped teachers x 11, TAKD 2 assistants x 11,
+    # SCKD 6 taus, KD+ATS 6 (tau1, tau2). Per student: NoKD and Ens's seed-1 member (Ens's seed 0
+    # is the NoKD run). Teachers: 3 column teachers + per family 5 smaller, 3 early-stopped, 2
+    # assistants. KD+ATS+Ens waits for KD+ATS: its 9 seed-1 runs are planned later (1245 then).
+    per_column = 11 + 5 * 11 + 3 * 11 + 2 * 11 + 6 + 6
+    assert len(plan.job_ids) == 9 * per_column + 3 * 2 + 3 + 3 * (5 + 3 + 2) == 1236
+    waiting = plan.waiting()
+    assert len(waiting) == 9 and {c.row for c in waiting} == {"KD+ATS+Ens"}
     kd = next(c for c in plan.cells if c.row == "KD" and c.col == "ResNet110/VGG8")
     assert kd.rule == "best" and len(kd.points) == 11
     st = next(c for c in plan.cells if c.row == "ST-KD" and c.col == "WRN28-8/SFV1")

@@ -99,22 +99,38 @@ def test_wrn_any_valid_depth_width():
     assert model.fc.in_features == 192 and model.fc.out_features == 7
 
 
+# RepDistiller's resnet8 at 100 classes, counted by hand: convolutions (k x k x in x out, no bias),
+# BatchNorms (weight + bias per channel), the classifier (64 x 100 + 100).
+RESNET8_STEM = 3 * 3 * 3 * 16 + 2 * 16                                                # 464
+RESNET8_LAYER1 = 2 * (3 * 3 * 16 * 16 + 2 * 16)                                       # 4,672: identity shortcut
+RESNET8_LAYER2 = 3 * 3 * 16 * 32 + 3 * 3 * 32 * 32 + 2 * 2 * 32 + 16 * 32 + 2 * 32    # 14,528: 1x1 conv + BN shortcut
+RESNET8_LAYER3 = 3 * 3 * 32 * 64 + 3 * 3 * 64 * 64 + 2 * 2 * 64 + 32 * 64 + 2 * 64    # 57,728
+RESNET8_PARAMS = RESNET8_STEM + RESNET8_LAYER1 + RESNET8_LAYER2 + RESNET8_LAYER3 + 64 * 100 + 100
+# Its buffers: running mean and variance per BN channel (16 + 2x16 + 3x32 + 3x64 = 336) and one
+# num_batches_tracked per BN (9).
+RESNET8_BUFFERS = 2 * 336 + 9
+
+
 def test_count_params_includes_frozen_excludes_buffers():
     model = build_model("resnet8", 100)
-    expected = sum(p.numel() for p in model.parameters())
-    assert count_params(model) == expected == 83892
+    assert RESNET8_PARAMS == 83892  # the CATALOGUE's 0.084M
+    assert count_params(model) == RESNET8_PARAMS
     for p in model.layer1.parameters():
         p.requires_grad_(False)
-    assert count_params(model) == expected
-    assert sum(b.numel() for b in model.buffers()) > 0  # BN statistics exist but are not counted
+    assert count_params(model) == RESNET8_PARAMS  # frozen parameters still count
+    assert sum(b.numel() for b in model.buffers()) == RESNET8_BUFFERS  # BN statistics exist but are not counted
 
 
 def test_describe_models():
     rows = describe_models(10)
     assert [r["name"] for r in rows] == model_names()
     row = next(r for r in rows if r["name"] == "resnet20")
-    assert row == {"name": "resnet20", "params": count_params(build_model("resnet20", 10)),
-                   "num_classes": 10, "family": "cifar", "input_size": 32}
+    # resnet20 = resnet8 with two more blocks per stage (16->16, 32->32, 64->64 without shortcuts),
+    # and a 64 x 10 classifier: 272,474 (ATS Table 5 prints 0.27M for CIFAR-10)
+    blocks = 2 * (2 * (3 * 3 * 16 * 16 + 2 * 16) + 2 * (3 * 3 * 32 * 32 + 2 * 32) + 2 * (3 * 3 * 64 * 64 + 2 * 64))
+    resnet20_10 = RESNET8_PARAMS - (64 * 100 + 100) + blocks + 64 * 10 + 10
+    assert resnet20_10 == 272_474
+    assert row == {"name": "resnet20", "params": resnet20_10, "num_classes": 10, "family": "cifar", "input_size": 32}
 
 
 def _input_side(name: str) -> int:

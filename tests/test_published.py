@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import math
 import re
 from pathlib import Path
@@ -349,6 +350,12 @@ def test_cross_table_consistency(tables):
         assert l2a.cell("Teacher", f"ResNet-18 alpha={a}") == l2a.cell("Teacher", f"ResNet-50 alpha={a}")
 
 
+PAPER_NUMBERS = REPO / "tests" / "paper_numbers.csv"
+NUMBER_TOKEN = re.compile(r"-?\d*\.?\d+(?:e-\d+)?")  # a number as the paper text prints it
+# (table, row, col) -> (digits as printed, factor to the table's unit): 59.8K parameters = 0.0598 M
+CONVERTED = {("ats-table5", "Google Speech Commands Students/DSCNN", "N.P (M)"): ("59.8", 1e-3)}
+
+
 def _papers_dir():
     for base in (REPO / "shared", REPO.parent / "shared"):
         if (base / "papers").is_dir():
@@ -356,21 +363,49 @@ def _papers_dir():
     return None
 
 
-@pytest.mark.skipif(_papers_dir() is None, reason="shared/papers not beside the repository")
-def test_every_number_occurs_in_the_paper_text(tables):
-    papers = _papers_dir()
-    source = {"ats": "ats.txt", "atkd": "atkd.txt", "lskd": "lskd.txt", "klmse": "klmse-slides.txt"}
-    converted = {("ats-table5", "Google Speech Commands Students/DSCNN", "N.P (M)")}  # printed 59.8K
+def _paper_numbers() -> dict:
+    """(table, row, col) -> [(number as printed, paper file, line)], from tests/paper_numbers.csv."""
+    lines = [line for line in PAPER_NUMBERS.read_text(encoding="utf-8").splitlines() if not line.startswith("#")]
+    out: dict = {}
+    for rec in csv.DictReader(lines):
+        key = (rec["table"], rec["row"], rec["col"])
+        out.setdefault(key, []).append((rec["number"], rec["paper"], int(rec["line"])))
+    return out
+
+
+def test_every_number_is_on_record_as_the_paper_prints_it(tables):
+    """In every clone: each number of tables/*.csv has the paper's digits on record, with the paper
+    file its table names and the line that prints it; the record holds nothing else."""
+    recorded = _paper_numbers()
+    numbers = set()
     for tid, t in tables.items():
-        if tid not in SHAPES:
-            continue
-        text = (papers / source[tid.split("-")[0]]).read_text(encoding="utf-8")
-        printed = set(re.findall(r"-?\d*\.?\d+(?:e-\d+)?", text))  # every number token of the paper text
         for (row, col), cell in t.cells.items():
-            if cell.value is None or (tid, row, col) in converted:
+            if cell.value is None:
                 continue
-            for part in cell.raw.split("/"):
-                assert part in printed or part.lstrip("-") in printed, (tid, row, col, part)
+            key = (tid, row, col)
+            numbers.add(key)
+            assert key in recorded, key
+            assert all(t.header["source"].startswith(f"papers/{paper},") for _, paper, _ in recorded[key]), key
+            printed = [number for number, _, _ in recorded[key]]
+            if key in CONVERTED:
+                digits, factor = CONVERTED[key]
+                assert printed == [digits] and cell.value == pytest.approx(float(digits) * factor), key
+            else:
+                assert printed == cell.raw.split("/"), key
+    assert set(recorded) == numbers
+
+
+@pytest.mark.skipif(_papers_dir() is None,
+                    reason="shared/papers not beside the repository: the record of its numbers is checked instead")
+def test_every_number_occurs_in_the_paper_text():
+    """Where the paper texts are at hand: every recorded number is printed on its recorded line."""
+    papers = _papers_dir()
+    texts: dict = {}
+    for key, entries in _paper_numbers().items():
+        for number, paper, line in entries:
+            text = texts.setdefault(paper, (papers / paper).read_text(encoding="utf-8").splitlines())
+            printed = set(NUMBER_TOKEN.findall(text[line - 1]))
+            assert number in printed or number.lstrip("-") in printed, (key, number, paper, line)
 
 
 def test_pandas_reads_every_file():
