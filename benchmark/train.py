@@ -519,8 +519,7 @@ class Student:
         self.model.train()
         if self.distiller is not None:
             self.distiller.train()
-            if hasattr(self.distiller, "set_epoch"):  # losses whose weight follows the epoch (warm-up)
-                self.distiller.set_epoch(epoch)
+            self.distiller.start_epoch(epoch, self.recipe["epochs"])
         self.loss_sum = torch.zeros((), device=self.device)
         self.meter = T.TermMeter(self.device)
         self.correct = torch.zeros((), device=self.device, dtype=torch.long)

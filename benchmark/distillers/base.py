@@ -140,6 +140,11 @@ class Distiller(nn.Module):
     def attach_teacher(self, teacher: nn.Module) -> None:
         """Called once by the trainer with the teacher network (Overhaul reads its BatchNorms)."""
 
+    def start_epoch(self, epoch: int, epochs: int) -> None:
+        """Called by the trainer at the start of every main-training epoch (0-based ``epoch`` of
+        ``epochs``), also the first one after a resume: a method whose loss follows the epoch
+        (ReviewKD's warm-up, IE-AT's weight decay) sets it here. Nothing by default."""
+
     def init_stages(self, student: nn.Module) -> list[InitStage]:
         """Pre-training stages to run, in order, before the main training (none by default)."""
         return []
