@@ -9,7 +9,8 @@ import torch
 import torch.nn.functional as F
 
 from benchmark import config as C
-from benchmark.distillers import distiller_names, make_distiller, resolve_params, taps
+from benchmark.accel import Accel
+from benchmark.distillers import distiller_names, make_distiller, resolve_params
 from benchmark.errors import BadInput
 from benchmark.models import build_model
 from benchmark.pipeline import Augmentation, TensorPipeline
@@ -440,3 +441,16 @@ def test_fused_feature_and_logit_students_equal_apart(teacher_file, tmp_path):
     for cfg in cfgs:
         alone = train_run(cfg, Store(tmp_path / "apart"), ExecOptions())
         assert same(together[alone["id"]], alone)
+
+
+def test_compile_is_recorded_as_not_applied_to_feature_runs(teacher_file, tmp_path):
+    """Feature runs train through extract(), which --compile does not wrap: their execution record
+    says so, while a logit run fused with them records the backend it did run."""
+    cfgs = [small(teacher_file, loss, epochs=1) for loss in ({"name": "kd"}, {"name": "fitnet"})]
+    results = train_runs(cfgs, Store(tmp_path), ExecOptions(accel=Accel(compile="aot_eager")))
+    kd, fitnet = (results[C.run_id(cfg)] for cfg in cfgs)
+    assert kd["status"] == fitnet["status"] == "done"
+    assert kd["execution"]["compile"] == "aot_eager"
+    assert fitnet["execution"]["compile"] == "requested aot_eager, not applied: feature taps"
+    plain = train_runs(cfgs, Store(tmp_path / "plain"), ExecOptions())
+    assert all(plain[C.run_id(cfg)]["execution"]["compile"] == "off" for cfg in cfgs)

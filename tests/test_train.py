@@ -11,8 +11,8 @@ import torch
 import yaml
 
 from benchmark import config as C
-from benchmark.store import Store
-from benchmark.train import CHECKPOINT, ExecOptions, recalibrate_bn, state_digest, train_run
+from benchmark.store import CHECKPOINT, Store
+from benchmark.train import ExecOptions, recalibrate_bn, train_run
 from tests.helpers import REPO, runner, tiny, wait_for
 
 
