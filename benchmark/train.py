@@ -47,7 +47,7 @@ from .optimizers import make_optimizer
 from .pipeline import Augmentation, LoaderPipeline, TensorPipeline, batch_indices, derive_seed
 from .pretraining import InitStages, pretrain
 from .run_rng import RunRandom
-from .store import MODEL, TEST_LOGITS, Store, WriteRefused
+from .store import METRICS, MODEL, TEST_LOGITS, Store, WriteRefused
 from .teachers import load_teacher
 from .train_errors import RunFailed, StopRun
 
@@ -312,6 +312,9 @@ class TrainingRun:
         else:
             self.rng = RunRandom.fresh(self.seed, device)
         self.resumed_from = self.next_epoch or None
+        # Lines of metrics.jsonl this run wrote; None: a file left by an earlier start (maybe with
+        # a torn last line, maybe with epochs the checkpoint lost), rewritten at the first write.
+        self.metrics_lines = None if store.run_file(self.run_id, METRICS).exists() else 0
         self.epoch_times: list[float] = []
         self.last_eval = None
         self.step_losses: list[torch.Tensor] = []
@@ -344,8 +347,14 @@ class TrainingRun:
 
     def write_metrics(self, options: ExecOptions) -> None:
         """metrics.jsonl: the pre-training stages' epochs (with ``stage``), then the main epochs;
-        and, with ``options.tensorboard``, the same as TensorBoard events."""
-        self.store.append_metrics(self.run_id, [*self.init.history, *self.history])
+        and, with ``options.tensorboard``, the same as TensorBoard events. The lines not yet
+        written are appended; the first write after a resume rewrites the file whole."""
+        lines = [*self.init.history, *self.history]
+        if self.metrics_lines is None:
+            self.store.rewrite_metrics(self.run_id, lines)
+        else:
+            self.store.append_metrics(self.run_id, lines[self.metrics_lines:])
+        self.metrics_lines = len(lines)
         if options.tensorboard:
             from .tboard import export_run
 
@@ -433,6 +442,9 @@ class TrainingRun:
 
     def finish(self, data, options: ExecOptions, fused_with: int) -> dict:
         """Write the final weights and test logits; return the result."""
+        if self.metrics_lines is None:  # resumed after the last epoch: drop what a kill may have torn
+            self.store.rewrite_metrics(self.run_id, [*self.init.history, *self.history])
+            self.metrics_lines = len(self.init.history) + len(self.history)
         ev = self.last_eval or evaluate(self.model, data.test_batches())  # resumed after the last epoch
         self.store.write_run_file(self.run_id, MODEL, tensor_bytes(self.model.state_dict()))
         # Test logits feed ensembles and analyses (logit sums of ~1e-5 need float32); ImageNet-size
