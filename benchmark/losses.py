@@ -127,7 +127,7 @@ def _divergence(log_p_t: torch.Tensor, log_p_s: torch.Tensor, divergence: str) -
 def _soft_divergence(z_s: torch.Tensor, z_t: torch.Tensor, tau: float, student_tau: float,
                      divergence: str = "kl") -> torch.Tensor:
     """Per-sample divergence of the student's tempered distribution from the teacher's: the KD
-    term of every KD-style loss here and of the feature distillers (``kd_term``)."""
+    term of ``kd_loss`` and of the feature distillers (``kd_term``)."""
     return _divergence(F.log_softmax(z_t / tau, dim=1), F.log_softmax(z_s / student_tau, dim=1), divergence)
 
 
