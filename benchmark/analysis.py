@@ -16,6 +16,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+# Softmax of large logits in bf16/fp16 loses the small wrong-class probabilities these metrics are about.
+from .precision import upcast as _float
+
 __all__ = [
     "ats_probs",
     "target_probability",
@@ -30,12 +33,6 @@ __all__ = [
 ]
 
 STD_CHOICES = ("biased", "unbiased")
-
-
-def _float(x: torch.Tensor) -> torch.Tensor:
-    # Softmax of large logits in bf16/fp16 loses the small wrong-class
-    # probabilities these metrics are about; float64 input is kept for tests.
-    return x if x.dtype == torch.float64 else x.float()
 
 
 def _check_logits(logits: torch.Tensor, targets: torch.Tensor | None = None) -> None:

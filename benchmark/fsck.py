@@ -70,7 +70,7 @@ def _rewrite_metrics(store: Store, rid: str):
     def fix():
         import torch
 
-        from .train import CHECKPOINT
+        from .store import CHECKPOINT
 
         state = torch.load(store.run_dir(rid) / CHECKPOINT, map_location="cpu", weights_only=True)
         text = "".join(json.dumps(m, sort_keys=True) + "\n" for m in state["history"])
@@ -106,7 +106,7 @@ def _remove(path: Path):
 
 def check_run(store: Store, rid: str, data_root: str | None = None) -> list[Finding]:
     from .queue import ATTEMPTS
-    from .train import CHECKPOINT
+    from .store import CHECKPOINT
 
     d = store.run_dir(rid)
     out: list[Finding] = []

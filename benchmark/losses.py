@@ -27,6 +27,7 @@ import torch.nn.functional as F
 
 from benchmark import terms as T
 from benchmark.analysis import adaptive_temperature, ats_probs
+from benchmark.precision import upcast
 
 __all__ = [
     "Loss",
@@ -95,11 +96,8 @@ def _inputs(z_s, z_t, y, needs_teacher=True):
             raise ValueError("this loss needs teacher logits, got None")
         if z_t.shape != z_s.shape:
             raise ValueError(f"teacher logits {tuple(z_t.shape)} differ from student logits {tuple(z_s.shape)}")
-    # Under bf16 autocast the logits arrive in bf16: softmax, log and squares
-    # must not run there (the small wrong-class probabilities are the signal).
-    up = (lambda t: t if t.dtype == torch.float64 else t.float())
     # The teacher is a fixed target: no gradient may reach it even if its logits carry one.
-    return up(z_s), (None if z_t is None else up(z_t).detach()), y.long()
+    return upcast(z_s), (None if z_t is None else upcast(z_t).detach()), y.long()
 
 
 def _reduce(per_sample: torch.Tensor, num_classes: int, reduction: str) -> torch.Tensor:
@@ -124,6 +122,20 @@ def _divergence(log_p_t: torch.Tensor, log_p_s: torch.Tensor, divergence: str) -
         # log_p_t from log_softmax stays finite where p_t underflows, so 0 * log 0 -> 0.
         return (p_t * (log_p_t - log_p_s)).sum(dim=1)
     return -(p_t * log_p_s).sum(dim=1)
+
+
+def _soft_divergence(z_s: torch.Tensor, z_t: torch.Tensor, tau: float, student_tau: float,
+                     divergence: str = "kl") -> torch.Tensor:
+    """Per-sample divergence of the student's tempered distribution from the teacher's: the KD
+    term of ``kd_loss`` and of the feature distillers (``kd_term``)."""
+    return _divergence(F.log_softmax(z_t / tau, dim=1), F.log_softmax(z_s / student_tau, dim=1), divergence)
+
+
+def kd_term(z_s: torch.Tensor, z_t: torch.Tensor, tau: float) -> torch.Tensor:
+    """RepDistiller's DistillKL (the feature distillers' KD term): ``tau^2 * sum_c p_t log(p_t / p_s)``,
+    mean over the batch. tau^2 multiplies the batch mean here and each sample in ``kd_loss``: the
+    two orders round differently, and each keeps its own so that no result moves."""
+    return _soft_divergence(upcast(z_s), upcast(z_t), tau, tau).mean() * tau**2
 
 
 def _weighted_sum(ce: torch.Tensor, kd: torch.Tensor, name: str = "kd") -> torch.Tensor:
@@ -236,9 +248,7 @@ def kd_loss(
             raise ValueError("tau=inf is the limit of tau^2 * KL: it needs tau_squared=True and divergence='kl'")
         per_sample = _kd_inf(z_s, z_t)
     else:
-        log_p_t = F.log_softmax(z_t / tau, dim=1)
-        log_p_s = F.log_softmax(z_s / student_tau, dim=1)
-        per_sample = _divergence(log_p_t, log_p_s, divergence)
+        per_sample = _soft_divergence(z_s, z_t, tau, student_tau, divergence)
         if tau_squared:
             per_sample = per_sample * (student_tau if tau_scale == "student" else tau) ** 2
     kd = _reduce(per_sample, z_s.shape[1], reduction)

@@ -241,16 +241,45 @@ class Store:
             raise WriteRefused(f"run {run_id} is leased by {lease_owner_name(lease)}; refused {name}")
 
     def append_metrics(self, run_id: str, epoch_metrics: list[dict]) -> None:
-        """Rewrite metrics.jsonl with the epochs so far (atomically: a resumed run rewrites the
-        history it restored from its checkpoint, so no epoch is ever listed twice)."""
+        """Append these lines to metrics.jsonl (one per epoch), fenced as ``write_run_file`` is:
+        under the run's lock, only while this writer may write, fsynced before the lock is let go.
+        A kill mid-append leaves a torn last line, which ``metrics`` ignores and the resumed run's
+        ``rewrite_metrics`` replaces."""
+        path = self.run_file(run_id, METRICS)
+        text = "".join(json.dumps(m, sort_keys=True) + "\n" for m in epoch_metrics).encode()
+        created = not path.exists()
+        try:
+            with FileLock(str(self.run_file(run_id, LOCK)), timeout=60):
+                self.check_may_write(run_id, METRICS)
+                with open(path, "ab") as f:
+                    f.write(text)
+                    f.flush()
+                    os.fsync(f.fileno())
+        except Timeout:
+            raise WriteRefused(f"run {run_id}: its lock is held by another process") from None
+        if created:
+            _fsync_dir(path.parent)
+
+    def rewrite_metrics(self, run_id: str, epoch_metrics: list[dict]) -> None:
+        """Replace metrics.jsonl by these lines, atomically: a resumed run writes back the history
+        it restored from its checkpoint, so no epoch is listed twice and a torn line is gone."""
         text = "".join(json.dumps(m, sort_keys=True) + "\n" for m in epoch_metrics)
-        self.write_run_file(run_id, "metrics.jsonl", text.encode())
+        self.write_run_file(run_id, METRICS, text.encode())
 
     def metrics(self, run_id: str) -> list[dict]:
-        path = self.run_dir(run_id) / "metrics.jsonl"
+        """The lines of metrics.jsonl; a torn last line (a kill mid-append) is left out."""
+        path = self.run_file(run_id, METRICS)
         if not path.exists():
             return []
-        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        lines = [line for line in path.read_text().splitlines() if line.strip()]
+        out = []
+        for k, line in enumerate(lines):
+            try:
+                out.append(json.loads(line))
+            except ValueError:
+                if k < len(lines) - 1:  # only the last line can be torn; anything else is damage
+                    raise
+        return out
 
     def run_ids(self) -> Iterator[str]:
         if self.runs_dir.is_dir():

@@ -9,7 +9,8 @@ import torch
 import torch.nn.functional as F
 
 from benchmark import config as C
-from benchmark.distillers import distiller_names, make_distiller, resolve_params, taps
+from benchmark.accel import Accel
+from benchmark.distillers import distiller_names, make_distiller, resolve_params
 from benchmark.errors import BadInput
 from benchmark.models import build_model
 from benchmark.pipeline import Augmentation, TensorPipeline
@@ -440,3 +441,32 @@ def test_fused_feature_and_logit_students_equal_apart(teacher_file, tmp_path):
     for cfg in cfgs:
         alone = train_run(cfg, Store(tmp_path / "apart"), ExecOptions())
         assert same(together[alone["id"]], alone)
+
+
+def test_compile_is_recorded_as_not_applied_to_feature_runs(teacher_file, tmp_path):
+    """Feature runs train through extract(), which --compile does not wrap: their execution record
+    says so, while a logit run fused with them records the backend it did run."""
+    cfgs = [small(teacher_file, loss, epochs=1) for loss in ({"name": "kd"}, {"name": "fitnet"})]
+    results = train_runs(cfgs, Store(tmp_path), ExecOptions(accel=Accel(compile="aot_eager")))
+    kd, fitnet = (results[C.run_id(cfg)] for cfg in cfgs)
+    assert kd["status"] == fitnet["status"] == "done"
+    assert kd["execution"]["compile"] == "aot_eager"
+    assert fitnet["execution"]["compile"] == "requested aot_eager, not applied: feature taps"
+    plain = train_runs(cfgs, Store(tmp_path / "plain"), ExecOptions())
+    assert all(plain[C.run_id(cfg)]["execution"]["compile"] == "off" for cfg in cfgs)
+
+
+def test_the_distillers_kd_term_is_repdistillers_distillkl_bit_for_bit():
+    """kd_term now lives in losses.py (one KD term); its value must be the one the feature
+    distillers always computed: the batch mean of KL, times tau^2 after the mean."""
+    from benchmark.losses import kd_term
+
+    g = torch.Generator().manual_seed(3)
+    z_s, z_t = torch.randn(16, 100, generator=g) * 5, torch.randn(16, 100, generator=g) * 5
+    for tau in (1.0, 4.0, 0.5):
+        log_p_s, log_p_t = F.log_softmax(z_s / tau, dim=1), F.log_softmax(z_t / tau, dim=1)
+        assert torch.equal(kd_term(z_s, z_t, tau), (log_p_t.exp() * (log_p_t - log_p_s)).sum(1).mean() * tau**2)
+        # RepDistiller's DistillKL: kl_div(log p_s, p_t, sum) * T^2 / batch
+        ref = F.kl_div(log_p_s, F.softmax(z_t / tau, dim=1), reduction="sum") * tau**2 / z_s.shape[0]
+        assert kd_term(z_s, z_t, tau).item() == pytest.approx(ref.item(), rel=1e-5)
+    assert kd_term(z_s.bfloat16(), z_t.bfloat16(), 4.0).dtype == torch.float32  # upcast before the math

@@ -189,9 +189,9 @@ def test_total_loss_with_weight_and_warmup(pair):
     fs, ft, y = pair
     d = make(fs, ft, weight=0.6, warmup_epochs=20).double()
     ce = torch.nn.functional.cross_entropy(fs["logits"], y)
-    d.set_epoch(5)
+    d.start_epoch(5, 240)
     check(d(fs, ft, y), ce + 0.6 * 0.25 * ref_review(d, fs, ft), [fs["logits"], fs["taps"][2]])
-    d.set_epoch(0)  # factor 0: CE only, but the ABFs get zero gradients, not none (train.py's product)
+    d.start_epoch(0, 240)  # factor 0: CE only, but the ABFs get zero gradients, not none (train.py's product)
     loss = d(fs, ft, y)
     assert loss.item() == pytest.approx(ce.item(), rel=1e-12)
     loss.backward()
@@ -208,16 +208,16 @@ def test_warmup_factor():
     assert warmup_factor(3, 2.5) == 1.0 and warmup_factor(1, 2.5) == pytest.approx(0.4)
 
 
-def test_set_epoch_drives_the_factor(pair):
+def test_start_epoch_drives_the_factor(pair):
     fs, ft, _ = pair
     d = make(fs, ft)
     assert (d.weight, d.warmup_epochs, d.ce_weight, d.kd_weight) == (1.0, 20.0, 1.0, 0.0)
-    assert d.warmup() == 1.0  # before any set_epoch: the full weight
-    d.set_epoch(4)
+    assert d.warmup() == 1.0  # before any start_epoch: the full weight
+    d.start_epoch(4, 240)
     assert d.warmup() == 0.2
     for bad in (-1, 1.5, True, None):
         with pytest.raises(ValueError, match="epoch"):
-            d.set_epoch(bad)
+            d.start_epoch(bad, 240)
 
 
 @pytest.mark.parametrize("change, name", [
@@ -288,7 +288,7 @@ def test_adapters_of_the_real_pairs(teacher_name, student_name, channels, mid):
     assert [a.project[0].out_channels for a in d.abfs] == channels
     assert {a.reduce[0].out_channels for a in d.abfs} == {mid}
     assert [a.attention is None for a in d.abfs] == [False] * (len(channels) - 1) + [True]
-    d.set_epoch(10)
+    d.start_epoch(10, 240)
     loss = d(fs, ft, y)
     assert torch.isfinite(loss)
     loss.backward()
@@ -305,7 +305,7 @@ def test_one_sgd_step_through_real_networks():
     student.train()
     d = make(probe_s, teacher.extract(x[:2]), 10, weight=0.6)
     assert [a.project[0].out_channels for a in d.abfs] == [16, 32, 64, 64]
-    d.set_epoch(3)
+    d.start_epoch(3, 240)
     opt = torch.optim.SGD([*student.parameters(), *d.parameters()], lr=0.1, momentum=0.9, nesterov=True,
                           weight_decay=5e-4)
     before = [p.detach().clone() for p in [*student.parameters(), *d.parameters()]]

@@ -11,9 +11,9 @@ import torch
 import yaml
 
 from benchmark import config as C
-from benchmark.store import Store
-from benchmark.train import CHECKPOINT, ExecOptions, recalibrate_bn, state_digest, train_run
-from tests.helpers import REPO, runner, tiny, wait_for
+from benchmark.store import CHECKPOINT, METRICS, Store
+from benchmark.train import ExecOptions, recalibrate_bn, train_run
+from tests.helpers import REPO, runner, stop_after_epoch, tiny, wait_for
 
 
 def comparable(result):
@@ -70,6 +70,40 @@ def test_resume_from_every_epoch_equals_uninterrupted(tmp_path):
         assert resumed["resumed_from_epoch"] == stop_after
         assert comparable(resumed) == comparable(full)
         assert history(store, full["id"]) == history(Store(tmp_path / "full"), full["id"])
+
+
+def test_a_fresh_run_appends_its_metrics_in_place(tmp_path):
+    cfg = C.resolve(tiny())
+    store = Store(tmp_path)
+    path = store.run_file(C.run_id(cfg), METRICS)
+    inodes = []
+    train_run(cfg, store, ExecOptions(on_epoch=lambda m: inodes.append(path.stat().st_ino)))
+    assert len(inodes) == 3 and len(set(inodes)) == 1  # one file grown epoch by epoch, never replaced
+
+
+@pytest.mark.parametrize("stop_after", [2, 3])
+def test_a_torn_metrics_line_is_ignored_and_the_resume_rewrites_it(tmp_path, stop_after):
+    """A kill in the middle of an append leaves part of a line: readers skip it, and the resumed
+    run (after epoch 2: it trains epoch 3; after epoch 3: it only finishes) restores the history
+    from its checkpoint, so the file ends as an uninterrupted run's, no epoch twice."""
+    cfg = C.resolve(tiny())
+    full_store = Store(tmp_path / "full")
+    full = train_run(cfg, full_store, ExecOptions())
+    store = Store(tmp_path / "s")
+    stop_after_epoch(cfg, store, stop_after)
+    path = store.run_file(full["id"], METRICS)
+    lines = path.read_text().splitlines(keepends=True)
+    assert len(lines) == stop_after
+    if stop_after == 2:  # epoch 3's line was being appended
+        path.write_text("".join(lines) + lines[-1][:25])
+    else:  # epoch 3 is checkpointed, its line cut short
+        path.write_text("".join(lines[:-1]) + lines[-1][:25])
+    assert history(store, full["id"]) == history(full_store, full["id"])[:2]
+    resumed = train_run(cfg, store, ExecOptions())
+    assert resumed["resumed_from_epoch"] == stop_after
+    assert comparable(resumed) == comparable(full)
+    assert history(store, full["id"]) == history(full_store, full["id"])
+    assert [json.loads(line)["epoch"] for line in path.read_text().splitlines()] == [1, 2, 3]
 
 
 def test_corrupt_checkpoint_falls_back_to_previous(tmp_path):

@@ -29,13 +29,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from benchmark import terms as T
+from benchmark.losses import kd_term
+from benchmark.precision import upcast
 
 BASE_PARAMS: dict[str, Any] = {"ce_weight": 1.0, "kd_weight": 0.0, "tau": 4.0}
 
 
-def up(t: torch.Tensor) -> torch.Tensor:
-    """float32 for the loss math (bf16 under autocast is too coarse); float64 kept (tests)."""
-    return t if t.dtype == torch.float64 else t.float()
+# float32 for the loss math (bf16 under autocast is too coarse); every distiller imports it from here.
+up = upcast
 
 
 def taps(f: dict) -> list:
@@ -80,13 +81,6 @@ class InitStage:
     modules: list[nn.Module]
     loss: Callable[[dict | None, dict, torch.Tensor], torch.Tensor]
     needs_student: bool = True
-
-
-def kd_term(z_s: torch.Tensor, z_t: torch.Tensor, tau: float) -> torch.Tensor:
-    """RepDistiller's DistillKL: ``tau^2 * sum_c p_t log(p_t / p_s)``, mean over the batch."""
-    log_p_s = F.log_softmax(up(z_s) / tau, dim=1)
-    log_p_t = F.log_softmax(up(z_t) / tau, dim=1)
-    return (log_p_t.exp() * (log_p_t - log_p_s)).sum(1).mean() * tau**2
 
 
 def match_spatial(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -145,6 +139,11 @@ class Distiller(nn.Module):
 
     def attach_teacher(self, teacher: nn.Module) -> None:
         """Called once by the trainer with the teacher network (Overhaul reads its BatchNorms)."""
+
+    def start_epoch(self, epoch: int, epochs: int) -> None:
+        """Called by the trainer at the start of every main-training epoch (0-based ``epoch`` of
+        ``epochs``), also the first one after a resume: a method whose loss follows the epoch
+        (ReviewKD's warm-up, IE-AT's weight decay) sets it here. Nothing by default."""
 
     def init_stages(self, student: nn.Module) -> list[InitStage]:
         """Pre-training stages to run, in order, before the main training (none by default)."""

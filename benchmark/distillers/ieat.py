@@ -49,7 +49,8 @@ With the AT map Q(z) = vec(mean_c z_c^p) / || vec(mean_c z_c^p) ||_2 (p = 2, as 
 (the larger of two maps average-pooled to the smaller's size first; every pair here has equal
 sizes). w(e) follows LossWeightDecay's "Step" policy: ``inh_weight`` * ``decay_gamma`` **
 (e // ``decay_step``), likewise for exploration; ``decay_step`` = 0 is no decay, which is what
-config/ie_kd.yaml publishes (``base: 1``, no ``stepsize``). ``set_epoch(e)`` sets them.
+config/ie_kd.yaml publishes (``base: 1``, no ``stepsize``). The trainer's per-epoch hook
+``start_epoch`` sets them through ``set_epoch(e)``.
 
 What is *not* published, and how we filled it (see the report that came with this file):
 - The public code has no AT variant: its loss package holds FTLoss, NormLoss (FT distance,
@@ -159,6 +160,9 @@ class IEAT(StagedDistiller):
             self.encoder_inh = Coder(self.split, m)        # embedTI's encoder
             self.encoder_exp = Coder(c_s - self.split, m)  # embedTE's encoder
         self.set_epoch(0)
+
+    def start_epoch(self, epoch: int, epochs: int) -> None:
+        self.set_epoch(epoch)
 
     def set_epoch(self, epoch: int) -> None:
         """LossWeightDecay, policy "Step": base * gamma ** (epoch // stepsize); stepsize 0 = constant."""

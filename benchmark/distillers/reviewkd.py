@@ -53,7 +53,7 @@ third size used (a 4x4 map: l = 2, 1 with w = 1/2, 1/4; the 1x1 level: plain MSE
 
 with e the 0-based epoch (train.py: ``feature_kd_loss * min(1, epoch/args.kd_warm_up) *
 args.kd_loss_weight``; ``--kd-warm-up`` 20, never overridden by the script). The trainer tells the
-epoch through :meth:`ReviewKD.set_epoch` at the start of every epoch. In epoch 0 the factor is 0;
+epoch through :meth:`ReviewKD.start_epoch` at the start of every epoch. In epoch 0 the factor is 0;
 the loss is still computed (as there), so the ABFs get zero gradients rather than none: weight
 decay and momentum still move them and their BatchNorm statistics still update. KD is off
 (``--use-kl`` not given): ce_weight 1, kd_weight 0, our defaults.
@@ -80,7 +80,7 @@ Where this differs from the code, and why:
   our VGG ``taps`` give them.
 * The teacher: train.py never calls ``teacher.eval()``, so the teacher's features (and its WRN
   preact BatchNorms) use the batch's statistics; our trainer runs the teacher in eval mode.
-* Before the first :meth:`set_epoch` call the factor is 1 (no warm-up), so a caller that does not
+* Before the first :meth:`start_epoch` call the factor is 1 (no warm-up), so a caller that does not
   drive epochs (a unit test, a one-off loss evaluation) gets the full term.
 * The loss is computed in float32 (``up``), inputs cast before the ABFs.
 * HCL on non-square maps (none here): the pyramid test uses the height, as ``hcl`` does.
@@ -207,7 +207,7 @@ def teacher_levels(f: dict) -> list[torch.Tensor]:
 class ReviewKD(Distiller):
     """ReviewKD's review loss over ABF-fused student features (module docstring).
 
-    ``set_epoch(epoch)`` (0-based, called by the trainer at the start of every epoch) drives the
+    ``start_epoch(epoch, epochs)`` (0-based, called by the trainer at the start of every epoch) drives the
     warm-up of the loss weight over the first ``warmup_epochs`` epochs (0: none)."""
 
     PARAMS = {"weight": 1.0, "warmup_epochs": 20.0}
@@ -234,8 +234,8 @@ class ReviewKD(Distiller):
         self.abfs = nn.ModuleList(ABF(a.shape[1], mid, b.shape[1], fuse=i < n - 1)
                                   for i, (a, b) in enumerate(zip(s, t)))
 
-    def set_epoch(self, epoch: int) -> None:
-        """The 0-based epoch about to run (the trainer calls this at the start of every epoch)."""
+    def start_epoch(self, epoch: int, epochs: int) -> None:
+        """The 0-based epoch about to run sets the warm-up factor."""
         if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
             raise ValueError(f"epoch must be an int >= 0, got {epoch!r}")
         self.epoch = epoch

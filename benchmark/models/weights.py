@@ -1,6 +1,7 @@
 """Loading a local state-dict file into a built model, for fine-tuning from pretrained weights."""
 
 import argparse
+import hashlib
 from pathlib import Path
 
 import torch
@@ -18,17 +19,31 @@ def load_file(path: str | Path) -> object:
         return torch.load(path, map_location="cpu", weights_only=True)
 
 
-def _unwrap(obj: object, path: str) -> dict[str, torch.Tensor]:
-    """Accept a plain state dict or a training checkpoint holding one under "state_dict"/"model"."""
+def unwrap_state_dict(obj: object, *, strict: bool, source: str = "checkpoint") -> dict[str, torch.Tensor]:
+    """The state dict inside a checkpoint in the layouts people have on disk: plain, or under
+    "state_dict" / "model" (as RepDistiller saves them), names without DataParallel's "module.".
+
+    ``strict``: every entry must be a tensor (ValueError naming ``source`` otherwise), as for
+    weights a model is fine-tuned from. Not strict: non-tensor entries are dropped, for teacher
+    files that keep bookkeeping next to the weights; a teacher is then loaded into its
+    architecture strictly, which still catches a missing or extra weight."""
     if isinstance(obj, dict):
         for key in ("state_dict", "model"):
             if isinstance(obj.get(key), dict):
                 obj = obj[key]
                 break
-    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise ValueError(f"{path}: not a state dict (a mapping of names to tensors)")
-    # DataParallel / DistributedDataParallel checkpoints prefix every name with "module.".
-    return {k.removeprefix("module."): v for k, v in obj.items()}
+    if not isinstance(obj, dict) or (strict and not all(isinstance(v, torch.Tensor) for v in obj.values())):
+        raise ValueError(f"{source}: not a state dict (a mapping of names to tensors)")
+    return {k.removeprefix("module."): v for k, v in obj.items() if isinstance(v, torch.Tensor)}
+
+
+def sha256_of(path: str | Path) -> str:
+    """The file's sha256, as configs pin teacher checkpoints and init weights."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def _shapes(sd: dict[str, torch.Tensor], prefix: str) -> dict[str, tuple[int, ...]]:
@@ -50,7 +65,7 @@ def load_weights(model: nn.Module, path: str | Path) -> None:
     ValueError naming the keys.
     """
     path = str(path)
-    sd = _unwrap(load_file(path), path)
+    sd = unwrap_state_dict(load_file(path), strict=True, source=path)
     own = model.state_dict()
 
     head = model.classifier_name + "."
