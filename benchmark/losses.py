@@ -53,10 +53,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "form": ("paper", "code2020", "code2023"),  # atkd: which equation (see atkd_loss)
 }
 
-# Options added after runs were planned, with the value that reproduces the loss as it was before
-# them: config.identity leaves such an option out of the run id when it has this value, so the runs
-# that do not use it keep their ids.
-ID_NEUTRAL: dict[str, dict[str, Any]] = {"atkd": {"form": "paper"}}
+# Options added after runs were planned keep old run ids through spec.ID_NEUTRAL (ids live there).
 
 # The options each ATKD code form fixes (the code computes them one way only); the other options
 # are its hyper-parameters, given by the caller (make_loss fills in ATKD_FORM_DEFAULTS).
