@@ -32,9 +32,7 @@ from pathlib import Path
 from filelock import FileLock, Timeout
 
 from .accel import Accel
-from .store import LEASE, LOCK, Store, WriteRefused, json_bytes, atomic_write_json, read_json
-
-EVENTS, ATTEMPTS = "events.jsonl", "attempts.json"
+from .store import ATTEMPTS, CONFIG, EVENTS, LEASE, LOCK, Store, WriteRefused, json_bytes, atomic_write_json, read_json
 
 
 def _process_start(pid: int) -> str | None:
@@ -97,14 +95,14 @@ def lease_generation(lease) -> int:
 
 def append_event(store: Store, rid: str, **event) -> None:
     line = json.dumps({"time": time.time(), **event}, sort_keys=True) + "\n"
-    with open(store.run_dir(rid) / EVENTS, "a") as f:
+    with open(store.run_file(rid, EVENTS), "a") as f:
         f.write(line)
         f.flush()
         os.fsync(f.fileno())
 
 
 def events(store: Store, rid: str) -> list[dict]:
-    path = store.run_dir(rid) / EVENTS
+    path = store.run_file(rid, EVENTS)
     if not path.exists():
         return []
     out = []
@@ -151,8 +149,8 @@ def scan(store: Store, only: set[str] | None = None) -> dict[str, JobState]:
         if res is not None:
             states[rid] = JobState(rid, "failed", cfg, res, reason=res.get("reason"))
             continue
-        lease = read_json(store.run_dir(rid) / LEASE) if store.run_dir(rid).exists() else None
-        if cfg is None and (store.run_dir(rid) / "config.json").exists():
+        lease = read_json(store.run_file(rid, LEASE)) if store.run_dir(rid).exists() else None
+        if cfg is None and store.run_file(rid, CONFIG).exists():
             # Garbage in config.json: no worker can run it, so it must not wait as pending forever.
             states[rid] = JobState(rid, "failed", None, lease=lease, reason=(
                 "config.json is unreadable; `runner.py reproduce` of its table rewrites it, "
@@ -218,6 +216,7 @@ class Lease:
     def __init__(self, store: Store, rid: str, opts: WorkerOptions):
         self.store, self.rid, self.opts = store, rid, opts
         self.dir = store.run_dir(rid)
+        self.lease_file, self.lock_file = store.run_file(rid, LEASE), store.run_file(rid, LOCK)
         self.me = {**worker_identity(), "name": opts.name}
         self.lost = threading.Event()
         self.progress: dict = {}
@@ -229,10 +228,10 @@ class Lease:
         # Held by a writer only to check its lease and rename a file. A worker paused at that
         # moment keeps it until it resumes: the claim gives up after a few seconds and the run
         # is tried again later (a delay, never a double writer).
-        return FileLock(str(self.dir / LOCK), timeout=5)
+        return FileLock(str(self.lock_file), timeout=5)
 
     def _write(self) -> None:
-        atomic_write_json(self.dir / LEASE, {"owner": self.me, "expires": time.time() + self.opts.lease_seconds,
+        atomic_write_json(self.lease_file, {"owner": self.me, "expires": time.time() + self.opts.lease_seconds,
                                              "generation": self.generation, "progress": self.progress,
                                              "device": self.opts.device})
 
@@ -242,7 +241,7 @@ class Lease:
             with self._lock():
                 if self.store.result(self.rid) is not None:
                     return False
-                current = read_json(self.dir / LEASE)
+                current = read_json(self.lease_file)
                 if lease_is_live(current):
                     return False
                 self.generation = lease_generation(current) + 1
@@ -255,7 +254,7 @@ class Lease:
         return True
 
     def mine(self) -> bool:
-        lease = read_json(self.dir / LEASE)
+        lease = read_json(self.lease_file)
         return isinstance(lease, dict) and lease.get("owner") == self.me \
             and lease.get("generation") == self.generation
 
@@ -283,7 +282,7 @@ class Lease:
             with self._lock():
                 if self.mine():
                     # Kept, expired, so that the next claim's generation is higher than ours.
-                    atomic_write_json(self.dir / LEASE, {"generation": self.generation, "expires": 0,
+                    atomic_write_json(self.lease_file, {"generation": self.generation, "expires": 0,
                                                          "released_by": self.me})
         except (Timeout, OSError):
             pass
@@ -300,7 +299,7 @@ def runnable(states: dict[str, JobState]) -> list[str]:
 
 def _attempts(store: Store, rid: str) -> int:
     """Failed attempts so far (an unreadable or odd ``attempts.json`` counts as none)."""
-    doc = read_json(store.run_dir(rid) / ATTEMPTS)
+    doc = read_json(store.run_file(rid, ATTEMPTS))
     n = doc.get("failed_attempts") if isinstance(doc, dict) else 0
     return n if isinstance(n, int) and not isinstance(n, bool) else 0
 
