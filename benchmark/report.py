@@ -286,20 +286,20 @@ def write_reports(plans: list[TablePlan], planner: Planner, store: Store, out: P
         # one measurer for the cells and the figures: each run's logits are read once
         measurer = Measurer(store, {rid: planner.jobs[rid].config for rid in plan.job_ids})
         cells = aggregate_table(plan, planner, store, measurer)
-        tid = plan.manifest.id
-        png = out / f"{tid}.png"
+        table_id = plan.manifest.id
+        png = out / f"{table_id}.png"
         has_plot = plot_table(plan, cells, png)
         figures = {}
         if plan.manifest.figures:
             for fig in plan.manifest.figures:
-                fig_png = out / f"{tid}.{fig['name']}.png"
+                fig_png = out / f"{table_id}.{fig['name']}.png"
                 figures[fig["name"]] = fig_png.name if draw_figure(fig, plan, cells, measurer, fig_png) else None
-        md = out / f"{tid}.md"
+        md = out / f"{table_id}.md"
         md.write_text(table_markdown(plan, cells, store, png.name if has_plot else None, figures))
-        (out / f"{tid}.json").write_text(json.dumps(table_json(plan, cells, store), indent=1, default=str))
+        (out / f"{table_id}.json").write_text(json.dumps(table_json(plan, cells, store), indent=1, default=str))
         written.append(md)
         cov = coverage(cells)
-        index.append(f"| [{tid}]({md.name}) | {plan.manifest.paper} | {plan.profile} | {cov['reproduced_cells']}/"
+        index.append(f"| [{table_id}]({md.name}) | {plan.manifest.paper} | {plan.profile} | {cov['reproduced_cells']}/"
                      f"{cov['reproducible_cells']} | {cov['within_tolerance']} | "
                      f"{_fmt(cov['mean_abs_delta'])} |")
     lines = ["# Reproduction reports", "", "| table | paper | profile | cells measured | within tolerance | "
