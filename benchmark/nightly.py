@@ -118,7 +118,7 @@ def run_nightly(tables: list[str], profile: str, date: str, out: Path, root: Pat
                                         launch=launch, report_dir=day_dir, quiet=quiet))
     if run_code == 130:
         return run_code
-    numbers = canary.run(str(store_dir / "canary"), log=lambda msg: print(msg, flush=True))
+    numbers = canary.run(str(Store(store_dir).canary_dir), log=lambda msg: print(msg, flush=True))
     golden = canary.load_golden()
     if golden is None:
         golden_found = [f"no golden file {canary.GOLDEN_FILE}: make it with runner.py canary --update"]
