@@ -89,6 +89,7 @@ def cmd_data(args) -> int:
 
 def cmd_train(args) -> int:
     from . import config as C
+    from .queue import train_under_lease
     from .store import METRICS, MODEL, RESULT, TEST_LOGITS, Store
     from .train import ExecOptions
 
@@ -116,7 +117,8 @@ def cmd_train(args) -> int:
 
     options = ExecOptions(device=args.device, num_workers=args.num_workers, accel=accel.from_args(args),
                           on_epoch=on_epoch, tensorboard=tensorboard)
-    result = _train_under_lease(cfg, rid, store, options, args)
+    result = train_under_lease(cfg, store, options, args.lease_seconds,
+                               warn=lambda message: print(message, file=sys.stderr))
     if result is None:
         return 1
     if result["status"] != "done":
@@ -127,53 +129,6 @@ def cmd_train(args) -> int:
           f"last {m['last']['top1']:.2f}, best {m['best']['top1']:.2f} (epoch {m['best']['epoch']})")
     print(f"wrote {store.run_dir(rid)}/ ({RESULT}, {METRICS}, {MODEL}, {TEST_LOGITS}, checkpoints)")
     return 0
-
-
-def _train_under_lease(cfg, rid, store, options, args):
-    """``train`` takes the run's lease as a worker does (two ``train`` of one config, or a
-    ``train`` next to a worker, never train it twice); None when another process holds it."""
-    from .queue import Lease, WorkerOptions, append_event, lease_owner_name
-    from .store import LEASE, read_json
-    from .train import StopRun, train_run
-
-    if store.result(rid) is not None:  # finished (or failed) already: train_run just returns it
-        return train_run(cfg, store, options)
-    opts = WorkerOptions(store=str(store.root), device=args.device, lease_seconds=args.lease_seconds,
-                         heartbeat_seconds=max(0.5, args.lease_seconds / 6), name=f"train:{_host_pid()}")
-    lease = Lease(store, rid, opts)
-    if not lease.claim():
-        if store.result(rid) is not None:
-            return train_run(cfg, store, options)
-        owner = lease_owner_name(read_json(store.run_file(rid, LEASE)))
-        print(f"run {rid} is being trained by {owner}; nothing done (run this again when it has finished "
-              f"or its lease has expired)", file=sys.stderr)
-        return None
-    append_event(store, rid, kind="claim", worker=opts.name, fused=1)
-
-    def on_epoch_fenced(m, user=options.on_epoch):
-        user(m)
-        if lease.lost.is_set():
-            raise StopRun(rid)
-    options.on_epoch = on_epoch_fenced
-    try:
-        result = train_run(cfg, store, options)
-    except StopRun:
-        append_event(store, rid, kind="lost", worker=opts.name)
-        print(f"run {rid}: its lease passed to another process; this one stopped without writing",
-              file=sys.stderr)
-        return None
-    finally:
-        lease.release()
-    append_event(store, rid, kind="finish" if result["status"] == "done" else "fail", worker=opts.name,
-                 reason=result.get("reason"))
-    return result
-
-
-def _host_pid() -> str:
-    import os
-    import socket
-
-    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 def cmd_list(args) -> int:

@@ -398,6 +398,47 @@ def run_group(store: Store, rids: list[str], opts: WorkerOptions, log=print) -> 
             lease.release()
 
 
+def train_under_lease(cfg: dict, store: Store, options, lease_seconds: float, warn=print) -> dict | None:
+    """Train one run under its lease, as a worker does, so that two ``train`` of one config, or a
+    ``train`` next to a worker, never train it twice. The run's result; None when another
+    process holds the run or takes it over (``warn`` is told which, in one line)."""
+    from . import config as C
+    from .train import StopRun, train_run
+
+    run_id = C.run_id(cfg)
+    if store.result(run_id) is not None:  # finished (or failed) already: train_run just returns it
+        return train_run(cfg, store, options)
+    opts = WorkerOptions(store=str(store.root), device=options.device, lease_seconds=lease_seconds,
+                         heartbeat_seconds=max(0.5, lease_seconds / 6),
+                         name=f"train:{socket.gethostname()}:{os.getpid()}")
+    lease = Lease(store, run_id, opts)
+    if not lease.claim():
+        if store.result(run_id) is not None:
+            return train_run(cfg, store, options)
+        owner = lease_owner_name(read_json(store.run_file(run_id, LEASE)))
+        warn(f"run {run_id} is being trained by {owner}; nothing done (run this again when it has finished "
+             f"or its lease has expired)")
+        return None
+    append_event(store, run_id, kind="claim", worker=opts.name, fused=1)
+
+    def on_epoch_fenced(m, user=options.on_epoch):
+        user(m)
+        if lease.lost.is_set():
+            raise StopRun(run_id)
+    options.on_epoch = on_epoch_fenced
+    try:
+        result = train_run(cfg, store, options)
+    except StopRun:
+        append_event(store, run_id, kind="lost", worker=opts.name)
+        warn(f"run {run_id}: its lease passed to another process; this one stopped without writing")
+        return None
+    finally:
+        lease.release()
+    append_event(store, run_id, kind="finish" if result["status"] == "done" else "fail", worker=opts.name,
+                 reason=result.get("reason"))
+    return result
+
+
 def _record_error(store: Store, rid: str, reason: str, opts: WorkerOptions, log) -> str:
     log(f"run {rid}: {reason}")
     try:
