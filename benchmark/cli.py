@@ -148,15 +148,15 @@ def cmd_list(args) -> int:
 def cmd_plan(args) -> int:
     from tabulate import tabulate
 
+    from .figures import check_figures_asked
     from .plan import Planner, fmt_hours, table_summary
     from .store import Store
-
     from .throughput import measured_rate
 
     store = Store(args.store)
     planner = Planner(args.profile, rate=measured_rate(store), store=store, figures=_figures(args))
     plans = [planner.plan(name) for name in args.tables]
-    _check_figures_asked(args, plans)
+    check_figures_asked(_figures(args), plans)
     summaries = [table_summary(p, planner, store, detail=args.detail) for p in plans]
     if args.json:
         print(json.dumps(summaries, indent=1, default=str))
@@ -184,12 +184,6 @@ def _figures(args) -> list[str]:
     from .figures import figure_names
 
     return figure_names(getattr(args, "figures", None))
-
-
-def _check_figures_asked(args, plans) -> None:
-    from .figures import check_figures_asked
-
-    check_figures_asked(_figures(args), plans)
 
 
 def _worker_options(args, only=None):
@@ -332,52 +326,13 @@ def cmd_canary(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from .aggregate import aggregate_table
-    from .plan import Planner
-    from .report import table_json, table_markdown, write_reports
-    from .sessions import last_profile
+    from .report import report_tables
     from .store import Store
 
-    store = Store(args.store)
-    names = [Path(t).stem if t.endswith((".yaml", ".yml")) else t for t in args.tables]
-    profiles = {args.profile or last_profile(store, n) for n in names}
-    if len(profiles) > 1:
-        raise BadInput("--profile", None, f"the tables were last run with different profiles ({', '.join(sorted(profiles))}); "
-                       "name one with --profile")
-    planner = Planner(profiles.pop(), store=store, figures=_figures(args))
-    plans = [planner.plan(name) for name in args.tables]
-    _check_figures_asked(args, plans)
-    if args.format == "csv":
-        return _report_csv(plans, planner, store, args.out)
-    if args.out:
-        for path in write_reports(plans, planner, store, Path(args.out)):
-            print(f"report: {path}")
-        return 0
-    for plan in plans:
-        cells = aggregate_table(plan, planner, store)
-        if args.format == "json":
-            print(json.dumps(table_json(plan, cells, store), indent=1, default=str))
-        else:
-            print(table_markdown(plan, cells, store, None))
-    return 0
-
-
-def _report_csv(plans, planner, store, out) -> int:
-    """The cells of every table as one CSV (benchmark.results.CELL_COLUMNS): to stdout, or
-    ``<out>/<table>.csv`` per table."""
-    import pandas as pd
-
-    from .aggregate import aggregate_table
-    from .results import cells_frame
-
-    frames = [cells_frame(plan, aggregate_table(plan, planner, store)) for plan in plans]
-    if not out:
-        sys.stdout.write(pd.concat(frames, ignore_index=True).to_csv(index=False))
-        return 0
-    Path(out).mkdir(parents=True, exist_ok=True)
-    for plan, frame in zip(plans, frames):
-        path = Path(out) / f"{plan.manifest.id}.csv"
-        frame.to_csv(path, index=False)
+    text, written = report_tables(Store(args.store), args.tables, args.profile, _figures(args), args.format,
+                                  Path(args.out) if args.out else None)
+    sys.stdout.write(text)
+    for path in written:
         print(f"report: {path}")
     return 0
 
