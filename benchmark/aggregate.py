@@ -18,10 +18,10 @@ from statistics import mean, stdev
 
 import torch
 
-from . import analysis as A
+from . import analysis
 from .plan import CellPlan, Planner, TablePlan
 from .published import load_published
-from .store import Store
+from .store import TEST_LOGITS, Store
 from .verdict import NOT_COMPARABLE, judge, kind_of, resolve_tolerances
 
 STATUSES = ("within", "outside", "not comparable", "measured", "pending", "failed", "cited", "setting")
@@ -77,7 +77,7 @@ class Measurer:
 
     def logits(self, rid: str):
         if rid not in self._logits:
-            path = self.store.run_dir(rid) / "test_logits.pt"
+            path = self.store.run_file(rid, TEST_LOGITS)
             try:
                 saved = torch.load(path, map_location="cpu", weights_only=True)
                 self._logits[rid] = (saved["logits"].float(), saved["labels"])
@@ -113,10 +113,10 @@ class Measurer:
         name = spec["analysis"]
         z, y = self.logits(rid)
         if name == "sharpness_gap":
-            tid = self.teacher_of(rid)
-            if tid is None:
+            teacher_id = self.teacher_of(rid)
+            if teacher_id is None:
                 raise ValueError("sharpness_gap needs a run with a teacher")
-            v, _ = self.logits(tid)
+            v, _ = self.logits(teacher_id)
             # "loss": the temperatures this run was distilled with (ATKD Table 8's fixed pairs);
             # a loss without a fixed temperature (atkd) means its adaptive ones
             loss = self.config(rid).get("loss", {})
@@ -124,10 +124,10 @@ class Measurer:
                 opts["teacher_tau"] = loss.get("tau", "adaptive")
             if opts.get("student_tau") == "loss":
                 opts["student_tau"] = loss.get("student_tau") or loss.get("tau", "adaptive")
-            return float(A.sharpness_gap(z, v, **opts).mean())
+            return float(analysis.sharpness_gap(z, v, **opts).mean())
         if name in ("derived_average", "derived_variance", "inherent_variance", "target_probability"):
-            return float(getattr(A, name)(z, y, **opts).mean())
-        return float(getattr(A, name)(z, **opts).mean())
+            return float(getattr(analysis, name)(z, y, **opts).mean())
+        return float(getattr(analysis, name)(z, **opts).mean())
 
 
 def _params_in_millions(model: str, dataset: str) -> float:

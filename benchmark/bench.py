@@ -23,17 +23,14 @@ import time
 
 import torch
 
-from . import accel as A
 from . import config as C
-from .accel import Accel
-from .data import synthetic_arrays
+from .accel import Accel, autocast, configure, prepare_input, prepare_model
+from .data import get_spec, synthetic_arrays
 from .losses import make_loss
 from .models import build_model
 from .pipeline import Augmentation, TensorPipeline
 from .store import Store
 from .train import Student, make_optimizer
-
-MEAN, STD = (0.5071, 0.4867, 0.4408), (0.2675, 0.2565, 0.2761)
 
 
 class PILArrayDataset(torch.utils.data.Dataset):
@@ -89,9 +86,10 @@ def run_bench(device: str = "cpu", steps: int = 20, warmup: int = 3, batch_size:
 
     dev = torch.device(device)
     accel = accel.resolved(dev)
-    A.configure(dev, accel)  # for both loops (RepDistiller's own loop sets cudnn.benchmark too)
+    configure(dev, accel)  # for both loops (RepDistiller's own loop sets cudnn.benchmark too)
     torch.manual_seed(0)
     per_class = max(1, images // 100)
+    cifar100 = get_spec("cifar100")  # the normalisation the recipes train with
     train = synthetic_arrays("cifar100", "train", per_class=per_class)
     test = synthetic_arrays("cifar100", "test", per_class=1)
     teacher = build_model("resnet56", 100).to(dev).eval()
@@ -103,7 +101,8 @@ def run_bench(device: str = "cpu", steps: int = 20, warmup: int = 3, batch_size:
 
     # -- reference: PIL transforms, DataLoader, one student, teacher forwarded per step
     workers = loader_workers if loader_workers is not None else min(4, os.cpu_count() or 1)
-    transform = T.Compose([T.RandomCrop(32, padding=4), T.RandomHorizontalFlip(), T.ToTensor(), T.Normalize(MEAN, STD)])
+    transform = T.Compose([T.RandomCrop(32, padding=4), T.RandomHorizontalFlip(), T.ToTensor(),
+                           T.Normalize(cifar100.mean, cifar100.std)])
     loader = torch.utils.data.DataLoader(PILArrayDataset(*train, transform), batch_size=batch_size, shuffle=True,
                                          num_workers=workers, pin_memory=dev.type == "cuda", drop_last=True,
                                          persistent_workers=workers > 0)
@@ -127,9 +126,9 @@ def run_bench(device: str = "cpu", steps: int = 20, warmup: int = 3, batch_size:
                   "images_per_s": steps * batch_size / seconds, "loader_workers": workers})
 
     # -- the engine, one and four students
-    pipe = TensorPipeline(train, test, MEAN, STD, Augmentation(4, True), batch_size=batch_size, drop_last=True,
-                          device=dev)
-    teacher_forward = A.prepare_model(teacher, accel)
+    pipe = TensorPipeline(train, test, cifar100.mean, cifar100.std, Augmentation(4, True), batch_size=batch_size,
+                          drop_last=True, device=dev)
+    teacher_forward = prepare_model(teacher, accel)
     with tempfile.TemporaryDirectory() as tmp:
         store = Store(tmp)
         for k in (1, 4):
@@ -141,8 +140,8 @@ def run_bench(device: str = "cpu", steps: int = 20, warmup: int = 3, batch_size:
                 s.begin_epoch(0)
 
             def engine_step(x, y, group=group):
-                x = A.prepare_input(x, accel)
-                with torch.no_grad(), A.autocast(dev, accel):
+                x = prepare_input(x, accel)
+                with torch.no_grad(), autocast(dev, accel):
                     z_t = teacher_forward(x)
                 for s in group:
                     s.step(x, y, z_t)

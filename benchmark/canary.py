@@ -128,7 +128,9 @@ def _numbers(store, rid: str) -> dict:
 def _test_images(store, rid: str) -> int:
     import torch
 
-    saved = torch.load(store.run_dir(rid) / "test_logits.pt", map_location="cpu", weights_only=True)
+    from .store import TEST_LOGITS
+
+    saved = torch.load(store.run_file(rid, TEST_LOGITS), map_location="cpu", weights_only=True)
     return int(saved["labels"].numel())
 
 

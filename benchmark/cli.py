@@ -89,7 +89,8 @@ def cmd_data(args) -> int:
 
 def cmd_train(args) -> int:
     from . import config as C
-    from .store import Store
+    from .queue import train_under_lease
+    from .store import METRICS, MODEL, RESULT, TEST_LOGITS, Store
     from .train import ExecOptions
 
     raw = load_yaml(args.config)
@@ -116,7 +117,8 @@ def cmd_train(args) -> int:
 
     options = ExecOptions(device=args.device, num_workers=args.num_workers, accel=accel.from_args(args),
                           on_epoch=on_epoch, tensorboard=tensorboard)
-    result = _train_under_lease(cfg, rid, store, options, args)
+    result = train_under_lease(cfg, store, options, args.lease_seconds,
+                               warn=lambda message: print(message, file=sys.stderr))
     if result is None:
         return 1
     if result["status"] != "done":
@@ -125,55 +127,8 @@ def cmd_train(args) -> int:
     m = result["metrics"]
     print(f"run {rid} done: top-1 {m['top1']:.2f} ({m['reported_epoch']} epoch), "
           f"last {m['last']['top1']:.2f}, best {m['best']['top1']:.2f} (epoch {m['best']['epoch']})")
-    print(f"wrote {store.run_dir(rid)}/ (result.json, metrics.jsonl, model.pt, test_logits.pt, checkpoints)")
+    print(f"wrote {store.run_dir(rid)}/ ({RESULT}, {METRICS}, {MODEL}, {TEST_LOGITS}, checkpoints)")
     return 0
-
-
-def _train_under_lease(cfg, rid, store, options, args):
-    """``train`` takes the run's lease as a worker does (two ``train`` of one config, or a
-    ``train`` next to a worker, never train it twice); None when another process holds it."""
-    from .queue import Lease, WorkerOptions, append_event, lease_owner_name
-    from .store import LEASE, read_json
-    from .train import StopRun, train_run
-
-    if store.result(rid) is not None:  # finished (or failed) already: train_run just returns it
-        return train_run(cfg, store, options)
-    opts = WorkerOptions(store=str(store.root), device=args.device, lease_seconds=args.lease_seconds,
-                         heartbeat_seconds=max(0.5, args.lease_seconds / 6), name=f"train:{_host_pid()}")
-    lease = Lease(store, rid, opts)
-    if not lease.claim():
-        if store.result(rid) is not None:
-            return train_run(cfg, store, options)
-        owner = lease_owner_name(read_json(store.run_dir(rid) / LEASE))
-        print(f"run {rid} is being trained by {owner}; nothing done (run this again when it has finished "
-              f"or its lease has expired)", file=sys.stderr)
-        return None
-    append_event(store, rid, kind="claim", worker=opts.name, fused=1)
-
-    def on_epoch_fenced(m, user=options.on_epoch):
-        user(m)
-        if lease.lost.is_set():
-            raise StopRun(rid)
-    options.on_epoch = on_epoch_fenced
-    try:
-        result = train_run(cfg, store, options)
-    except StopRun:
-        append_event(store, rid, kind="lost", worker=opts.name)
-        print(f"run {rid}: its lease passed to another process; this one stopped without writing",
-              file=sys.stderr)
-        return None
-    finally:
-        lease.release()
-    append_event(store, rid, kind="finish" if result["status"] == "done" else "fail", worker=opts.name,
-                 reason=result.get("reason"))
-    return result
-
-
-def _host_pid() -> str:
-    import os
-    import socket
-
-    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 def cmd_list(args) -> int:
@@ -193,15 +148,15 @@ def cmd_list(args) -> int:
 def cmd_plan(args) -> int:
     from tabulate import tabulate
 
+    from .figures import check_figures_asked
     from .plan import Planner, fmt_hours, table_summary
     from .store import Store
-
     from .throughput import measured_rate
 
     store = Store(args.store)
     planner = Planner(args.profile, rate=measured_rate(store), store=store, figures=_figures(args))
     plans = [planner.plan(name) for name in args.tables]
-    _check_figures_asked(args, plans)
+    check_figures_asked(_figures(args), plans)
     summaries = [table_summary(p, planner, store, detail=args.detail) for p in plans]
     if args.json:
         print(json.dumps(summaries, indent=1, default=str))
@@ -226,15 +181,9 @@ def cmd_plan(args) -> int:
 
 def _figures(args) -> list[str]:
     """--figures NAME[,NAME...] (or all): the figures whose extra runs are planned."""
-    return [n for item in (getattr(args, "figures", None) or []) for n in item.split(",") if n]
+    from .figures import figure_names
 
-
-def _check_figures_asked(args, plans) -> None:
-    known = {f["name"] for p in plans for f in p.manifest.figures}
-    for name in _figures(args):
-        if name != "all" and name not in known:
-            raise BadInput("--figures", None, f"no figure {name!r} in {', '.join(p.manifest.id for p in plans)}; "
-                                              f"figures: {', '.join(sorted(known)) or 'none'}")
+    return figure_names(getattr(args, "figures", None))
 
 
 def _worker_options(args, only=None):
@@ -286,176 +235,46 @@ def cmd_worker(args) -> int:
 
 
 def cmd_reproduce(args) -> int:
-    from . import hub
-    from .plan import Planner
-    from .preflight import require
-    from .queue import counts, scan
-    from .store import Store
-    from .throughput import measured_rate
+    from .reproduce import reproduce_tables
 
     _check_device(args.device)
     _tensorboard(args)  # bad input before anything is written
-    store = Store(args.store)
-    done_ids: set[str] = set()
-    # Phases: a row that takes another cell's best point (`from:`) gets its runs only once that
-    # cell's runs have finished, so after each phase the tables are planned again with the store;
-    # new runs make a new phase, and the loop ends when a phase adds none.
-    while True:
-        planner = Planner(args.profile, data_root=args.data_root, rate=measured_rate(store), store=store,
-                          figures=_figures(args))
-        plans = [planner.plan(name) for name in args.tables]  # all bad input is found before anything is written
-        _check_figures_asked(args, plans)
-        job_ids = sorted({j for p in plans for j in p.job_ids})
-        if done_ids and set(job_ids) <= done_ids:
-            break
-        # torchvision teachers: in torch.hub's cache (fetched as torchvision does), or exit 2 saying
-        # which file to place where, before anything is written
-        hub.ensure_files([planner.jobs[j].config["teacher"] for j in job_ids
-                          if "torchvision" in (planner.jobs[j].config["teacher"] or {}) and not store.is_done(j)],
-                         download=not hub.offline())
-        # datasets, teacher and init files: exit 2 naming each missing item, before anything is written
-        require([planner.jobs[j].config for j in job_ids if not store.is_done(j)], args.data_root)
-        code = _reproduce_phase(args, store, planner, plans, job_ids)
-        if code == 130:
-            return code
-        done_ids |= set(job_ids)
-        if not any(p.waiting() for p in plans):
-            break
-        if any(not store.is_done(r) for p in plans for c in p.waiting() for r in c.waiting_on["runs"]):
-            break  # a referenced cell did not finish (failed): its dependents stay waiting
-    final = counts(scan(store, set(job_ids)))
-    for p in plans:
-        for c in p.waiting():
-            print(f"{p.manifest.id}: {c.row} / {c.col} still waits for {c.waiting_on['row']} / {c.waiting_on['col']}")
-    code = 0 if final["done"] == len(job_ids) and not any(p.waiting() for p in plans) else 1
-    if not args.no_report:
-        code = max(code, _report(args, plans, planner, store))
-    return code
+    return reproduce_tables(_request(args))
 
 
-def _reproduce_phase(args, store, planner, plans, job_ids) -> int:
-    """Enqueue the runs, run workers until none can make progress; 130 when interrupted."""
-    import torch
+def _request(args):
+    from .reproduce import Request
 
-    from . import reproduce as R
-    from .queue import counts, scan
-
-    store.root.mkdir(parents=True, exist_ok=True)
-    R.enqueue(store, planner, job_ids, retry_failed=args.retry_failed)
-    only_file = R.job_list_file(store, job_ids)
-    R.write_queue_note(store, [p.manifest.id for p in plans], args.profile, only_file)
-    only = set(job_ids)
-    before = counts(scan(store, only))
-    print(f"{', '.join(p.manifest.id for p in plans)} ({args.profile} profile): {len(job_ids)} runs, "
-          f"{before['done']} already done, store {store.root}", flush=True)
-    if before["failed"] and not args.retry_failed:
-        print(f"{before['failed']} run(s) failed in an earlier session and stay failed; "
-              "add --retry-failed to try them again", flush=True)
-    n_workers = args.workers or (torch.cuda.device_count() if args.device.startswith("cuda") else 1) or 1
-    extra = ["--lease-seconds", str(args.lease_seconds), "--max-attempts", str(args.max_attempts),
-             "--num-workers", str(args.num_workers)] + (["--no-fuse"] if args.no_fuse else []) \
-        + (["--data-root", args.data_root] if args.data_root else []) + accel.to_cli(accel.from_args(args)) \
-        + (["--tensorboard"] if _tensorboard(args) else [])
-    procs, jobs = [], []
-    try:
-        if before["pending"] or before["running"]:
-            if args.launcher == "local":
-                procs = R.launch_local(store, only_file, n_workers, args.device, extra)
-                alive = lambda: any(p.poll() is None for p in procs)  # noqa: E731
-            else:
-                slurm = {"partition": args.partition, "gpus_per_node": args.gpus_per_node, "time": args.time,
-                         "cpus_per_task": args.cpus_per_task}
-                cluster = "slurm" if args.launcher == "slurm" else "local"
-                jobs = R.launch_submitit(store, only, n_workers, _worker_options(args, only), cluster, slurm)
-                print(f"submitted {len(jobs)} worker job(s): {', '.join(str(j.job_id) for j in jobs)}", flush=True)
-                alive = lambda: any(not j.done() for j in jobs)  # noqa: E731
-            final = R.watch(store, only, alive, quiet=args.quiet)
-        else:
-            final = before
-    except KeyboardInterrupt:
-        R.stop_workers(procs)
-        for j in jobs:
-            j.cancel(check=False)
-        print("\nstopped; run the same command again to continue (finished epochs are kept)", file=sys.stderr)
-        return 130
-    R.stop_workers(procs, grace=30.0)  # every run ended: the workers are on their way out
-    final = counts(scan(store, only))
-    print(f"runs: {final['done']} done, {final['failed']} failed, {final['blocked']} blocked, "
-          f"{final['pending']} pending, {final['running']} running", flush=True)
-    for line in R.summarize_failures(store, only, full=getattr(args, "failures", False)):  # nightly has no flag
-        print(line)
-    if final["failed"]:
-        print(f"{final['failed']} run(s) failed; once the cause is fixed, run the same command with --retry-failed",
-              flush=True)
-    return 0
+    return Request(tables=args.tables, profile=args.profile, worker=_worker_options(args), launch=_launch(args),
+                   figures=_figures(args), retry_failed=args.retry_failed, all_failures=args.failures,
+                   report=not args.no_report, report_dir=Path(args.out) if args.out else None, quiet=args.quiet)
 
 
-def _report(args, plans, planner, store) -> int:
-    from .report import write_reports
+def _launch(args):
+    from .reproduce import Launch
 
-    out = Path(args.out) if args.out else store.root / "reports"
-    for path in write_reports(plans, planner, store, out):
-        print(f"report: {path}")
-    return 0
+    return Launch(launcher=args.launcher, workers=args.workers, partition=args.partition,
+                  gpus_per_node=args.gpus_per_node, cpus_per_task=args.cpus_per_task, time=args.time)
 
 
 def cmd_nightly(args) -> int:
     import datetime
 
-    from . import canary
-    from . import nightly as N
-    from .queue import scan
-    from .store import Store, atomic_write_json
+    from .nightly import DATE, run_nightly
 
     date = args.date or datetime.date.today().isoformat()
     try:
-        valid = N.DATE.match(date) and datetime.date.fromisoformat(date)
+        valid = DATE.match(date) and datetime.date.fromisoformat(date)
     except ValueError:
         valid = False
     if not valid:
         raise BadInput("--date", None, f"must be a date YYYY-MM-DD, got {date!r}")
     if args.keep_stores < 1:
         raise BadInput("--keep-stores", None, f"must be >= 1, got {args.keep_stores}")
-    out = Path(args.out)
-    day_dir = out / date
-    root = Path(args.store)
-    digest, env = N.fingerprint(args.device)
-    store_dir, reused = N.night_store(root, digest, env, date)
-    print(f"nightly {date}: code fingerprint {digest[:16]}: "
-          + (f"reusing {store_dir} (an earlier night ran this exact code)" if reused
-             else f"training afresh in {store_dir}"), flush=True)
-    # reproduce into tonight's store; the parsed arguments stay as they were given
-    run_code = cmd_reproduce(argparse.Namespace(**{**vars(args), "store": str(store_dir), "out": str(day_dir),
-                                                   "no_report": False, "retry_failed": False}))
-    if run_code == 130:
-        return run_code
-    numbers = canary.run(str(store_dir / "canary"), log=lambda msg: print(msg, flush=True))
-    golden = canary.load_golden()
-    if golden is None:
-        golden_found, golden_note = [f"no golden file {canary.GOLDEN_FILE}: make it with runner.py canary --update"], \
-            "missing"
-    else:
-        exact, golden_found = canary.compare(golden, numbers)
-        golden_note = "bit for bit, same platform" if exact else "within cross-platform tolerances"
-    failed = [rid for rid, s in scan(Store(store_dir)).items() if s.state == "failed"]
-    ids = [Path(t).stem if t.endswith((".yaml", ".yml")) else t for t in args.tables]
-    new = N.snapshot(day_dir, ids, failed, args.profile, date, canary=numbers, fingerprint_hex=digest)
-    past = N.history(out, date, warn=lambda msg: print(msg, file=sys.stderr))
-    old = past[-1] if past else None
-    found = N.regressions(old, new) if old else []
-    atomic_write_json(day_dir / "nightly.json", new)
-    summary = N.write_summary(day_dir, new, old, found, golden_found, golden_note, past)
-    removed = N.prune_stores(root, args.keep_stores, store_dir)
-    for path in removed:
-        print(f"removed the nightly store of older code {path} (--keep-stores {args.keep_stores})")
-    total = len(found) + len(golden_found)
-    print(f"nightly {date}: {total} regression(s) " + (f"against {old['date']}" if old else "(baseline)")
-          + f" and the goldens; {summary}")
-    for r in golden_found:
-        print(f"  REGRESSION (goldens) {r}")
-    for r in found:
-        print(f"  REGRESSION {r}")
-    return 1 if total or run_code else 0
+    _check_device(args.device)
+    _tensorboard(args)
+    return run_nightly(args.tables, args.profile, date, Path(args.out), Path(args.store), _worker_options(args),
+                       _launch(args), keep_stores=args.keep_stores, quiet=args.quiet)
 
 
 def cmd_bench(args) -> int:
@@ -506,64 +325,14 @@ def cmd_canary(args) -> int:
     return 1 if found else 0
 
 
-def last_profile(store, table: str) -> str:
-    """The profile the table was last reproduced with in this store (else paper)."""
-    from .store import read_json
-
-    sessions = read_json(store.root / "queue" / "sessions.json")
-    for session in reversed(sessions if isinstance(sessions, list) else []):  # a damaged note is no note
-        if isinstance(session, dict) and table in (session.get("tables") or []) \
-                and session.get("profile") in ("smoke", "quick", "paper"):
-            return session["profile"]
-    return "paper"
-
-
 def cmd_report(args) -> int:
-    from .aggregate import aggregate_table
-    from .plan import Planner
-    from .report import table_json, table_markdown, write_reports
+    from .report import report_tables
     from .store import Store
 
-    store = Store(args.store)
-    names = [Path(t).stem if t.endswith((".yaml", ".yml")) else t for t in args.tables]
-    profiles = {args.profile or last_profile(store, n) for n in names}
-    if len(profiles) > 1:
-        raise BadInput("--profile", None, f"the tables were last run with different profiles ({', '.join(sorted(profiles))}); "
-                       "name one with --profile")
-    planner = Planner(profiles.pop(), store=store, figures=_figures(args))
-    plans = [planner.plan(name) for name in args.tables]
-    _check_figures_asked(args, plans)
-    if args.format == "csv":
-        return _report_csv(plans, planner, store, args.out)
-    if args.out:
-        for path in write_reports(plans, planner, store, Path(args.out)):
-            print(f"report: {path}")
-        return 0
-    for plan in plans:
-        cells = aggregate_table(plan, planner, store)
-        if args.format == "json":
-            print(json.dumps(table_json(plan, cells, store), indent=1, default=str))
-        else:
-            print(table_markdown(plan, cells, store, None))
-    return 0
-
-
-def _report_csv(plans, planner, store, out) -> int:
-    """The cells of every table as one CSV (benchmark.results.CELL_COLUMNS): to stdout, or
-    ``<out>/<table>.csv`` per table."""
-    import pandas as pd
-
-    from .aggregate import aggregate_table
-    from .results import cells_frame
-
-    frames = [cells_frame(plan, aggregate_table(plan, planner, store)) for plan in plans]
-    if not out:
-        sys.stdout.write(pd.concat(frames, ignore_index=True).to_csv(index=False))
-        return 0
-    Path(out).mkdir(parents=True, exist_ok=True)
-    for plan, frame in zip(plans, frames):
-        path = Path(out) / f"{plan.manifest.id}.csv"
-        frame.to_csv(path, index=False)
+    text, written = report_tables(Store(args.store), args.tables, args.profile, _figures(args), args.format,
+                                  Path(args.out) if args.out else None)
+    sys.stdout.write(text)
+    for path in written:
         print(f"report: {path}")
     return 0
 
@@ -582,64 +351,20 @@ def cmd_site(args) -> int:
     return 0
 
 
-def _progress_of(lease) -> dict:
-    progress = lease.get("progress") if isinstance(lease, dict) else None
-    return progress if isinstance(progress, dict) else {}  # a damaged lease shows no progress
-
-
 def cmd_status(args) -> int:
-    from tabulate import tabulate
-
-    from .plan import DEFAULT_RATE_SOURCE, estimate_gpu_hours, fmt_hours
-    from .queue import counts, lease_wait_note, scan
+    from .status import planned_runs, store_status
     from .store import Store
-    from .throughput import measured_rate
 
     store = Store(args.store)
     if not store.root.exists():
         print(f"note: no store at {store.root} (nothing has run there yet)", file=sys.stderr)
-    flops_per_s, rate_source = measured_rate(store) or (None, DEFAULT_RATE_SOURCE)
-    only = None
-    if args.tables:
-        from .plan import Planner
-
-        names = [Path(t).stem if t.endswith((".yaml", ".yml")) else t for t in args.tables]
-        only = set()
-        for name, table in zip(names, args.tables):  # as report: the profile last run, unless named
-            only |= set(Planner(args.profile or last_profile(store, name), store=store, figures=_figures(args)).plan(table).job_ids)
-    states = scan(store, only)
-    c = counts(states)
-    spent = sum((s.result or {}).get("wall_time_s") or 0 for s in states.values() if s.state == "done") / 3600
-    left = 0.0
-    for s in states.values():
-        if s.state in ("pending", "running") and s.config:
-            try:
-                left += estimate_gpu_hours(s.config, None, store.config(s.config["teacher"]["run"])
-                                           if (s.config.get("teacher") or {}).get("run") else None, flops_per_s)
-            except Exception:  # an unknown model in an old store must not break status
-                pass
-    running = [{"id": s.id, "model": (s.config or {}).get("model"), "worker": (s.lease or {}).get("owner", {}).get("name"),
-                **_progress_of(s.lease),
-                **({"lease_note": lease_wait_note(s.lease)} if lease_wait_note(s.lease) else {})}
-               for s in states.values() if s.state == "running"]
-    failed = [{"id": s.id, "state": s.state, "reason": s.reason} for s in states.values()
-              if s.state in ("failed", "blocked")]
-    out = {**c, "total": len(states), "running_runs": running, "failed_runs": failed,
-           "device_hours_spent": round(spent, 4), "gpu_hours_left_estimate": round(left, 4),
-           "cost_model_throughput": rate_source, "store": str(store.root)}
+    only = planned_runs(store, args.tables, args.profile, _figures(args)) if args.tables else None
+    status = store_status(store, only)
     if args.json:
-        print(json.dumps(out, indent=1))
+        print(json.dumps(status.summary, indent=1))
     else:
-        print(tabulate([[k, c[k]] for k in ("done", "running", "pending", "blocked", "failed")], headers=["runs", "n"]))
-        from .reproduce import failure_summary, progress_line
-
-        for r in running:  # model, epoch k/n, batches, images/s, ETA from the measured speed
-            print(f"  running {r['id']} on {r['worker']}: {progress_line({r['id']: states[r['id']]})}"
-                  + (f" ({r['lease_note']})" if r.get("lease_note") else ""))
-        for line in failure_summary(states, full=args.failures):
-            print(line)
-        print(f"device time spent {fmt_hours(spent)}, estimated GPU time left {fmt_hours(left)} ({rate_source})")
-    return 1 if c["failed"] else 0
+        print("\n".join(status.lines(all_failures=args.failures)))
+    return 1 if status.summary["failed"] else 0
 
 
 def cmd_store(args) -> int:
@@ -690,6 +415,27 @@ STORE_HELP = "the store: folder of runs, queue and reports"
 PROFILE_HELP = "paper (as published), quick (1/4 epochs, half the grid, one seed) or smoke (generated data, 1 epoch)"
 
 
+def _profile_arg(s, default: str | None, help: str = PROFILE_HELP) -> None:
+    from .profiles import PROFILES
+
+    s.add_argument("--profile", default=default, choices=PROFILES, help=help)
+
+
+def _figures_arg(s) -> None:
+    s.add_argument("--figures", action="append", metavar="NAME[,NAME]",
+                   help="also plan the extra runs of these figures of the tables (e.g. fig10; all)")
+
+
+def _launch_args(s) -> None:
+    """Where the workers run (reproduce.Launch): local processes, SLURM or submitit's local executor."""
+    s.add_argument("--workers", type=int, default=0, help="local workers (default: one per GPU, else 1)")
+    s.add_argument("--launcher", default="local", choices=["local", "slurm", "submitit-local"])
+    s.add_argument("--partition", default=None)
+    s.add_argument("--gpus-per-node", type=int, default=1)
+    s.add_argument("--cpus-per-task", type=int, default=8)
+    s.add_argument("--time", type=int, default=24 * 60, help="SLURM time limit per worker job, minutes")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="runner.py", description="Reproduce knowledge-distillation paper tables.")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -712,10 +458,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("plan", help="expand tables into runs (nothing is trained)")
     s.add_argument("tables", nargs="+", metavar="TABLE|MANIFEST.yaml")
-    s.add_argument("--profile", default="paper", choices=["smoke", "quick", "paper"], help=PROFILE_HELP)
+    _profile_arg(s, "paper")
     s.add_argument("--store", default="runs", help=STORE_HELP)
-    s.add_argument("--figures", action="append", metavar="NAME[,NAME]",
-                   help="also plan the extra runs of these figures of the tables (e.g. fig10; all)")
+    _figures_arg(s)
     s.add_argument("--json", action="store_true")
     s.add_argument("--detail", action="store_true",
                    help="with --json: every job's whole loss, labels and seed, every cell's grid points and runs")
@@ -736,19 +481,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("reproduce", help="plan, train (resumable) and report tables")
     s.add_argument("tables", nargs="+", metavar="TABLE|MANIFEST.yaml")
-    s.add_argument("--profile", default="paper", choices=["smoke", "quick", "paper"], help=PROFILE_HELP)
-    s.add_argument("--workers", type=int, default=0, help="local workers (default: one per GPU, else 1)")
-    s.add_argument("--launcher", default="local", choices=["local", "slurm", "submitit-local"])
-    s.add_argument("--partition", default=None)
-    s.add_argument("--gpus-per-node", type=int, default=1)
-    s.add_argument("--cpus-per-task", type=int, default=8)
-    s.add_argument("--time", type=int, default=24 * 60, help="SLURM time limit per worker job, minutes")
+    _profile_arg(s, "paper")
+    _launch_args(s)
     s.add_argument("--retry-failed", action="store_true", help="try failed runs again")
     s.add_argument("--failures", action="store_true", help="list every failed and blocked run (default: by reason)")
     s.add_argument("--out", default=None, help="report folder (default: STORE/reports)")
     s.add_argument("--no-report", action="store_true")
-    s.add_argument("--figures", action="append", metavar="NAME[,NAME]",
-                   help="also plan the extra runs of these figures of the tables (e.g. fig10; all)")
+    _figures_arg(s)
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     worker_args(s)
     s.set_defaults(func=cmd_reproduce)
@@ -762,23 +501,19 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("status", help="done, running, pending, blocked and failed runs (exit 1 if any failed)")
     s.add_argument("tables", nargs="*", metavar="TABLE")
     s.add_argument("--failures", action="store_true", help="list every failed and blocked run (default: by reason)")
-    s.add_argument("--profile", default=None, choices=["smoke", "quick", "paper"],
-                   help="the profile of the TABLEs' runs; default: the one each table was last reproduced "
-                        "with in this store (else paper)")
+    _profile_arg(s, None, "the profile of the TABLEs' runs; default: the one each table was last reproduced "
+                          "with in this store (else paper)")
     s.add_argument("--store", default="runs", help=STORE_HELP)
-    s.add_argument("--figures", action="append", metavar="NAME[,NAME]",
-                   help="also plan the extra runs of these figures of the tables (e.g. fig10; all)")
+    _figures_arg(s)
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_status)
 
     s = sub.add_parser("report", help="published vs reproduced, as markdown or JSON")
     s.add_argument("tables", nargs="+", metavar="TABLE|MANIFEST.yaml")
     s.add_argument("--store", default="runs", help=STORE_HELP)
-    s.add_argument("--profile", default=None, choices=["smoke", "quick", "paper"],
-                   help="default: the profile the table was last reproduced with in this store")
+    _profile_arg(s, None, "default: the profile the table was last reproduced with in this store")
     s.add_argument("--format", default="md", choices=["md", "json", "csv"])
-    s.add_argument("--figures", action="append", metavar="NAME[,NAME]",
-                   help="also plan the extra runs of these figures of the tables (e.g. fig10; all)")
+    _figures_arg(s)
     s.add_argument("--out", default=None, help="write <table>.md/.json/.png and index.md here")
     s.set_defaults(func=cmd_report)
 
@@ -790,15 +525,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("nightly", help="reproduce, write a dated report, list regressions (exit 1 if any)")
     s.add_argument("--tables", nargs="+", required=True, metavar="TABLE")
-    s.add_argument("--profile", default="smoke", choices=["smoke", "quick", "paper"], help=PROFILE_HELP)
+    _profile_arg(s, "smoke")
     s.add_argument("--out", required=True, help="folder of dated nightly reports")
     s.add_argument("--date", default=None, help="YYYY-MM-DD (default today)")
-    s.add_argument("--workers", type=int, default=0)
-    s.add_argument("--launcher", default="local", choices=["local", "slurm", "submitit-local"])
-    s.add_argument("--partition", default=None)
-    s.add_argument("--gpus-per-node", type=int, default=1)
-    s.add_argument("--cpus-per-task", type=int, default=8)
-    s.add_argument("--time", type=int, default=24 * 60)
+    _launch_args(s)
     s.add_argument("--quiet", action="store_true")
     s.add_argument("--keep-stores", type=int, default=3,
                    help="keep the nightly stores of this many most recent code fingerprints (default 3)")

@@ -32,7 +32,7 @@ from pathlib import Path
 from .errors import BadInput
 
 
-def _A():
+def _analysis():
     """benchmark.analysis (torch), imported when a metric is computed, not when a manifest is read."""
     from . import analysis
 
@@ -42,15 +42,29 @@ def _A():
 KINDS = ("lines", "analysis_vs_tau", "heatmap")
 HEATMAP_RUNS = ("on_request", "always")
 METRICS = {
-    "derived_average": lambda z, y, tau, target_tau: _A().derived_average(z, y, tau, target_tau).mean(),
+    "derived_average": lambda z, y, tau, target_tau: _analysis().derived_average(z, y, tau, target_tau).mean(),
     # ATS Fig. 7 plots sigma(q) = sqrt(v(q)) (App. C.4)
-    "derived_std": lambda z, y, tau, target_tau: _A().derived_variance(z, y, tau, target_tau).sqrt().mean(),
-    "derived_variance": lambda z, y, tau, target_tau: _A().derived_variance(z, y, tau, target_tau).mean(),
-    "target_probability": lambda z, y, tau, target_tau: _A().target_probability(z, y, tau, target_tau).mean(),
+    "derived_std": lambda z, y, tau, target_tau: _analysis().derived_variance(z, y, tau, target_tau).sqrt().mean(),
+    "derived_variance": lambda z, y, tau, target_tau: _analysis().derived_variance(z, y, tau, target_tau).mean(),
+    "target_probability": lambda z, y, tau, target_tau: _analysis().target_probability(z, y, tau, target_tau).mean(),
 }
 FIELDS = {"lines": {"kind", "name", "title", "cols", "rows", "ylabel"},
           "analysis_vs_tau": {"kind", "name", "title", "col", "rows", "metrics", "taus", "ats"},
           "heatmap": {"kind", "name", "title", "row", "col", "grid", "runs"}}
+
+
+def figure_names(items: list[str] | None) -> list[str]:
+    """``--figures NAME[,NAME...]`` (given any number of times; ``all``): the names asked for."""
+    return [name for item in items or [] for name in item.split(",") if name]
+
+
+def check_figures_asked(names: list[str], plans) -> None:
+    """BadInput naming a figure asked for that none of the planned tables has."""
+    known = {f["name"] for p in plans for f in p.manifest.figures}
+    for name in names:
+        if name != "all" and name not in known:
+            raise BadInput("--figures", None, f"no figure {name!r} in {', '.join(p.manifest.id for p in plans)}; "
+                                              f"figures: {', '.join(sorted(known)) or 'none'}")
 
 
 def check_figures(figures, path, rows: list[str], cols: list[str]) -> None:

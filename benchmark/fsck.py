@@ -26,7 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import config as C
-from .store import LEASE, RESULT, Store, read_json
+from .store import (ATTEMPTS, CHECKPOINT, CONFIG, LEASE, METRICS, MODEL, RESULT, TEST_LOGITS, Store,
+                    read_json)
 
 
 @dataclass
@@ -70,11 +71,9 @@ def _rewrite_metrics(store: Store, rid: str):
     def fix():
         import torch
 
-        from .store import CHECKPOINT
-
-        state = torch.load(store.run_dir(rid) / CHECKPOINT, map_location="cpu", weights_only=True)
+        state = torch.load(store.run_file(rid, CHECKPOINT), map_location="cpu", weights_only=True)
         text = "".join(json.dumps(m, sort_keys=True) + "\n" for m in state["history"])
-        store.write_run_file(rid, "metrics.jsonl", text.encode(), repair=True)
+        store.write_run_file(rid, METRICS, text.encode(), repair=True)
     return fix
 
 
@@ -90,12 +89,12 @@ def _reevaluate_logits(store: Store, rid: str, cfg: dict, data_root: str | None)
         if data_root:
             run_cfg["data"]["root"] = data_root
         model = build_model(cfg["model"], get_spec(cfg["dataset"]).num_classes)
-        model.load_state_dict(torch.load(store.run_dir(rid) / "model.pt", map_location="cpu", weights_only=True))
+        model.load_state_dict(torch.load(store.run_file(rid, MODEL), map_location="cpu", weights_only=True))
         ev = evaluate(model.eval(), build_pipeline(run_cfg, ExecOptions(num_workers=0)).test_batches())
         logits = ev["logits"].cpu()
         if logits.numel() > 4_000_000:  # as Student.finish keeps them
             logits = logits.half()
-        store.write_run_file(rid, "test_logits.pt", _tensor_bytes({"logits": logits, "labels": ev["labels"].cpu()}),
+        store.write_run_file(rid, TEST_LOGITS, _tensor_bytes({"logits": logits, "labels": ev["labels"].cpu()}),
                              repair=True)
     return fix
 
@@ -105,41 +104,40 @@ def _remove(path: Path):
 
 
 def check_run(store: Store, rid: str, data_root: str | None = None) -> list[Finding]:
-    from .queue import ATTEMPTS
-    from .store import CHECKPOINT
+    def file(name: str) -> Path:
+        return store.run_file(rid, name)
 
-    d = store.run_dir(rid)
     out: list[Finding] = []
     cfg = store.config(rid)
-    if (d / "config.json").exists() and (cfg is None or not _hashes_to(cfg, rid)):
-        out.append(Finding(f"{rid}/config.json", "unreadable or not this run's config",
-                           "set aside; `reproduce` of its table writes it again", _set_aside(d / "config.json")))
+    if file(CONFIG).exists() and (cfg is None or not _hashes_to(cfg, rid)):
+        out.append(Finding(f"{rid}/{CONFIG}", "unreadable or not this run's config",
+                           "set aside; `reproduce` of its table writes it again", _set_aside(file(CONFIG))))
         cfg = None
     res = store.result(rid)
-    has_ckpt = _loads(d / CHECKPOINT)
-    if (d / RESULT).exists() and res is None:
-        out.append(Finding(f"{rid}/result.json", "unreadable or damaged (no metrics, another id)",
+    has_ckpt = _loads(file(CHECKPOINT))
+    if file(RESULT).exists() and res is None:
+        out.append(Finding(f"{rid}/{RESULT}", "unreadable or damaged (no metrics, another id)",
                            "set aside; the run resumes from its checkpoint" if has_ckpt else
-                           "set aside; the run is trained again", _set_aside(d / RESULT)))
+                           "set aside; the run is trained again", _set_aside(file(RESULT))))
     elif res is not None and res.get("status") == "done":
-        if not _loads(d / "model.pt"):
-            out.append(Finding(f"{rid}/model.pt", "missing or unreadable",
+        if not _loads(file(MODEL)):
+            out.append(Finding(f"{rid}/{MODEL}", "missing or unreadable",
                                "result set aside; the run resumes from its last checkpoint" if has_ckpt else
-                               "result set aside; the run is trained again", _set_aside(d / RESULT)))
-        elif not _loads(d / "test_logits.pt"):
-            out.append(Finding(f"{rid}/test_logits.pt", "missing or unreadable", "re-evaluated from model.pt",
+                               "result set aside; the run is trained again", _set_aside(file(RESULT))))
+        elif not _loads(file(TEST_LOGITS)):
+            out.append(Finding(f"{rid}/{TEST_LOGITS}", "missing or unreadable", f"re-evaluated from {MODEL}",
                                _reevaluate_logits(store, rid, cfg or res.get("config"), data_root)))
-    if not _metrics_ok(d / "metrics.jsonl"):
-        out.append(Finding(f"{rid}/metrics.jsonl", "unreadable",
+    if not _metrics_ok(file(METRICS)):
+        out.append(Finding(f"{rid}/{METRICS}", "unreadable",
                            "rewritten from the checkpoint's history" if has_ckpt else "removed (no checkpoint)",
-                           _rewrite_metrics(store, rid) if has_ckpt else _remove(d / "metrics.jsonl")))
-    lease = read_json(d / LEASE) if (d / LEASE).exists() else {}
+                           _rewrite_metrics(store, rid) if has_ckpt else _remove(file(METRICS))))
+    lease = read_json(file(LEASE)) if file(LEASE).exists() else {}
     if not isinstance(lease, dict) or not isinstance(lease.get("expires", 0), (int, float)):
-        out.append(Finding(f"{rid}/lease.json", "of the wrong shape", "removed", _remove(d / LEASE)))
-    attempts = read_json(d / ATTEMPTS) if (d / ATTEMPTS).exists() else {}
+        out.append(Finding(f"{rid}/{LEASE}", "of the wrong shape", "removed", _remove(file(LEASE))))
+    attempts = read_json(file(ATTEMPTS)) if file(ATTEMPTS).exists() else {}
     if not isinstance(attempts, dict) or not isinstance(attempts.get("failed_attempts", 0), int):
-        out.append(Finding(f"{rid}/attempts.json", "of the wrong shape", "removed", _remove(d / ATTEMPTS)))
-    for tmp in sorted(d.glob(".*.tmp")):
+        out.append(Finding(f"{rid}/{ATTEMPTS}", "of the wrong shape", "removed", _remove(file(ATTEMPTS))))
+    for tmp in sorted(store.run_dir(rid).glob(".*.tmp")):
         out.append(Finding(f"{rid}/{tmp.name}", "a left-over temporary file", "removed", _remove(tmp)))
     return out
 
@@ -153,12 +151,12 @@ def _hashes_to(cfg: dict, rid: str) -> bool:
 
 def check_store(store: Store, data_root: str | None = None) -> list[Finding]:
     found: list[Finding] = []
-    sessions = store.root / "queue" / "sessions.json"
+    sessions = store.sessions_file
     if sessions.exists():
         doc = read_json(sessions)
         if not (isinstance(doc, list) and all(isinstance(s, dict) and isinstance(s.get("tables"), list)
                                               and isinstance(s.get("profile"), str) for s in doc)):
-            found.append(Finding("queue/sessions.json", "of the wrong shape",
+            found.append(Finding(str(sessions.relative_to(store.root)), "of the wrong shape",
                                  "set aside (it only remembers which profile a table last ran with)",
                                  _set_aside(sessions)))
     for rid in store.run_ids():

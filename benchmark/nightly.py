@@ -28,7 +28,6 @@ from pathlib import Path
 
 DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 HISTORY_NIGHTS = 5   # nights shown beside tonight in nightly.md
-STORE_MARK = "nightly-store.json"
 
 
 # ---------------------------------------------------------------- tonight's code
@@ -63,26 +62,27 @@ def fingerprint(device: str) -> tuple[str, dict]:
 
 def night_store(root: Path, digest: str, env: dict, date: str) -> tuple[Path, bool]:
     """The store for this fingerprint under ``root`` and whether an earlier night made it."""
-    from .store import atomic_write_json, read_json
+    from .store import Store, atomic_write_json, read_json
 
     path = root / f"code-{digest[:16]}"
-    mark = read_json(path / STORE_MARK)
+    mark_file = Store(path).nightly_mark
+    mark = read_json(mark_file)
     reused = isinstance(mark, dict) and mark.get("fingerprint") == digest
     nights = (mark.get("nights", []) if reused else []) + [date]
     path.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(path / STORE_MARK, {"fingerprint": digest, "env": env, "nights": sorted(set(nights)),
-                                          "last_used": time.time()})
+    atomic_write_json(mark_file, {"fingerprint": digest, "env": env, "nights": sorted(set(nights)),
+                                  "last_used": time.time()})
     return path, reused
 
 
 def prune_stores(root: Path, keep: int, current: Path) -> list[Path]:
     """Remove all but the ``keep`` most recently used nightly stores (only folders this module
     made: ``code-*`` with its mark file). Returns the removed folders."""
-    from .store import read_json
+    from .store import Store, read_json
 
     stores = []
     for p in root.glob("code-*"):
-        mark = read_json(p / STORE_MARK)
+        mark = read_json(Store(p).nightly_mark)
         if p.is_dir() and isinstance(mark, dict) and p != current:
             stores.append((float(mark.get("last_used", 0)), p))
     stores.sort(reverse=True)
@@ -90,6 +90,60 @@ def prune_stores(root: Path, keep: int, current: Path) -> list[Path]:
     for p in removed:
         shutil.rmtree(p, ignore_errors=True)
     return removed
+
+
+# ---------------------------------------------------------------- the night
+
+
+def run_nightly(tables: list[str], profile: str, date: str, out: Path, root: Path, worker, launch,
+                keep_stores: int = 3, quiet: bool = False) -> int:
+    """Reproduce ``tables`` into tonight's store under ``root`` (``worker``: the options every
+    worker gets, its store replaced by tonight's; ``launch``: reproduce.Launch), train the canary,
+    write ``<out>/<date>/`` and list the regressions. The exit code: 1 when anything regressed or
+    a run failed, 130 when interrupted, else 0."""
+    from dataclasses import replace
+
+    from . import canary
+    from .queue import scan
+    from .reproduce import Request, reproduce_tables
+    from .store import Store, atomic_write_json
+
+    day_dir = out / date
+    digest, env = fingerprint(worker.device)
+    store_dir, reused = night_store(root, digest, env, date)
+    print(f"nightly {date}: code fingerprint {digest[:16]}: "
+          + (f"reusing {store_dir} (an earlier night ran this exact code)" if reused
+             else f"training afresh in {store_dir}"), flush=True)
+    run_code = reproduce_tables(Request(tables=tables, profile=profile, worker=replace(worker, store=str(store_dir)),
+                                        launch=launch, report_dir=day_dir, quiet=quiet))
+    if run_code == 130:
+        return run_code
+    numbers = canary.run(str(Store(store_dir).canary_dir), log=lambda msg: print(msg, flush=True))
+    golden = canary.load_golden()
+    if golden is None:
+        golden_found = [f"no golden file {canary.GOLDEN_FILE}: make it with runner.py canary --update"]
+        golden_note = "missing"
+    else:
+        exact, golden_found = canary.compare(golden, numbers)
+        golden_note = "bit for bit, same platform" if exact else "within cross-platform tolerances"
+    failed = [run_id for run_id, s in scan(Store(store_dir)).items() if s.state == "failed"]
+    table_ids = [Path(t).stem if t.endswith((".yaml", ".yml")) else t for t in tables]
+    new = snapshot(day_dir, table_ids, failed, profile, date, canary=numbers, fingerprint_hex=digest)
+    past = history(out, date, warn=lambda msg: print(msg, file=sys.stderr))
+    old = past[-1] if past else None
+    found = regressions(old, new) if old else []
+    atomic_write_json(day_dir / "nightly.json", new)
+    summary = write_summary(day_dir, new, old, found, golden_found, golden_note, past)
+    for path in prune_stores(root, keep_stores, store_dir):
+        print(f"removed the nightly store of older code {path} (--keep-stores {keep_stores})")
+    total = len(found) + len(golden_found)
+    print(f"nightly {date}: {total} regression(s) " + (f"against {old['date']}" if old else "(baseline)")
+          + f" and the goldens; {summary}")
+    for r in golden_found:
+        print(f"  REGRESSION (goldens) {r}")
+    for r in found:
+        print(f"  REGRESSION {r}")
+    return 1 if total or run_code else 0
 
 
 # ---------------------------------------------------------------- snapshots and history
@@ -100,9 +154,9 @@ def snapshot(day_dir: Path, table_ids: list[str], failed_runs: list[str], profil
     from .store import read_json
 
     tables = {}
-    for tid in table_ids:
-        doc = read_json(day_dir / f"{tid}.json") or {"cells": [], "claims": [], "tolerance": None}
-        tables[tid] = {
+    for table_id in table_ids:
+        doc = read_json(day_dir / f"{table_id}.json") or {"cells": [], "claims": [], "tolerance": None}
+        tables[table_id] = {
             "tolerance": doc["tolerance"],
             "cells": {f"{c['row']} | {c['col']}": {"reproduced": c["reproduced"], "status": c["status"],
                                                   "tolerance": c.get("tolerance", doc["tolerance"])}
@@ -136,8 +190,8 @@ def history(out: Path, before: str, warn=lambda msg: None) -> list[dict]:
 
 def regressions(old: dict, new: dict) -> list[str]:
     found = []
-    for tid, table in new["tables"].items():
-        before = (old.get("tables") or {}).get(tid)
+    for table_id, table in new["tables"].items():
+        before = (old.get("tables") or {}).get(table_id)
         if not isinstance(before, dict):
             continue
         for key, cell in table["cells"].items():
@@ -147,14 +201,14 @@ def regressions(old: dict, new: dict) -> list[str]:
             tol = cell.get("tolerance")
             tol = table["tolerance"] if tol is None else tol
             if cell["reproduced"] is None:
-                found.append(f"{tid}: cell {key} had {prev['reproduced']:.4g}, now none ({cell['status']})")
+                found.append(f"{table_id}: cell {key} had {prev['reproduced']:.4g}, now none ({cell['status']})")
             elif tol is not None and abs(cell["reproduced"] - prev["reproduced"]) > tol + 1e-9:
-                found.append(f"{tid}: cell {key} moved {prev['reproduced']:.4g} -> {cell['reproduced']:.4g} "
+                found.append(f"{table_id}: cell {key} moved {prev['reproduced']:.4g} -> {cell['reproduced']:.4g} "
                              f"(more than its tolerance {tol:g})")
         for text, status in table["claims"].items():
             was = (before.get("claims") or {}).get(text)
             if {was, status} == {"held", "not held"}:
-                found.append(f"{tid}: claim flipped from {was} to {status}: {text}")
+                found.append(f"{table_id}: claim flipped from {was} to {status}: {text}")
     for rid in sorted(set(new["failed_runs"]) - set(old.get("failed_runs") or [])):
         found.append(f"run {rid} fails now (it did not before)")
     if new.get("canary") and isinstance(old.get("canary"), dict) and old["canary"].get("runs"):
@@ -206,7 +260,7 @@ def write_summary(day_dir: Path, new: dict, old: dict | None, found: list[str], 
                          + " | ".join(cols) + " |")
         if plot_trend(past + [new], day_dir / "canary-trend.png"):
             lines += ["", "![canary trend](canary-trend.png)"]
-    lines += ["", "## Tables", ""] + [f"- [{tid}]({tid}.md)" for tid in new["tables"]]
+    lines += ["", "## Tables", ""] + [f"- [{table_id}]({table_id}.md)" for table_id in new["tables"]]
     path = day_dir / "nightly.md"
     atomic_write_bytes(path, ("\n".join(lines) + "\n").encode())
     return path

@@ -32,9 +32,7 @@ from pathlib import Path
 from filelock import FileLock, Timeout
 
 from .accel import Accel
-from .store import LEASE, LOCK, Store, WriteRefused, json_bytes, atomic_write_json, read_json
-
-EVENTS, ATTEMPTS = "events.jsonl", "attempts.json"
+from .store import ATTEMPTS, CONFIG, EVENTS, LEASE, LOCK, Store, WriteRefused, json_bytes, atomic_write_json, read_json
 
 
 def _process_start(pid: int) -> str | None:
@@ -97,14 +95,14 @@ def lease_generation(lease) -> int:
 
 def append_event(store: Store, rid: str, **event) -> None:
     line = json.dumps({"time": time.time(), **event}, sort_keys=True) + "\n"
-    with open(store.run_dir(rid) / EVENTS, "a") as f:
+    with open(store.run_file(rid, EVENTS), "a") as f:
         f.write(line)
         f.flush()
         os.fsync(f.fileno())
 
 
 def events(store: Store, rid: str) -> list[dict]:
-    path = store.run_dir(rid) / EVENTS
+    path = store.run_file(rid, EVENTS)
     if not path.exists():
         return []
     out = []
@@ -151,8 +149,8 @@ def scan(store: Store, only: set[str] | None = None) -> dict[str, JobState]:
         if res is not None:
             states[rid] = JobState(rid, "failed", cfg, res, reason=res.get("reason"))
             continue
-        lease = read_json(store.run_dir(rid) / LEASE) if store.run_dir(rid).exists() else None
-        if cfg is None and (store.run_dir(rid) / "config.json").exists():
+        lease = read_json(store.run_file(rid, LEASE)) if store.run_dir(rid).exists() else None
+        if cfg is None and store.run_file(rid, CONFIG).exists():
             # Garbage in config.json: no worker can run it, so it must not wait as pending forever.
             states[rid] = JobState(rid, "failed", None, lease=lease, reason=(
                 "config.json is unreadable; `runner.py reproduce` of its table rewrites it, "
@@ -218,6 +216,7 @@ class Lease:
     def __init__(self, store: Store, rid: str, opts: WorkerOptions):
         self.store, self.rid, self.opts = store, rid, opts
         self.dir = store.run_dir(rid)
+        self.lease_file, self.lock_file = store.run_file(rid, LEASE), store.run_file(rid, LOCK)
         self.me = {**worker_identity(), "name": opts.name}
         self.lost = threading.Event()
         self.progress: dict = {}
@@ -229,10 +228,10 @@ class Lease:
         # Held by a writer only to check its lease and rename a file. A worker paused at that
         # moment keeps it until it resumes: the claim gives up after a few seconds and the run
         # is tried again later (a delay, never a double writer).
-        return FileLock(str(self.dir / LOCK), timeout=5)
+        return FileLock(str(self.lock_file), timeout=5)
 
     def _write(self) -> None:
-        atomic_write_json(self.dir / LEASE, {"owner": self.me, "expires": time.time() + self.opts.lease_seconds,
+        atomic_write_json(self.lease_file, {"owner": self.me, "expires": time.time() + self.opts.lease_seconds,
                                              "generation": self.generation, "progress": self.progress,
                                              "device": self.opts.device})
 
@@ -242,7 +241,7 @@ class Lease:
             with self._lock():
                 if self.store.result(self.rid) is not None:
                     return False
-                current = read_json(self.dir / LEASE)
+                current = read_json(self.lease_file)
                 if lease_is_live(current):
                     return False
                 self.generation = lease_generation(current) + 1
@@ -255,7 +254,7 @@ class Lease:
         return True
 
     def mine(self) -> bool:
-        lease = read_json(self.dir / LEASE)
+        lease = read_json(self.lease_file)
         return isinstance(lease, dict) and lease.get("owner") == self.me \
             and lease.get("generation") == self.generation
 
@@ -283,7 +282,7 @@ class Lease:
             with self._lock():
                 if self.mine():
                     # Kept, expired, so that the next claim's generation is higher than ours.
-                    atomic_write_json(self.dir / LEASE, {"generation": self.generation, "expires": 0,
+                    atomic_write_json(self.lease_file, {"generation": self.generation, "expires": 0,
                                                          "released_by": self.me})
         except (Timeout, OSError):
             pass
@@ -300,7 +299,7 @@ def runnable(states: dict[str, JobState]) -> list[str]:
 
 def _attempts(store: Store, rid: str) -> int:
     """Failed attempts so far (an unreadable or odd ``attempts.json`` counts as none)."""
-    doc = read_json(store.run_dir(rid) / ATTEMPTS)
+    doc = read_json(store.run_file(rid, ATTEMPTS))
     n = doc.get("failed_attempts") if isinstance(doc, dict) else 0
     return n if isinstance(n, int) and not isinstance(n, bool) else 0
 
@@ -397,6 +396,47 @@ def run_group(store: Store, rids: list[str], opts: WorkerOptions, log=print) -> 
     finally:
         for lease in leases.values():
             lease.release()
+
+
+def train_under_lease(cfg: dict, store: Store, options, lease_seconds: float, warn=print) -> dict | None:
+    """Train one run under its lease, as a worker does, so that two ``train`` of one config, or a
+    ``train`` next to a worker, never train it twice. The run's result; None when another
+    process holds the run or takes it over (``warn`` is told which, in one line)."""
+    from . import config as C
+    from .train import StopRun, train_run
+
+    run_id = C.run_id(cfg)
+    if store.result(run_id) is not None:  # finished (or failed) already: train_run just returns it
+        return train_run(cfg, store, options)
+    opts = WorkerOptions(store=str(store.root), device=options.device, lease_seconds=lease_seconds,
+                         heartbeat_seconds=max(0.5, lease_seconds / 6),
+                         name=f"train:{socket.gethostname()}:{os.getpid()}")
+    lease = Lease(store, run_id, opts)
+    if not lease.claim():
+        if store.result(run_id) is not None:
+            return train_run(cfg, store, options)
+        owner = lease_owner_name(read_json(store.run_file(run_id, LEASE)))
+        warn(f"run {run_id} is being trained by {owner}; nothing done (run this again when it has finished "
+             f"or its lease has expired)")
+        return None
+    append_event(store, run_id, kind="claim", worker=opts.name, fused=1)
+
+    def on_epoch_fenced(m, user=options.on_epoch):
+        user(m)
+        if lease.lost.is_set():
+            raise StopRun(run_id)
+    options.on_epoch = on_epoch_fenced
+    try:
+        result = train_run(cfg, store, options)
+    except StopRun:
+        append_event(store, run_id, kind="lost", worker=opts.name)
+        warn(f"run {run_id}: its lease passed to another process; this one stopped without writing")
+        return None
+    finally:
+        lease.release()
+    append_event(store, run_id, kind="finish" if result["status"] == "done" else "fail", worker=opts.name,
+                 reason=result.get("reason"))
+    return result
 
 
 def _record_error(store: Store, rid: str, reason: str, opts: WorkerOptions, log) -> str:

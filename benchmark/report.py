@@ -286,20 +286,20 @@ def write_reports(plans: list[TablePlan], planner: Planner, store: Store, out: P
         # one measurer for the cells and the figures: each run's logits are read once
         measurer = Measurer(store, {rid: planner.jobs[rid].config for rid in plan.job_ids})
         cells = aggregate_table(plan, planner, store, measurer)
-        tid = plan.manifest.id
-        png = out / f"{tid}.png"
+        table_id = plan.manifest.id
+        png = out / f"{table_id}.png"
         has_plot = plot_table(plan, cells, png)
         figures = {}
         if plan.manifest.figures:
             for fig in plan.manifest.figures:
-                fig_png = out / f"{tid}.{fig['name']}.png"
+                fig_png = out / f"{table_id}.{fig['name']}.png"
                 figures[fig["name"]] = fig_png.name if draw_figure(fig, plan, cells, measurer, fig_png) else None
-        md = out / f"{tid}.md"
+        md = out / f"{table_id}.md"
         md.write_text(table_markdown(plan, cells, store, png.name if has_plot else None, figures))
-        (out / f"{tid}.json").write_text(json.dumps(table_json(plan, cells, store), indent=1, default=str))
+        (out / f"{table_id}.json").write_text(json.dumps(table_json(plan, cells, store), indent=1, default=str))
         written.append(md)
         cov = coverage(cells)
-        index.append(f"| [{tid}]({md.name}) | {plan.manifest.paper} | {plan.profile} | {cov['reproduced_cells']}/"
+        index.append(f"| [{table_id}]({md.name}) | {plan.manifest.paper} | {plan.profile} | {cov['reproduced_cells']}/"
                      f"{cov['reproducible_cells']} | {cov['within_tolerance']} | "
                      f"{_fmt(cov['mean_abs_delta'])} |")
     lines = ["# Reproduction reports", "", "| table | paper | profile | cells measured | within tolerance | "
@@ -311,3 +311,59 @@ def write_reports(plans: list[TablePlan], planner: Planner, store: Store, out: P
         index = keep + index
     existing.write_text("\n".join(lines + sorted(index)) + "\n")
     return written + [existing]
+
+
+def plan_for_report(store: Store, tables: list[str], profile: str | None = None,
+                    figures: list[str] | None = None) -> tuple[list[TablePlan], Planner]:
+    """The tables planned at ``profile``, else at the one they were last reproduced with in the
+    store (BadInput when those differ: one report has one profile)."""
+    from .errors import BadInput
+    from .figures import check_figures_asked
+    from .sessions import last_profile
+
+    names = [Path(t).stem if t.endswith((".yaml", ".yml")) else t for t in tables]
+    profiles = {profile or last_profile(store, n) for n in names}
+    if len(profiles) > 1:
+        raise BadInput("--profile", None, f"the tables were last run with different profiles "
+                                          f"({', '.join(sorted(profiles))}); name one with --profile")
+    planner = Planner(profiles.pop(), store=store, figures=list(figures or []))
+    plans = [planner.plan(name) for name in tables]
+    check_figures_asked(list(figures or []), plans)
+    return plans, planner
+
+
+def report_tables(store: Store, tables: list[str], profile: str | None = None, figures: list[str] | None = None,
+                  fmt: str = "md", out: Path | None = None) -> tuple[str, list[Path]]:
+    """(the text for stdout, the files written) of ``report``: with ``out``, every table's files
+    there (``fmt`` csv: one CSV per table; else markdown, JSON, plots and index.md); without, the
+    tables as ``fmt`` (md, json, or csv: one CSV of every table's cells)."""
+    plans, planner = plan_for_report(store, tables, profile, figures)
+    if fmt == "csv":
+        return _cells_csv(plans, planner, store, out)
+    if out:
+        return "", write_reports(plans, planner, store, Path(out))
+    texts = []
+    for plan in plans:
+        cells = aggregate_table(plan, planner, store)
+        texts.append(json.dumps(table_json(plan, cells, store), indent=1, default=str) if fmt == "json"
+                     else table_markdown(plan, cells, store, None))
+    return "".join(text + "\n" for text in texts), []
+
+
+def _cells_csv(plans: list[TablePlan], planner: Planner, store: Store, out: Path | None) -> tuple[str, list[Path]]:
+    """The cells of every table (benchmark.results.CELL_COLUMNS) as one CSV text, or with ``out``
+    as ``<out>/<table>.csv`` per table."""
+    import pandas as pd
+
+    from .results import cells_frame
+
+    frames = [cells_frame(plan, aggregate_table(plan, planner, store)) for plan in plans]
+    if not out:
+        return pd.concat(frames, ignore_index=True).to_csv(index=False), []
+    Path(out).mkdir(parents=True, exist_ok=True)
+    written = []
+    for plan, frame in zip(plans, frames):
+        path = Path(out) / f"{plan.manifest.id}.csv"
+        frame.to_csv(path, index=False)
+        written.append(path)
+    return "", written

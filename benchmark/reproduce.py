@@ -9,18 +9,20 @@ each running run, and running the same command again continues.
 from __future__ import annotations
 
 import ctypes
-import hashlib
 import os
 import signal
 import subprocess
 import sys
 import time
 from collections import Counter
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from .plan import Planner
+from . import accel
 from .queue import WorkerOptions, counts, run_worker, scan
-from .store import Store, atomic_write_json, read_json
+from .sessions import record_session
+from .store import ATTEMPTS, RESULT, Store
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -31,8 +33,8 @@ def enqueue(store: Store, planner: Planner, job_ids: list[str], retry_failed: bo
         if retry_failed:
             res = store.result(rid)
             if res is not None and res.get("status") == "failed":
-                for name in ("result.json", "attempts.json"):
-                    (store.run_dir(rid) / name).unlink(missing_ok=True)
+                for name in (RESULT, ATTEMPTS):
+                    store.run_file(rid, name).unlink(missing_ok=True)
         if store.result(rid) is None:
             store.ensure_config(rid, planner.jobs[rid].config)
 
@@ -40,7 +42,7 @@ def enqueue(store: Store, planner: Planner, job_ids: list[str], retry_failed: bo
 def job_list_file(store: Store, job_ids: list[str]) -> Path:
     """The set of runs a reproduce session asks for, as a file its workers read."""
     text = "\n".join(sorted(job_ids)) + "\n"
-    path = store.root / "queue" / f"{hashlib.sha256(text.encode()).hexdigest()[:16]}.txt"
+    path = store.job_list_file(text)
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
@@ -79,9 +81,10 @@ def launch_local(store: Store, only_file: Path, n_workers: int, device: str, ext
             env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // n_workers)))
         cmd = [sys.executable, str(REPO / "runner.py"), "worker", "--store", str(store.root), "--only",
                str(only_file), "--device", "cuda" if device.startswith("cuda") else device, *extra]
-        log = open(store.root / "queue" / f"worker-{i}.log", "a")
-        procs.append(subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                      preexec_fn=_die_with_parent if sys.platform == "linux" else None))
+        # the child inherits its own descriptor of the log: the parent's copy is closed at once
+        with open(store.worker_log(i), "a") as log:
+            procs.append(subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                          preexec_fn=_die_with_parent if sys.platform == "linux" else None))
     return procs
 
 
@@ -90,7 +93,7 @@ def launch_submitit(store: Store, only: set[str], n_workers: int, opts: WorkerOp
     """Workers as submitit jobs: SLURM on a cluster, or submitit's local executor (tests)."""
     import submitit
 
-    executor = submitit.AutoExecutor(folder=str(store.root / "submitit" / "%j"), cluster=cluster)
+    executor = submitit.AutoExecutor(folder=str(store.submitit_dir / "%j"), cluster=cluster)
     params = {"timeout_min": slurm.get("time", 60 * 24)}
     if cluster == "slurm":
         params.update({"slurm_partition": slurm.get("partition"), "gpus_per_node": slurm.get("gpus_per_node", 1),
@@ -215,9 +218,152 @@ def failure_summary(states: dict, full: bool = False) -> list[str]:
     return lines
 
 
-def write_queue_note(store: Store, tables: list[str], profile: str, only_file: Path) -> None:
-    note = store.root / "queue" / "sessions.json"
-    sessions = read_json(note) or []
-    sessions.append({"time": time.time(), "tables": tables, "profile": profile, "jobs": str(only_file)})
-    atomic_write_json(note, sessions[-50:])
+# ---------------------------------------------------------------- the whole session
 
+
+@dataclass
+class Launch:
+    """Where the workers run: ``local`` processes, or submitit jobs on ``slurm`` (or on
+    submitit's local executor, ``submitit-local``)."""
+
+    launcher: str = "local"
+    workers: int = 0                # 0: one per GPU, else 1
+    partition: str | None = None    # the SLURM options
+    gpus_per_node: int = 1
+    cpus_per_task: int = 8
+    time: int = 24 * 60             # minutes per worker job
+
+    def slurm(self) -> dict:
+        return {"partition": self.partition, "gpus_per_node": self.gpus_per_node, "time": self.time,
+                "cpus_per_task": self.cpus_per_task}
+
+
+@dataclass
+class Request:
+    """What one ``reproduce`` session is asked for. ``worker``: the store, device and options
+    every worker gets (its ``only`` is set per phase)."""
+
+    tables: list[str]
+    profile: str
+    worker: WorkerOptions
+    launch: Launch = field(default_factory=Launch)
+    figures: list[str] = field(default_factory=list)
+    retry_failed: bool = False
+    all_failures: bool = False      # list every failed and blocked run, not only their reasons
+    report: bool = True
+    report_dir: Path | None = None  # default: the store's reports folder
+    quiet: bool = False             # no progress bar
+
+
+def reproduce_tables(request: Request) -> int:
+    """Plan, train and report ``request.tables``; the exit code: 0 when every run is done and no
+    cell waits, 1 otherwise, 130 when interrupted. All bad input (tables, figures, missing
+    datasets, teacher and init files) raises before anything is written.
+
+    Phases: a row that takes another cell's best point (``from:``) gets its runs only once that
+    cell's runs have finished, so after each phase the tables are planned again with the store;
+    new runs make a new phase, and the loop ends when a phase adds none."""
+    from . import hub
+    from .figures import check_figures_asked
+    from .preflight import require
+    from .throughput import measured_rate
+
+    store = Store(request.worker.store)
+    done_ids: set[str] = set()
+    while True:
+        planner = Planner(request.profile, data_root=request.worker.data_root, rate=measured_rate(store),
+                          store=store, figures=request.figures)
+        plans = [planner.plan(name) for name in request.tables]
+        check_figures_asked(request.figures, plans)
+        job_ids = sorted({j for p in plans for j in p.job_ids})
+        if done_ids and set(job_ids) <= done_ids:
+            break
+        # torchvision teachers: in torch.hub's cache (fetched as torchvision does), or exit 2 saying
+        # which file to place where
+        hub.ensure_files([planner.jobs[j].config["teacher"] for j in job_ids
+                          if "torchvision" in (planner.jobs[j].config["teacher"] or {}) and not store.is_done(j)],
+                         download=not hub.offline())
+        require([planner.jobs[j].config for j in job_ids if not store.is_done(j)], request.worker.data_root)
+        code = run_phase(request, store, planner, plans, job_ids)
+        if code == 130:
+            return code
+        done_ids |= set(job_ids)
+        if not any(p.waiting() for p in plans):
+            break
+        if any(not store.is_done(r) for p in plans for c in p.waiting() for r in c.waiting_on["runs"]):
+            break  # a referenced cell did not finish (failed): its dependents stay waiting
+    final = counts(scan(store, set(job_ids)))
+    for p in plans:
+        for c in p.waiting():
+            print(f"{p.manifest.id}: {c.row} / {c.col} still waits for {c.waiting_on['row']} / {c.waiting_on['col']}")
+    code = 0 if final["done"] == len(job_ids) and not any(p.waiting() for p in plans) else 1
+    if request.report:
+        write_report(plans, planner, store, request.report_dir)
+    return code
+
+
+def run_phase(request: Request, store: Store, planner: Planner, plans: list, job_ids: list[str]) -> int:
+    """Enqueue the runs, run workers until none can make progress; 130 when interrupted."""
+    import torch
+
+    store.root.mkdir(parents=True, exist_ok=True)
+    enqueue(store, planner, job_ids, retry_failed=request.retry_failed)
+    only_file = job_list_file(store, job_ids)
+    record_session(store, [p.manifest.id for p in plans], request.profile, only_file)
+    only = set(job_ids)
+    before = counts(scan(store, only))
+    print(f"{', '.join(p.manifest.id for p in plans)} ({request.profile} profile): {len(job_ids)} runs, "
+          f"{before['done']} already done, store {store.root}", flush=True)
+    if before["failed"] and not request.retry_failed:
+        print(f"{before['failed']} run(s) failed in an earlier session and stay failed; "
+              "add --retry-failed to try them again", flush=True)
+    device = request.worker.device
+    n_workers = request.launch.workers or (torch.cuda.device_count() if device.startswith("cuda") else 1) or 1
+    procs, jobs = [], []
+    try:
+        if before["pending"] or before["running"]:
+            if request.launch.launcher == "local":
+                procs = launch_local(store, only_file, n_workers, device, worker_cli_args(request.worker))
+                alive = lambda: any(p.poll() is None for p in procs)  # noqa: E731
+            else:
+                cluster = "slurm" if request.launch.launcher == "slurm" else "local"
+                jobs = launch_submitit(store, only, n_workers, replace(request.worker, only=only), cluster,
+                                       request.launch.slurm())
+                print(f"submitted {len(jobs)} worker job(s): {', '.join(str(j.job_id) for j in jobs)}", flush=True)
+                alive = lambda: any(not j.done() for j in jobs)  # noqa: E731
+            watch(store, only, alive, quiet=request.quiet)
+    except KeyboardInterrupt:
+        stop_workers(procs)
+        for j in jobs:
+            j.cancel(check=False)
+        print("\nstopped; run the same command again to continue (finished epochs are kept)", file=sys.stderr)
+        return 130
+    stop_workers(procs, grace=30.0)  # every run ended: the workers are on their way out
+    final = counts(scan(store, only))
+    print(f"runs: {final['done']} done, {final['failed']} failed, {final['blocked']} blocked, "
+          f"{final['pending']} pending, {final['running']} running", flush=True)
+    for line in summarize_failures(store, only, full=request.all_failures):
+        print(line)
+    if final["failed"]:
+        print(f"{final['failed']} run(s) failed; once the cause is fixed, run the same command with --retry-failed",
+              flush=True)
+    return 0
+
+
+def worker_cli_args(opts: WorkerOptions) -> list[str]:
+    """The ``runner.py worker`` options that give a local worker process ``opts`` (all but the
+    store, device and job list, which launch_local passes)."""
+    return ["--lease-seconds", str(opts.lease_seconds), "--max-attempts", str(opts.max_attempts),
+            "--num-workers", str(opts.num_workers)] + (["--no-fuse"] if not opts.fuse else []) \
+        + (["--data-root", opts.data_root] if opts.data_root else []) + accel.to_cli(opts.accel) \
+        + (["--tensorboard"] if opts.tensorboard else [])
+
+
+def write_report(plans: list, planner: Planner, store: Store, out: Path | None = None) -> list[Path]:
+    """The tables' reports into ``out`` (default: the store's reports folder); says where."""
+    from .report import write_reports
+
+    written = write_reports(plans, planner, store, Path(out) if out else store.reports_dir)
+    for path in written:
+        print(f"report: {path}")
+    return written

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from .store import Store, read_json
+from .sessions import last_profile, last_profiles, read_sessions
+from .store import Store
 
 RUN_COLUMNS = ["id", "tables", "profile", "role", "status", "dataset", "model", "teacher", "loss", "tau", "seed",
                "epochs", "top1", "top5", "last_top1", "best_top1", "best_epoch", "reported_epoch", "epochs_done",
@@ -32,8 +33,7 @@ def _store(store: Store | str | os.PathLike) -> Store:
 
 def sessions(store: Store | str | os.PathLike) -> list[dict]:
     """The reproduce sessions recorded in the store (profile, tables), oldest first."""
-    found = read_json(_store(store).root / "queue" / "sessions.json")
-    return [s for s in found if isinstance(s, dict)] if isinstance(found, list) else []
+    return read_sessions(_store(store))
 
 
 def table_index(store: Store | str | os.PathLike) -> dict[str, dict]:
@@ -41,13 +41,9 @@ def table_index(store: Store | str | os.PathLike) -> dict[str, dict]:
     each planned under the profile it was last run with (a run asked for by two tables lists both)."""
     from .plan import Planner
 
-    last: dict[str, str] = {}
-    for s in sessions(store):
-        for t in s.get("tables", []):
-            last[t] = s.get("profile", "paper")
     index: dict[str, dict] = {}
     planners: dict[str, Planner] = {}
-    for table, profile in last.items():
+    for table, profile in last_profiles(_store(store)).items():
         planner = planners.setdefault(profile, Planner(profile))
         try:
             plan = planner.plan(table)
@@ -165,9 +161,6 @@ def cells(store: Store | str | os.PathLike, table: str, profile: str | None = No
     from .plan import Planner
 
     store = _store(store)
-    if profile is None:
-        profile = next((s.get("profile", "paper") for s in reversed(sessions(store))
-                        if Path(table).stem in s.get("tables", [])), "paper")
-    planner = Planner(profile)
+    planner = Planner(profile or last_profile(store, Path(table).stem))
     plan = planner.plan(table)
     return cells_frame(plan, aggregate_table(plan, planner, store))

@@ -24,7 +24,7 @@ from .nightly import DATE
 from .plan import Planner
 from .report import PROFILE_WARNING, claim_results, plot_table, provenance
 from .results import cells_frame, sessions
-from .store import Store
+from .store import RESULT, Store
 
 CSS = """
 body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 72rem; padding: 0 1rem; color: #222; }
@@ -93,21 +93,20 @@ def nightly_history(nightly: Path | None, table: str) -> pd.DataFrame:
 
 
 def _newest_run_date(store: Store, job_ids: list[str]) -> str:
-    times = [(store.run_dir(r) / "result.json").stat().st_mtime for r in job_ids
-             if (store.run_dir(r) / "result.json").exists()]
+    times = [store.run_file(r, RESULT).stat().st_mtime for r in job_ids if store.run_file(r, RESULT).exists()]
     return datetime.datetime.fromtimestamp(max(times)).strftime("%Y-%m-%d %H:%M") if times else "—"
 
 
 def table_page(plan, planner: Planner, store: Store, out: Path, nightly: Path | None) -> dict:
     """Write ``<out>/<table>.html`` (and its plots); return the table's index entry."""
-    m, tid = plan.manifest, plan.manifest.id
+    m, table_id = plan.manifest, plan.manifest.id
     measurer = Measurer(store, {rid: planner.jobs[rid].config for rid in plan.job_ids})
     results = aggregate_table(plan, planner, store, measurer)
     frame = cells_frame(plan, results)
     cov, claims, prov = coverage(results), claim_results(plan, results), provenance(plan, store)
     by_key = {(r["row"], r["col"]): r for _, r in frame.iterrows()}
     cols = [c["id"] for c in m.columns]
-    body = ["<p><a href=\"index.html\">all tables</a></p>", f"<h1>{escape(tid)}: {escape(m.paper)}</h1>",
+    body = ["<p><a href=\"index.html\">all tables</a></p>", f"<h1>{escape(table_id)}: {escape(m.paper)}</h1>",
             f"<p>{escape(m.title)}</p>",
             f"<p class=\"warn\">{escape(PROFILE_WARNING[plan.profile].strip('*'))}</p>",
             "<p class=\"legend\">Each cell: published, <b>reproduced</b> (± std over seeds), Δ, status: "
@@ -128,10 +127,10 @@ def table_page(plan, planner: Planner, store: Store, out: Path, nightly: Path | 
               f"{cov['reproduced_cells']}</li>"),
              f"<li>mean |Δ|: {_num(mad)}</li>", "</ul>"]
     images = []
-    if plot_table(plan, results, out / f"{tid}.png"):
-        images.append((f"{tid}.png", "reproduced against published"))
+    if plot_table(plan, results, out / f"{table_id}.png"):
+        images.append((f"{table_id}.png", "reproduced against published"))
     for fig in m.figures or []:
-        name = f"{tid}.{fig['name']}.png"
+        name = f"{table_id}.{fig['name']}.png"
         if draw_figure(fig, plan, results, measurer, out / name):
             images.append((name, fig.get("title") or fig["name"]))
     if images:
@@ -158,7 +157,7 @@ def table_page(plan, planner: Planner, store: Store, out: Path, nightly: Path | 
              f"<li>devices: {escape(', '.join(prov['devices']) or '—')}; device time {prov['device_hours']:.3f} h</li>",
              "<li>execution: " + escape("; ".join(f"{k} ({n} runs)" for k, n in prov["executions"].items()) or "—")
              + "</li>", f"<li>runs: {len(plan.job_ids)}</li>", "</ul>"]
-    history = nightly_history(nightly, tid)
+    history = nightly_history(nightly, table_id)
     if len(history):
         pivot = history.pivot_table(index="cell", columns="date", values="reproduced", aggfunc="first")
         body.append("<h2>Nightly history</h2>")
@@ -166,11 +165,11 @@ def table_page(plan, planner: Planner, store: Store, out: Path, nightly: Path | 
                            [[f"<td class=\"row\">{escape(str(k))}</td>"] + [_num(v) for v in row]
                             for k, row in pivot.iterrows()]))
     body.append(f"<p><small>generated {datetime.datetime.now().strftime('%Y-%m-%d %H:%M')}; "
-                f"the cells as CSV: <a href=\"{escape(tid)}.csv\">{escape(tid)}.csv</a></small></p>")
-    frame.to_csv(out / f"{tid}.csv", index=False)
-    (out / f"{tid}.html").write_text(_page(f"{tid}: {m.paper}", body))
+                f"the cells as CSV: <a href=\"{escape(table_id)}.csv\">{escape(table_id)}.csv</a></small></p>")
+    frame.to_csv(out / f"{table_id}.csv", index=False)
+    (out / f"{table_id}.html").write_text(_page(f"{table_id}: {m.paper}", body))
     held = sum(c["status"] == "held" for c in claims)
-    return {"table": tid, "paper": m.paper, "title": m.title, "profile": plan.profile,
+    return {"table": table_id, "paper": m.paper, "title": m.title, "profile": plan.profile,
             "coverage": f"{cov['reproduced_cells']}/{cov['reproducible_cells']}", "mean_abs_delta": mad,
             "claims": f"{held}/{len(claims)}" if claims else "—", "date": _newest_run_date(store, plan.job_ids)}
 

@@ -22,6 +22,7 @@ elsewhere.
 <store>/reports/                       reports_dir: ``report``'s default output
 <store>/throughput.json                throughput_file: measured engine throughput per device kind
 <store>/nightly-store.json             nightly_mark: which code fingerprint a nightly store holds
+<store>/canary/                        canary_dir: a nightly store's golden canary runs (a store of its own)
 ```
 Every file is written atomically (temporary file, fsync, rename), so a kill at any moment
 leaves either the old file or the new one, never half of one.
@@ -175,6 +176,10 @@ class Store:
     @property
     def nightly_mark(self) -> Path:
         return self.root / "nightly-store.json"
+
+    @property
+    def canary_dir(self) -> Path:
+        return self.root / "canary"
 
     def config(self, run_id: str) -> dict | None:
         return read_json(self.run_file(run_id, CONFIG))

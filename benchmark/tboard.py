@@ -70,7 +70,7 @@ def run_name(cfg: dict, rid: str, tables: list[str]) -> str:
 
 
 def _sessions_stamp(store: Store) -> float:
-    path = store.root / "queue" / "sessions.json"
+    path = store.sessions_file
     return path.stat().st_mtime if path.exists() else 0.0
 
 
@@ -92,7 +92,7 @@ def export_run(store: Store, rid: str, tables: list[str] | None = None) -> Path:
 
     cfg = store.config(rid) or {}
     tables = tables_of(store, rid) if tables is None else tables
-    base = store.root / "tensorboard"
+    base = store.tensorboard_dir
     final = base / run_name(cfg, rid, tables)
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{rid}."))

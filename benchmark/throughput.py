@@ -24,8 +24,9 @@ import time
 from pathlib import Path
 from statistics import median
 
+from .store import Store, atomic_write_json
+
 MIN_RUN_SECONDS = 60.0
-FILE = "throughput.json"
 GPU = "cuda"
 
 
@@ -37,7 +38,7 @@ def device_kind(device: str | None) -> str:
 def _read_file(store_dir) -> dict:
     """{kind: entry}; a file of the old layout (one entry with its device) is read as its kind."""
     try:
-        doc = json.loads((Path(store_dir) / FILE).read_text())
+        doc = json.loads(Store(store_dir).throughput_file.read_text())
     except (OSError, ValueError):
         return {}
     if not isinstance(doc, dict):
@@ -51,7 +52,6 @@ def save_bench(store_dir: str | Path, bench: dict) -> Path:
     """Keep a bench result's engine throughput as effective FLOP/s in STORE/throughput.json, under
     its device kind (other kinds' entries are kept)."""
     from .plan import forward_flops
-    from .store import atomic_write_json
 
     per_image = 3 * forward_flops(bench["student"], 100, 32) + forward_flops(bench["teacher"], 100, 32)
     engine = next(c for c in bench["cases"] if c["name"] == "engine")
@@ -59,7 +59,7 @@ def save_bench(store_dir: str | Path, bench: dict) -> Path:
              "accel": bench.get("accel"), "measured": time.strftime("%Y-%m-%d %H:%M:%S"),
              "how": f"runner.py bench: {bench['teacher']} -> {bench['student']} KD step, "
                     f"{engine['images_per_s']:.0f} images/s x {per_image / 1e6:.1f} MFLOP per image"}
-    path = Path(store_dir) / FILE
+    path = Store(store_dir).throughput_file
     path.parent.mkdir(parents=True, exist_ok=True)
     kind = bench.get("device_kind") or ("cpu" if str(bench["device"]).startswith("cpu") else device_kind(bench["device"]))
     atomic_write_json(path, {**_read_file(store_dir), kind: entry})

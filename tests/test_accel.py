@@ -148,7 +148,7 @@ def test_cost_model_uses_the_measured_throughput(teacher, tmp_path, monkeypatch)
     throughput.save_bench(store.root, {**bench, "device": "cuda:0"})
     assert throughput.measured_rate(store)[0] == pytest.approx(rate)  # both kinds kept side by side
     assert throughput.measured_rate(store, "cpu")[0] == pytest.approx(rate)
-    (store.root / throughput.FILE).unlink()
+    store.throughput_file.unlink()
 
     # finished runs beat the bench: FLOPs of each run over its wall time, the median, per kind
     monkeypatch.setattr(throughput, "MIN_RUN_SECONDS", 0.0)

@@ -170,8 +170,8 @@ def test_reproduce_end_to_end_then_nothing_to_do(tmp_path):
     assert second.returncode == 0 and "4 runs, 4 already done" in second.stdout
     log = (tmp_path / "queue" / "worker-0.log").read_text().splitlines()
     assert sum(line.startswith("worker ") for line in log) == 1  # one worker session: none the second time
-    for rid in (tmp_path / "runs").iterdir():  # the log records each run's start, epochs and end
-        mine = [line for line in log if line.startswith(f"run {rid.name}: ")]
+    for run_dir in (tmp_path / "runs").iterdir():  # the log records each run's start, epochs and end
+        mine = [line for line in log if line.startswith(f"run {run_dir.name}: ")]
         assert [line.split(": ", 1)[1].split(",")[0] for line in mine] == ["start", "epoch 1/1", "done"], mine
     again = (tmp_path / "reports" / "klmse-table5.md").read_text()
     strip = lambda text: [line for line in text.splitlines() if not line.startswith("- generated")]  # noqa: E731

@@ -19,7 +19,7 @@ from benchmark.nightly import snapshot
 from benchmark.plan import Planner
 from benchmark.queue import WorkerOptions, run_worker
 from benchmark.report import table_json, write_reports
-from benchmark.reproduce import write_queue_note
+from benchmark.sessions import record_session
 from benchmark.site import write_site
 from benchmark.store import Store
 from tests.helpers import REPO, runner
@@ -37,7 +37,7 @@ def trained(tmp_path_factory):
         store = Store(tmp_path_factory.mktemp("store"))
         for rid in plan.job_ids:
             store.ensure_config(rid, planner.jobs[rid].config)
-        write_queue_note(store, [TABLE], "smoke", store.root / "queue" / "jobs.txt")
+        record_session(store, [TABLE], "smoke", store.queue_dir / "jobs.txt")
         run_worker(WorkerOptions(store=str(store.root), poll_seconds=0.1, tensorboard=R_TB_AVAILABLE))
         yield planner, plan, store
     finally:

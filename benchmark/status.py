@@ -1,0 +1,100 @@
+"""``runner.py status``: where a store's runs stand (done, running with their progress, pending,
+blocked, failed) and the device time spent and estimated left. Reads the store only; imports
+nothing heavy (no torch), since ``status`` is asked often and must answer at once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from .queue import JobState, counts, lease_wait_note, scan
+from .sessions import last_profile
+from .store import Store
+
+
+def planned_runs(store: Store, tables: list[str], profile: str | None, figures: list[str]) -> set[str]:
+    """The run ids of ``tables``, each planned at ``profile``, else at the one it was last
+    reproduced with in this store (as ``report`` does)."""
+    from .plan import Planner
+
+    runs: set[str] = set()
+    for table in tables:
+        name = Path(table).stem if table.endswith((".yaml", ".yml")) else table
+        planner = Planner(profile or last_profile(store, name), store=store, figures=figures)
+        runs |= set(planner.plan(table).job_ids)
+    return runs
+
+
+def device_hours_spent(states: dict[str, JobState]) -> float:
+    """The wall time of the finished runs, in hours."""
+    return sum((s.result or {}).get("wall_time_s") or 0 for s in states.values() if s.state == "done") / 3600
+
+
+def gpu_hours_left(store: Store, states: dict[str, JobState], flops_per_s: float | None) -> float:
+    """The cost model's hours for the pending and running runs. A run the model cannot cost (an
+    old store's unknown model or dataset, a config of an older layout) counts as none: status
+    must answer for any store."""
+    from .plan import estimate_gpu_hours
+
+    left = 0.0
+    for s in states.values():
+        if s.state not in ("pending", "running") or not s.config:
+            continue
+        teacher_run = (s.config.get("teacher") or {}).get("run")
+        try:
+            left += estimate_gpu_hours(s.config, None, store.config(teacher_run) if teacher_run else None,
+                                       flops_per_s)
+        except (KeyError, ValueError, TypeError):
+            continue
+    return left
+
+
+def _progress_of(lease) -> dict:
+    progress = lease.get("progress") if isinstance(lease, dict) else None
+    return progress if isinstance(progress, dict) else {}  # a damaged lease shows no progress
+
+
+@dataclass
+class StoreStatus:
+    summary: dict                  # the ``status --json`` object
+    states: dict[str, JobState]
+    hours_spent: float             # unrounded, for the text
+    hours_left: float
+
+    def lines(self, all_failures: bool = False) -> list[str]:
+        """The text ``status`` prints: counts, each running run's progress, the failures, the hours."""
+        from tabulate import tabulate
+
+        from .plan import fmt_hours
+        from .reproduce import failure_summary, progress_line
+
+        lines = [tabulate([[k, self.summary[k]] for k in ("done", "running", "pending", "blocked", "failed")],
+                          headers=["runs", "n"])]
+        for r in self.summary["running_runs"]:  # model, epoch k/n, batches, images/s, ETA from the measured speed
+            lines.append(f"  running {r['id']} on {r['worker']}: {progress_line({r['id']: self.states[r['id']]})}"
+                         + (f" ({r['lease_note']})" if r.get("lease_note") else ""))
+        lines += failure_summary(self.states, full=all_failures)
+        lines.append(f"device time spent {fmt_hours(self.hours_spent)}, estimated GPU time left "
+                     f"{fmt_hours(self.hours_left)} ({self.summary['cost_model_throughput']})")
+        return lines
+
+
+def store_status(store: Store, only: set[str] | None = None) -> StoreStatus:
+    """Where the store's runs (or only those of ``only``) stand."""
+    from .plan import DEFAULT_RATE_SOURCE
+    from .throughput import measured_rate
+
+    flops_per_s, rate_source = measured_rate(store) or (None, DEFAULT_RATE_SOURCE)
+    states = scan(store, only)
+    spent, left = device_hours_spent(states), gpu_hours_left(store, states, flops_per_s)
+    running = [{"id": s.id, "model": (s.config or {}).get("model"), "worker": (s.lease or {}).get("owner", {}).get("name"),
+                **_progress_of(s.lease),
+                **({"lease_note": lease_wait_note(s.lease)} if lease_wait_note(s.lease) else {})}
+               for s in states.values() if s.state == "running"]
+    failed = [{"id": s.id, "state": s.state, "reason": s.reason} for s in states.values()
+              if s.state in ("failed", "blocked")]
+    summary = {**counts(states), "total": len(states), "running_runs": running, "failed_runs": failed,
+               "device_hours_spent": round(spent, 4), "gpu_hours_left_estimate": round(left, 4),
+               "cost_model_throughput": rate_source, "store": str(store.root)}
+    return StoreStatus(summary, states, spent, left)
