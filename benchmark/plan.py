@@ -218,8 +218,8 @@ class Planner:
         else:
             tspec = merge_spec({"dataset": base.get("dataset"), "recipe": base.get("recipe"), "seed": 0}, teacher)
             label = f"inline teacher {teacher.get('model')}"
-        tid = self.job_for(tspec, base, where, f"{field_name}.teacher", role="teacher", label=label)
-        return {"run": tid}, tid
+        teacher_id = self.job_for(tspec, base, where, f"{field_name}.teacher", role="teacher", label=label)
+        return {"run": teacher_id}, teacher_id
 
     def job_for(self, spec: dict, base: dict, where, field_name, role="student", label="") -> str:
         raw = self._raw_config(spec, where, field_name)
@@ -347,17 +347,17 @@ class Planner:
               point: dict | None = None) -> CellPlan:
         """The runs of one cell. ``point``: a grid point taken from another cell (`from:`), applied
         after the row's `set` like a grid point of the row's own."""
-        rid, cid = row["id"], col["id"]
-        field_name = f"rows[{rid}] x columns[{cid}]"
+        row_id, col_id = row["id"], col["id"]
+        field_name = f"rows[{row_id}] x columns[{col_id}]"
         value = row.get("value") or col.get("value") or m.value or "top1"
         target = row.get("target") or col.get("target") or "student"
-        cited = cited_reason(row.get("cited"), cid) or cited_reason(col.get("cited"), rid)
+        cited = cited_reason(row.get("cited"), col_id) or cited_reason(col.get("cited"), row_id)
         if cited:
-            return CellPlan(rid, cid, "cited", value, target, cited=cited)
+            return CellPlan(row_id, col_id, "cited", value, target, cited=cited)
         if col.get("aggregate"):
-            return CellPlan(rid, cid, "aggregate", value, target)
+            return CellPlan(row_id, col_id, "aggregate", value, target)
         if value == "setting":
-            return CellPlan(rid, cid, "setting", value, target)
+            return CellPlan(row_id, col_id, "setting", value, target)
         variables = {**(row.get("vars") or {}), **(col.get("vars") or {})}
 
         def subst(x, where):
@@ -372,15 +372,15 @@ class Planner:
                 return [subst(v, where) for v in x]
             return x
 
-        col_set = subst(col.get("set") or {}, f"columns[{cid}].set")
-        row_set = subst(row.get("set") or {}, f"rows[{rid}].set")
+        col_set = subst(col.get("set") or {}, f"columns[{col_id}].set")
+        row_set = subst(row.get("set") or {}, f"rows[{row_id}].set")
         spec = merge_spec(merge_spec(base, col_set), row_set)
         for path, v in (point or {}).items():
             spec = set_path(spec, path, v)
         if value == "params":
             if not spec.get("model"):
                 raise BadInput(m.path, f"{field_name}.model", "a params cell needs a model")
-            return CellPlan(rid, cid, "params", value, target, model=spec["model"], dataset=spec["dataset"])
+            return CellPlan(row_id, col_id, "params", value, target, model=spec["model"], dataset=spec["dataset"])
         if row.get("grid") is not None and col.get("grid") is not None:
             raise BadInput(m.path, field_name, "both the row and the column have a grid")
         grid = subst(row.get("grid") if row.get("grid") is not None else col.get("grid"), f"{field_name}.grid")
@@ -388,7 +388,7 @@ class Planner:
             raise BadInput(m.path, f"{field_name}.grid", "a grid axis (after variables) must be a non-empty list")
         points = profiles.grid(self.profile, grid_points(grid))
         ensemble = row.get("ensemble")
-        cell = CellPlan(rid, cid, "ensemble" if ensemble else ("best" if grid is not None else "value"), value, target)
+        cell = CellPlan(row_id, col_id, "ensemble" if ensemble else ("best" if grid is not None else "value"), value, target)
         for i, point in enumerate(points):
             pspec = spec
             for path, v in point.items():
@@ -402,15 +402,15 @@ class Planner:
                 if target == "teacher":
                     if vspec.get("teacher") is None:
                         raise BadInput(m.path, where_field, "target teacher, but the run spec has no teacher")
-                    ref, tid = self.teacher_ref(vspec, base, m.path, where_field)
-                    if tid is None:  # a file, not a run: "checkpoint:<path>" or "checkpoint:torchvision:<enum>"
+                    ref, teacher_id = self.teacher_ref(vspec, base, m.path, where_field)
+                    if teacher_id is None:  # a file, not a run: "checkpoint:<path>" or "checkpoint:torchvision:<enum>"
                         runs.append(f"checkpoint:{ref['checkpoint']}" if "checkpoint" in ref
                                     else f"checkpoint:torchvision:{ref['torchvision']}")
                         continue
-                    runs.append(tid)
+                    runs.append(teacher_id)
                 else:
                     runs.append(self.job_for(vspec, base, m.path, where_field,
-                                             label=label or f"{m.id}: {rid} / {cid}"))
+                                             label=label or f"{m.id}: {row_id} / {col_id}"))
             cell.points.append({"params": point, "runs": runs})
         return cell
 

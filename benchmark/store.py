@@ -186,7 +186,7 @@ class Store:
 
     def result(self, run_id: str) -> dict | None:
         """The finished run's result, or None if it has not finished (or its file is corrupt)."""
-        res = read_json(self.run_dir(run_id) / "result.json")
+        res = read_json(self.run_file(run_id, RESULT))
         if not isinstance(res, dict) or res.get("id") != run_id:
             return None
         if res.get("status") == "done" and not isinstance(res.get("metrics"), dict):
@@ -199,9 +199,9 @@ class Store:
 
     def ensure_config(self, run_id: str, cfg: dict) -> None:
         # Python's json writes tau=inf as Infinity and reads it back: the file round-trips.
-        path = self.run_dir(run_id) / "config.json"
+        path = self.run_file(run_id, CONFIG)
         if read_json(path) != cfg:
-            self.write_run_file(run_id, "config.json", json_bytes(cfg))
+            self.write_run_file(run_id, CONFIG, json_bytes(cfg))
 
     def write_result(self, run_id: str, result: dict) -> None:
         self.write_run_file(run_id, RESULT, json_bytes(result))
@@ -234,7 +234,7 @@ class Store:
 
         if self.result(run_id) is not None and not repair:
             raise WriteRefused(f"run {run_id} is finished; its files are immutable (refused {name})")
-        lease = read_json(self.run_dir(run_id) / LEASE)
+        lease = read_json(self.run_file(run_id, LEASE))
         lease = lease if isinstance(lease, dict) else None
         held = self.fences.get(run_id)
         if held is not None:
