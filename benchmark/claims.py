@@ -45,7 +45,7 @@ def check_claims(claims: list, path, rows: list[str], cols: list[str]) -> None:
         if not isinstance(body, dict):
             raise BadInput(path, f"{where}.{kinds[0]}", "must be a mapping")
 
-        def known(ref, field):
+        def known(ref, field, where=where):
             if not isinstance(ref, dict) or not (set(ref) <= {"row", "col"}) or not ref:
                 raise BadInput(path, f"{where}.{field}", "must be {row: ...} and/or {col: ...}")
             if "row" in ref and ref["row"] not in rows:

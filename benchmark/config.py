@@ -35,6 +35,7 @@ from typing import Any
 
 from .errors import BadInput
 from .init_schemes import INIT_SCHEMES, effective_scheme
+
 # Run ids live in the leaf module spec.py; re-exported because callers reach them as config.run_id.
 from .spec import ID_LENGTH, canonical_json, identity, is_run_id, run_id  # noqa: F401
 

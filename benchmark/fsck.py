@@ -26,8 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import config as C
-from .store import (ATTEMPTS, CHECKPOINT, CONFIG, LEASE, METRICS, MODEL, RESULT, TEST_LOGITS, Store,
-                    read_json)
+from .store import ATTEMPTS, CHECKPOINT, CONFIG, LEASE, METRICS, MODEL, RESULT, TEST_LOGITS, Store, read_json
 
 
 @dataclass

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from .claims import check_claims
-from .figures import check_figures
 from .errors import BadInput
+from .figures import check_figures
 from .hub import check_entry as check_torchvision
 from .spec import merge_spec
 from .verdict import resolve_tolerances

@@ -109,14 +109,14 @@ def problems(configs: Iterable[dict], data_root: str | None = None) -> list[BadI
         data = cfg["data"]
         if data["source"] == "real":
             root = data_root or data["root"]
-            once(("data", cfg["dataset"], root), lambda: check_dataset(cfg["dataset"], root))
+            once(("data", cfg["dataset"], root), lambda cfg=cfg, root=root: check_dataset(cfg["dataset"], root))
         teacher = cfg.get("teacher") or {}
         if "checkpoint" in teacher:
             once(("teacher", teacher["checkpoint"], teacher["sha256"], teacher["model"], cfg["dataset"]),
-                 lambda: check_teacher_checkpoint(teacher, cfg["dataset"]))
+                 lambda cfg=cfg, teacher=teacher: check_teacher_checkpoint(teacher, cfg["dataset"]))
         if cfg.get("init"):
             once(("init", cfg["init"]["weights"], cfg["model"], cfg["dataset"]),
-                 lambda: check_init_weights(cfg["init"], cfg["model"], cfg["dataset"]))
+                 lambda cfg=cfg: check_init_weights(cfg["init"], cfg["model"], cfg["dataset"]))
     return found
 
 

@@ -10,8 +10,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from . import accel
-from . import terms
+from . import accel, terms
 from .distillers.base import InitStage
 from .optimizers import stage_optimizer
 from .train_errors import RunFailed

@@ -32,7 +32,7 @@ from pathlib import Path
 from filelock import FileLock, Timeout
 
 from .accel import Accel
-from .store import ATTEMPTS, CONFIG, EVENTS, LEASE, LOCK, Store, WriteRefused, json_bytes, atomic_write_json, read_json
+from .store import ATTEMPTS, CONFIG, EVENTS, LEASE, LOCK, Store, WriteRefused, atomic_write_json, json_bytes, read_json
 
 
 def _process_start(pid: int) -> str | None:

@@ -18,8 +18,8 @@ from collections import Counter
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from .plan import Planner
 from . import accel
+from .plan import Planner
 from .queue import WorkerOptions, counts, run_worker, scan
 from .sessions import record_session
 from .store import ATTEMPTS, RESULT, Store
@@ -50,8 +50,8 @@ def job_list_file(store: Store, job_ids: list[str]) -> Path:
 
 
 def read_job_list(path: str | os.PathLike) -> set[str]:
-    from .spec import is_run_id
     from .errors import BadInput
+    from .spec import is_run_id
 
     try:
         ids = {line.strip() for line in Path(path).read_text().splitlines() if line.strip()}

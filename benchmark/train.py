@@ -31,9 +31,7 @@ from typing import Callable
 
 import torch
 
-from . import accel
-from . import config
-from . import terms
+from . import accel, config, terms
 from .accel import Accel
 from .checkpoints import load_checkpoint, save_checkpoint, state_digest, tensor_bytes
 from .data import get_spec, load_arrays, load_folder, make_transforms, synthetic_arrays
@@ -554,7 +552,7 @@ def train_runs(cfgs: list[dict], store: Store, options: ExecOptions | None = Non
 
     # Pre-training stages run per student (each with its own batches), before the fused loop.
     for s in [s for s in students if s.init.pending]:
-        guarded(s, lambda: s.pretrain(data, teacher, options))
+        guarded(s, lambda s=s: s.pretrain(data, teacher, options))
 
     epochs = cfg0["recipe"]["epochs"]
     for epoch in range(min([s.next_epoch for s in students], default=epochs), epochs):
@@ -580,9 +578,9 @@ def train_runs(cfgs: list[dict], store: Store, options: ExecOptions | None = Non
             for s in active:
                 s.step(x, y, z_t, ft, index)
         for s in active:
-            guarded(s, lambda: s.end_epoch(epoch, data, options))
+            guarded(s, lambda s=s, epoch=epoch: s.end_epoch(epoch, data, options))
     for s in list(students):
-        guarded(s, lambda: results.__setitem__(s.run_id, s.finish(data, options, fused_with=len(cfgs))))
+        guarded(s, lambda s=s: results.__setitem__(s.run_id, s.finish(data, options, fused_with=len(cfgs))))
     elapsed = time.time() - start
     for run_id, res in results.items():
         if res is not None and "wall_time_s" not in res:

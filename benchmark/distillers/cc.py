@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from .base import up, Distiller, Embed, taps
+from .base import Distiller, Embed, taps, up
 
 EMBEDS = ("linear", "normalized")
 

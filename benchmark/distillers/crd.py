@@ -27,7 +27,7 @@ import math
 
 import torch
 
-from .base import up, Distiller, Embed, taps
+from .base import Distiller, Embed, taps, up
 
 EPS = 1e-7
 

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import up, Distiller, taps
+from .base import Distiller, taps, up
 
 
 class ConvReg(nn.Module):

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import torch.nn.functional as F
 
-from .base import up, Distiller, match_spatial, taps
+from .base import Distiller, match_spatial, taps, up
 
 
 def poly_kernel(a, b):

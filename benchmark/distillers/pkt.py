@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import torch
 
-from .base import up, Distiller, taps
+from .base import Distiller, taps, up
 
 EPS = 1e-7
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .base import up, Distiller, taps
+from .base import Distiller, taps, up
 
 
 def pairwise_distance(x, eps: float = 1e-12):

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 from benchmark import terms as T
 
-from .base import up, kd_term
+from .base import kd_term, up
 from .fitnet import FitNet
 
 
@@ -51,7 +51,9 @@ class SCKD(FitNet):
         ce = F.cross_entropy(z_s, y)
         kd = kd_term(z_s, ft["logits"].detach(), self.tau)
         hint = self.feature_loss(fs, ft, y, None)
-        grad = lambda t: torch.autograd.grad(t, shared, retain_graph=True, allow_unused=True)
+        def grad(t):
+            return torch.autograd.grad(t, shared, retain_graph=True, allow_unused=True)
+
         g_ce = grad(ce)
         return ce, kd, hint, bool(_dot(grad(kd), g_ce) > 0), bool(_dot(grad(hint), g_ce) > 0)
 

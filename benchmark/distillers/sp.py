@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch.nn.functional as F
 
-from .base import up, Distiller, taps
+from .base import Distiller, taps, up
 
 
 def similarity(f):

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import up, Distiller, match_spatial, taps
+from .base import Distiller, match_spatial, taps, up
 
 EPS = 1e-5
 

@@ -20,7 +20,8 @@ from .mobilenetv2 import MobileNetV2
 from .resnext import CifarResNeXt
 from .shufflenetv1 import ShuffleNetV1
 from .shufflenetv2 import ShuffleNetV2
-from .vgg import CONFIGS as VGG_CONFIGS, vgg
+from .vgg import CONFIGS as VGG_CONFIGS
+from .vgg import vgg
 from .weights import load_weights
 from .wrn import WideResNet
 
