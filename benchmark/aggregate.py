@@ -18,7 +18,7 @@ from statistics import mean, stdev
 
 import torch
 
-from . import analysis
+from . import analysis, profiles
 from .plan import CellPlan, Planner, TablePlan
 from .published import load_published
 from .store import TEST_LOGITS, Store
@@ -244,8 +244,8 @@ def aggregate_table(plan: TablePlan, planner: Planner, store: Store,
             c.basis = "tolerance"
             continue
         c.tolerance = tolerances[c.kind]
-        if plan.profile != "paper":
-            c.status = NOT_COMPARABLE  # smoke and quick numbers are never ticked or crossed
+        if not profiles.judged(plan.profile):
+            c.status = NOT_COMPARABLE
             continue
         c.status, interval, c.basis = judge(c.reproduced, c.published, c.tolerance, c.std, c.n, c.published_std,
                                             len(m.seeds))

@@ -412,13 +412,12 @@ def _default_device() -> str:
 
 DEVICE_HELP = "cpu, cuda or cuda:N; auto = cuda when available, else cpu"
 STORE_HELP = "the store: folder of runs, queue and reports"
-PROFILE_HELP = "paper (as published), quick (1/4 epochs, half the grid, one seed) or smoke (generated data, 1 epoch)"
 
 
-def _profile_arg(s, default: str | None, help: str = PROFILE_HELP) -> None:
-    from .profiles import PROFILES
+def _profile_arg(s, default: str | None, help: str | None = None) -> None:
+    from .profiles import HELP, PROFILES
 
-    s.add_argument("--profile", default=default, choices=PROFILES, help=help)
+    s.add_argument("--profile", default=default, choices=PROFILES, help=help or HELP)
 
 
 def _figures_arg(s) -> None:

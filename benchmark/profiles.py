@@ -25,8 +25,8 @@ run's config is resolved and hashed, so a smoke or quick run never shares an id 
   - the first grid point and the first seed (ensembles keep their members).
 
 Nothing else differs: the trainer reads only the config it is given (``bn_recalibration`` is a
-recipe key like any other), and a report says which profile produced its numbers (only paper
-numbers are judged against the paper's: benchmark/aggregate.py).
+recipe key like any other), and a report says which profile produced its numbers (WARNING);
+only paper numbers are judged against the paper's (judged).
 
 Importing this module imports no torch: the command line takes its choices (PROFILES) from here.
 """
@@ -53,6 +53,23 @@ HELP = (f"paper (as published), quick (1/{round(1 / QUICK_FRACTION)} of the epoc
 # 16 steps) and at 0.005 (ResNet110 -> ResNet32), and stays finite at 0.0005. Quick and paper runs
 # keep the published rate; the run's config records the rate it ran.
 SMOKE_STAGE_LR_SCALE = 0.01
+
+
+# What a report says above a table produced at each profile (report.py, site.py).
+WARNING = {
+    "smoke": "**Smoke profile: generated stand-in data, one short epoch. These numbers test the pipeline; "
+             "they are NOT comparable to the paper's.**",
+    "quick": "**Quick profile: a quarter of the paper's epochs, a reduced grid, one seed. A trend check; "
+             "the numbers are NOT comparable to the paper's.**",
+    "paper": "Paper profile: the paper's data, recipe, grid and seeds.",
+}
+
+
+def judged(profile: str) -> bool:
+    """Whether a profile's numbers are judged against the paper's (within / outside). Only paper
+    runs are: smoke and quick cells are ``not comparable`` (parameter counts, measured without
+    training, are judged at every profile)."""
+    return profile == "paper"
 
 
 def check(profile: str) -> None:

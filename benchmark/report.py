@@ -12,6 +12,7 @@ import platform
 import time
 from pathlib import Path
 
+from . import profiles
 from .aggregate import WITH_NUMBER, CellResult, Measurer, aggregate_table, coverage
 from .claims import evaluate_claim
 from .figures import draw_figure
@@ -19,13 +20,6 @@ from .plan import Planner, TablePlan
 from .store import Store
 from .verdict import NOT_COMPARABLE, difference_decided
 
-PROFILE_WARNING = {
-    "smoke": "**Smoke profile: generated stand-in data, one short epoch. These numbers test the pipeline; "
-             "they are NOT comparable to the paper's.**",
-    "quick": "**Quick profile: a quarter of the paper's epochs, a reduced grid, one seed. A trend check; "
-             "the numbers are NOT comparable to the paper's.**",
-    "paper": "Paper profile: the paper's data, recipe, grid and seeds.",
-}
 MARK = {"within": "✓", "outside": "✗", NOT_COMPARABLE: "~", "measured": "", "pending": "pending", "failed": "FAILED",
         "cited": "cited", "setting": "setting"}
 
@@ -140,7 +134,7 @@ def claim_results(plan: TablePlan, cells: list[CellResult]) -> list[dict]:
 def table_json(plan: TablePlan, cells: list[CellResult], store: Store) -> dict:
     m = plan.manifest
     return {"table": m.id, "profile": plan.profile, "paper": m.paper, "title": m.title, "store": str(store.root),
-            "tolerance": m.tolerance, "tolerances": m.tolerances, "comparable_to_paper": plan.profile == "paper",
+            "tolerance": m.tolerance, "tolerances": m.tolerances, "comparable_to_paper": profiles.judged(plan.profile),
             "provenance": provenance(plan, store), "coverage": coverage(cells),
             "claims": claim_results(plan, cells), "readings_that_ran": readings_that_ran(plan, store),
             "cells": [c.to_json() for c in cells]}
@@ -151,7 +145,7 @@ def table_markdown(plan: TablePlan, cells: list[CellResult], store: Store, plot_
     m = plan.manifest
     prov = provenance(plan, store)
     cov = coverage(cells)
-    lines = [f"# {m.id}: {m.paper}, {m.title}", "", PROFILE_WARNING[plan.profile], "",
+    lines = [f"# {m.id}: {m.paper}, {m.title}", "", profiles.WARNING[plan.profile], "",
              f"- store: `{store.root}`",
              f"- code revision: {', '.join(prov['code_revisions']) or 'no finished runs'}",
              f"- devices: {', '.join(prov['devices']) or '—'}; device time {prov['device_hours']:.3f} h",
@@ -169,7 +163,7 @@ def table_markdown(plan: TablePlan, cells: list[CellResult], store: Store, plot_
               f"- coverage: {cov['reproduced_cells']} of {cov['reproducible_cells']} reproducible published cells "
               f"measured ({cov['cited']} cells cited, not run; {cov['pending']} pending; {cov['failed']} failed)",
               (f"- within tolerance or the seeds' spread: {cov['within_tolerance']} of {cov['reproduced_cells']}"
-               if plan.profile == "paper" else
+               if profiles.judged(plan.profile) else
                f"- not comparable ({plan.profile} profile): {cov['not_comparable']} of {cov['reproduced_cells']} "
                "cells are not judged against the paper"),
               f"- mean absolute difference: {_fmt(mad) if mad is not None else '—'}"]
@@ -220,7 +214,7 @@ def _legend(plan: TablePlan) -> str:
     spread = ("Mean ± std (n seeds) where there are several. ✓ within: |difference| <= the tolerance of the cell's "
               f"kind ({tols}; parameters 5 %), or the published number inside the interval the seeds support "
               "(mean ± t·Welch standard error, the paper's printed std where it gives one); ✗ outside.")
-    if plan.profile == "paper":
+    if profiles.judged(plan.profile):
         return spread
     return (f"~ not comparable: {plan.profile} numbers are never judged against the paper's (parameter counts "
             "still are). Mean ± std (n seeds) where there are several.")
@@ -322,11 +316,11 @@ def plan_for_report(store: Store, tables: list[str], profile: str | None = None,
     from .sessions import last_profile
 
     names = [Path(t).stem if t.endswith((".yaml", ".yml")) else t for t in tables]
-    profiles = {profile or last_profile(store, n) for n in names}
-    if len(profiles) > 1:
+    last = {profile or last_profile(store, n) for n in names}
+    if len(last) > 1:
         raise BadInput("--profile", None, f"the tables were last run with different profiles "
-                                          f"({', '.join(sorted(profiles))}); name one with --profile")
-    planner = Planner(profiles.pop(), store=store, figures=list(figures or []))
+                                          f"({', '.join(sorted(last))}); name one with --profile")
+    planner = Planner(last.pop(), store=store, figures=list(figures or []))
     plans = [planner.plan(name) for name in tables]
     check_figures_asked(list(figures or []), plans)
     return plans, planner

@@ -18,11 +18,12 @@ from pathlib import Path
 
 import pandas as pd
 
+from . import profiles
 from .aggregate import Measurer, aggregate_table, coverage
 from .figures import draw_figure
 from .nightly import DATE
 from .plan import Planner
-from .report import PROFILE_WARNING, claim_results, plot_table, provenance
+from .report import claim_results, plot_table, provenance
 from .results import cells_frame, sessions
 from .store import RESULT, Store
 
@@ -108,7 +109,7 @@ def table_page(plan, planner: Planner, store: Store, out: Path, nightly: Path | 
     cols = [c["id"] for c in m.columns]
     body = ["<p><a href=\"index.html\">all tables</a></p>", f"<h1>{escape(table_id)}: {escape(m.paper)}</h1>",
             f"<p>{escape(m.title)}</p>",
-            f"<p class=\"warn\">{escape(PROFILE_WARNING[plan.profile].strip('*'))}</p>",
+            f"<p class=\"warn\">{escape(profiles.WARNING[plan.profile].strip('*'))}</p>",
             "<p class=\"legend\">Each cell: published, <b>reproduced</b> (± std over seeds), Δ, status: "
             + "".join(f"<span class=\"{s}\">{escape(t)}</span>" for s, t in STATUS_TEXT.items()) + "</p>",
             "<p>Tolerance by kind of quantity: " + escape(", ".join(f"{k} {v:g}" for k, v in
@@ -122,7 +123,7 @@ def table_page(plan, planner: Planner, store: Store, out: Path, nightly: Path | 
              f"<li>coverage: {cov['reproduced_cells']} of {cov['reproducible_cells']} reproducible published cells "
              f"measured ({cov['cited']} cited, {cov['pending']} pending, {cov['failed']} failed)</li>",
              (f"<li>within tolerance or the seeds' spread: {cov['within_tolerance']} of {cov['reproduced_cells']}</li>"
-              if plan.profile == "paper" else
+              if profiles.judged(plan.profile) else
               f"<li>not comparable ({plan.profile} profile): {cov.get('not_comparable', 0)} of "
               f"{cov['reproduced_cells']}</li>"),
              f"<li>mean |Δ|: {_num(mad)}</li>", "</ul>"]
