@@ -34,3 +34,15 @@ def _one_torch_thread():
     """A test that changed the thread count leaves the next one with one thread again."""
     torch.set_num_threads(1)
     yield
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items):
+    """Under pytest-xdist's ``--dist loadgroup`` (the CI command), the tests that share a
+    module-scoped fixture (a store trained once, a teacher) run on one worker: otherwise each
+    worker that got one of them would make the fixture again. Without xdist the mark is inert."""
+    for item in items:
+        info = getattr(item, "_fixtureinfo", None)
+        defs = info.name2fixturedefs.values() if info else ()
+        if any(d.scope == "module" for fds in defs for d in fds):
+            item.add_marker(pytest.mark.xdist_group(item.module.__name__))

@@ -2,9 +2,6 @@
 when asked for, on a tiny manifest in ATS Table 3's layout (tests/catalog) and on ats-table2."""
 
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 import yaml
@@ -17,6 +14,7 @@ from benchmark.queue import WorkerOptions, run_worker
 from benchmark.report import write_reports
 from benchmark.store import Store
 from tests.helpers import REPO
+from tests.helpers import cli as in_process
 
 CATALOG = REPO / "tests" / "catalog"
 TEST_MANIFEST = CATALOG / "manifests" / "test" / "ats-table3.yaml"
@@ -68,12 +66,13 @@ def test_from_row_waits_then_runs_at_the_referenced_cells_best_point(tmp_path, m
 
 
 def test_reproduce_smoke_plans_the_dependent_runs_in_a_second_phase_and_draws_the_heatmap(tmp_path, monkeypatch):
-    env = {**os.environ, "KD_REPRO_CATALOG": str(CATALOG), "OMP_NUM_THREADS": "1"}
+    # main() in this process (the workers it starts are processes): what is tested is the
+    # phases, not the interpreter, and three fewer torch imports save seconds each
+    monkeypatch.setenv("KD_REPRO_CATALOG", str(CATALOG))
     store = tmp_path / "store"
 
     def cli(*args):
-        return subprocess.run([sys.executable, str(REPO / "runner.py"), *args, "--store", str(store)], env=env,
-                              capture_output=True, text=True, timeout=600)
+        return in_process(*args, "--store", store)
 
     before = cli("plan", "ats-table3", "--profile", "smoke")
     assert before.returncode == 0 and "KD+ATS+Ens / TinyImageNet/WRN50-2/ANet waits for the best point" in before.stdout
@@ -93,7 +92,6 @@ def test_reproduce_smoke_plans_the_dependent_runs_in_a_second_phase_and_draws_th
     cell = next(c for c in cells if c["row"] == "KD+ATS+Ens" and c["col"] == COL)
     assert cell["reproduced"] is not None and "at the best point of KD+ATS" in cell["note"]
     # without --figures the heatmap's runs are not planned and the report says how to ask
-    monkeypatch.setenv("KD_REPRO_CATALOG", str(CATALOG))
     planner = Planner("smoke", store=Store(store))
     write_reports([planner.plan("ats-table3")], planner, Store(store), tmp_path / "plain")
     assert "its runs are not planned (ask with `--figures fig10`)" in (tmp_path / "plain" / "ats-table3.md").read_text()
