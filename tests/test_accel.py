@@ -9,9 +9,9 @@ import torch
 
 from benchmark import accel as A
 from benchmark import config as C
+from benchmark import plan as P
 from benchmark import throughput
 from benchmark.accel import Accel
-from benchmark import plan as P
 from benchmark.plan import Planner, forward_flops, table_summary
 from benchmark.store import Store
 from benchmark.train import ExecOptions, train_run

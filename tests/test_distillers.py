@@ -16,7 +16,16 @@ from benchmark.models import build_model
 from benchmark.pipeline import Augmentation, TensorPipeline
 from benchmark.store import Store
 from benchmark.train import ExecOptions, make_optimizer, train_run, train_runs
-from tests.helpers import pool_to, ref_at, ref_ce, same_result, small_feature_run, stop_after_epoch, teacher_checkpoint, tiny
+from tests.helpers import (
+    pool_to,
+    ref_at,
+    ref_ce,
+    same_result,
+    small_feature_run,
+    stop_after_epoch,
+    teacher_checkpoint,
+    tiny,
+)
 
 N = 4
 DT = torch.float64
@@ -24,7 +33,8 @@ DT = torch.float64
 
 def feats(g, channels=(3, 4, 5), sides=(8, 4, 2), dim=6, classes=5, stem=(3, 8)):
     """A fake extract() dict in float64 whose tensors require grad."""
-    t = lambda *shape: (torch.randn(*shape, generator=g, dtype=DT)).requires_grad_()
+    def t(*shape):
+        return (torch.randn(*shape, generator=g, dtype=DT)).requires_grad_()
     stages = [t(N, c, s, s) for c, s in zip(channels, sides)]
     return {"logits": t(N, classes), "penultimate": t(N, dim), "stages": stages,
             "taps": [t(N, stem[0], stem[1], stem[1]), *stages]}
@@ -83,7 +93,8 @@ def ref_nst(f_s, f_t):
     for i in range(N):
         si = [v / v.norm() for v in s[i]]
         ti = [v / v.norm() for v in t[i]]
-        k = lambda a, b: sum((x @ y) ** 2 for x in a for y in b) / (len(a) * len(b))
+        def k(a, b):
+            return sum((x @ y) ** 2 for x in a for y in b) / (len(a) * len(b))
         total = total + k(ti, ti) + k(si, si) - 2 * k(si, ti)
     return total / N
 
@@ -216,7 +227,8 @@ def test_cc(pair, embed):
     fs, ft, y = pair
     d = build("cc", fs, ft, **only_feature("cc", feat_dim=3, embed=embed))
     unit = (lambda z: z / z.norm(dim=1, keepdim=True)) if embed == "normalized" else (lambda z: z)
-    e = lambda lin, x: unit(x @ lin.weight.t() + lin.bias)
+    def e(lin, x):
+        return unit(x @ lin.weight.t() + lin.bias)
     diff = (e(d.embed_s.linear, fs["penultimate"]) - e(d.embed_t.linear, ft["penultimate"])).abs()
     ref = sum((diff[i] * diff[i + 1]).sum() for i in range(N - 1)) / (N - 1)
     check(d(fs, ft, y), ref, [fs["penultimate"], d.embed_s.linear.weight, d.embed_t.linear.weight])
@@ -253,7 +265,8 @@ def test_crd_nce_and_memory(pair):
     torch.manual_seed(5)
     neg = d.negatives(y)
     assert neg.shape == (N, 7) and (labels[neg] != y[:, None]).all()
-    emb = lambda lin, x: (lambda z: z / z.norm(dim=1, keepdim=True))(x @ lin.weight.t() + lin.bias)
+    def emb(lin, x):
+        return (lambda z: z / z.norm(dim=1, keepdim=True))(x @ lin.weight.t() + lin.bias)
     e_s, e_t = emb(d.embed_s.linear, fs["penultimate"]), emb(d.embed_t.linear, ft["penultimate"])
     idx = torch.cat([index[:, None], neg], 1)
 
@@ -312,8 +325,10 @@ def test_sckd_drops_a_term_whose_gradient_conflicts_with_ce():
     d.attach(student)
     params = [p for p in student.parameters()]
     ce = ref_ce(fs["logits"], y)
-    g = lambda v: torch.autograd.grad(v, params, retain_graph=True, allow_unused=True)
-    dot = lambda a, b: sum((u * v).sum() for u, v in zip(a, b) if u is not None and v is not None)
+    def g(v):
+        return torch.autograd.grad(v, params, retain_graph=True, allow_unused=True)
+    def dot(a, b):
+        return sum((u * v).sum() for u, v in zip(a, b) if u is not None and v is not None)
     for name, z_t in (("agrees", 20.0 * F.one_hot(y, 5).double()), ("conflicts", 20.0 * F.one_hot((y + 1) % 5, 5).double())):
         ft_case = dict(ft, logits=z_t)
         kd = ref_kd(fs["logits"], z_t, 1.0)
@@ -429,7 +444,8 @@ def test_interrupted_and_resumed_equals_uninterrupted(teacher_file, tmp_path, lo
     stop_after_epoch(cfg, store)
     resumed = train_run(cfg, store, ExecOptions())
     assert resumed["resumed_from_epoch"] == 1 and same(resumed, full)
-    strip = lambda s: [{k: v for k, v in m.items() if k != "time_s"} for m in s.metrics(full["id"])]
+    def strip(s):
+        return [{k: v for k, v in m.items() if k != "time_s"} for m in s.metrics(full["id"])]
     assert strip(store) == strip(Store(tmp_path / "full"))  # every term, grad norm, bad steps
     assert {"loss_ce", "loss_feature", "grad_norm", "nonfinite_frac"} <= set(strip(store)[0])
 

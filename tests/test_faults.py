@@ -6,8 +6,6 @@ import hashlib
 import json
 import math
 import os
-import subprocess
-import sys
 
 import pytest
 import torch

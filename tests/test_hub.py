@@ -6,8 +6,8 @@ import hashlib
 import os
 import re
 import shutil
-import sys
 import subprocess
+import sys
 
 import pytest
 import torch
@@ -105,7 +105,7 @@ def test_a_missing_file_says_in_one_line_which_file_to_place_where(hub, tmp_path
     with pytest.raises(BadInput) as err:
         ensure_files([teacher], download=False)
     message = err.value.message()
-    assert "\n" not in message and f"place resnet34-b627a593.pth" in message and f"in {checkpoints}/" in message
+    assert "\n" not in message and "place resnet34-b627a593.pth" in message and f"in {checkpoints}/" in message
     assert "https://download.pytorch.org/models/resnet34-b627a593.pth" in message
     with pytest.raises(RunFailed, match="torchvision weights not found"):
         load_teacher(_teacher("resnet34-b627a593.pth", "b627a593"),

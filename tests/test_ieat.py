@@ -22,7 +22,8 @@ def params(**changes):
 
 def fake(g, channels=(3, 4, 6), sides=(8, 4, 4), classes=5, grad=True):
     """A fake extract() dict in float64 (with pre-activation taps)."""
-    t = lambda *shape: torch.randn(*shape, generator=g, dtype=DT).requires_grad_(grad)
+    def t(*shape):
+        return torch.randn(*shape, generator=g, dtype=DT).requires_grad_(grad)
     pre = [t(N, c, s, s) for c, s in zip(channels, sides)]
     stages = [F.relu(p) for p in pre]
     stem = t(N, 3, 8, 8)
@@ -192,7 +193,8 @@ def test_one_step_of_each_stage_through_real_networks():
     with torch.no_grad():
         probe_s, probe_t, ft = student.eval().extract(x[:2]), teacher.extract(x[:2]), teacher.extract(x)
     d = IEAT(probe_s, probe_t, 10, **params(init_epochs=1))
-    sgd = lambda ps, lr: torch.optim.SGD(ps, lr=lr, momentum=0.9, weight_decay=5e-4)
+    def sgd(ps, lr):
+        return torch.optim.SGD(ps, lr=lr, momentum=0.9, weight_decay=5e-4)
 
     # stage 1: as the trainer runs it (student and distiller in eval mode, the stage's modules in train mode)
     (stage,) = d.init_stages(student)

@@ -8,8 +8,8 @@ import torch
 import torch.nn.functional as F
 
 from benchmark.losses import (
-    ats_loss,
     atkd_loss,
+    ats_loss,
     ce_loss,
     kd_loss,
     loss_defaults,

@@ -8,8 +8,6 @@ import pytest
 import torch
 from torch import nn
 
-from benchmark import config as C
-
 from benchmark.distillers import make_distiller, resolve_params
 from benchmark.distillers.overhaul import Overhaul, bn_margin, partial_l2
 from benchmark.models import build_model

@@ -9,8 +9,6 @@ import subprocess
 import sys
 import time
 
-import pytest
-
 from benchmark import config as C
 from benchmark.queue import LEASE, WorkerOptions, counts, events, run_worker, scan
 from benchmark.store import Store, atomic_write_json

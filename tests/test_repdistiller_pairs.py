@@ -97,7 +97,8 @@ def test_every_method_runs_on_every_benchmark_pair(teacher, student, method):
     loss = d(s.extract(x), ft, labels[index], index)
     assert torch.isfinite(loss)
     loss.backward()
-    moved = lambda params: any(p.grad is not None and p.grad.abs().sum() > 0 for p in params)
+    def moved(params):
+        return any(p.grad is not None and p.grad.abs().sum() > 0 for p in params)
     assert moved(s.parameters())
     if not stages:  # the adapters (regressors, embeddings) are trained by the main loss
         assert moved(d.parameters()) or not list(d.parameters())

@@ -6,8 +6,16 @@ import math
 import pytest
 import torch
 
-from benchmark.distillers.reviewkd import (ABF, CHOSEN_WEIGHTS, PUBLISHED_WEIGHTS, ReviewKD, hcl,
-                                           hcl_level, reviewkd_weight, warmup_factor)
+from benchmark.distillers.reviewkd import (
+    ABF,
+    CHOSEN_WEIGHTS,
+    PUBLISHED_WEIGHTS,
+    ReviewKD,
+    hcl,
+    hcl_level,
+    reviewkd_weight,
+    warmup_factor,
+)
 from benchmark.models import build_model
 
 DT = torch.float64
@@ -30,7 +38,8 @@ def make(fs, ft, classes=5, **params):
 
 def fake(g, stem, maps, dim, classes=5, grad=True):
     """A fake extract() dict in float64 with taps == preact_taps (the distiller reads one of them)."""
-    t = lambda *shape: torch.randn(*shape, generator=g, dtype=DT).requires_grad_(grad)
+    def t(*shape):
+        return torch.randn(*shape, generator=g, dtype=DT).requires_grad_(grad)
     stages = [t(N, c, s, s) for c, s in maps]
     taps = [t(N, stem[0], stem[1], stem[1]), *stages]
     return {"logits": t(N, classes), "penultimate": t(N, dim), "stages": stages, "taps": taps,
@@ -257,8 +266,9 @@ def test_weights_table():
 def test_bf16_features_give_a_float32_loss(pair):
     fs, ft, y = pair
     d = make(fs, ft)
-    cast = lambda f: {k: ([t.detach().bfloat16() for t in v] if isinstance(v, list) else v.detach().bfloat16())
-                      for k, v in f.items()}
+    def cast(f):
+        return {k: ([t.detach().bfloat16() for t in v] if isinstance(v, list) else v.detach().bfloat16())
+                          for k, v in f.items()}
     loss = d(cast(fs), cast(ft), y)
     assert loss.dtype == torch.float32 and torch.isfinite(loss)
 

@@ -61,7 +61,7 @@ def test_resume_from_every_epoch_equals_uninterrupted(tmp_path):
         class Stop(Exception):
             pass
 
-        def hook(m):
+        def hook(m, stop_after=stop_after):
             if m["epoch"] == stop_after:
                 raise Stop
         with pytest.raises(Stop):

@@ -6,8 +6,7 @@ import pytest
 
 from benchmark.claims import evaluate_claim
 from benchmark.errors import BadInput
-from benchmark.verdict import (DEFAULT_TOLERANCES, difference_decided, judge, kind_of, resolve_tolerances,
-                               seed_interval)
+from benchmark.verdict import DEFAULT_TOLERANCES, difference_decided, judge, kind_of, resolve_tolerances, seed_interval
 
 T2 = 4.302652729749464  # t(0.975, df=2), from a t table
 
