@@ -17,7 +17,7 @@ from benchmark import nightly as N
 from tests.helpers import REPO
 
 CATALOG = str(REPO / "tests" / "catalog")
-KD_LINE = "log_p_t = F.log_softmax(z_t / tau, dim=1)"
+KD_LINE = "F.log_softmax(z_t / tau, dim=1)"  # the teacher side of the KD divergence (losses._soft_divergence)
 
 
 @pytest.fixture()
