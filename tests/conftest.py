@@ -40,7 +40,12 @@ def _one_torch_thread():
 def pytest_collection_modifyitems(items):
     """Under pytest-xdist's ``--dist loadgroup`` (the CI command), the tests that share a
     module-scoped fixture (a store trained once, a teacher) run on one worker: otherwise each
-    worker that got one of them would make the fixture again. Without xdist the mark is inert."""
+    worker that got one of them would make the fixture again. Without xdist the mark is inert.
+
+    Tests marked ``heavy`` (the end-to-end and kill -9 tests, 15-55 s each) go first, so that the
+    two workers share them out at the start instead of one finishing the suite alone with the last
+    of them; otherwise the order is the files' (a stable sort)."""
+    items.sort(key=lambda item: item.get_closest_marker("heavy") is None)
     for item in items:
         info = getattr(item, "_fixtureinfo", None)
         defs = info.name2fixturedefs.values() if info else ()

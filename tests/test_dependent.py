@@ -65,6 +65,7 @@ def test_from_row_waits_then_runs_at_the_referenced_cells_best_point(tmp_path, m
     assert "loss.tau1=4.0" in done.note
 
 
+@pytest.mark.heavy
 def test_reproduce_smoke_plans_the_dependent_runs_in_a_second_phase_and_draws_the_heatmap(tmp_path, monkeypatch):
     # main() in this process (the workers it starts are processes): what is tested is the
     # phases, not the interpreter, and three fewer torch imports save seconds each

@@ -64,6 +64,7 @@ def test_a_write_needs_the_current_lease_generation_and_an_unfinished_run(tmp_pa
                                                         "result.json"]  # no temporary file left behind
 
 
+@pytest.mark.heavy
 def test_a_worker_paused_past_its_lease_does_not_touch_the_run_it_lost(tmp_path):
     """Issue 14, case 1: A is stopped (SIGSTOP) longer than its lease, B takes over and finishes,
     A resumes: every file of the finished run stays byte for byte as B left it."""

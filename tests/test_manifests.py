@@ -20,6 +20,7 @@ def test_every_published_table_has_a_manifest_and_back():
         assert required in IDS
 
 
+@pytest.mark.heavy
 @pytest.mark.parametrize("profile", ["paper", "smoke"])
 def test_every_manifest_plans(profile):
     planner = Planner(profile)

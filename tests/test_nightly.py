@@ -38,6 +38,7 @@ def night(code, tmp_path, date):
                           env=env, capture_output=True, text=True, timeout=600, cwd=tmp_path)
 
 
+@pytest.mark.heavy
 def test_a_one_line_loss_change_fails_the_next_night(checkout, tmp_path):
     first = night(checkout, tmp_path, "2026-01-01")
     assert first.returncode == 0, first.stdout + first.stderr

@@ -9,6 +9,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from benchmark import config as C
 from benchmark.queue import LEASE, WorkerOptions, counts, events, run_worker, scan
 from benchmark.store import Store, atomic_write_json
@@ -49,6 +51,7 @@ def comparable(store, rid):
     return res["metrics"], res["weights_digest"]
 
 
+@pytest.mark.heavy
 def test_racing_workers_never_train_a_run_twice(tmp_path):
     store = Store(tmp_path)
     ids = small_dag(store, epochs=2)
@@ -61,6 +64,7 @@ def test_racing_workers_never_train_a_run_twice(tmp_path):
     assert counts(scan(store)) == {"done": 5, "running": 0, "pending": 0, "blocked": 0, "failed": 0}
 
 
+@pytest.mark.heavy
 def test_repeated_sigkills_end_with_each_run_done_once_and_identical(tmp_path):
     reference = Store(tmp_path / "reference")
     ids = small_dag(reference)
@@ -156,6 +160,7 @@ def test_corrupt_result_file_does_not_stop_the_queue(tmp_path):
 CATALOG = str(REPO / "tests" / "catalog")
 
 
+@pytest.mark.heavy
 def test_reproduce_end_to_end_then_nothing_to_do(tmp_path):
     env = {**os.environ, "KD_REPRO_CATALOG": CATALOG}
     cmd = [sys.executable, str(REPO / "runner.py"), "reproduce", "klmse-table5", "--profile", "smoke", "--store",
@@ -177,6 +182,7 @@ def test_reproduce_end_to_end_then_nothing_to_do(tmp_path):
     assert "| ResNet-50 | 76.28 → " in report and "75.84 (cited)" in report
 
 
+@pytest.mark.heavy
 def test_reproduce_through_submitit_local_executor(tmp_path):
     env = {**os.environ, "KD_REPRO_CATALOG": CATALOG}
     proc = subprocess.run([sys.executable, str(REPO / "runner.py"), "reproduce", "klmse-table5", "--profile", "smoke",

@@ -66,6 +66,7 @@ def holders(store, ids):
     return out
 
 
+@pytest.mark.heavy
 @pytest.mark.parametrize("round_", range(ROUNDS))
 def test_soak(tmp_path, reference, round_):
     rng = random.Random(1000 + round_)

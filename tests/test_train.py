@@ -187,6 +187,7 @@ def test_checkpoint_teacher_verified_by_sha256(tmp_path):
     assert res["status"] == "failed" and "sha256" in res["reason"]
 
 
+@pytest.mark.heavy
 def test_kill_9_then_rerun_gives_identical_result(tmp_path):
     raw = tiny(recipe={"epochs": 6})
     raw["data"]["synthetic"]["per_class"] = 30  # 10 steps per epoch: 4 epochs of margin for the kill
