@@ -19,9 +19,15 @@ torch.set_num_threads(1)
 
 @pytest.fixture(scope="session", autouse=True)
 def _flops_cache(tmp_path_factory):
-    """FLOPs counted once per test session, in a cache of its own (never the user's ~/.cache)."""
+    """FLOPs counted once per test session, in a cache of its own (never the user's ~/.cache).
+    Under pytest-xdist the workers share it (the folder above each worker's own temporary
+    folder): planning every manifest counts 14 s of FLOPs from cold, which the second worker
+    would otherwise count again. The cache's writes are atomic merges (benchmark/diskcache.py)."""
     old = os.environ.get("KD_REPRO_CACHE")
-    os.environ["KD_REPRO_CACHE"] = str(tmp_path_factory.mktemp("kd-repro-cache"))
+    base = tmp_path_factory.getbasetemp()
+    folder = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "kd-repro-cache"
+    folder.mkdir(exist_ok=True)
+    os.environ["KD_REPRO_CACHE"] = str(folder)
     yield
     if old is None:
         os.environ.pop("KD_REPRO_CACHE", None)
