@@ -71,8 +71,7 @@ def _rewrite_metrics(store: Store, rid: str):
         import torch
 
         state = torch.load(store.run_file(rid, CHECKPOINT), map_location="cpu", weights_only=True)
-        text = "".join(json.dumps(m, sort_keys=True) + "\n" for m in state["history"])
-        store.write_run_file(rid, METRICS, text.encode(), repair=True)
+        store.rewrite_metrics(rid, state["history"], repair=True)
     return fix
 
 

@@ -174,6 +174,11 @@ def manifest_paths(root: Path | None = None) -> dict[str, Path]:
     return {p.stem: p for p in sorted((root / "manifests").glob("*/*.yaml")) if p.parent.name != "recipes"}
 
 
+def table_id(name: str) -> str:
+    """The table a command-line name stands for: a table id as it is, a manifest file by its stem."""
+    return Path(name).stem if name.endswith((".yaml", ".yml")) else name
+
+
 def find_manifest(name: str, root: Path | None = None) -> Path:
     """A table id or a manifest file path."""
     if name.endswith((".yaml", ".yml")):

@@ -104,6 +104,7 @@ def run_nightly(tables: list[str], profile: str, date: str, out: Path, root: Pat
     from dataclasses import replace
 
     from . import canary
+    from .manifest import table_id
     from .queue import scan
     from .reproduce import Request, reproduce_tables
     from .store import Store, atomic_write_json
@@ -127,7 +128,7 @@ def run_nightly(tables: list[str], profile: str, date: str, out: Path, root: Pat
         exact, golden_found = canary.compare(golden, numbers)
         golden_note = "bit for bit, same platform" if exact else "within cross-platform tolerances"
     failed = [run_id for run_id, s in scan(Store(store_dir)).items() if s.state == "failed"]
-    table_ids = [Path(t).stem if t.endswith((".yaml", ".yml")) else t for t in tables]
+    table_ids = [table_id(t) for t in tables]
     new = snapshot(day_dir, table_ids, failed, profile, date, canary=numbers, fingerprint_hex=digest)
     past = history(out, date, warn=lambda msg: print(msg, file=sys.stderr))
     old = past[-1] if past else None

@@ -16,6 +16,7 @@ from . import profiles
 from .aggregate import WITH_NUMBER, CellResult, Measurer, aggregate_table, coverage
 from .claims import evaluate_claim
 from .figures import draw_figure
+from .manifest import table_id
 from .plan import Planner, TablePlan
 from .store import Store
 from .verdict import NOT_COMPARABLE, difference_decided
@@ -315,8 +316,7 @@ def plan_for_report(store: Store, tables: list[str], profile: str | None = None,
     from .figures import check_figures_asked
     from .sessions import last_profile
 
-    names = [Path(t).stem if t.endswith((".yaml", ".yml")) else t for t in tables]
-    last = {profile or last_profile(store, n) for n in names}
+    last = {profile or last_profile(store, table_id(t)) for t in tables}
     if len(last) > 1:
         raise BadInput("--profile", None, f"the tables were last run with different profiles "
                                           f"({', '.join(sorted(last))}); name one with --profile")

@@ -195,10 +195,6 @@ def stop_workers(procs, grace: float = 0.0) -> None:
             p.kill()
 
 
-def summarize_failures(store: Store, only: set[str] | None, full: bool = False) -> list[str]:
-    return failure_summary(scan(store, only), full)
-
-
 def failure_summary(states: dict, full: bool = False) -> list[str]:
     """Failed runs grouped by reason with counts, the runs they block, and how to retry; every
     failed and blocked run only with ``full`` (the --failures flag)."""
@@ -278,12 +274,12 @@ def reproduce_tables(request: Request) -> int:
         job_ids = sorted({j for p in plans for j in p.job_ids})
         if done_ids and set(job_ids) <= done_ids:
             break
+        to_train = [planner.jobs[j].config for j in job_ids if not store.is_done(j)]
         # torchvision teachers: in torch.hub's cache (fetched as torchvision does), or exit 2 saying
         # which file to place where
-        hub.ensure_files([planner.jobs[j].config["teacher"] for j in job_ids
-                          if "torchvision" in (planner.jobs[j].config["teacher"] or {}) and not store.is_done(j)],
+        hub.ensure_files([cfg["teacher"] for cfg in to_train if "torchvision" in (cfg["teacher"] or {})],
                          download=not hub.offline())
-        require([planner.jobs[j].config for j in job_ids if not store.is_done(j)], request.worker.data_root)
+        require(to_train, request.worker.data_root)
         code = run_phase(request, store, planner, plans, job_ids)
         if code == 130:
             return code
@@ -339,14 +335,12 @@ def run_phase(request: Request, store: Store, planner: Planner, plans: list, job
         print("\nstopped; run the same command again to continue (finished epochs are kept)", file=sys.stderr)
         return 130
     stop_workers(procs, grace=30.0)  # every run ended: the workers are on their way out
-    final = counts(scan(store, only))
+    states = scan(store, only)
+    final = counts(states)
     print(f"runs: {final['done']} done, {final['failed']} failed, {final['blocked']} blocked, "
           f"{final['pending']} pending, {final['running']} running", flush=True)
-    for line in summarize_failures(store, only, full=request.all_failures):
-        print(line)
-    if final["failed"]:
-        print(f"{final['failed']} run(s) failed; once the cause is fixed, run the same command with --retry-failed",
-              flush=True)
+    for line in failure_summary(states, full=request.all_failures):  # ends with how to retry
+        print(line, flush=True)
     return 0
 
 

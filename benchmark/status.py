@@ -6,7 +6,6 @@ nothing heavy (no torch), since ``status`` is asked often and must answer at onc
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 from .queue import JobState, counts, lease_wait_note, scan
 from .sessions import last_profile
@@ -16,12 +15,12 @@ from .store import Store
 def planned_runs(store: Store, tables: list[str], profile: str | None, figures: list[str]) -> set[str]:
     """The run ids of ``tables``, each planned at ``profile``, else at the one it was last
     reproduced with in this store (as ``report`` does)."""
+    from .manifest import table_id
     from .plan import Planner
 
     runs: set[str] = set()
     for table in tables:
-        name = Path(table).stem if table.endswith((".yaml", ".yml")) else table
-        planner = Planner(profile or last_profile(store, name), store=store, figures=figures)
+        planner = Planner(profile or last_profile(store, table_id(table)), store=store, figures=figures)
         runs |= set(planner.plan(table).job_ids)
     return runs
 

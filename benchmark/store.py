@@ -44,6 +44,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -91,6 +92,11 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 
 def json_bytes(obj: Any) -> bytes:
     return (json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n").encode()
+
+
+def jsonl_bytes(lines: list[dict]) -> bytes:
+    """metrics.jsonl's form: one sorted-key JSON object a line."""
+    return "".join(json.dumps(m, sort_keys=True) + "\n" for m in lines).encode()
 
 
 def atomic_write_json(path: Path, obj: Any) -> None:
@@ -215,17 +221,23 @@ class Store:
         run_dir = self.run_dir(run_id)
         tmp = write_temp(run_dir / name, data)
         try:
-            try:
-                with FileLock(str(run_dir / LOCK), timeout=60):
-                    self.check_may_write(run_id, name, repair=repair)
-                    if keep_previous and (run_dir / name).exists():
-                        os.replace(run_dir / name, run_dir / keep_previous)
-                    os.replace(tmp, run_dir / name)
-            except Timeout:
-                raise WriteRefused(f"run {run_id}: its lock is held by another process") from None
+            with self._fenced(run_id, name, repair):
+                if keep_previous and (run_dir / name).exists():
+                    os.replace(run_dir / name, run_dir / keep_previous)
+                os.replace(tmp, run_dir / name)
         finally:
             tmp.unlink(missing_ok=True)
         _fsync_dir(run_dir)
+
+    @contextmanager
+    def _fenced(self, run_id: str, name: str, repair: bool = False):
+        """Hold the run's lock and check that this process may write ``name`` (WriteRefused if not)."""
+        try:
+            with FileLock(str(self.run_file(run_id, LOCK)), timeout=60):
+                self.check_may_write(run_id, name, repair=repair)
+                yield
+        except Timeout:
+            raise WriteRefused(f"run {run_id}: its lock is held by another process") from None
 
     def check_may_write(self, run_id: str, name: str, repair: bool = False) -> None:
         """Raise WriteRefused unless this process may write ``name`` into the run now (call it
@@ -251,25 +263,19 @@ class Store:
         A kill mid-append leaves a torn last line, which ``metrics`` ignores and the resumed run's
         ``rewrite_metrics`` replaces."""
         path = self.run_file(run_id, METRICS)
-        text = "".join(json.dumps(m, sort_keys=True) + "\n" for m in epoch_metrics).encode()
         created = not path.exists()
-        try:
-            with FileLock(str(self.run_file(run_id, LOCK)), timeout=60):
-                self.check_may_write(run_id, METRICS)
-                with open(path, "ab") as f:
-                    f.write(text)
-                    f.flush()
-                    os.fsync(f.fileno())
-        except Timeout:
-            raise WriteRefused(f"run {run_id}: its lock is held by another process") from None
+        with self._fenced(run_id, METRICS), open(path, "ab") as f:
+            f.write(jsonl_bytes(epoch_metrics))
+            f.flush()
+            os.fsync(f.fileno())
         if created:
             _fsync_dir(path.parent)
 
-    def rewrite_metrics(self, run_id: str, epoch_metrics: list[dict]) -> None:
+    def rewrite_metrics(self, run_id: str, epoch_metrics: list[dict], repair: bool = False) -> None:
         """Replace metrics.jsonl by these lines, atomically: a resumed run writes back the history
-        it restored from its checkpoint, so no epoch is listed twice and a torn line is gone."""
-        text = "".join(json.dumps(m, sort_keys=True) + "\n" for m in epoch_metrics)
-        self.write_run_file(run_id, METRICS, text.encode())
+        it restored from its checkpoint, so no epoch is listed twice and a torn line is gone
+        (``repair``: ``store check --repair`` re-deriving it from the checkpoint)."""
+        self.write_run_file(run_id, METRICS, jsonl_bytes(epoch_metrics), repair=repair)
 
     def metrics(self, run_id: str) -> list[dict]:
         """The lines of metrics.jsonl; a torn last line (a kill mid-append) is left out."""
