@@ -79,9 +79,10 @@ def _reevaluate_logits(store: Store, rid: str, cfg: dict, data_root: str | None)
     def fix():
         import torch
 
+        from .checkpoints import tensor_bytes
         from .data import get_spec
         from .models import build_model
-        from .train import ExecOptions, _tensor_bytes, build_pipeline, evaluate
+        from .train import ExecOptions, build_pipeline, evaluate
 
         run_cfg = json.loads(json.dumps(cfg))
         if data_root:
@@ -92,7 +93,7 @@ def _reevaluate_logits(store: Store, rid: str, cfg: dict, data_root: str | None)
         logits = ev["logits"].cpu()
         if logits.numel() > 4_000_000:  # as Student.finish keeps them
             logits = logits.half()
-        store.write_run_file(rid, TEST_LOGITS, _tensor_bytes({"logits": logits, "labels": ev["labels"].cpu()}),
+        store.write_run_file(rid, TEST_LOGITS, tensor_bytes({"logits": logits, "labels": ev["labels"].cpu()}),
                              repair=True)
     return fix
 

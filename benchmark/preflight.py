@@ -37,11 +37,10 @@ def check_dataset(name: str, root: str) -> BadInput | None:
 
 
 def check_teacher_checkpoint(teacher: dict, dataset: str) -> BadInput | None:
-    import torch
 
     from .data import get_spec
     from .models import build_model
-    from .train import _state_dict_of, sha256_of
+    from .models.weights import load_file, sha256_of, unwrap_state_dict
 
     path, where = teacher["checkpoint"], f"teacher checkpoint {teacher['checkpoint']}"
     fix = "point the zoo entry or the config's teacher.checkpoint at the right file"
@@ -54,12 +53,12 @@ def check_teacher_checkpoint(teacher: dict, dataset: str) -> BadInput | None:
     if digest != teacher["sha256"]:
         return BadInput(where, None, f"its sha256 is {digest}, not the {teacher['sha256']} the config names; {fix}")
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        obj = load_file(path)  # as the trainer reads it (teachers.py): RepDistiller's files included
     except Exception as err:  # garbage, a truncated zip, an unsafe pickle
         return BadInput(where, None, f"is not a loadable checkpoint ({_first_line(err)})")
     if not isinstance(obj, dict):
         return BadInput(where, None, f"holds a {type(obj).__name__}, not a state dict")
-    state = _state_dict_of(obj)
+    state = unwrap_state_dict(obj, strict=False)
     if not state:
         return BadInput(where, None, "holds no weights (an empty state dict)")
     model = build_model(teacher["model"], get_spec(dataset).num_classes)
@@ -75,7 +74,7 @@ def check_teacher_checkpoint(teacher: dict, dataset: str) -> BadInput | None:
 def check_init_weights(init: dict, model_name: str, dataset: str) -> BadInput | None:
     from .data import get_spec
     from .models import build_model
-    from .train import sha256_of
+    from .models.weights import sha256_of
 
     path, where = init["weights"], f"init weights {init['weights']}"
     try:

@@ -40,7 +40,7 @@ from .errors import BadInput
 from .init_schemes import apply_init_scheme
 from .losses import make_loss
 from .models import build_model
-from .models.weights import sha256_of, unwrap_state_dict
+from .models.weights import sha256_of
 from .optimizers import make_optimizer
 from .pipeline import Augmentation, LoaderPipeline, TensorPipeline, batch_indices, derive_seed
 from .pretraining import InitStages, pretrain
@@ -136,14 +136,6 @@ def build_pipeline(cfg: dict, options: ExecOptions):
 
 
 # ---------------------------------------------------------------- models
-
-
-def _state_dict_of(obj) -> dict:
-    """A teacher file's weights, as load_teacher reads them (preflight.py checks a file with this)."""
-    return unwrap_state_dict(obj, strict=False)
-
-
-_tensor_bytes = tensor_bytes  # the name fsck.py imports
 
 
 def build_student(cfg: dict, device: torch.device) -> torch.nn.Module:
