@@ -80,6 +80,85 @@ def cli(*args) -> subprocess.CompletedProcess:
     return subprocess.CompletedProcess(["runner.py", *map(str, args)], code, out.getvalue(), err.getvalue())
 
 
+class Forked:
+    """A fork of this test process that runs ``target()`` (its exit code) in a process of its own
+    (its own pid, memory and file descriptors; killed, stopped and reaped like a command), without
+    a new interpreter importing torch and torchvision: 2-3 CPU-seconds per worker, most of what a
+    kill -9 or soak test spent. ``forked_runner(ARGS)`` is ``runner.py ARGS`` this way. The child
+    runs one torch thread, as this process does (conftest), and never returns into pytest: it
+    leaves with ``os._exit``. Its standard output and error go to ``out`` (default: discarded).
+    The tests of the commands' own start-up (the interpreter, ``runner.py``, what a launcher
+    passes to its workers) still spawn: ``runner()``, and `reproduce` starting its workers.
+
+    The interface is Popen's: ``pid``, ``poll()``, ``wait(timeout)``, ``send_signal``,
+    ``kill``, ``returncode`` (minus the signal number when a signal ended it)."""
+
+    def __init__(self, target, out: Path | None = None, name: str = "forked"):
+        import os
+
+        path = str(out) if out is not None else os.devnull
+        self.args, self.returncode = [name], None
+        self.pid = os.fork()
+        if self.pid == 0:  # the child: never returns from here
+            code = 1
+            try:
+                os.setsid()  # a session of its own, as start_new_session=True gives a spawned worker
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+                os.dup2(fd, 1)
+                os.dup2(fd, 2)
+                sys.stdout = sys.stderr = open(1, "w", buffering=1, closefd=False)
+                code = target()
+            except SystemExit as exit_:  # argparse's own exit
+                code = 0 if exit_.code is None else exit_.code
+            except BaseException:  # noqa: B036 - whatever happens, the child must not run pytest on
+                import traceback
+
+                traceback.print_exc()
+            finally:
+                try:
+                    sys.stdout.flush()
+                finally:
+                    os._exit(code if isinstance(code, int) else 1)
+
+    def poll(self) -> int | None:
+        import os
+
+        if self.returncode is None:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        import time
+
+        end = None if timeout is None else time.time() + timeout
+        while self.poll() is None:
+            if end is not None and time.time() > end:
+                raise subprocess.TimeoutExpired(self.args, timeout)
+            time.sleep(0.02)
+        return self.returncode
+
+    def send_signal(self, sig: int) -> None:
+        import os
+
+        if self.returncode is None:
+            os.kill(self.pid, sig)
+
+    def kill(self) -> None:
+        import signal
+
+        self.send_signal(signal.SIGKILL)
+
+
+def forked_runner(*args, out: Path | None = None) -> Forked:
+    """``runner.py ARGS`` as a Forked process: the command's main() on the same arguments."""
+    from benchmark.cli import main
+
+    argv = [str(a) for a in args]
+    return Forked(lambda: main(argv), out=out, name="runner.py " + " ".join(argv))
+
+
 # ---- hand-written references (plain loops over samples / positions) --------------------------
 
 

@@ -5,8 +5,6 @@ import hashlib
 import os
 import signal
 import socket
-import subprocess
-import sys
 import time
 
 import pytest
@@ -17,7 +15,7 @@ from benchmark import config as C
 from benchmark.queue import Lease, WorkerOptions, events, run_worker
 from benchmark.store import LEASE, Store, WriteRefused, atomic_write_json, read_json
 from benchmark.train import ExecOptions, train_run
-from tests.helpers import REPO, tiny, wait_for
+from tests.helpers import Forked, forked_runner, tiny, wait_for
 
 RUN_FILES = ("config.json", "metrics.jsonl", "checkpoint.pt", "checkpoint.prev.pt", "model.pt", "test_logits.pt",
              "result.json")
@@ -74,9 +72,8 @@ def test_a_worker_paused_past_its_lease_does_not_touch_the_run_it_lost(tmp_path)
     reference = train_run(cfg, Store(tmp_path / "ref"), ExecOptions())
     store = Store(tmp_path / "s")
     _, rid = enqueue(store, raw)
-    a = subprocess.Popen([sys.executable, str(REPO / "runner.py"), "worker", "--store", str(store.root), "--device",
-                          "cpu", "--lease-seconds", "2"], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                         text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    a_log = tmp_path / "a.log"
+    a = forked_runner("worker", "--store", store.root, "--device", "cpu", "--lease-seconds", "2", out=a_log)
     try:
         assert wait_for(lambda: len(store.metrics(rid)) >= 1, 120)
         pause_outside_the_lock(a, store.run_dir(rid))
@@ -89,8 +86,8 @@ def test_a_worker_paused_past_its_lease_does_not_touch_the_run_it_lost(tmp_path)
         lines = len(store.metrics(rid))
     finally:
         a.send_signal(signal.SIGCONT)
-    out, _ = a.communicate(timeout=120)
-    assert a.returncode == 0, out
+    assert a.wait(timeout=120) == 0, a_log.read_text()
+    out = a_log.read_text()
     assert digests(store, rid) == finished and len(store.metrics(rid)) == lines == 4
     assert comparable(store.result(rid)) == comparable(reference)
     kinds = [(e["kind"], e["worker"].startswith("B")) for e in events(store, rid)]
@@ -113,9 +110,13 @@ def pause_outside_the_lock(proc, run_dir):
     raise AssertionError("the worker always held the run's lock")
 
 
-LOOSE_WORKER = ("import sys; from benchmark.queue import WorkerOptions, run_worker; "
-                "print(run_worker(WorkerOptions(store=sys.argv[1], lease_seconds=0.1, heartbeat_seconds=0.03, "
-                "poll_seconds=0.05)))")
+def loose_worker(store: Store, out):
+    """A worker through the API with a lease of 0.1 s, in a process of its own; prints its tally."""
+    def work():
+        print(run_worker(WorkerOptions(store=str(store.root), lease_seconds=0.1, heartbeat_seconds=0.03,
+                                       poll_seconds=0.05)))
+        return 0
+    return Forked(work, out=out)
 
 
 def test_two_workers_with_a_tiny_lease_finish_each_run_once(tmp_path):
@@ -129,11 +130,9 @@ def test_two_workers_with_a_tiny_lease_finish_each_run_once(tmp_path):
     store = Store(tmp_path / "s")
     for r in raws:
         enqueue(store, r)
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
-    procs = [subprocess.Popen([sys.executable, "-c", LOOSE_WORKER, str(store.root)], cwd=REPO, env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for _ in range(2)]
-    outs = [p.communicate(timeout=300)[0] for p in procs]
-    assert all(p.returncode == 0 for p in procs), outs
+    procs = [loose_worker(store, tmp_path / f"w{i}.log") for i in range(2)]
+    codes = [p.wait(timeout=300) for p in procs]
+    assert codes == [0, 0], [(tmp_path / f"w{i}.log").read_text() for i in range(2)]
     for rid, ref in refs.items():
         assert comparable(store.result(rid)) == comparable(ref), rid
         assert [e["kind"] for e in events(store, rid)].count("finish") == 1
@@ -151,17 +150,16 @@ def test_two_train_commands_of_one_config_train_it_once(tmp_path, capsys):
     cfg_file.write_text(yaml.safe_dump(raw))
     rid = C.run_id(C.resolve(raw))
     store = Store(tmp_path / "s")
-    first = subprocess.Popen([sys.executable, str(REPO / "runner.py"), "train", str(cfg_file), "--store",
-                              str(store.root), "--device", "cpu"], cwd=REPO, stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    first_log = tmp_path / "first.log"
+    first = forked_runner("train", cfg_file, "--store", store.root, "--device", "cpu", out=first_log)
     try:
         assert wait_for(lambda: isinstance(read_json(store.run_dir(rid) / LEASE), dict), 120)
         second = cli.main(["train", str(cfg_file), "--store", str(store.root), "--device", "cpu"])
         err = capsys.readouterr().err
         assert store.result(rid) is None, "the first train finished before the second started: the test proved nothing"
     finally:
-        out, first_err = first.communicate(timeout=300)
-    assert first.returncode == 0, first_err
+        first.wait(timeout=300)
+    assert first.returncode == 0, first_log.read_text()
     assert second == 1 and err.strip().count("\n") == 0 and "is being trained by train:" in err, err
     assert [e["kind"] for e in events(store, rid)] == ["claim", "finish"]
 

@@ -3,11 +3,8 @@ torchvision records, files are found in torch.hub's cache and checked by their d
 missing file is one line saying where to put it. No network: files are made by the tests."""
 
 import hashlib
-import os
 import re
 import shutil
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -20,7 +17,7 @@ from benchmark.models import build_model
 from benchmark.plan import Planner
 from benchmark.store import Store
 from benchmark.train import RunFailed, load_teacher
-from tests.helpers import REPO
+from tests.helpers import cli
 
 TORCHVISION_ENTRIES = [(dataset, key, entry) for dataset, entries in cached_catalog().zoo.items()
                        for key, entry in entries.items() if entry.get("torchvision")]
@@ -112,12 +109,12 @@ def test_a_missing_file_says_in_one_line_which_file_to_place_where(hub, tmp_path
                      Store(tmp_path / "store"), "cpu")
 
 
-def test_reproduce_without_the_file_offline_exits_2_in_one_line_and_writes_nothing(tmp_path):
-    env = {**os.environ, "TORCH_HOME": str(tmp_path / "torch"), "KD_REPRO_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
-    env.pop("KD_REPRO_CATALOG", None)
+def test_reproduce_without_the_file_offline_exits_2_in_one_line_and_writes_nothing(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setenv("KD_REPRO_OFFLINE", "1")
+    monkeypatch.delenv("KD_REPRO_CATALOG", raising=False)
     store = tmp_path / "store"
-    proc = subprocess.run([sys.executable, str(REPO / "runner.py"), "reproduce", "atkd-table4", "--store", str(store),
-                           "--device", "cpu", "--quiet"], env=env, capture_output=True, text=True, timeout=300)
+    proc = cli("reproduce", "atkd-table4", "--store", store, "--device", "cpu", "--quiet")  # main(), in this process
     assert proc.returncode == 2, proc.stderr + proc.stdout
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in proc.stderr

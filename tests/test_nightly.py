@@ -1,8 +1,9 @@
 """Nightly regression runs measure tonight's code: a one-line change to a loss is caught.
 
-The test copies the package (runner.py, benchmark/, goldens/, tables/) to a folder of its own,
-runs three nights on the test catalog's klmse-table4 (smoke profile), and between the second and
-third night changes one line of the copy's KD loss, as a developer would.
+The test runs two nights of this checkout on the test catalog's klmse-table4 (smoke profile; in
+this process, the workers they start are processes), then a third night in a process of its own
+on a copy of the package (runner.py, benchmark/, goldens/, tables/) with one line of the KD loss
+changed, as a developer would.
 """
 
 import json
@@ -14,7 +15,7 @@ import sys
 import pytest
 
 from benchmark import nightly as N
-from tests.helpers import REPO
+from tests.helpers import REPO, cli
 
 CATALOG = str(REPO / "tests" / "catalog")
 KD_LINE = "F.log_softmax(z_t / tau, dim=1)"  # the teacher side of the KD divergence (losses._soft_divergence)
@@ -30,23 +31,29 @@ def checkout(tmp_path):
     return code
 
 
+def night_args(tmp_path, date):
+    return ["nightly", "--tables", "klmse-table4", "--store", str(tmp_path / "store"), "--out",
+            str(tmp_path / "nightly"), "--date", date, "--profile", "smoke", "--device", "cpu", "--quiet",
+            "--workers", "1"]
+
+
 def night(code, tmp_path, date):
+    """A night of the code in ``code`` (a copy of the package), in a process of its own."""
     env = {**os.environ, "KD_REPRO_CATALOG": CATALOG, "PYTHONPATH": str(code), "OMP_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, str(code / "runner.py"), "nightly", "--tables", "klmse-table4",
-                           "--store", str(tmp_path / "store"), "--out", str(tmp_path / "nightly"), "--date", date,
-                           "--profile", "smoke", "--device", "cpu", "--quiet", "--workers", "1"],
+    return subprocess.run([sys.executable, str(code / "runner.py"), *night_args(tmp_path, date)],
                           env=env, capture_output=True, text=True, timeout=600, cwd=tmp_path)
 
 
 @pytest.mark.heavy
-def test_a_one_line_loss_change_fails_the_next_night(checkout, tmp_path):
-    first = night(checkout, tmp_path, "2026-01-01")
+def test_a_one_line_loss_change_fails_the_next_night(checkout, tmp_path, monkeypatch):
+    monkeypatch.setenv("KD_REPRO_CATALOG", CATALOG)
+    first = cli(*night_args(tmp_path, "2026-01-01"))  # this checkout's code, main() in this process
     assert first.returncode == 0, first.stdout + first.stderr
     assert "training afresh" in first.stdout and "0 regression(s) (baseline)" in first.stdout
     snap = json.loads((tmp_path / "nightly" / "2026-01-01" / "nightly.json").read_text())
     assert set(snap["canary"]["runs"]) >= {"kd", "ft", "fitnet"}
 
-    same = night(checkout, tmp_path, "2026-01-02")  # unchanged code: the same store, nothing trained
+    same = cli(*night_args(tmp_path, "2026-01-02"))  # unchanged code: the same store, nothing trained
     assert same.returncode == 0, same.stdout + same.stderr
     assert "reusing" in same.stdout and "0 regression(s) against 2026-01-01" in same.stdout
     assert "runs, " in same.stdout and " already done" in same.stdout

@@ -14,7 +14,7 @@ import pytest
 from benchmark import config as C
 from benchmark.queue import LEASE, WorkerOptions, counts, events, run_worker, scan
 from benchmark.store import Store, atomic_write_json
-from tests.helpers import REPO, runner, tiny
+from tests.helpers import REPO, cli, forked_runner, runner, tiny
 
 
 def enqueue(store, raws):
@@ -37,9 +37,8 @@ def small_dag(store, epochs=3):
 
 
 def worker_proc(store, *extra):
-    return subprocess.Popen([sys.executable, str(REPO / "runner.py"), "worker", "--store", str(store.root), "--device",
-                             "cpu", "--lease-seconds", "30", *map(str, extra)], cwd=REPO, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
+    """`runner.py worker` in a process of its own (forked: it starts training at once)."""
+    return forked_runner("worker", "--store", store.root, "--device", "cpu", "--lease-seconds", "30", *extra)
 
 
 def kinds(store, rid):
@@ -75,7 +74,7 @@ def test_repeated_sigkills_end_with_each_run_done_once_and_identical(tmp_path):
     kills = 0
     while not all(store.is_done(r) for r in ids) and kills < 6:
         procs = [worker_proc(store) for _ in range(2)]
-        time.sleep(rng.uniform(3.0, 7.0))  # python and torch take ~3 s to start
+        time.sleep(rng.uniform(0.5, 2.5))  # the whole DAG takes 4-8 s of two workers
         for p in procs:
             if p.poll() is None:
                 os.killpg(p.pid, signal.SIGKILL)
@@ -161,15 +160,15 @@ CATALOG = str(REPO / "tests" / "catalog")
 
 
 @pytest.mark.heavy
-def test_reproduce_end_to_end_then_nothing_to_do(tmp_path):
-    env = {**os.environ, "KD_REPRO_CATALOG": CATALOG}
-    cmd = [sys.executable, str(REPO / "runner.py"), "reproduce", "klmse-table5", "--profile", "smoke", "--store",
-           str(tmp_path), "--device", "cpu", "--quiet"]
-    first = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+def test_reproduce_end_to_end_then_nothing_to_do(tmp_path, monkeypatch):
+    # reproduce's main() in this process; the worker it starts is a process (spawned, as for a user)
+    monkeypatch.setenv("KD_REPRO_CATALOG", CATALOG)
+    cmd = ["reproduce", "klmse-table5", "--profile", "smoke", "--store", tmp_path, "--device", "cpu", "--quiet"]
+    first = cli(*cmd)
     assert first.returncode == 0, first.stderr + first.stdout
     assert "0 already done" in first.stdout
     report = (tmp_path / "reports" / "klmse-table5.md").read_text()
-    second = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    second = cli(*cmd)
     assert second.returncode == 0 and "4 runs, 4 already done" in second.stdout
     log = (tmp_path / "queue" / "worker-0.log").read_text().splitlines()
     assert sum(line.startswith("worker ") for line in log) == 1  # one worker session: none the second time
@@ -183,10 +182,9 @@ def test_reproduce_end_to_end_then_nothing_to_do(tmp_path):
 
 
 @pytest.mark.heavy
-def test_reproduce_through_submitit_local_executor(tmp_path):
-    env = {**os.environ, "KD_REPRO_CATALOG": CATALOG}
-    proc = subprocess.run([sys.executable, str(REPO / "runner.py"), "reproduce", "klmse-table5", "--profile", "smoke",
-                           "--store", str(tmp_path), "--device", "cpu", "--quiet", "--launcher", "submitit-local",
-                           "--workers", "2", "--no-report"], env=env, capture_output=True, text=True, timeout=600)
+def test_reproduce_through_submitit_local_executor(tmp_path, monkeypatch):
+    monkeypatch.setenv("KD_REPRO_CATALOG", CATALOG)
+    proc = cli("reproduce", "klmse-table5", "--profile", "smoke", "--store", tmp_path, "--device", "cpu", "--quiet",
+               "--launcher", "submitit-local", "--workers", "2", "--no-report")
     assert proc.returncode == 0, proc.stderr + proc.stdout
     assert "submitted 2 worker job(s)" in proc.stdout and "runs: 4 done" in proc.stdout

@@ -7,8 +7,6 @@ with --tensorboard, as `reproduce` would.
 import io
 import json
 import os
-import subprocess
-import sys
 from html.parser import HTMLParser
 
 import pandas as pd
@@ -22,7 +20,7 @@ from benchmark.report import table_json, write_reports
 from benchmark.sessions import record_session
 from benchmark.site import write_site
 from benchmark.store import Store
-from tests.helpers import REPO, runner
+from tests.helpers import REPO, cli
 
 CATALOG = str(REPO / "tests" / "catalog")
 TABLE = "klmse-table4"
@@ -89,9 +87,7 @@ def test_cells_frame_is_the_reports_cells_and_csv_writes_it(trained, tmp_path):
     assert set(frame["status"]) <= {"not comparable", "measured", "cited", "setting"}  # smoke: never ticked
     measured = frame[frame["reproduced"].notna() & (frame["rule"] == "value")]
     assert len(measured) and set(measured["n"]) == {1}  # one seed at the smoke profile
-    out = subprocess.run([sys.executable, str(REPO / "runner.py"), "report", TABLE, "--store", str(store.root),
-                          "--format", "csv", "--profile", "smoke"], capture_output=True, text=True, timeout=300,
-                         env={**os.environ, "KD_REPRO_CATALOG": CATALOG})
+    out = cli("report", TABLE, "--store", store.root, "--format", "csv", "--profile", "smoke")  # in this process
     assert out.returncode == 0, out.stderr
     csv = pd.read_csv(io.StringIO(out.stdout))
     assert list(csv.columns) == R.CELL_COLUMNS
@@ -175,4 +171,4 @@ def test_site_pages_are_well_formed_and_link_what_exists(trained, tmp_path):
     assert ("Readings of the paper" in text) == bool(plan.manifest.notes)  # the test catalog has none
     assert "Provenance" in text and "not comparable" in text.lower()
     assert pd.read_csv(out / f"{TABLE}.csv")["status"].tolist() == frame["status"].tolist()
-    assert runner("site", "--store", tmp_path / "nope", "--out", tmp_path / "x").returncode == 2
+    assert cli("site", "--store", tmp_path / "nope", "--out", tmp_path / "x").returncode == 2

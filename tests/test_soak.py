@@ -9,7 +9,6 @@ import os
 import random
 import signal
 import subprocess
-import sys
 import time
 
 import pytest
@@ -17,7 +16,7 @@ import pytest
 from benchmark import config as C
 from benchmark.queue import WorkerOptions, events, lease_is_live, run_worker
 from benchmark.store import LEASE, Store, read_json
-from tests.helpers import REPO, tiny
+from tests.helpers import forked_runner, tiny
 
 ROUNDS = int(os.environ.get("KD_REPRO_SOAK_ROUNDS", "1"))
 LEASE_S = 2.0
@@ -37,9 +36,8 @@ def dag(store, epochs):
 
 
 def worker(store):
-    return subprocess.Popen([sys.executable, str(REPO / "runner.py"), "worker", "--store", str(store.root), "--device",
-                             "cpu", "--lease-seconds", str(LEASE_S), "--no-fuse"], cwd=REPO, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    """`runner.py worker` in a process of its own (forked: it starts training at once)."""
+    return forked_runner("worker", "--store", store.root, "--device", "cpu", "--lease-seconds", LEASE_S, "--no-fuse")
 
 
 def fingerprint(store, rid):
@@ -78,7 +76,7 @@ def test_soak(tmp_path, reference, round_):
     deadline = time.time() + 300
     try:
         while not all(store.is_done(r) for r in ids) and time.time() < deadline:
-            time.sleep(rng.uniform(1.0, 4.0))
+            time.sleep(rng.uniform(0.5, 2.0))  # forked workers train from their first second
             now = time.time()
             for p, until in list(paused.items()):
                 if now >= until:

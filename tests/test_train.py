@@ -13,7 +13,7 @@ import yaml
 from benchmark import config as C
 from benchmark.store import CHECKPOINT, METRICS, Store
 from benchmark.train import ExecOptions, recalibrate_bn, train_run
-from tests.helpers import REPO, runner, stop_after_epoch, tiny, wait_for
+from tests.helpers import REPO, cli, stop_after_epoch, tiny, wait_for
 
 
 def comparable(result):
@@ -207,7 +207,7 @@ def test_kill_9_then_rerun_gives_identical_result(tmp_path):
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
     assert store.result(rid) is None, "the run finished before the kill: the test proves nothing"
-    again = runner("train", cfg_file, "--store", store.root)
+    again = cli("train", cfg_file, "--store", store.root)  # the same command, in this process
     assert again.returncode == 0, again.stderr
     resumed, reference = store.result(rid), Store(tmp_path / "ref").result(rid)
     assert resumed["resumed_from_epoch"] >= 2
