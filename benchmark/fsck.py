@@ -54,15 +54,23 @@ def _set_aside(path: Path):
     return fix
 
 
-def _metrics_ok(path: Path) -> bool:
+def _metrics_ok(path: Path, finished: bool) -> bool:
+    """Every line a JSON object, except that an unfinished run's last line may be torn: a kill in
+    the middle of an epoch's append leaves it so, the store reads past it (Store.metrics) and the
+    run's resume rewrites the file. A finished run's file was written whole at its end."""
     if not path.exists():
         return True
     try:
-        for line in path.read_text().splitlines():
-            if line.strip() and not isinstance(json.loads(line), dict):
-                return False
+        lines = [line for line in path.read_text().splitlines() if line.strip()]
     except (OSError, ValueError):
         return False
+    for k, line in enumerate(lines):
+        try:
+            if not isinstance(json.loads(line), dict):
+                return False
+        except ValueError:
+            if finished or k < len(lines) - 1:
+                return False
     return True
 
 
@@ -126,7 +134,7 @@ def check_run(store: Store, rid: str, data_root: str | None = None) -> list[Find
         elif not _loads(file(TEST_LOGITS)):
             out.append(Finding(f"{rid}/{TEST_LOGITS}", "missing or unreadable", f"re-evaluated from {MODEL}",
                                _reevaluate_logits(store, rid, cfg or res.get("config"), data_root)))
-    if not _metrics_ok(file(METRICS)):
+    if not _metrics_ok(file(METRICS), finished=res is not None and res.get("status") == "done"):
         out.append(Finding(f"{rid}/{METRICS}", "unreadable",
                            "rewritten from the checkpoint's history" if has_ckpt else "removed (no checkpoint)",
                            _rewrite_metrics(store, rid) if has_ckpt else _remove(file(METRICS))))

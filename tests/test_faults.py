@@ -17,7 +17,7 @@ from benchmark.models import build_model
 from benchmark.queue import WorkerOptions, run_worker, scan
 from benchmark.store import Store, atomic_write_json
 from benchmark.train import ExecOptions, train_run
-from tests.helpers import REPO, tiny
+from tests.helpers import REPO, stop_after_epoch, tiny
 
 
 def snapshot(root):
@@ -249,6 +249,28 @@ def test_damaged_files_of_a_done_run_are_re_derived(tmp_path, capsys):
     again = torch.load(d / "test_logits.pt", weights_only=True)
     assert torch.equal(again["logits"], logits["logits"]) and torch.equal(again["labels"], logits["labels"])
     assert (d / "metrics.jsonl").read_text() == metrics
+
+
+def test_a_torn_last_metrics_line_is_damage_only_in_a_finished_run(tmp_path, capsys):
+    """A kill in the middle of an epoch's append leaves an unfinished run's last line torn; the
+    store reads past it and the resume rewrites the file, so `store check` finds nothing. A
+    finished run's file was written whole at its end: the same torn line there is damage."""
+    cfg = C.resolve(tiny(recipe={"epochs": 2}))
+    store = Store(tmp_path / "store")
+    stop_after_epoch(cfg, store, epoch=1)
+    rid = C.run_id(cfg)
+    torn = '{"epoch": 2, "train_lo'
+    with open(store.run_dir(rid) / "metrics.jsonl", "a") as f:
+        f.write(torn)
+    assert len(store.metrics(rid)) == 1
+    code, out, _ = run_cli(capsys, "store", "check", "--store", store.root)
+    assert code == 0 and "metrics.jsonl" not in out, out
+
+    done, done_id, _ = _finished(tmp_path / "done")
+    with open(done.run_dir(done_id) / "metrics.jsonl", "a") as f:
+        f.write(torn)
+    code, out, _ = run_cli(capsys, "store", "check", "--store", done.root)
+    assert code == 1 and f"{done_id}/metrics.jsonl: unreadable" in out, out
 
 
 def test_result_without_metrics_and_a_lost_model_resume_to_the_same_result(tmp_path, capsys):
