@@ -26,7 +26,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import config as C
-from .store import ATTEMPTS, CHECKPOINT, CONFIG, LEASE, METRICS, MODEL, RESULT, TEST_LOGITS, Store, read_json
+from .store import (
+    ATTEMPTS,
+    CHECKPOINT,
+    CONFIG,
+    LEASE,
+    METRICS,
+    MODEL,
+    RESULT,
+    TEST_LOGITS,
+    Store,
+    parse_metrics,
+    read_json,
+)
 
 
 @dataclass
@@ -61,17 +73,10 @@ def _metrics_ok(path: Path, finished: bool) -> bool:
     if not path.exists():
         return True
     try:
-        lines = [line for line in path.read_text().splitlines() if line.strip()]
+        lines, torn = parse_metrics(path.read_text())
     except (OSError, ValueError):
         return False
-    for k, line in enumerate(lines):
-        try:
-            if not isinstance(json.loads(line), dict):
-                return False
-        except ValueError:
-            if finished or k < len(lines) - 1:
-                return False
-    return True
+    return all(isinstance(m, dict) for m in lines) and not (torn and finished)
 
 
 def _rewrite_metrics(store: Store, rid: str):

@@ -116,6 +116,22 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def parse_metrics(text: str) -> tuple[list, bool]:
+    """(the parsed lines of a metrics.jsonl text, whether its last line was torn and left out).
+    Only the last line can be torn (a kill in the middle of an append); a line before it that
+    does not parse is damage: ValueError."""
+    lines = [line for line in text.splitlines() if line.strip()]
+    out = []
+    for k, line in enumerate(lines):
+        try:
+            out.append(json.loads(line))
+        except ValueError:
+            if k < len(lines) - 1:
+                raise
+            return out, True
+    return out, False
+
+
 def read_json(path: Path) -> Any | None:
     """The parsed file, or None when it is missing or unreadable (a corrupt file is not fatal)."""
     try:
@@ -280,17 +296,7 @@ class Store:
     def metrics(self, run_id: str) -> list[dict]:
         """The lines of metrics.jsonl; a torn last line (a kill mid-append) is left out."""
         path = self.run_file(run_id, METRICS)
-        if not path.exists():
-            return []
-        lines = [line for line in path.read_text().splitlines() if line.strip()]
-        out = []
-        for k, line in enumerate(lines):
-            try:
-                out.append(json.loads(line))
-            except ValueError:
-                if k < len(lines) - 1:  # only the last line can be torn; anything else is damage
-                    raise
-        return out
+        return parse_metrics(path.read_text())[0] if path.exists() else []
 
     def run_ids(self) -> Iterator[str]:
         if self.runs_dir.is_dir():
