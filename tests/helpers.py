@@ -3,8 +3,11 @@ references and small feature-run helpers that several distiller test files use."
 
 import copy
 import hashlib
+import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import torch
@@ -50,8 +53,6 @@ def stop_after_epoch(cfg, store, epoch: int = 1) -> None:
 
 def wait_for(predicate, timeout: float, poll: float = 0.02) -> bool:
     """Poll ``predicate`` until it holds (True) or ``timeout`` seconds pass (False)."""
-    import time
-
     end = time.time() + timeout
     while time.time() < end:
         if predicate():
@@ -94,8 +95,6 @@ class Forked:
     ``kill``, ``returncode`` (minus the signal number when a signal ended it)."""
 
     def __init__(self, target, out: Path | None = None, name: str = "forked"):
-        import os
-
         path = str(out) if out is not None else os.devnull
         self.args, self.returncode = [name], None
         self.pid = os.fork()
@@ -121,8 +120,6 @@ class Forked:
                     os._exit(code if isinstance(code, int) else 1)
 
     def poll(self) -> int | None:
-        import os
-
         if self.returncode is None:
             pid, status = os.waitpid(self.pid, os.WNOHANG)
             if pid:
@@ -130,24 +127,15 @@ class Forked:
         return self.returncode
 
     def wait(self, timeout: float | None = None) -> int:
-        import time
-
-        end = None if timeout is None else time.time() + timeout
-        while self.poll() is None:
-            if end is not None and time.time() > end:
-                raise subprocess.TimeoutExpired(self.args, timeout)
-            time.sleep(0.02)
+        if not wait_for(lambda: self.poll() is not None, float("inf") if timeout is None else timeout):
+            raise subprocess.TimeoutExpired(self.args, timeout)
         return self.returncode
 
     def send_signal(self, sig: int) -> None:
-        import os
-
         if self.returncode is None:
             os.kill(self.pid, sig)
 
     def kill(self) -> None:
-        import signal
-
         self.send_signal(signal.SIGKILL)
 
 
@@ -187,6 +175,12 @@ def ref_ce(z, y):
 
 
 # ---- small feature runs through the trainer --------------------------------------------------
+
+
+def repdistiller_last_pth(path, state, opt_value):
+    """A file laid out as RepDistiller's ``*_last.pth`` (train_teacher.py l. 165-172)."""
+    torch.save({"opt": opt_value, "model": state, "optimizer": {"state": {}, "param_groups": []}}, path)
+    return path
 
 
 def teacher_checkpoint(directory: Path, model: str, seed: int) -> dict:

@@ -17,7 +17,7 @@ from benchmark.models import build_model
 from benchmark.queue import WorkerOptions, run_worker, scan
 from benchmark.store import Store, atomic_write_json
 from benchmark.train import ExecOptions, train_run
-from tests.helpers import REPO, stop_after_epoch, tiny
+from tests.helpers import REPO, repdistiller_last_pth, stop_after_epoch, tiny
 
 
 def snapshot(root):
@@ -175,8 +175,6 @@ def test_preflight_reads_a_repdistiller_last_pth_teacher_as_the_trainer_does(tmp
     import argparse
 
     from benchmark.preflight import check_teacher_checkpoint
-    from tests.test_models import repdistiller_last_pth
-
     opt = argparse.Namespace(model="resnet8", learning_rate=0.05, trial="0")
     for classes, fits in ((10, True), (100, False)):
         path = repdistiller_last_pth(tmp_path / f"resnet8-{classes}_last.pth", build_model("resnet8", classes).state_dict(),

@@ -274,12 +274,6 @@ def test_weights_not_a_state_dict(tmp_path):
         build_model("resnet8", 10, weights=path)
 
 
-def repdistiller_last_pth(path, state, opt_value):
-    """A file laid out as RepDistiller's ``*_last.pth`` (train_teacher.py l. 165-172)."""
-    torch.save({"opt": opt_value, "model": state, "optimizer": {"state": {}, "param_groups": []}}, path)
-    return path
-
-
 def test_weights_and_teachers_load_repdistillers_last_pth_with_its_namespace(tmp_path):
     import argparse
     import hashlib
@@ -288,7 +282,7 @@ def test_weights_and_teachers_load_repdistillers_last_pth_with_its_namespace(tmp
     from benchmark import config as C
     from benchmark.store import Store
     from benchmark.train import load_teacher
-    from tests.helpers import tiny
+    from tests.helpers import repdistiller_last_pth, tiny
 
     torch.manual_seed(3)
     source = build_model("resnet8", 10).state_dict()  # 10 classes: tiny()'s cifar10
