@@ -304,20 +304,39 @@ def cmd_bench(args) -> int:
     return 0
 
 
+def cmd_goldens(args) -> int:
+    """goldens [--update]: every run id of every table and profile, and the schema's defaults,
+    against goldens/run_ids.json and goldens/config_schema.json (benchmark/idgolden.py)."""
+    from . import idgolden, schema
+
+    if args.update:
+        for path in idgolden.write():
+            print(f"wrote {path}")
+        return 0
+    found = idgolden.moved(idgolden.load(idgolden.RUN_IDS_FILE) or {}, idgolden.run_ids())
+    found += idgolden.schema_changes(idgolden.load(idgolden.SCHEMA_FILE) or {}, schema.describe())
+    if not found:
+        print("goldens: every run id and every default as committed")
+        return 0
+    print("\n".join(found))
+    print(f"goldens differ; if the change is meant, `{idgolden.UPDATE_COMMAND}` and say why in the commit")
+    return 1
+
+
 def cmd_canary(args) -> int:
     from . import canary
 
-    numbers = canary.run(args.store, log=lambda msg: print(msg, flush=True))
+    log = lambda msg: print(msg, flush=True)  # noqa: E731
     if args.update:
-        path = canary.write_golden(numbers)
+        path = canary.write_golden(canary.golden_with_drift(args.store, log))
         print(f"wrote {path}; read its diff (git diff -- {path}) before you commit it")
         return 0
     golden = canary.load_golden()
     if golden is None:
         raise BadInput(str(canary.GOLDEN_FILE), None, "missing or unreadable; make it with runner.py canary --update")
+    numbers = canary.run(args.store, log)
     exact, found = canary.compare(golden, numbers)
-    mode = "bit for bit (same platform)" if exact else \
-        f"within cross-platform tolerances {canary.CROSS_PLATFORM} (golden made on {golden.get('platform')})"
+    mode = canary.describe_mode(golden, exact)
     print(f"canary: {len(numbers['runs'])} runs compared with {canary.GOLDEN_FILE.name} {mode}: "
           f"{len(found)} difference(s)")
     for line in found:
@@ -368,7 +387,16 @@ def cmd_status(args) -> int:
 
 
 def cmd_store(args) -> int:
-    """store check [--repair]: corrupt or inconsistent files of a store (benchmark/fsck.py)."""
+    """store check [--repair]: corrupt or inconsistent files of a store (benchmark/fsck.py);
+    store migrate [--apply]: carry an older store over (benchmark/migrate.py)."""
+    if args.action == "migrate":
+        from .migrate import migrate
+
+        lines, code = migrate(args.store, args.apply)
+        print("\n".join(lines))
+        return code
+    if args.apply:
+        raise BadInput("--apply", None, "belongs to `store migrate`")
     from .fsck import check_store, repair
     from .store import Store
 
@@ -552,10 +580,17 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--store", default=None, help="keep the canary's runs here (default: a temporary folder)")
     s.set_defaults(func=cmd_canary)
 
-    s = sub.add_parser("store", help="check a store for corrupt or inconsistent files (and repair them)")
-    s.add_argument("action", choices=["check"])
+    s = sub.add_parser("goldens", help="compare every run id and default with goldens/ (exit 1 if one moved)")
+    s.add_argument("--update", action="store_true", help="rewrite goldens/run_ids.json and config_schema.json")
+    s.set_defaults(func=cmd_goldens)
+
+    s = sub.add_parser("store", help="check a store for corrupt or inconsistent files (and repair them); migrate a "
+                                     "store of an older layout")
+    s.add_argument("action", choices=["check", "migrate"])
     s.add_argument("--store", default="runs")
     s.add_argument("--repair", action="store_true", help="re-derive what can be, mark the rest for re-running")
+    s.add_argument("--apply", action="store_true", help="migrate: carry the store over (default: a dry run that "
+                                                        "lists what moves)")
     s.add_argument("--data-root", default=None, help="where the datasets are (to re-evaluate test logits)")
     s.set_defaults(func=cmd_store)
 

@@ -33,48 +33,22 @@ import math
 from pathlib import Path
 from typing import Any
 
+from . import schema
 from .errors import BadInput
 from .init_schemes import INIT_SCHEMES, effective_scheme
 
-# Run ids live in the leaf module spec.py; re-exported because callers reach them as config.run_id.
-from .spec import ID_LENGTH, canonical_json, identity, is_run_id, run_id  # noqa: F401
+# Run ids live in the leaf module spec.py (from the schema's identity); re-exported because callers
+# reach them as config.run_id.
+from .schema import identity  # noqa: F401
+from .spec import ID_LENGTH, canonical_json, is_run_id, run_id  # noqa: F401
 
-SCHEDULES = ("multistep", "cosine", "constant")
-REPORT_EPOCHS = ("last", "best")
-DATA_SOURCES = ("real", "synthetic")
+SCHEDULES = schema.CONFIG_FIELDS["recipe.schedule.name"].choices
+REPORT_EPOCHS = schema.CONFIG_FIELDS["recipe.report_epoch"].choices
+DATA_SOURCES = schema.CONFIG_FIELDS["data.source"].choices
 
-RECIPE_DEFAULTS: dict[str, Any] = {
-    "epochs": 240,
-    "batch_size": 64,
-    "drop_last": False,
-    "steps_per_epoch": None,  # cap on steps per epoch, for the tests' short runs; no profile sets it
-    "optimizer": {"lr": 0.05, "momentum": 0.9, "nesterov": False, "weight_decay": 5e-4,
-                  "wd_on_bn_bias": True},
-    "schedule": {"name": "multistep", "milestones": [150, 180, 210], "gamma": 0.1,
-                 "warmup_epochs": 0},
-    "report_epoch": "last",
-    "final_train_eval": True,  # accuracy on the un-augmented training set at the end (ATS Table 5)
-    "eval_batch_size": 256,
-    # After each epoch's training, re-estimate BatchNorm statistics as the plain average over one
-    # pass of training batches ("precise BN"). Off in every paper recipe; the smoke profile turns it
-    # on (one epoch leaves deep stand-in teachers with stale statistics: see benchmark/profiles.py).
-    "bn_recalibration": False,
-    # The student's initial weights (benchmark/init_schemes.py): the network's own (torch) or the
-    # ATS authors' code's re-initialisation of distilled students (ats_code).
-    "init_scheme": "torch",
-    # Per-epoch values of loss options, {option: {first 0-based epoch: value, ...}}, each value held
-    # until the next step (e.g. ATKD's ImageNet code: kd_weight 0.9 -> 0.5 at 60 -> 0.1 at 80). None:
-    # the loss's options hold for the whole run. Resolved to {option: [[epoch, value], ...]}.
-    "loss_schedule": None,
-}
-
-DATA_DEFAULTS: dict[str, Any] = {
-    "source": "real",
-    "root": "./data",
-    "normalize": None,  # None: the dataset's usual constants; else {mean: [..], std: [..]}
-    "augment": "standard",
-    "synthetic": {"seed": 0, "per_class": None, "test_per_class": None, "image_size": None},
-}
+# Every default, and what each field means, is declared once in benchmark/schema.py.
+RECIPE_DEFAULTS: dict[str, Any] = schema.tree_defaults("recipe")
+DATA_DEFAULTS: dict[str, Any] = schema.tree_defaults("data")
 
 TOP_LEVEL = ("dataset", "data", "model", "init", "teacher", "loss", "recipe", "seed", "note")
 
@@ -199,6 +173,8 @@ def resolve(raw: Any, where: str = "config") -> dict:
         else:
             made = make_loss(loss["name"], **params)
             name, resolved, needs_teacher = made.name, made.params, made.needs_teacher
+        # The declared kinds and bounds (benchmark/schema.py) hold too: what later checks without torch.
+        schema.check_method_options(name, params)
     except (ValueError, TypeError) as err:
         raise BadInput(where, "loss", str(err)) from None
     if needs_teacher and cfg["teacher"] is None:

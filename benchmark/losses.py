@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from benchmark import terms as T
 from benchmark.analysis import adaptive_temperature, ats_probs
 from benchmark.precision import upcast
+from benchmark.schema import ATKD_FORM_DEFAULTS, ATKD_FORM_FIXED
 
 __all__ = [
     "Loss",
@@ -53,22 +54,8 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "form": ("paper", "code2020", "code2023"),  # atkd: which equation (see atkd_loss)
 }
 
-# Options added after runs were planned keep old run ids through spec.ID_NEUTRAL (ids live there).
-
-# The options each ATKD code form fixes (the code computes them one way only); the other options
-# are its hyper-parameters, given by the caller (make_loss fills in ATKD_FORM_DEFAULTS).
-ATKD_FORM_FIXED: dict[str, dict[str, Any]] = {
-    "code2020": {"std": "biased", "tau_scale": "base", "ce_on": "normalized", "detach_stats": False},
-    "code2023": {"std": "unbiased", "eps": 0.0, "multiplier": 1.0, "tau_scale": "base", "ce_on": "normalized",
-                 "detach_stats": False},
-}
-# The authors' command line (README "Training": --T=4 --multiplier 2; layer_norm eps 1e-7) and their
-# KLDivLoss(reduction="batchmean"); ce/kd weights stay those of the paper (0.1/0.9: the code's --alpha
-# has no default, and on ImageNet it follows a per-epoch schedule, see the atkd-imagenet-code recipe).
-ATKD_FORM_DEFAULTS: dict[str, dict[str, Any]] = {
-    "code2020": {**ATKD_FORM_FIXED["code2020"], "eps": 1e-7, "multiplier": 2.0, "base_tau": 4.0, "divergence": "kl"},
-    "code2023": {**ATKD_FORM_FIXED["code2023"], "base_tau": 4.0, "divergence": "kl"},
-}
+# The options each ATKD code form fixes, and the defaults it fills in (see atkd_loss), are declared
+# with every other option's default in benchmark/schema.py.
 
 
 def _choice(option: str, value: str, key: str | None = None) -> None:

@@ -126,7 +126,7 @@ def run_nightly(tables: list[str], profile: str, date: str, out: Path, root: Pat
         golden_note = "missing"
     else:
         exact, golden_found = canary.compare(golden, numbers)
-        golden_note = "bit for bit, same platform" if exact else "within cross-platform tolerances"
+        golden_note = canary.describe_mode(golden, exact)
     failed = [run_id for run_id, s in scan(Store(store_dir)).items() if s.state == "failed"]
     table_ids = [table_id(t) for t in tables]
     new = snapshot(day_dir, table_ids, failed, profile, date, canary=numbers, fingerprint_hex=digest)

@@ -4,11 +4,11 @@ Two things live here because several layers need them and none of those layers s
 
 - **spec merging** (``merge_spec``, ``set_path``): how a manifest's defaults, a column's and a row's
   ``set``, a grid point and a teacher zoo's ``like`` chain combine into one run spec;
-- **run ids** (``run_id``, ``is_run_id``, ``identity``): the content address of a resolved config.
-  ``identity`` holds every rule that keeps an old run's id when a config field is added later.
+- **run ids** (``run_id``, ``is_run_id``): the content address of a resolved config, from the
+  declared schema's ``identity`` (benchmark/schema.py: what differs from the defaults).
 
-It imports only the standard library: no plan, manifest, config, losses, models, data or torch,
-so any module can import it without a cycle.
+It imports only the standard library and the schema (a leaf): no plan, manifest, config, losses,
+models, data or torch, so any module can import it without a cycle.
 """
 
 from __future__ import annotations
@@ -19,13 +19,9 @@ import json
 import math
 from typing import Any
 
+from .schema import ID_SCHEME, identity
+
 ID_LENGTH = 16
-
-# Loss options added after runs were planned, with the value that reproduces the loss as it was
-# before them: identity() leaves such an option out of the run id when it has this value, so the
-# runs that do not use it keep their ids. The value must be the loss's default (tests/test_config.py).
-ID_NEUTRAL: dict[str, dict[str, Any]] = {"atkd": {"form": "paper"}}
-
 
 # ---------------------------------------------------------------- specs
 
@@ -64,33 +60,6 @@ def is_run_id(text: str) -> bool:
     return isinstance(text, str) and len(text) == ID_LENGTH and all(c in "0123456789abcdef" for c in text)
 
 
-def identity(cfg: dict) -> dict:
-    """The part of a resolved config that defines the run: machine-local paths are left out."""
-    ident = copy.deepcopy(cfg)
-    ident["data"].pop("root", None)
-    if ident["data"]["source"] == "real":
-        ident["data"].pop("synthetic", None)
-    ident.pop("note", None)
-    # Which epoch a table reports, and whether the final training-set accuracy is measured, do
-    # not change the training: two tables that differ only there share the run (both the last
-    # and the best epoch are recorded; the cell picks the one its recipe names).
-    ident["recipe"] = {k: v for k, v in ident["recipe"].items() if k not in ("report_epoch", "final_train_eval")}
-    if not ident["recipe"].get("bn_recalibration"):
-        ident["recipe"].pop("bn_recalibration", None)  # added later: runs without it keep their ids
-    if ident["recipe"].get("init_scheme", "torch") == "torch":
-        ident["recipe"].pop("init_scheme", None)  # added later: runs with the network's init keep their ids
-    if not ident["recipe"].get("loss_schedule"):
-        ident["recipe"].pop("loss_schedule", None)  # added later: runs without one keep their ids
-    for option, neutral in ID_NEUTRAL.get(ident["loss"].get("name"), {}).items():
-        if ident["loss"].get(option) == neutral:
-            ident["loss"].pop(option)  # an option added later, at the value the loss had before it
-    if ident.get("teacher") and "checkpoint" in ident["teacher"]:
-        ident["teacher"].pop("checkpoint")
-    if ident.get("init"):
-        ident["init"] = {"sha256": ident["init"]["sha256"]} if ident["init"]["sha256"] else ident["init"]
-    return ident
-
-
 def canonical_json(obj: Any) -> str:
     def fix(v):
         if isinstance(v, float) and math.isinf(v):
@@ -104,5 +73,7 @@ def canonical_json(obj: Any) -> str:
 
 
 def run_id(cfg: dict) -> str:
-    """Content address of a resolved config."""
-    return hashlib.sha256(canonical_json(identity(cfg)).encode()).hexdigest()[:ID_LENGTH]
+    """Content address of a resolved config: the hash of its identity (benchmark/schema.py: the
+    fields that differ from their defaults) and the id scheme."""
+    keyed = canonical_json({"id_scheme": ID_SCHEME, "config": identity(cfg)})
+    return hashlib.sha256(keyed.encode()).hexdigest()[:ID_LENGTH]

@@ -251,7 +251,7 @@ def fuse_key(cfg: dict) -> str:
     training them in one loop (one data stream, one teacher forward per batch) is the same
     computation as training them apart."""
     ident = config.identity(cfg)
-    return config.canonical_json({k: ident[k] for k in ("dataset", "data", "recipe", "seed", "teacher")})
+    return config.canonical_json({k: ident.get(k) for k in ("dataset", "data", "recipe", "seed", "teacher")})
 
 
 def needs_features(cfg: dict) -> bool:

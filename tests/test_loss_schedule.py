@@ -36,7 +36,7 @@ def test_resolved_form_is_canonical_and_absent_schedules_keep_run_ids(teacher):
     assert C.resolve(json.loads(json.dumps(cfg))) == cfg  # as the store reads config.json back
     # without a schedule the run id is the one a config without the field always had
     plain = small_feature_run(teacher, KD, 3)
-    assert "loss_schedule" not in C.identity(plain)["recipe"]
+    assert "loss_schedule" not in C.identity(plain).get("recipe", {})
     assert C.run_id(C.resolve({**plain, "recipe": {**plain["recipe"], "loss_schedule": None}})) == C.run_id(plain)
     assert C.run_id(cfg) != C.run_id(plain)
 

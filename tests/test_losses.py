@@ -393,7 +393,7 @@ def test_atkd_form_paper_keeps_run_ids():
     plain = C.resolve({**base, "loss": {"name": "atkd"}})
     named = C.resolve({**base, "loss": {"name": "atkd", "form": "paper"}})
     assert plain["loss"]["form"] == "paper"  # recorded in the config and the result ...
-    assert "form" not in C.identity(plain)["loss"]  # ... but not hashed: old runs keep their ids
+    assert "form" not in C.identity(plain)["loss"]  # ... but not hashed: it is the default
     assert C.run_id(plain) == C.run_id(named)
     assert C.run_id(C.resolve({**base, "loss": {"name": "atkd", "form": "code2023"}})) != C.run_id(plain)
 
