@@ -3,6 +3,7 @@ layout: every path under a store comes from its constants and methods, never fro
 elsewhere.
 
 ```
+<store>/store.json                     LAYOUT_FILE: the store's layout and run-id scheme (written with the first run)
 <store>/runs/<id>/config.json          CONFIG: the resolved config (written before training starts)
                   metrics.jsonl        METRICS: pre-training stage lines, then one line per epoch
                   checkpoint.pt        CHECKPOINT: the last epoch's full training state
@@ -14,6 +15,11 @@ elsewhere.
                   events.jsonl         EVENTS: claims, expiries, failures (queue.py)
                   attempts.json        ATTEMPTS: failed attempts so far (queue.py's retry budget)
                   result.json          RESULT, written last: a run is finished exactly when it exists
+<store>/derived/<id>/                  derived_dir(id): files computed from a finished run later (analyses), beside
+                                       its immutable folder
+<store>/archive/migrated/<id>/         migrated_aside_dir(id): a run that ``store migrate`` set aside (another
+                                       run of the same config was kept under the new id)
+<store>/migration.json                 migration_journal: ``store migrate --apply`` in progress (resumable)
 <store>/queue/sessions.json            sessions_file: which tables ran at which profile, when
              /worker-<i>.log           worker_log(i): a local worker's output
              /<digest>.txt             job_list_file(text): the run ids a worker is limited to
@@ -24,6 +30,11 @@ elsewhere.
 <store>/nightly-store.json             nightly_mark: which code fingerprint a nightly store holds
 <store>/canary/                        canary_dir: a nightly store's golden canary runs (a store of its own)
 ```
+**Layout.** ``store.json`` records the layout (LAYOUT) and the run-id scheme (benchmark/schema.py
+``ID_SCHEME``) of the store. A store of an older layout or scheme (layout 1 had no ``store.json``)
+is refused until ``runner.py store migrate --apply`` carries it over; a newer one is refused
+(upgrade the code). Both are one line and exit 2, before anything is read or written.
+
 Every file is written atomically (temporary file, fsync, rename), so a kill at any moment
 leaves either the old file or the new one, never half of one.
 
@@ -50,12 +61,16 @@ from typing import Any, Iterator
 
 from filelock import FileLock, Timeout
 
+from .errors import BadInput
+from .schema import ID_SCHEME
 from .spec import is_run_id
 
 LOCK, LEASE, RESULT = ".claim.lock", "lease.json", "result.json"
 CONFIG, METRICS, MODEL, TEST_LOGITS = "config.json", "metrics.jsonl", "model.pt", "test_logits.pt"
 CHECKPOINT, PREVIOUS_CHECKPOINT = "checkpoint.pt", "checkpoint.prev.pt"
 EVENTS, ATTEMPTS = "events.jsonl", "attempts.json"
+LAYOUT = 2  # 1: no store.json (run ids of scheme 1); 2: store.json, derived/, archive/
+LAYOUT_FILE = "store.json"
 RUN_FILES = frozenset({LOCK, LEASE, RESULT, CONFIG, METRICS, MODEL, TEST_LOGITS, CHECKPOINT, PREVIOUS_CHECKPOINT,
                        EVENTS, ATTEMPTS})
 
@@ -141,10 +156,67 @@ def read_json(path: Path) -> Any | None:
 
 
 class Store:
-    def __init__(self, root: str | os.PathLike = "runs"):
+    def __init__(self, root: str | os.PathLike = "runs", check_layout: bool = True):
+        """``check_layout``: refuse (BadInput) a store of another layout or id scheme; only
+        ``store migrate`` opens one without."""
         self.root = Path(root)
         # run id -> {"owner", "generation"} of the lease this process holds (queue.Lease sets it)
         self.fences: dict[str, dict] = {}
+        if check_layout:
+            self.check_layout()
+
+    # -- layout
+
+    @property
+    def layout_file(self) -> Path:
+        return self.root / LAYOUT_FILE
+
+    def layout(self) -> tuple[int, int] | None:
+        """(layout, id scheme) of the store; (1, 1) for a store of runs without a layout record,
+        None for a new or empty one. BadInput when the record is unreadable."""
+        if self.layout_file.exists():
+            record = read_json(self.layout_file)
+            if not (isinstance(record, dict) and isinstance(record.get("layout"), int)
+                    and isinstance(record.get("id_scheme"), int)):
+                raise BadInput(self.layout_file, "layout", "not a store layout record "
+                               "({\"layout\": N, \"id_scheme\": N}); restore it from a backup")
+            return record["layout"], record["id_scheme"]
+        if next(self.run_ids(), None) is not None:
+            return 1, 1
+        return None
+
+    def check_layout(self) -> None:
+        found = self.layout()
+        if found is None or found == (LAYOUT, ID_SCHEME):
+            return
+        layout, scheme = found
+        if layout > LAYOUT or scheme > ID_SCHEME:
+            raise BadInput(self.root, "layout", f"this store has layout {layout}, id scheme {scheme}: newer than "
+                           f"this code's ({LAYOUT}, {ID_SCHEME}); upgrade kd-repro to read it")
+        raise BadInput(self.root, "layout", f"this store has layout {layout}, id scheme {scheme} (this code: "
+                       f"{LAYOUT}, {ID_SCHEME}); `python runner.py store migrate --store {self.root}` lists what "
+                       "moves, `--apply` carries it over without retraining")
+
+    def mark_layout(self) -> None:
+        """Record this code's layout in a store that has none yet (its first run)."""
+        if not self.layout_file.exists():
+            atomic_write_json(self.layout_file, {"layout": LAYOUT, "id_scheme": ID_SCHEME})
+
+    def derived_dir(self, run_id: str) -> Path:
+        """Files computed from a finished run after it finished (e.g. training-set logits for an
+        analysis): outside the run's immutable folder, named by its id."""
+        if not is_run_id(run_id):
+            raise ValueError(f"not a run id: {run_id!r}")
+        return self.root / "derived" / run_id
+
+    def migrated_aside_dir(self, run_id: str) -> Path:
+        if not is_run_id(run_id):
+            raise ValueError(f"not a run id: {run_id!r}")
+        return self.root / "archive" / "migrated" / run_id
+
+    @property
+    def migration_journal(self) -> Path:
+        return self.root / "migration.json"
 
     @property
     def runs_dir(self) -> Path:
@@ -223,6 +295,7 @@ class Store:
         # Python's json writes tau=inf as Infinity and reads it back: the file round-trips.
         path = self.run_file(run_id, CONFIG)
         if read_json(path) != cfg:
+            self.mark_layout()
             self.write_run_file(run_id, CONFIG, json_bytes(cfg))
 
     def write_result(self, run_id: str, result: dict) -> None:
