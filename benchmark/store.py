@@ -50,7 +50,9 @@ the run over is refused at its next write (``WriteRefused``), whatever it was do
   write the run: ``lost`` after the lease passed to another worker, ``finish`` and ``fail``
   after ``result.json`` exists. They record what happened and never change the run's state.
 
-``store check --repair`` alone may re-derive files of a finished run (``repair=True``).
+``store check --repair`` alone may re-derive files of a finished run (``repair=True``), and
+``reproduce --retry-failed`` alone removes a failed run's ``result.json`` and ``attempts.json``,
+holding the run's lock (``run_lock``).
 """
 
 from __future__ import annotations

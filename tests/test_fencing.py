@@ -285,3 +285,27 @@ def test_an_event_after_a_line_cut_by_a_kill_stays_whole(tmp_path):
     (store.run_dir(rid) / "events.jsonl").write_text('{"kind": "claim", "time": 1}\n{"kind": "fin')
     append_event(store, rid, kind="claim", worker="w")
     assert [e["kind"] for e in events(store, rid)] == ["claim", "claim"]
+
+
+def test_retry_failed_removes_a_failed_result_under_the_runs_lock(tmp_path):
+    from types import SimpleNamespace
+
+    from benchmark.queue import scan
+    from benchmark.reproduce import enqueue as reproduce_enqueue
+    from benchmark.reproduce import job_list_file, read_job_list
+
+    store = Store(tmp_path)
+    cfg, rid = enqueue(store, tiny())
+    store.write_run_file(rid, "attempts.json", b'{"failed_attempts": 3}\n')
+    store.write_result(rid, {"id": rid, "status": "failed", "config": cfg, "reason": "failed 3 times"})
+    planned = SimpleNamespace(jobs={rid: SimpleNamespace(config=cfg)})  # what a Planner holds for the run
+    held = HeldLock(store, rid)
+    thread, out = in_thread(lambda: reproduce_enqueue(store, planned, [rid], retry_failed=True))
+    time.sleep(0.5)
+    assert thread.is_alive() and store.result(rid)["status"] == "failed"  # waiting for the lock
+    held.release()
+    thread.join(10)
+    assert "error" not in out and scan(store)[rid].state == "pending"
+    assert sorted(os.listdir(store.run_dir(rid))) == [".claim.lock", "config.json"]
+    path = job_list_file(store, [rid])  # the list a session's workers read, written whole
+    assert read_job_list(path) == {rid} and os.listdir(path.parent) == [path.name]
