@@ -198,6 +198,36 @@ def test_bad_init_weights_are_found_before_anything_is_written(tmp_path, capsys,
     assert snapshot(tmp_path) == before and not (tmp_path / "store").exists()
 
 
+class Pickled:
+    """An arbitrary class a checkpoint may pickle: the safe loader refuses it."""
+
+
+@pytest.mark.parametrize("what", ["teacher checkpoint", "init weights"])
+def test_a_file_pickling_an_arbitrary_class_is_refused_in_our_own_line(tmp_path, capsys, what):
+    path = tmp_path / "pickled.pt"
+    torch.save({**build_model("resnet8", 10).state_dict(), "extra": Pickled()}, path)
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    if what == "teacher checkpoint":
+        raw = tiny(teacher={"checkpoint": str(path), "sha256": digest, "model": "resnet8"}, loss={"name": "kd"})
+    else:
+        raw = tiny(init={"weights": str(path)})
+    cfg = write_config(tmp_path, raw)
+    before = snapshot(tmp_path)
+    code, out, err = run_cli(capsys, "train", cfg, "--store", tmp_path / "store", "--device", "cpu")
+    assert code == 2 and snapshot(tmp_path) == before
+    assert err.strip() == (
+        f"error: {what} {path}: refused: it holds pickled objects the safe loader does not allow "
+        f"({__name__}.Pickled); convert it to a plain state_dict saved with torch.save(model.state_dict(), path), "
+        f"or name its layout (the program that wrote it) in an issue so that the suite can read it"), err
+    assert "weights_only=False" not in out + err and "weights_only` set to `False" not in out + err
+    if what == "teacher checkpoint":  # the trainer, through the API without the pre-flight: failed at once
+        from benchmark.train import load_teacher
+        from benchmark.train_errors import RunFailed
+
+        with pytest.raises(RunFailed, match=r"refused: it holds pickled objects .*Pickled\); convert it"):
+            load_teacher(C.resolve(raw), Store(tmp_path / "store"), torch.device("cpu"))
+
+
 def test_reproduce_preflight_lists_every_missing_item_and_writes_nothing(tmp_path, capsys, monkeypatch):
     """Issue 15's pre-flight: the paper profile of a CIFAR-100 table without CIFAR-100."""
     monkeypatch.setenv("KD_REPRO_CATALOG", str(REPO / "tests" / "catalog"))
