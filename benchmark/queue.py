@@ -127,6 +127,10 @@ def dependencies(cfg: dict) -> list[str]:
     return [teacher["run"]] if "run" in teacher else []
 
 
+UNREADABLE_CONFIG = ("config.json is unreadable, so no worker can train it; `python runner.py store check --repair` "
+                     "sets it aside and `python runner.py reproduce` of its table writes it again")
+
+
 @dataclass
 class JobState:
     id: str
@@ -157,9 +161,7 @@ def scan(store: Store, only: set[str] | None = None) -> dict[str, JobState]:
         lease = read_json(store.run_file(rid, LEASE)) if store.run_dir(rid).exists() else None
         if cfg is None and store.run_file(rid, CONFIG).exists():
             # Garbage in config.json: no worker can run it, so it must not wait as pending forever.
-            states[rid] = JobState(rid, "failed", None, lease=lease, reason=(
-                "config.json is unreadable; `runner.py reproduce` of its table rewrites it, "
-                "`runner.py store check --repair` marks it for re-running"))
+            states[rid] = JobState(rid, "failed", None, lease=lease, reason=UNREADABLE_CONFIG)
             continue
         if cfg is None:
             states[rid] = JobState(rid, "pending", None, reason="no config in the store")
@@ -184,6 +186,12 @@ def _blocked(states, rid, seen) -> bool:
                 s.state, s.reason = "blocked", f"depends on {dep}, which failed or is blocked"
                 return True
     return s.state == "blocked"
+
+
+def unreadable_configs(states: dict[str, JobState]) -> list[str]:
+    """The runs that no worker can train because their config.json is damaged (failed, without a
+    result: ``store check --repair`` or ``reproduce`` of their table must see to them)."""
+    return sorted(rid for rid, s in states.items() if s.reason == UNREADABLE_CONFIG)
 
 
 def counts(states: dict[str, JobState]) -> dict:

@@ -283,6 +283,19 @@ def test_garbage_config_of_a_pending_run_is_failed_with_a_reason_not_pending_for
     assert scan(store)[rid].state == "pending"
 
 
+def test_a_worker_says_which_pending_run_has_a_damaged_config_and_exits_1(tmp_path, capsys):
+    store = Store(tmp_path / "store")
+    cfg = C.resolve(tiny(recipe={"epochs": 1}))
+    rid = C.run_id(cfg)
+    store.ensure_config(rid, cfg)
+    (store.run_dir(rid) / "config.json").write_text("{garbage")
+    code, out, err = run_cli(capsys, "worker", "--store", store.root, "--device", "cpu")
+    said = [line for line in out.splitlines() if rid in line]
+    assert code == 1 and "Traceback" not in err, out + err
+    assert len(said) == 1 and "config.json is unreadable" in said[0], out
+    assert "`python runner.py store check --repair`" in said[0], out
+
+
 def test_damaged_files_of_a_done_run_are_re_derived(tmp_path, capsys):
     store, rid, res = _finished(tmp_path)
     d = store.run_dir(rid)
