@@ -10,7 +10,7 @@ elsewhere.
                   model.pt             MODEL: final weights (what a student's teacher loads)
                   test_logits.pt       TEST_LOGITS: the final model's test logits and labels
                   lease.json           LEASE: which worker trains it, until when, which generation
-                  .claim.lock          LOCK: held for a claim and for every fenced rename
+                  .claim.lock          LOCK: held for every write into the run, fenced or not
                   events.jsonl         EVENTS: claims, expiries, failures (queue.py)
                   attempts.json        ATTEMPTS: failed attempts so far (queue.py's retry budget)
                   result.json          RESULT, written last: a run is finished exactly when it exists
