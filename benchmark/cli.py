@@ -221,7 +221,7 @@ def cmd_worker(args) -> int:
     _check_device(args.device)
     only = read_job_list(args.only) if args.only else None
     from .preflight import require
-    from .queue import scan
+    from .queue import scan, unreadable_configs
     from .store import Store
 
     require([st.config for st in scan(Store(args.store), only).values() if st.state == "pending" and st.config],
@@ -229,9 +229,13 @@ def cmd_worker(args) -> int:
     opts = _worker_options(args, only)
     opts.exit_when_idle = not args.wait
     tally = run_worker(opts, log=_log_line)
+    states = scan(Store(args.store), only)
+    damaged = unreadable_configs(states)  # failed before any worker could take them: said here, exit 1
+    for rid in damaged:
+        print(f"run {rid}: {states[rid].reason}", flush=True)
     print(f"worker {opts.name}: " + (", ".join(f"{k} {v}" for k, v in sorted(tally.items())) or "nothing to do"),
           flush=True)
-    return 1 if tally.get("failed") else 0
+    return 1 if tally.get("failed") or damaged else 0
 
 
 def cmd_reproduce(args) -> int:

@@ -9,7 +9,8 @@ For the configs of the runs still to train, each distinct
 - initial-weights file (``init``): it exists, matches its sha256 when one is given, loads with
   ``weights_only=True`` and fits the model (the classifier may differ: it is re-initialised);
 
-is checked once. Every problem is one line naming the file and what fixes it; ``reproduce``,
+is checked once. A file that pickles objects the safe loader does not allow is refused in our
+own words (``models.weights.RefusedPickle``), never with torch's advice to load it unsafely. Every problem is one line naming the file and what fixes it; ``reproduce``,
 ``worker``, ``nightly`` and ``train`` stop with exit code 2 and write nothing when there is any.
 A teacher that is another run of the plan (``teacher: {run: ID}``) is trained by the plan itself
 and needs nothing here.
@@ -40,7 +41,7 @@ def check_teacher_checkpoint(teacher: dict, dataset: str) -> BadInput | None:
 
     from .data import get_spec
     from .models import build_model
-    from .models.weights import load_file, sha256_of, unwrap_state_dict
+    from .models.weights import RefusedPickle, load_file, sha256_of, unwrap_state_dict
 
     path, where = teacher["checkpoint"], f"teacher checkpoint {teacher['checkpoint']}"
     fix = "point the zoo entry or the config's teacher.checkpoint at the right file"
@@ -54,6 +55,8 @@ def check_teacher_checkpoint(teacher: dict, dataset: str) -> BadInput | None:
         return BadInput(where, None, f"its sha256 is {digest}, not the {teacher['sha256']} the config names; {fix}")
     try:
         obj = load_file(path)  # as the trainer reads it (teachers.py): RepDistiller's files included
+    except RefusedPickle as err:  # our one line: never torch's advice to load it unsafely
+        return BadInput(where, None, f"refused: {err}")
     except Exception as err:  # garbage, a truncated zip, an unsafe pickle
         return BadInput(where, None, f"is not a loadable checkpoint ({_first_line(err)})")
     if not isinstance(obj, dict):
@@ -74,7 +77,7 @@ def check_teacher_checkpoint(teacher: dict, dataset: str) -> BadInput | None:
 def check_init_weights(init: dict, model_name: str, dataset: str) -> BadInput | None:
     from .data import get_spec
     from .models import build_model
-    from .models.weights import sha256_of
+    from .models.weights import RefusedPickle, sha256_of
 
     path, where = init["weights"], f"init weights {init['weights']}"
     try:
@@ -87,6 +90,8 @@ def check_init_weights(init: dict, model_name: str, dataset: str) -> BadInput | 
         return BadInput(where, None, f"its sha256 is {digest}, not the {init['sha256']} the config names")
     try:
         build_model(model_name, get_spec(dataset).num_classes, weights=path)
+    except RefusedPickle as err:
+        return BadInput(where, None, f"refused: {err}")
     except Exception as err:  # unpicklable, not a state dict, keys that do not fit
         return BadInput(where, None, f"does not load into {model_name} ({_first_line(err)[:300]})")
     return None

@@ -29,10 +29,10 @@ import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from filelock import FileLock, Timeout
+from filelock import Timeout
 
 from .accel import Accel
-from .store import ATTEMPTS, CONFIG, EVENTS, LEASE, LOCK, Store, WriteRefused, atomic_write_json, json_bytes, read_json
+from .store import ATTEMPTS, CONFIG, EVENTS, LEASE, Store, WriteRefused, json_bytes, read_json
 
 
 def _process_start(pid: int) -> str | None:
@@ -94,11 +94,16 @@ def lease_generation(lease) -> int:
 
 
 def append_event(store: Store, rid: str, **event) -> None:
-    line = json.dumps({"time": time.time(), **event}, sort_keys=True) + "\n"
-    with open(store.run_file(rid, EVENTS), "a") as f:
-        f.write(line)
-        f.flush()
-        os.fsync(f.fileno())
+    """One line more in the run's events.jsonl, unfenced (``Store.write_unfenced``): a ``lost``
+    event is written after the lease is gone and a ``finish`` after the result exists."""
+    line = (json.dumps({"time": time.time(), **event}, sort_keys=True) + "\n").encode()
+    store.write_unfenced(rid, EVENTS, lambda current: _whole_lines(current) + line)
+
+
+def _whole_lines(data: bytes | None) -> bytes:
+    # An events.jsonl appended to by an older version may end in a line cut by a kill: end it,
+    # so that the cut line stays one unreadable line (events() skips it) and ours stays whole.
+    return b"" if not data else data if data.endswith(b"\n") else data + b"\n"
 
 
 def events(store: Store, rid: str) -> list[dict]:
@@ -120,6 +125,10 @@ def events(store: Store, rid: str) -> list[dict]:
 def dependencies(cfg: dict) -> list[str]:
     teacher = cfg.get("teacher") or {}
     return [teacher["run"]] if "run" in teacher else []
+
+
+UNREADABLE_CONFIG = ("config.json is unreadable, so no worker can train it; `python runner.py store check --repair` "
+                     "sets it aside and `python runner.py reproduce` of its table writes it again")
 
 
 @dataclass
@@ -152,9 +161,7 @@ def scan(store: Store, only: set[str] | None = None) -> dict[str, JobState]:
         lease = read_json(store.run_file(rid, LEASE)) if store.run_dir(rid).exists() else None
         if cfg is None and store.run_file(rid, CONFIG).exists():
             # Garbage in config.json: no worker can run it, so it must not wait as pending forever.
-            states[rid] = JobState(rid, "failed", None, lease=lease, reason=(
-                "config.json is unreadable; `runner.py reproduce` of its table rewrites it, "
-                "`runner.py store check --repair` marks it for re-running"))
+            states[rid] = JobState(rid, "failed", None, lease=lease, reason=UNREADABLE_CONFIG)
             continue
         if cfg is None:
             states[rid] = JobState(rid, "pending", None, reason="no config in the store")
@@ -179,6 +186,12 @@ def _blocked(states, rid, seen) -> bool:
                 s.state, s.reason = "blocked", f"depends on {dep}, which failed or is blocked"
                 return True
     return s.state == "blocked"
+
+
+def unreadable_configs(states: dict[str, JobState]) -> list[str]:
+    """The runs that no worker can train because their config.json is damaged (failed, without a
+    result: ``store check --repair`` or ``reproduce`` of their table must see to them)."""
+    return sorted(rid for rid, s in states.items() if s.reason == UNREADABLE_CONFIG)
 
 
 def counts(states: dict[str, JobState]) -> dict:
@@ -216,7 +229,7 @@ class Lease:
     def __init__(self, store: Store, rid: str, opts: WorkerOptions):
         self.store, self.rid, self.opts = store, rid, opts
         self.dir = store.run_dir(rid)
-        self.lease_file, self.lock_file = store.run_file(rid, LEASE), store.run_file(rid, LOCK)
+        self.lease_file = store.run_file(rid, LEASE)
         self.me = {**worker_identity(), "name": opts.name}
         self.lost = threading.Event()
         self.progress: dict = {}
@@ -224,52 +237,60 @@ class Lease:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def _lock(self):
-        # Held by a writer only to check its lease and rename a file. A worker paused at that
-        # moment keeps it until it resumes: the claim gives up after a few seconds and the run
-        # is tried again later (a delay, never a double writer).
-        return FileLock(str(self.lock_file), timeout=5)
+    def _swap(self, update) -> bool:
+        """The lease's compare-and-set: ``update(current lease)`` returns the new lease, or None
+        to leave it, under the run's lock (``Store.write_unfenced``: the lease is what the fence
+        checks). The lock is held by a writer only to check its lease and rename a file. A worker
+        paused at that moment keeps it until it resumes: the claim gives up after a few seconds
+        and the run is tried again later (a delay, never a double writer)."""
+        def swap(current: bytes | None) -> bytes | None:
+            try:
+                lease = json.loads(current) if current else None
+            except ValueError:  # a damaged lease file holds nothing
+                lease = None
+            new = update(lease)
+            return None if new is None else json_bytes(new)
+        return self.store.write_unfenced(self.rid, LEASE, swap, timeout=5)
 
-    def _write(self) -> None:
-        atomic_write_json(self.lease_file, {"owner": self.me, "expires": time.time() + self.opts.lease_seconds,
-                                             "generation": self.generation, "progress": self.progress,
-                                             "device": self.opts.device})
+    def _held(self) -> dict:
+        return {"owner": self.me, "expires": time.time() + self.opts.lease_seconds, "generation": self.generation,
+                "progress": self.progress, "device": self.opts.device}
 
     def claim(self) -> bool:
+        def take(current):
+            if self.store.result(self.rid) is not None or lease_is_live(current):
+                return None
+            self.generation = lease_generation(current) + 1
+            return self._held()
         try:
-            self.dir.mkdir(parents=True, exist_ok=True)
-            with self._lock():
-                if self.store.result(self.rid) is not None:
-                    return False
-                current = read_json(self.lease_file)
-                if lease_is_live(current):
-                    return False
-                self.generation = lease_generation(current) + 1
-                self._write()
-                self.store.fences[self.rid] = {"owner": self.me, "generation": self.generation}
+            if not self._swap(take):
+                return False
         except Timeout:
             return False
+        self.store.fences[self.rid] = {"owner": self.me, "generation": self.generation}
         self._thread = threading.Thread(target=self._beat, daemon=True)
         self._thread.start()
         return True
 
     def mine(self) -> bool:
-        lease = read_json(self.lease_file)
-        return isinstance(lease, dict) and lease.get("owner") == self.me \
-            and lease.get("generation") == self.generation
+        return self._is_mine(read_json(self.lease_file))
+
+    def _is_mine(self, lease) -> bool:
+        return isinstance(lease, dict) and lease.get("owner") == self.me and lease.get("generation") == self.generation
 
     def _beat(self) -> None:
         while not self._stop.wait(self.opts.heartbeat_seconds):
             self.renew()
 
     def renew(self) -> None:
+        def extend(current):
+            if not self._is_mine(current):
+                self.lost.set()
+                return None
+            return self._held()
         try:
-            with self._lock():
-                if not self.mine():
-                    self.lost.set()
-                    return
-                self._write()
-        except (Timeout, OSError):
+            self._swap(extend)
+        except OSError:  # filelock's Timeout included
             pass  # try again at the next beat; the lease lasts several beats
 
     def release(self) -> None:
@@ -278,13 +299,11 @@ class Lease:
             self._thread.join()
         if self.store.fences.get(self.rid, {}).get("generation") == self.generation:
             del self.store.fences[self.rid]
+        # Kept, expired, so that the next claim's generation is higher than ours.
+        released = {"generation": self.generation, "expires": 0, "released_by": self.me}
         try:
-            with self._lock():
-                if self.mine():
-                    # Kept, expired, so that the next claim's generation is higher than ours.
-                    atomic_write_json(self.lease_file, {"generation": self.generation, "expires": 0,
-                                                         "released_by": self.me})
-        except (Timeout, OSError):
+            self._swap(lambda current: released if self._is_mine(current) else None)
+        except OSError:  # filelock's Timeout included
             pass
 
 

@@ -22,7 +22,7 @@ from . import accel
 from .plan import Planner
 from .queue import WorkerOptions, counts, run_worker, scan
 from .sessions import record_session
-from .store import ATTEMPTS, RESULT, Store
+from .store import ATTEMPTS, LOCK, RESULT, Store, atomic_write_bytes
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -30,22 +30,35 @@ REPO = Path(__file__).resolve().parent.parent
 def enqueue(store: Store, planner: Planner, job_ids: list[str], retry_failed: bool = False) -> None:
     """Write every job's config into the store (the queue); optionally clear failed results."""
     for rid in job_ids:
-        if retry_failed:
-            res = store.result(rid)
-            if res is not None and res.get("status") == "failed":
-                for name in (RESULT, ATTEMPTS):
-                    store.run_file(rid, name).unlink(missing_ok=True)
+        if retry_failed and store.result(rid) is not None:
+            reopen_failed(store, rid)
         if store.result(rid) is None:
             store.ensure_config(rid, planner.jobs[rid].config)
 
 
+def reopen_failed(store: Store, rid: str) -> None:
+    """``--retry-failed``: remove a failed run's result.json and attempts.json, under the run's
+    lock (as every write into a run is), so that the queue takes it again. A done run is left."""
+    from .errors import Failed
+
+    try:
+        with store.run_lock(rid):
+            res = store.result(rid)
+            if res is not None and res.get("status") == "failed":
+                for name in (RESULT, ATTEMPTS):
+                    store.run_file(rid, name).unlink(missing_ok=True)
+    except TimeoutError:  # filelock's Timeout: a process paused while it holds the lock
+        raise Failed(f"run {rid}: its lock {store.run_file(rid, LOCK)} is held by another process; "
+                     f"run the same command again") from None
+
+
 def job_list_file(store: Store, job_ids: list[str]) -> Path:
-    """The set of runs a reproduce session asks for, as a file its workers read."""
+    """The set of runs a reproduce session asks for, as a file its workers read (written
+    atomically: a worker started meanwhile reads the whole list or none)."""
     text = "\n".join(sorted(job_ids)) + "\n"
     path = store.job_list_file(text)
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
+        atomic_write_bytes(path, text.encode())
     return path
 
 

@@ -49,6 +49,16 @@ def gpu_hours_left(store: Store, states: dict[str, JobState], flops_per_s: float
     return left
 
 
+def _worker_of(lease) -> str | None:
+    """Who holds a lease, as ``status`` names it: the worker's name, else its host (a lease written
+    elsewhere may carry no name); None when the lease says neither."""
+    owner = lease.get("owner") if isinstance(lease, dict) else None
+    if not isinstance(owner, dict):
+        return None
+    name = owner.get("name") or owner.get("host")
+    return str(name) if name else None
+
+
 def _progress_of(lease) -> dict:
     progress = lease.get("progress") if isinstance(lease, dict) else None
     return progress if isinstance(progress, dict) else {}  # a damaged lease shows no progress
@@ -71,7 +81,8 @@ class StoreStatus:
         lines = [tabulate([[k, self.summary[k]] for k in ("done", "running", "pending", "blocked", "failed")],
                           headers=["runs", "n"])]
         for r in self.summary["running_runs"]:  # model, epoch k/n, batches, images/s, ETA from the measured speed
-            lines.append(f"  running {r['id']} on {r['worker']}: {progress_line({r['id']: self.states[r['id']]})}"
+            on = f" on {r['worker']}" if r.get("worker") else ""
+            lines.append(f"  running {r['id']}{on}: {progress_line({r['id']: self.states[r['id']]})}"
                          + (f" ({r['lease_note']})" if r.get("lease_note") else ""))
         lines += failure_summary(self.states, full=all_failures)
         lines.append(f"device time spent {fmt_hours(self.hours_spent)}, estimated GPU time left "
@@ -87,7 +98,7 @@ def store_status(store: Store, only: set[str] | None = None) -> StoreStatus:
     flops_per_s, rate_source = measured_rate(store) or (None, DEFAULT_RATE_SOURCE)
     states = scan(store, only)
     spent, left = device_hours_spent(states), gpu_hours_left(store, states, flops_per_s)
-    running = [{"id": s.id, "model": (s.config or {}).get("model"), "worker": (s.lease or {}).get("owner", {}).get("name"),
+    running = [{"id": s.id, "model": (s.config or {}).get("model"), "worker": _worker_of(s.lease),
                 **_progress_of(s.lease),
                 **({"lease_note": lease_wait_note(s.lease)} if lease_wait_note(s.lease) else {})}
                for s in states.values() if s.state == "running"]

@@ -11,7 +11,7 @@ elsewhere.
                   model.pt             MODEL: final weights (what a student's teacher loads)
                   test_logits.pt       TEST_LOGITS: the final model's test logits and labels
                   lease.json           LEASE: which worker trains it, until when, which generation
-                  .claim.lock          LOCK: held for a claim and for every fenced rename
+                  .claim.lock          LOCK: held for every write into the run, fenced or not
                   events.jsonl         EVENTS: claims, expiries, failures (queue.py)
                   attempts.json        ATTEMPTS: failed attempts so far (queue.py's retry budget)
                   result.json          RESULT, written last: a run is finished exactly when it exists
@@ -38,8 +38,11 @@ is refused until ``runner.py store migrate --apply`` carries it over; a newer on
 Every file is written atomically (temporary file, fsync, rename), so a kill at any moment
 leaves either the old file or the new one, never half of one.
 
-**Fencing.** Every write into a run folder goes through ``Store.write_run_file``, which renames
-the finished temporary file into place only while holding the run's lock file and only if
+**Fencing.** The run's files (``config.json``, ``metrics.jsonl``, the checkpoints, ``model.pt``,
+``test_logits.pt``, ``attempts.json``, ``result.json``) are written only through
+``Store.write_run_file`` (``ensure_config``, ``write_result``, ``rewrite_metrics``) and
+``Store.append_metrics``, which rename the finished temporary file into place (or append) only
+while holding the run's lock file and only if
 
 - the run is not finished (a readable ``result.json``: finished runs are immutable), and
 - the writer holds the run's current lease, same owner and same ``generation`` (a counter that
@@ -48,6 +51,19 @@ the finished temporary file into place only while holding the run's lock file an
 
 A worker that was paused past its lease (SIGSTOP, a stalled VM) and resumes after another took
 the run over is refused at its next write (``WriteRefused``), whatever it was doing.
+
+**Unfenced writes.** Two files cannot be fenced, and are written through
+``Store.write_unfenced`` (under the run's lock and atomic, without the two checks above):
+
+- ``lease.json``, because it is what the fence checks: a claim, renewal or release is a
+  compare-and-set against the lease read under the same lock;
+- ``events.jsonl``, because some of its lines are written exactly when the writer may no longer
+  write the run: ``lost`` after the lease passed to another worker, ``finish`` and ``fail``
+  after ``result.json`` exists. They record what happened and never change the run's state.
+
+``store check --repair`` alone may re-derive files of a finished run (``repair=True``), and
+``reproduce --retry-failed`` alone removes a failed run's ``result.json`` and ``attempts.json``,
+holding the run's lock (``run_lock``).
 """
 
 from __future__ import annotations
@@ -57,7 +73,7 @@ import os
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from filelock import FileLock, Timeout
 
@@ -73,6 +89,7 @@ LAYOUT = 2  # 1: no store.json (run ids of scheme 1); 2: store.json, derived/, a
 LAYOUT_FILE = "store.json"
 RUN_FILES = frozenset({LOCK, LEASE, RESULT, CONFIG, METRICS, MODEL, TEST_LOGITS, CHECKPOINT, PREVIOUS_CHECKPOINT,
                        EVENTS, ATTEMPTS})
+UNFENCED = frozenset({LEASE, EVENTS})  # written by Store.write_unfenced (the module's docstring says why)
 
 
 class WriteRefused(Exception):
@@ -318,11 +335,44 @@ class Store:
             tmp.unlink(missing_ok=True)
         _fsync_dir(run_dir)
 
+    def write_unfenced(self, run_id: str, name: str, update: Callable[[bytes | None], bytes | None],
+                       timeout: float = 60) -> bool:
+        """Rewrite ``<run>/<name>`` atomically under the run's lock, WITHOUT the fence's checks
+        (finished run, current lease). Only for the two files in UNFENCED, for the reasons in
+        the module's docstring: ``lease.json`` (the lease's own compare-and-set) and
+        ``events.jsonl`` (a run's history, written also after its lease is lost or its result
+        exists); any other name is a ValueError. Everything else goes through ``write_run_file``.
+
+        ``update`` is called holding the lock with the file's current bytes (None if it does not
+        exist) and returns the new bytes, or None to leave the file as it is. Returns whether it
+        wrote. ``filelock.Timeout`` (a TimeoutError) when the lock is not had within ``timeout``."""
+        if name not in UNFENCED:
+            raise ValueError(f"{name} is fenced: write it with write_run_file")
+        path = self.run_file(run_id, name)
+        with self.run_lock(run_id, timeout):
+            try:
+                current = path.read_bytes()
+            except FileNotFoundError:
+                current = None
+            data = update(current)
+            if data is None:
+                return False
+            atomic_write_bytes(path, data)
+        return True
+
+    @contextmanager
+    def run_lock(self, run_id: str, timeout: float = 60) -> Iterator[None]:
+        """Hold the run's lock file (``filelock.Timeout`` after ``timeout`` seconds). Every write
+        into the run holds it, for milliseconds: the check and the rename."""
+        self.run_dir(run_id).mkdir(parents=True, exist_ok=True)
+        with FileLock(str(self.run_file(run_id, LOCK)), timeout=timeout):
+            yield
+
     @contextmanager
     def _fenced(self, run_id: str, name: str, repair: bool = False):
         """Hold the run's lock and check that this process may write ``name`` (WriteRefused if not)."""
         try:
-            with FileLock(str(self.run_file(run_id, LOCK)), timeout=60):
+            with self.run_lock(run_id):
                 self.check_may_write(run_id, name, repair=repair)
                 yield
         except Timeout:

@@ -9,7 +9,7 @@ import torch
 
 from .data import get_spec
 from .models import build_model
-from .models.weights import load_file, sha256_of, unwrap_state_dict
+from .models.weights import RefusedPickle, load_file, sha256_of, unwrap_state_dict
 from .store import MODEL, Store
 from .train_errors import RunFailed
 
@@ -46,7 +46,11 @@ def load_teacher(cfg: dict, store: Store, device) -> torch.nn.Module | None:
         if sha256_of(path) != teacher["sha256"]:
             raise RunFailed(f"teacher checkpoint {path} does not match its sha256 {teacher['sha256']}")
         model = build_model(teacher["model"], num_classes)
-        state = _weights_in(load_file(path), path)  # RepDistiller's *_last.pth files hold an argparse Namespace
+        try:
+            obj = load_file(path)  # RepDistiller's *_last.pth files hold an argparse Namespace
+        except RefusedPickle as err:  # final: trying again cannot help
+            raise RunFailed(f"teacher checkpoint {path}: refused: {err}") from None
+        state = _weights_in(obj, path)
     model.load_state_dict(state)  # strict: a teacher must match its architecture exactly
     model.to(device).eval()
     for p in model.parameters():

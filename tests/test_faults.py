@@ -198,6 +198,36 @@ def test_bad_init_weights_are_found_before_anything_is_written(tmp_path, capsys,
     assert snapshot(tmp_path) == before and not (tmp_path / "store").exists()
 
 
+class Pickled:
+    """An arbitrary class a checkpoint may pickle: the safe loader refuses it."""
+
+
+@pytest.mark.parametrize("what", ["teacher checkpoint", "init weights"])
+def test_a_file_pickling_an_arbitrary_class_is_refused_in_our_own_line(tmp_path, capsys, what):
+    path = tmp_path / "pickled.pt"
+    torch.save({**build_model("resnet8", 10).state_dict(), "extra": Pickled()}, path)
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    if what == "teacher checkpoint":
+        raw = tiny(teacher={"checkpoint": str(path), "sha256": digest, "model": "resnet8"}, loss={"name": "kd"})
+    else:
+        raw = tiny(init={"weights": str(path)})
+    cfg = write_config(tmp_path, raw)
+    before = snapshot(tmp_path)
+    code, out, err = run_cli(capsys, "train", cfg, "--store", tmp_path / "store", "--device", "cpu")
+    assert code == 2 and snapshot(tmp_path) == before
+    assert err.strip() == (
+        f"error: {what} {path}: refused: it holds pickled objects the safe loader does not allow "
+        f"({__name__}.Pickled); convert it to a plain state_dict saved with torch.save(model.state_dict(), path), "
+        f"or name its layout (the program that wrote it) in an issue so that the suite can read it"), err
+    assert "weights_only=False" not in out + err and "weights_only` set to `False" not in out + err
+    if what == "teacher checkpoint":  # the trainer, through the API without the pre-flight: failed at once
+        from benchmark.train import load_teacher
+        from benchmark.train_errors import RunFailed
+
+        with pytest.raises(RunFailed, match=r"refused: it holds pickled objects .*Pickled\); convert it"):
+            load_teacher(C.resolve(raw), Store(tmp_path / "store"), torch.device("cpu"))
+
+
 def test_reproduce_preflight_lists_every_missing_item_and_writes_nothing(tmp_path, capsys, monkeypatch):
     """Issue 15's pre-flight: the paper profile of a CIFAR-100 table without CIFAR-100."""
     monkeypatch.setenv("KD_REPRO_CATALOG", str(REPO / "tests" / "catalog"))
@@ -251,6 +281,19 @@ def test_garbage_config_of_a_pending_run_is_failed_with_a_reason_not_pending_for
     assert code == 0 and f"{rid}/config.json" in out
     store.ensure_config(rid, cfg)  # what reproduce does for the runs of its tables
     assert scan(store)[rid].state == "pending"
+
+
+def test_a_worker_says_which_pending_run_has_a_damaged_config_and_exits_1(tmp_path, capsys):
+    store = Store(tmp_path / "store")
+    cfg = C.resolve(tiny(recipe={"epochs": 1}))
+    rid = C.run_id(cfg)
+    store.ensure_config(rid, cfg)
+    (store.run_dir(rid) / "config.json").write_text("{garbage")
+    code, out, err = run_cli(capsys, "worker", "--store", store.root, "--device", "cpu")
+    said = [line for line in out.splitlines() if rid in line]
+    assert code == 1 and "Traceback" not in err, out + err
+    assert len(said) == 1 and "config.json is unreadable" in said[0], out
+    assert "`python runner.py store check --repair`" in said[0], out
 
 
 def test_damaged_files_of_a_done_run_are_re_derived(tmp_path, capsys):
@@ -382,3 +425,18 @@ def test_status_with_a_live_lease_of_the_wrong_shape(tmp_path, capsys):
                                                           "expires": time.time() + 600, "progress": ["odd"]})
     code, out, err = run_cli(capsys, "status", "--store", store.root)
     assert code == 0 and f"running {rid}" in out and "elsewhere:1" in out, out + err
+
+
+def test_status_names_a_foreign_hosts_lease_without_a_worker_name_or_device_by_its_host(tmp_path, capsys):
+    import time
+
+    store = Store(tmp_path / "store")
+    cfg = C.resolve(tiny())
+    rid = C.run_id(cfg)
+    store.ensure_config(rid, cfg)
+    atomic_write_json(store.run_dir(rid) / "lease.json", {"owner": {"host": "gpu-node-9", "pid": 7},
+                                                          "expires": time.time() + 600, "generation": 1})
+    code, out, err = run_cli(capsys, "status", "--store", store.root)
+    assert code == 0 and f"running {rid} on gpu-node-9: resnet8" in out and "None" not in out, out + err
+    code, out, _ = run_cli(capsys, "status", "--store", store.root, "--json")
+    assert code == 0 and json.loads(out)["running_runs"][0]["worker"] == "gpu-node-9"

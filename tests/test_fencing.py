@@ -182,3 +182,130 @@ def test_a_foreign_hosts_lease_is_waited_for_with_a_message(tmp_path, capsys):
     assert any(f"waiting for run {rid}: leased by gpu-node-7:1 (another host" in m for m in said), said
     assert events(store, rid)[0]["time"] >= until
     assert socket.gethostname() != "gpu-node-7"
+
+
+# ---------------------------------------------------------------- the two unfenced writes: lease and events
+
+class HeldLock:
+    """The run's lock held by another thread (as another process would hold it) until release()."""
+
+    def __init__(self, store, rid):
+        import threading
+
+        self.taken, self.let_go = threading.Event(), threading.Event()
+        self.thread = threading.Thread(target=self._hold, args=(str(store.run_dir(rid) / ".claim.lock"),))
+        self.thread.start()
+        assert self.taken.wait(10)
+
+    def _hold(self, path):
+        with FileLock(path):
+            self.taken.set()
+            self.let_go.wait(30)
+
+    def release(self):
+        self.let_go.set()
+        self.thread.join()
+
+
+def in_thread(fn):
+    """Start ``fn()`` in a thread; its result (or exception) is in the returned dict once joined."""
+    import threading
+
+    out = {}
+
+    def run():
+        try:
+            out["value"] = fn()
+        except BaseException as err:  # noqa: B036 - handed back to the test
+            out["error"] = err
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread, out
+
+
+def test_a_claim_and_a_release_of_the_lease_wait_for_the_runs_lock(tmp_path):
+    store = Store(tmp_path)
+    _, rid = enqueue(store, tiny())
+    lease = Lease(store, rid, WorkerOptions(lease_seconds=60, heartbeat_seconds=60, name="a"))
+    held = HeldLock(store, rid)
+    thread, out = in_thread(lease.claim)
+    time.sleep(0.5)
+    assert thread.is_alive() and not (store.run_dir(rid) / LEASE).exists()  # waiting for the lock
+    held.release()
+    thread.join(10)
+    assert out == {"value": True} and read_json(store.run_dir(rid) / LEASE)["generation"] == 1
+
+    held = HeldLock(store, rid)
+    thread, out = in_thread(lease.release)
+    time.sleep(0.5)
+    assert thread.is_alive() and read_json(store.run_dir(rid) / LEASE)["owner"]["name"] == "a"
+    held.release()
+    thread.join(10)
+    assert "error" not in out and read_json(store.run_dir(rid) / LEASE) == {
+        "generation": 1, "expires": 0, "released_by": lease.me}
+
+
+def test_events_land_after_the_lease_is_lost_and_after_the_result_and_the_run_stays_finished(tmp_path):
+    from benchmark.queue import append_event
+
+    store_a, store_b = Store(tmp_path), Store(tmp_path)
+    _, rid = enqueue(store_a, tiny())
+    a = Lease(store_a, rid, WorkerOptions(lease_seconds=60, heartbeat_seconds=60, name="a"))
+    assert a.claim()
+    lease = read_json(store_a.run_dir(rid) / LEASE)
+    atomic_write_json(store_a.run_dir(rid) / LEASE, {**lease, "expires": time.time() - 1})
+    b = Lease(store_b, rid, WorkerOptions(lease_seconds=60, heartbeat_seconds=60, name="b"))
+    assert b.claim()
+    with pytest.raises(WriteRefused):  # a's run files are fenced off...
+        store_a.write_run_file(rid, "metrics.jsonl", b"{}\n")
+    append_event(store_a, rid, kind="lost", worker="a")  # ...its event still lands
+    store_b.write_result(rid, {"id": rid, "status": "done", "metrics": {"top1": 1.0}})
+    b.release()
+    result = (store_b.run_dir(rid) / "result.json").read_bytes()
+
+    held = HeldLock(store_b, rid)  # the event is written under the run's lock too
+    thread, out = in_thread(lambda: append_event(store_b, rid, kind="finish", worker="b"))
+    time.sleep(0.5)
+    assert thread.is_alive() and [e["kind"] for e in events(store_b, rid)] == ["lost"]
+    held.release()
+    thread.join(10)
+    assert "error" not in out and [e["kind"] for e in events(store_b, rid)] == ["lost", "finish"]
+    assert store_b.is_done(rid) and (store_b.run_dir(rid) / "result.json").read_bytes() == result
+    with pytest.raises(WriteRefused, match="finished"):
+        store_b.write_run_file(rid, "metrics.jsonl", b"")
+    with pytest.raises(ValueError, match="fenced"):  # the unfenced path takes the lease and the events only
+        store_b.write_unfenced(rid, "result.json", lambda current: b"{}")
+
+
+def test_an_event_after_a_line_cut_by_a_kill_stays_whole(tmp_path):
+    from benchmark.queue import append_event
+
+    store = Store(tmp_path)
+    _, rid = enqueue(store, tiny())
+    (store.run_dir(rid) / "events.jsonl").write_text('{"kind": "claim", "time": 1}\n{"kind": "fin')
+    append_event(store, rid, kind="claim", worker="w")
+    assert [e["kind"] for e in events(store, rid)] == ["claim", "claim"]
+
+
+def test_retry_failed_removes_a_failed_result_under_the_runs_lock(tmp_path):
+    from types import SimpleNamespace
+
+    from benchmark.queue import scan
+    from benchmark.reproduce import enqueue as reproduce_enqueue
+    from benchmark.reproduce import job_list_file, read_job_list
+
+    store = Store(tmp_path)
+    cfg, rid = enqueue(store, tiny())
+    store.write_run_file(rid, "attempts.json", b'{"failed_attempts": 3}\n')
+    store.write_result(rid, {"id": rid, "status": "failed", "config": cfg, "reason": "failed 3 times"})
+    planned = SimpleNamespace(jobs={rid: SimpleNamespace(config=cfg)})  # what a Planner holds for the run
+    held = HeldLock(store, rid)
+    thread, out = in_thread(lambda: reproduce_enqueue(store, planned, [rid], retry_failed=True))
+    time.sleep(0.5)
+    assert thread.is_alive() and store.result(rid)["status"] == "failed"  # waiting for the lock
+    held.release()
+    thread.join(10)
+    assert "error" not in out and scan(store)[rid].state == "pending"
+    assert sorted(os.listdir(store.run_dir(rid))) == [".claim.lock", "config.json"]
+    path = job_list_file(store, [rid])  # the list a session's workers read, written whole
+    assert read_job_list(path) == {rid} and os.listdir(path.parent) == [path.name]

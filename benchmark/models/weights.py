@@ -2,6 +2,8 @@
 
 import argparse
 import hashlib
+import pickle
+import re
 from pathlib import Path
 
 import torch
@@ -13,10 +15,37 @@ from torch import nn
 SAFE_GLOBALS = [argparse.Namespace]
 
 
+class RefusedPickle(pickle.UnpicklingError):
+    """A checkpoint the safe loader refuses: it pickles objects beyond tensors, plain containers
+    and SAFE_GLOBALS. The message is ours, one line: torch's own advises turning the safe load
+    off, the very step that loading with ``weights_only=True`` exists to prevent."""
+
+
 def load_file(path: str | Path) -> object:
-    """``torch.load`` of a checkpoint made elsewhere: weights_only, plus SAFE_GLOBALS."""
-    with torch.serialization.safe_globals(SAFE_GLOBALS):
-        return torch.load(path, map_location="cpu", weights_only=True)
+    """``torch.load`` of a checkpoint made elsewhere: weights_only, plus SAFE_GLOBALS
+    (RefusedPickle when the file pickles anything else)."""
+    try:
+        with torch.serialization.safe_globals(SAFE_GLOBALS):
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        if "weights only" not in str(err).lower():  # a damaged file, not a refusal: its own message
+            raise
+        raise RefusedPickle(_refusal(str(err))) from None
+
+
+def _refusal(torch_message: str) -> str:
+    """Why the safe loader refused a file and what to do, from torch's message (which names the
+    offending global, or the pickle instruction it does not support)."""
+    found = re.search(r"GLOBAL (\S+) was not an allowed global", torch_message)
+    if found:
+        why = f" ({found.group(1)})"
+    else:
+        detail = torch_message.split("WeightsUnpickler error:", 1)[1:]
+        first = [line.strip() for line in (detail[0] if detail else "").splitlines() if line.strip()]
+        why = f" ({first[0][:120]})" if first and "weights_only" not in first[0] else ""
+    return (f"it holds pickled objects the safe loader does not allow{why}; convert it to a plain state_dict "
+            f"saved with torch.save(model.state_dict(), path), or name its layout (the program that wrote it) "
+            f"in an issue so that the suite can read it")
 
 
 def unwrap_state_dict(obj: object, *, strict: bool, source: str = "checkpoint") -> dict[str, torch.Tensor]:
