@@ -70,6 +70,15 @@ def recorded_plan(store: Store, table: str, profile: str) -> bool:
                for s in read_sessions(store))
 
 
+def check_not_recorded(store: Store, table: str, profile: str) -> None:
+    """BadInput when a session says the missing plan of ``table`` at ``profile`` was stored."""
+    if recorded_plan(store, table, profile):
+        raise BadInput(plan_path(store, table, profile), None,
+                       f"missing, but the store's sessions say {table} was reproduced at the {profile} profile "
+                       f"with its plan stored; run `reproduce {table} --profile {profile}` to write it again "
+                       "(finished runs are kept)")
+
+
 def _signature(cell: dict) -> str:
     """What makes two plans of a cell report the same thing: how it combines which runs."""
     return canonical_json([cell["rule"], cell["cited"], cell["value"], cell["target"], cell["model"],
@@ -104,11 +113,7 @@ def table_plan(store: Store, name: str, profile: str, figures: list[str], jobs: 
     tid = table_id(name)
     stored = read_plan(store, tid, profile)
     if stored is None:
-        if recorded_plan(store, tid, profile):
-            raise BadInput(plan_path(store, tid, profile), None,
-                           f"missing, but the store's sessions say {tid} was reproduced at the {profile} profile "
-                           f"with its plan stored; run `reproduce {tid} --profile {profile}` to write it again "
-                           "(finished runs are kept)")
+        check_not_recorded(store, tid, profile)
         planner = Planner(profile, store=store, figures=figures, cost=False)
         plan = planner.plan(name)
         for rid in plan.job_ids:

@@ -40,11 +40,12 @@ def sessions(store: Store | str | os.PathLike) -> list[dict]:
 def table_index(store: Store | str | os.PathLike) -> dict[str, dict]:
     """run id -> {"tables": [...], "profile": p, "role": r} for the tables reproduced in the store,
     each under the profile it was last run with (a run asked for by two tables lists both), from
-    the plans ``reproduce`` stored (benchmark/stored_plan.py); a damaged one is bad input. A table
-    of a store made before plans were stored is planned from today's manifest, and left out when
-    its manifest is gone (no labels, no crash)."""
+    the plans ``reproduce`` stored (benchmark/stored_plan.py); a damaged or lost one is bad input
+    (benchmark/reported_plan.py). A table of a store made before plans were stored is planned from
+    today's manifest, and left out when its manifest is gone (no labels, no crash)."""
     from .errors import BadInput
     from .plan import Planner
+    from .reported_plan import check_not_recorded
 
     store = _store(store)
     last = last_profiles(store)
@@ -52,6 +53,7 @@ def table_index(store: Store | str | os.PathLike) -> dict[str, dict]:
     for table, profile in last.items():
         if read_plan(store, table, profile) is not None:
             continue
+        check_not_recorded(store, table, profile)  # a stored plan lost is bad input, as for report
         planner = Planner(profile, cost=False)
         try:
             plan = planner.plan(table)

@@ -81,14 +81,10 @@ def catalog_entries(manifest, catalog) -> dict:
 
 
 def manifest_record(manifest, catalog) -> dict:
-    """Where the manifest was read, the sha256 of its bytes and of the catalogue entries it names."""
-    from .manifest import catalog_root
-
-    path = Path(manifest.path).resolve()
-    try:
-        shown = str(path.relative_to(catalog_root().resolve()))
-    except ValueError:
-        shown = str(path)
+    """Where the manifest was read (``manifests/<paper>/<table>.yaml`` in a catalogue, else the
+    file's path), the sha256 of its bytes and of the catalogue entries it names."""
+    path = Path(manifest.path)
+    shown = "/".join(path.parts[-3:]) if path.parent.parent.name == "manifests" else str(path)
     return {"path": shown, "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
             "catalog_sha256": hashlib.sha256(canonical_json(catalog_entries(manifest, catalog)).encode()).hexdigest()}
 
