@@ -381,12 +381,12 @@ def cmd_status(args) -> int:
     store = Store(args.store)
     if not store.root.exists():
         print(f"note: no store at {store.root} (nothing has run there yet)", file=sys.stderr)
-    only = planned_runs(store, args.tables, args.profile, _figures(args)) if args.tables else None
+    only, notes = planned_runs(store, args.tables, args.profile, _figures(args)) if args.tables else (None, [])
     status = store_status(store, only)
     if args.json:
-        print(json.dumps(status.summary, indent=1))
+        print(json.dumps({**status.summary, **({"plan_notes": notes} if args.tables else {})}, indent=1))
     else:
-        print("\n".join(status.lines(all_failures=args.failures)))
+        print("\n".join(notes + status.lines(all_failures=args.failures)))
     return 1 if status.summary["failed"] else 0
 
 

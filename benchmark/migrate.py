@@ -4,7 +4,7 @@ Every run folder's stored config is resolved as today's code resolves it (the fi
 scheme left implicit filled in from ``schema.MIGRATION_DEFAULTS``), teachers first, so that a
 student's ``teacher: {run: ID}`` names its teacher's new id; the run's new id is that config's.
 Finished runs keep their files: only ``config.json`` and ``result.json`` (its id and config) are
-rewritten and the folder is renamed. When two old runs become one new id (the same training under
+rewritten and the folder is renamed; stored plans have their ids replaced. When two old runs become one new id (the same training under
 two ids of an older rule), one is kept (finished before failed before unfinished, then the one
 with more epochs, then the smaller old id) and the other is set aside under
 ``archive/migrated/<old id>/``, never deleted; so is a run whose config no longer resolves.
@@ -193,11 +193,26 @@ def apply(store: Store, mig: Migration) -> None:
         if old != new:
             os.replace(src, dest)
             _rename_derived(store, old, new)
+    for plan in sorted(store.plans_dir.glob("*/*.json")):  # stored plans name runs by id
+        doc = read_json(plan)
+        if doc is not None:
+            atomic_write_json(plan, _renamed(doc, mig.mapping))
     for stale in store.queue_dir.glob("*.txt"):  # job lists of old ids: reproduce writes them anew
         stale.unlink(missing_ok=True)
     atomic_write_json(store.layout_file, {"layout": LAYOUT, "id_scheme": ID_SCHEME,
                                           "migrated_from": list(mig.layout)})
     store.migration_journal.unlink()
+
+
+def _renamed(doc, mapping: dict[str, str]):
+    """A JSON document with every old run id in it replaced by its new id."""
+    if isinstance(doc, str):
+        return mapping.get(doc, doc)
+    if isinstance(doc, list):
+        return [_renamed(x, mapping) for x in doc]
+    if isinstance(doc, dict):
+        return {mapping.get(k, k): _renamed(v, mapping) for k, v in doc.items()}
+    return doc
 
 
 def _rename_derived(store: Store, old: str, new: str) -> None:

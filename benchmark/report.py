@@ -18,6 +18,7 @@ from .claims import evaluate_claim
 from .figures import draw_figure
 from .manifest import table_id
 from .plan import Planner, TablePlan
+from .reported_plan import PlannedJobs, ReportedPlan, table_plans
 from .store import Store
 from .verdict import NOT_COMPARABLE, difference_decided
 
@@ -132,9 +133,17 @@ def claim_results(plan: TablePlan, cells: list[CellResult]) -> list[dict]:
     return out
 
 
+def plan_info(plan: TablePlan) -> dict:
+    """Where the reported plan came from (reported_plan.ReportedPlan.info): the stored plan, or
+    today's manifest; ``note``: the one line a reader shows (the manifest changed since, or no
+    stored plan). A plan made by a Planner in this process (the Python API) is today's."""
+    return plan.info() if isinstance(plan, ReportedPlan) else {"source": "manifest", "note": None}
+
+
 def table_json(plan: TablePlan, cells: list[CellResult], store: Store) -> dict:
     m = plan.manifest
     return {"table": m.id, "profile": plan.profile, "paper": m.paper, "title": m.title, "store": str(store.root),
+            "plan": plan_info(plan),
             "tolerance": m.tolerance, "tolerances": m.tolerances, "comparable_to_paper": profiles.judged(plan.profile),
             "provenance": provenance(plan, store), "coverage": coverage(cells),
             "claims": claim_results(plan, cells), "readings_that_ran": readings_that_ran(plan, store),
@@ -146,7 +155,9 @@ def table_markdown(plan: TablePlan, cells: list[CellResult], store: Store, plot_
     m = plan.manifest
     prov = provenance(plan, store)
     cov = coverage(cells)
+    note = plan_info(plan)["note"]
     lines = [f"# {m.id}: {m.paper}, {m.title}", "", profiles.WARNING[plan.profile], "",
+             *([f"**Plan:** {note}", ""] if note else []),
              f"- store: `{store.root}`",
              f"- code revision: {', '.join(prov['code_revisions']) or 'no finished runs'}",
              f"- devices: {', '.join(prov['devices']) or '—'}; device time {prov['device_hours']:.3f} h",
@@ -273,7 +284,7 @@ def plot_table(plan: TablePlan, cells: list[CellResult], path: Path) -> bool:
     return True
 
 
-def write_reports(plans: list[TablePlan], planner: Planner, store: Store, out: Path) -> list[Path]:
+def write_reports(plans: list[TablePlan], planner: Planner | PlannedJobs, store: Store, out: Path) -> list[Path]:
     """<out>/<table>.md, <table>.json and <table>.png per table, and <out>/index.md."""
     out.mkdir(parents=True, exist_ok=True)
     written, index = [], []
@@ -309,9 +320,11 @@ def write_reports(plans: list[TablePlan], planner: Planner, store: Store, out: P
 
 
 def plan_for_report(store: Store, tables: list[str], profile: str | None = None,
-                    figures: list[str] | None = None) -> tuple[list[TablePlan], Planner]:
-    """The tables planned at ``profile``, else at the one they were last reproduced with in the
-    store (BadInput when those differ: one report has one profile)."""
+                    figures: list[str] | None = None) -> tuple[list[TablePlan], PlannedJobs]:
+    """The tables' plans as stored by the reproduce that ran them, else planned from today's
+    manifests (benchmark/reported_plan.py), at ``profile``, else at the one they were last
+    reproduced with in the store (BadInput when those differ: one report has one profile), and
+    their jobs (what aggregation asks of a Planner)."""
     from .errors import BadInput
     from .figures import check_figures_asked
     from .sessions import last_profile
@@ -320,10 +333,9 @@ def plan_for_report(store: Store, tables: list[str], profile: str | None = None,
     if len(last) > 1:
         raise BadInput("--profile", None, f"the tables were last run with different profiles "
                                           f"({', '.join(sorted(last))}); name one with --profile")
-    planner = Planner(last.pop(), store=store, figures=list(figures or []))
-    plans = [planner.plan(name) for name in tables]
+    plans, jobs = table_plans(store, tables, [last.pop()] * len(tables), figures)
     check_figures_asked(list(figures or []), plans)
-    return plans, planner
+    return plans, jobs
 
 
 def report_tables(store: Store, tables: list[str], profile: str | None = None, figures: list[str] | None = None,
@@ -344,7 +356,7 @@ def report_tables(store: Store, tables: list[str], profile: str | None = None, f
     return "".join(text + "\n" for text in texts), []
 
 
-def _cells_csv(plans: list[TablePlan], planner: Planner, store: Store, out: Path | None) -> tuple[str, list[Path]]:
+def _cells_csv(plans: list[TablePlan], planner: Planner | PlannedJobs, store: Store, out: Path | None) -> tuple[str, list[Path]]:
     """The cells of every table (benchmark.results.CELL_COLUMNS) as one CSV text, or with ``out``
     as ``<out>/<table>.csv`` per table."""
     import pandas as pd

@@ -23,6 +23,7 @@ from .plan import Planner
 from .queue import WorkerOptions, counts, run_worker, scan
 from .sessions import record_session
 from .store import ATTEMPTS, LOCK, RESULT, Store, atomic_write_bytes
+from .stored_plan import write_plans
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -286,6 +287,8 @@ def reproduce_tables(request: Request) -> int:
         check_figures_asked(request.figures, plans)
         job_ids = sorted({j for p in plans for j in p.job_ids})
         if done_ids and set(job_ids) <= done_ids:
+            # a `from:` cell resolved to runs trained already: no phase, but its plan is stored
+            write_plans(store, plans, planner, request.figures, suite_version())
             break
         to_train = [planner.jobs[j].config for j in job_ids if not store.is_done(j)]
         # torchvision teachers: in torch.hub's cache (fetched as torchvision does), or exit 2 saying
@@ -293,6 +296,8 @@ def reproduce_tables(request: Request) -> int:
         hub.ensure_files([cfg["teacher"] for cfg in to_train if "torchvision" in (cfg["teacher"] or {})],
                          download=not hub.offline())
         require(to_train, request.worker.data_root)
+        # what this phase runs, before it runs: status TABLE and report read it (stored_plan.py)
+        write_plans(store, plans, planner, request.figures, suite_version())
         code = run_phase(request, store, planner, plans, job_ids)
         if code == 130:
             return code
@@ -307,8 +312,16 @@ def reproduce_tables(request: Request) -> int:
             print(f"{p.manifest.id}: {c.row} / {c.col} still waits for {c.waiting_on['row']} / {c.waiting_on['col']}")
     code = 0 if final["done"] == len(job_ids) and not any(p.waiting() for p in plans) else 1
     if request.report:
-        write_report(plans, planner, store, request.report_dir)
+        write_report(request, store)
     return code
+
+
+def suite_version() -> dict:
+    """The package's version and the git revision of the code (``unknown`` outside a checkout)."""
+    from .train import code_revision
+
+    # the package is loaded before any of its modules: its version without importing it by name
+    return {"version": sys.modules[__package__].__version__, "code_revision": code_revision()}
 
 
 def run_phase(request: Request, store: Store, planner: Planner, plans: list, job_ids: list[str]) -> int:
@@ -318,7 +331,7 @@ def run_phase(request: Request, store: Store, planner: Planner, plans: list, job
     store.root.mkdir(parents=True, exist_ok=True)
     enqueue(store, planner, job_ids, retry_failed=request.retry_failed)
     only_file = job_list_file(store, job_ids)
-    record_session(store, [p.manifest.id for p in plans], request.profile, only_file)
+    record_session(store, [p.manifest.id for p in plans], request.profile, only_file, plans=True)
     only = set(job_ids)
     before = counts(scan(store, only))
     print(f"{', '.join(p.manifest.id for p in plans)} ({request.profile} profile): {len(job_ids)} runs, "
@@ -366,11 +379,15 @@ def worker_cli_args(opts: WorkerOptions) -> list[str]:
         + (["--tensorboard"] if opts.tensorboard else [])
 
 
-def write_report(plans: list, planner: Planner, store: Store, out: Path | None = None) -> list[Path]:
-    """The tables' reports into ``out`` (default: the store's reports folder); says where."""
+def write_report(request: Request, store: Store) -> list[Path]:
+    """The tables' reports, from their stored plans as ``report`` reads them, into the request's
+    report folder (default: the store's reports folder); says where."""
     from .report import write_reports
+    from .reported_plan import table_plans
 
-    written = write_reports(plans, planner, store, Path(out) if out else store.reports_dir)
+    plans, jobs = table_plans(store, request.tables, [request.profile] * len(request.tables), request.figures)
+    out = request.report_dir
+    written = write_reports(plans, jobs, store, Path(out) if out else store.reports_dir)
     for path in written:
         print(f"report: {path}")
     return written

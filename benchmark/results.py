@@ -19,6 +19,7 @@ import pandas as pd
 
 from .sessions import last_profile, last_profiles, read_sessions
 from .store import Store
+from .stored_plan import read_plan, run_tables
 
 RUN_COLUMNS = ["id", "tables", "profile", "role", "status", "dataset", "model", "teacher", "loss", "tau", "seed",
                "epochs", "top1", "top5", "last_top1", "best_top1", "best_epoch", "reported_epoch", "epochs_done",
@@ -38,16 +39,25 @@ def sessions(store: Store | str | os.PathLike) -> list[dict]:
 
 def table_index(store: Store | str | os.PathLike) -> dict[str, dict]:
     """run id -> {"tables": [...], "profile": p, "role": r} for the tables reproduced in the store,
-    each planned under the profile it was last run with (a run asked for by two tables lists both)."""
+    each under the profile it was last run with (a run asked for by two tables lists both), from
+    the plans ``reproduce`` stored (benchmark/stored_plan.py); a damaged or lost one is bad input
+    (benchmark/reported_plan.py). A table of a store made before plans were stored is planned from
+    today's manifest, and left out when its manifest is gone (no labels, no crash)."""
+    from .errors import BadInput
     from .plan import Planner
+    from .reported_plan import check_not_recorded
 
-    index: dict[str, dict] = {}
-    planners: dict[str, Planner] = {}
-    for table, profile in last_profiles(_store(store)).items():
-        planner = planners.setdefault(profile, Planner(profile))
+    store = _store(store)
+    last = last_profiles(store)
+    index = run_tables(store, list(last.items()))
+    for table, profile in last.items():
+        if read_plan(store, table, profile) is not None:
+            continue
+        check_not_recorded(store, table, profile)  # a stored plan lost is bad input, as for report
+        planner = Planner(profile, cost=False)
         try:
             plan = planner.plan(table)
-        except Exception:  # a table whose manifest was removed or renamed since: no labels, no crash
+        except BadInput:  # a table whose manifest was removed or renamed since
             continue
         for rid in plan.job_ids:
             entry = index.setdefault(rid, {"tables": [], "profile": profile, "role": planner.jobs[rid].role})
@@ -156,11 +166,15 @@ def cells_frame(plan, cells) -> pd.DataFrame:
 
 def cells(store: Store | str | os.PathLike, table: str, profile: str | None = None) -> pd.DataFrame:
     """The report's cells of ``table`` (published, reproduced mean/std/n, delta, status), from the
-    aggregator; ``profile`` defaults to the one the table was last reproduced with in the store."""
+    aggregator over the runs of the table's stored plan (benchmark/reported_plan.py);
+    ``profile`` defaults to the one the table was last reproduced with in the store.
+    ``frame.attrs["plan"]``: where the plan came from and its ``note`` (today's manifest plans
+    differently, or no plan was stored)."""
     from .aggregate import aggregate_table
-    from .plan import Planner
+    from .reported_plan import table_plans
 
     store = _store(store)
-    planner = Planner(profile or last_profile(store, Path(table).stem))
-    plan = planner.plan(table)
-    return cells_frame(plan, aggregate_table(plan, planner, store))
+    plans, jobs = table_plans(store, [table], [profile or last_profile(store, Path(table).stem)])
+    frame = cells_frame(plans[0], aggregate_table(plans[0], jobs, store))
+    frame.attrs["plan"] = plans[0].info()  # stored or planned today, and the one line a reader shows
+    return frame

@@ -17,11 +17,13 @@ from .store import Store, atomic_write_json, read_json
 KEEP = 50  # sessions remembered; older ones say nothing a newer one does not
 
 
-def record_session(store: Store, tables: list[str], profile: str, job_list: Path) -> None:
-    """Note that ``tables`` were reproduced at ``profile`` with the runs listed in ``job_list``."""
+def record_session(store: Store, tables: list[str], profile: str, job_list: Path, plans: bool = False) -> None:
+    """Note that ``tables`` were reproduced at ``profile`` with the runs listed in ``job_list``;
+    ``plans``: their plans were stored (stored_plan.py), so a missing one is damage, not an old store."""
     sessions = read_json(store.sessions_file)
     sessions = sessions if isinstance(sessions, list) else []
-    sessions.append({"time": time.time(), "tables": tables, "profile": profile, "jobs": str(job_list)})
+    sessions.append({"time": time.time(), "tables": tables, "profile": profile, "jobs": str(job_list),
+                     **({"plans": True} if plans else {})})
     atomic_write_json(store.sessions_file, sessions[-KEEP:])
 
 

@@ -23,8 +23,10 @@ from .aggregate import Measurer, aggregate_table, coverage
 from .figures import draw_figure
 from .nightly import DATE
 from .plan import Planner
-from .report import claim_results, plot_table, provenance
-from .results import cells_frame, sessions
+from .report import claim_results, plan_info, plot_table, provenance
+from .reported_plan import PlannedJobs, table_plans
+from .results import cells_frame
+from .sessions import last_profiles
 from .store import RESULT, Store
 
 CSS = """
@@ -98,7 +100,7 @@ def _newest_run_date(store: Store, job_ids: list[str]) -> str:
     return datetime.datetime.fromtimestamp(max(times)).strftime("%Y-%m-%d %H:%M") if times else "—"
 
 
-def table_page(plan, planner: Planner, store: Store, out: Path, nightly: Path | None) -> dict:
+def table_page(plan, planner: Planner | PlannedJobs, store: Store, out: Path, nightly: Path | None) -> dict:
     """Write ``<out>/<table>.html`` (and its plots); return the table's index entry."""
     m, table_id = plan.manifest, plan.manifest.id
     measurer = Measurer(store, {rid: planner.jobs[rid].config for rid in plan.job_ids})
@@ -110,6 +112,7 @@ def table_page(plan, planner: Planner, store: Store, out: Path, nightly: Path | 
     body = ["<p><a href=\"index.html\">all tables</a></p>", f"<h1>{escape(table_id)}: {escape(m.paper)}</h1>",
             f"<p>{escape(m.title)}</p>",
             f"<p class=\"warn\">{escape(profiles.WARNING[plan.profile].strip('*'))}</p>",
+            *([f"<p class=\"warn\">Plan: {escape(plan_info(plan)['note'])}</p>"] if plan_info(plan)["note"] else []),
             "<p class=\"legend\">Each cell: published, <b>reproduced</b> (± std over seeds), Δ, status: "
             + "".join(f"<span class=\"{s}\">{escape(t)}</span>" for s, t in STATUS_TEXT.items()) + "</p>",
             "<p>Tolerance by kind of quantity: " + escape(", ".join(f"{k} {v:g}" for k, v in
@@ -176,18 +179,14 @@ def table_page(plan, planner: Planner, store: Store, out: Path, nightly: Path | 
 
 
 def write_site(store: Store, out: Path, nightly: Path | None = None) -> list[Path]:
-    """The index and one page per table reproduced in the store (each under its last profile)."""
-    last: dict[str, str] = {}
-    for s in sessions(store):
-        for t in s.get("tables", []):
-            last[t] = s.get("profile", "paper")
+    """The index and one page per table reproduced in the store (each under its last profile,
+    from its stored plan: benchmark/reported_plan.py). Every plan is read before anything is
+    written, so a damaged one writes no site."""
+    last = sorted(last_profiles(store).items())
+    plans, jobs = table_plans(store, [t for t, _ in last], [p for _, p in last])
     out.mkdir(parents=True, exist_ok=True)
     (out / "style.css").write_text(CSS.lstrip())
-    planners: dict[str, Planner] = {}
-    entries = []
-    for table, profile in sorted(last.items()):
-        planner = planners.setdefault(profile, Planner(profile))
-        entries.append(table_page(planner.plan(table), planner, store, out, nightly))
+    entries = [table_page(plan, jobs, store, out, nightly) for plan in plans]
     index = pd.DataFrame(entries, columns=["table", "paper", "title", "profile", "coverage", "mean_abs_delta",
                                            "claims", "date"])
     body = ["<h1>Reproduced tables</h1>", f"<p>Store <code>{escape(str(store.root))}</code>: {len(index)} table(s). "

@@ -12,17 +12,17 @@ from .sessions import last_profile
 from .store import Store
 
 
-def planned_runs(store: Store, tables: list[str], profile: str | None, figures: list[str]) -> set[str]:
-    """The run ids of ``tables``, each planned at ``profile``, else at the one it was last
-    reproduced with in this store (as ``report`` does)."""
+def planned_runs(store: Store, tables: list[str], profile: str | None, figures: list[str]) -> tuple[set[str], list[str]]:
+    """(the run ids of ``tables``, one line per table whose plan a reader should know about). Each
+    table at ``profile``, else at the one it was last reproduced with in this store (as
+    ``report``), from the plan ``reproduce`` stored, else today's manifest
+    (benchmark/reported_plan.py): the line says that today's manifest plans differently, or that
+    no plan was stored."""
     from .manifest import table_id
-    from .plan import Planner
+    from .reported_plan import table_plans
 
-    runs: set[str] = set()
-    for table in tables:
-        planner = Planner(profile or last_profile(store, table_id(table)), store=store, figures=figures)
-        runs |= set(planner.plan(table).job_ids)
-    return runs
+    plans, _ = table_plans(store, tables, [profile or last_profile(store, table_id(t)) for t in tables], figures)
+    return {r for p in plans for r in p.job_ids}, [f"{p.manifest.id}: {p.note}" for p in plans if p.note]
 
 
 def device_hours_spent(states: dict[str, JobState]) -> float:

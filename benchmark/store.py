@@ -23,6 +23,7 @@ elsewhere.
 <store>/queue/sessions.json            sessions_file: which tables ran at which profile, when
              /worker-<i>.log           worker_log(i): a local worker's output
              /<digest>.txt             job_list_file(text): the run ids a worker is limited to
+<store>/plans/<table>/<profile>.json   plan_file(table, profile): the plan reproduce ran (stored_plan.py)
 <store>/submitit/                      submitit_dir: SLURM jobs' logs (submitit's own layout)
 <store>/tensorboard/                   tensorboard_dir: event files (``--tensorboard``)
 <store>/reports/                       reports_dir: ``report``'s default output
@@ -70,6 +71,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -85,8 +87,10 @@ LOCK, LEASE, RESULT = ".claim.lock", "lease.json", "result.json"
 CONFIG, METRICS, MODEL, TEST_LOGITS = "config.json", "metrics.jsonl", "model.pt", "test_logits.pt"
 CHECKPOINT, PREVIOUS_CHECKPOINT = "checkpoint.pt", "checkpoint.prev.pt"
 EVENTS, ATTEMPTS = "events.jsonl", "attempts.json"
-LAYOUT = 2  # 1: no store.json (run ids of scheme 1); 2: store.json, derived/, archive/
+LAYOUT = 2  # 1: no store.json (run ids of scheme 1); 2: store.json, derived/, archive/, plans/
 LAYOUT_FILE = "store.json"
+# a table id or profile naming a stored plan's file: a plain name, never a path ("../x", "a/b")
+PLAN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 RUN_FILES = frozenset({LOCK, LEASE, RESULT, CONFIG, METRICS, MODEL, TEST_LOGITS, CHECKPOINT, PREVIOUS_CHECKPOINT,
                        EVENTS, ATTEMPTS})
 UNFENCED = frozenset({LEASE, EVENTS})  # written by Store.write_unfenced (the module's docstring says why)
@@ -267,6 +271,17 @@ class Store:
         import hashlib
 
         return self.queue_dir / f"{hashlib.sha256(text.encode()).hexdigest()[:16]}.txt"
+
+    @property
+    def plans_dir(self) -> Path:
+        return self.root / "plans"
+
+    def plan_file(self, table: str, profile: str) -> Path:
+        """``<store>/plans/<table>/<profile>.json``: the plan ``reproduce`` ran (stored_plan.py)."""
+        for name in (table, profile):
+            if not isinstance(name, str) or not PLAN_NAME.match(name):
+                raise ValueError(f"not a plain name: {name!r}")
+        return self.plans_dir / table / f"{profile}.json"
 
     @property
     def submitit_dir(self) -> Path:

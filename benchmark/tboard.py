@@ -3,7 +3,8 @@
 ``export_run(store, rid)`` (re)writes ``<store>/tensorboard/<table>/<model>-<loss>-tau<tau>-seed<s>-<id>/``
 from the run's ``metrics.jsonl``, the store's source of truth, so a resumed run never shows an
 epoch twice and the files can be rebuilt at any time. The folder's first level is the table(s)
-the run belongs to, so TensorBoard's run selector groups the runs by table. Tags:
+whose stored plan names the run (``runs`` when none does), so TensorBoard's run selector groups
+the runs by table; the plans are read, never made (no planner during training). Tags:
 
     loss/total, loss/<term>     the epoch means of the training loss and of each of its terms
     accuracy/test_top1, ...     test top-1/top-5, the augmented training top-1
@@ -22,6 +23,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from .store import Store
+from .stored_plan import run_tables, stored_tables
 
 SKIP = {"epoch", "stage", "time_s"}
 
@@ -69,21 +71,29 @@ def run_name(cfg: dict, rid: str, tables: list[str]) -> str:
     return f"{group}/{'-'.join(map(str, parts))}"
 
 
-def _sessions_stamp(store: Store) -> float:
-    path = store.sessions_file
-    return path.stat().st_mtime if path.exists() else 0.0
+def _plans_stamp(store: Store) -> tuple:
+    """The stored plans' files and modification times: a new or rewritten plan reads again."""
+    stamp = []
+    for path in sorted(store.plans_dir.glob("*/*.json")) if store.plans_dir.is_dir() else ():
+        try:
+            stamp.append((path.name, path.parent.name, path.stat().st_mtime_ns))
+        except OSError:  # replaced or removed meanwhile: the next export reads it again
+            continue
+    return tuple(stamp)
 
 
 @lru_cache(maxsize=8)
-def _tables(root: str, stamp: float) -> dict[str, list[str]]:
-    from .results import table_index
-
-    return {rid: e["tables"] for rid, e in table_index(Store(root)).items()}
+def _tables(root: str, stamp: tuple) -> dict[str, list[str]]:
+    store = Store(root)
+    # strict=False: a damaged plan labels nothing; it must not fail the run being trained
+    return {rid: e["tables"] for rid, e in run_tables(store, stored_tables(store), strict=False).items()}
 
 
 def tables_of(store: Store, rid: str) -> list[str]:
-    """The tables reproduced in the store that need ``rid`` (planned once per process and session file)."""
-    return _tables(str(store.root), _sessions_stamp(store)).get(rid, [])
+    """The tables whose stored plan (benchmark/stored_plan.py) names ``rid``, at any profile; none
+    for a run no stored plan names. Read once per process and state of the plans; nothing is
+    planned here (the trainer calls it after every epoch)."""
+    return _tables(str(store.root), _plans_stamp(store)).get(rid, [])
 
 
 def export_run(store: Store, rid: str, tables: list[str] | None = None) -> Path:

@@ -134,3 +134,18 @@ def test_the_checks_see_a_changed_import(tmp_path):
     broken = text[: section.start()] + re.sub(rf"`{dropped}`,? ?", "", section.group(0)) + text[section.end():]
     (tmp_path / "ARCHITECTURE.md").write_text(broken)
     assert documented(tmp_path / "ARCHITECTURE.md")[unit]["load"] == code[unit]["load"] - {dropped}
+
+
+def test_the_tensorboard_export_cannot_reach_the_planner():
+    """Training never plans: everything the trainer's TensorBoard export can import, at load time
+    or inside a function, transitively, leaves out the planner, the manifests and the results
+    frames (it reads the stored plans instead)."""
+    code = code_imports()
+    reach, todo = set(), ["tboard"]
+    while todo:
+        unit = todo.pop()
+        for nxt in code.get(unit, {"load": set(), "lazy": set()})["load"] | code.get(unit, {}).get("lazy", set()):
+            if nxt not in reach:
+                reach.add(nxt)
+                todo.append(nxt)
+    assert "stored_plan" in reach and not reach & {"plan", "manifest", "results", "reported_plan", "aggregate"}

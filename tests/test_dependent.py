@@ -82,6 +82,12 @@ def test_reproduce_smoke_plans_the_dependent_runs_in_a_second_phase_and_draws_th
     # phase 1: teacher, KD+ATS (smoke: its first point), the heatmap's point; phase 2: the ensemble's seed 1
     assert "ats-table3 (smoke profile): 3 runs, 0 already done" in run.stdout
     assert "ats-table3 (smoke profile): 4 runs, 3 already done" in run.stdout
+    # the stored plan was rewritten when the second phase resolved the `from:` cell
+    stored = json.loads(Store(store).plan_file("ats-table3", "smoke").read_text())
+    ens = next(c for c in stored["cells"] if c["row"] == "KD+ATS+Ens" and c["col"] == COL)
+    assert ens["waiting_on"] is None and ens["taken_from"]["row"] == "KD+ATS" and len(ens["points"][0]["runs"]) == 2
+    assert stored["figures"] == ["fig10"] and len(stored["figure_cells"]["fig10"]["points"]) == 1
+    assert {j["id"] for j in stored["jobs"]} == set(Store(store).run_ids())
     md = (store / "reports" / "ats-table3.md").read_text()
     assert "](ats-table3.fig10.png)" in md and (store / "reports" / "ats-table3.fig10.png").stat().st_size > 0
     after = json.loads(cli("plan", "ats-table3", "--profile", "smoke", "--json", "--figures", "fig10").stdout)[0]

@@ -20,6 +20,7 @@ from benchmark.report import table_json, write_reports
 from benchmark.sessions import record_session
 from benchmark.site import write_site
 from benchmark.store import Store
+from benchmark.stored_plan import write_plans
 from tests.helpers import REPO, cli
 
 CATALOG = str(REPO / "tests" / "catalog")
@@ -35,7 +36,9 @@ def trained(tmp_path_factory):
         store = Store(tmp_path_factory.mktemp("store"))
         for rid in plan.job_ids:
             store.ensure_config(rid, planner.jobs[rid].config)
-        record_session(store, [TABLE], "smoke", store.queue_dir / "jobs.txt")
+        # as reproduce does: the plan stored, then the session noted (the tables of TensorBoard's folders)
+        write_plans(store, [plan], planner, [], {"version": "test", "code_revision": "test"})
+        record_session(store, [TABLE], "smoke", store.queue_dir / "jobs.txt", plans=True)
         run_worker(WorkerOptions(store=str(store.root), poll_seconds=0.1, tensorboard=R_TB_AVAILABLE))
         yield planner, plan, store
     finally:
