@@ -14,6 +14,8 @@ elsewhere.
                   events.jsonl         EVENTS: claims, expiries, failures (queue.py)
                   attempts.json        ATTEMPTS: failed attempts so far (queue.py's retry budget)
                   result.json          RESULT, written last: a run is finished exactly when it exists
+<store>/archive/<id>/<UTC time>/       archive_dir(id, time): a whole run folder as it was before
+                                       ``reproduce --rerun-stale`` reset the run (benchmark/stale.py)
 <store>/queue/sessions.json            sessions_file: which tables ran at which profile, when
              /worker-<i>.log           worker_log(i): a local worker's output
              /<digest>.txt             job_list_file(text): the run ids a worker is limited to
@@ -161,6 +163,13 @@ class Store:
         if name not in RUN_FILES:
             raise ValueError(f"not a run file: {name!r}")
         return self.run_dir(run_id) / name
+
+    def archive_dir(self, run_id: str, stamp: str) -> Path:
+        """``<store>/archive/<id>/<stamp>/``: a copy of a run folder made before it was reset
+        (``stamp``: the UTC time, as stale.utc_stamp writes it)."""
+        if not is_run_id(run_id) or not stamp or "/" in stamp or stamp.startswith("."):
+            raise ValueError(f"not an archive of a run: {run_id!r}, {stamp!r}")
+        return self.root / "archive" / run_id / stamp
 
     @property
     def queue_dir(self) -> Path:
