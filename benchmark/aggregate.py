@@ -21,11 +21,14 @@ import torch
 from . import analysis, profiles
 from .plan import CellPlan, Planner, TablePlan
 from .published import load_published
+from .stale import StaleRuns
 from .store import TEST_LOGITS, Store
-from .verdict import NOT_COMPARABLE, judge, kind_of, resolve_tolerances
+from .verdict import NOT_COMPARABLE, STALE, judge, kind_of, resolve_tolerances
 
-STATUSES = ("within", "outside", "not comparable", "measured", "pending", "failed", "cited", "setting")
-WITH_NUMBER = ("within", "outside", NOT_COMPARABLE, "measured")  # the statuses of a cell that has its number
+STATUSES = ("within", "outside", "not comparable", "stale", "measured", "pending", "failed", "cited", "setting")
+# The statuses of a cell whose number claims and figures use. A stale cell shows its number but is
+# left out of them, as it is of the verdicts: that number came from code that has changed since.
+WITH_NUMBER = ("within", "outside", NOT_COMPARABLE, "measured")
 
 
 @dataclass
@@ -51,6 +54,7 @@ class CellResult:
     tolerance: float | None = None
     interval: list[float] | None = None  # what the seeds support around the mean (paper profile)
     basis: str | None = None        # what decided within/outside
+    stale_runs: list[str] = field(default_factory=list)  # runs trained at an older numerics revision
 
     def to_json(self) -> dict:
         return {k: v for k, v in self.__dict__.items()}
@@ -65,6 +69,13 @@ class Measurer:
         # (report_epoch is not part of the run id), so the cell's own config decides.
         self.configs = configs or {}
         self._logits: dict[str, tuple] = {}
+        self._stale: StaleRuns | None = None
+
+    def is_stale(self, rid: str) -> bool:
+        """Whether a finished run is stale (benchmark/stale.py); BadInput for a garbage record."""
+        if self._stale is None:
+            self._stale = StaleRuns(self.store)
+        return self._stale.is_stale(rid)
 
     def config(self, rid: str) -> dict:
         return self.configs.get(rid) or self.store.config(rid) or {}
@@ -212,6 +223,9 @@ def aggregate_table(plan: TablePlan, planner: Planner, store: Store,
     published = load_published(plan.manifest.id)
     measurer = measurer or Measurer(store, {rid: planner.jobs[rid].config for rid in plan.job_ids})
     cells = [aggregate_cell(c, measurer) for c in plan.cells]
+    for c in cells:
+        if c.status == "measured":
+            c.stale_runs = [r for r in c.runs if measurer.is_stale(r)]
     cells_plan = {(c.row, c.col): c for c in plan.cells}
     by_row: dict[str, list[CellResult]] = {}
     for c in cells:
@@ -225,6 +239,7 @@ def aggregate_table(plan: TablePlan, planner: Planner, store: Store,
             vals = [o.reproduced for o in others if o.reproduced is not None and o.status == "measured"]
             if others and len(vals) == len(others):
                 c.reproduced, c.status = mean(vals), "measured"
+                c.stale_runs = sorted({r for o in others for r in o.stale_runs})
             elif any(o.status == "failed" for o in others):
                 c.status = "failed"
             elif all(o.status in ("cited", "setting") for o in others):
@@ -250,12 +265,15 @@ def aggregate_table(plan: TablePlan, planner: Planner, store: Store,
         c.status, interval, c.basis = judge(c.reproduced, c.published, c.tolerance, c.std, c.n, c.published_std,
                                             len(m.seeds))
         c.interval = list(interval) if interval else None
+    for c in cells:  # the number stays; the verdict waits for the runs to be trained again
+        if c.stale_runs and c.status in WITH_NUMBER:
+            c.status = STALE
     return cells
 
 
 def coverage(cells: list[CellResult]) -> dict:
     with_pub = [c for c in cells if c.published is not None and c.status not in ("cited", "setting")]
-    compared = [c for c in with_pub if c.delta is not None]
+    compared = [c for c in with_pub if c.delta is not None and c.status != STALE]
     return {
         "cells": len(cells),
         "published_cells": sum(c.published is not None for c in cells),
@@ -267,5 +285,6 @@ def coverage(cells: list[CellResult]) -> dict:
         "pending": sum(c.status == "pending" for c in cells),
         "failed": sum(c.status == "failed" for c in cells),
         "cited": sum(c.status == "cited" for c in cells),
+        "stale": sum(c.status == STALE for c in cells),
     }
 

@@ -99,6 +99,9 @@ def cmd_train(args) -> int:
     cfg = C.resolve(raw, where=str(args.config))
     _check_device(args.device)
     tensorboard = _tensorboard(args)
+    from .revisions import current_revisions
+
+    current_revisions()  # a malformed numerics-revisions ledger: bad input before the run is claimed
     store = Store(args.store)
     if store.result(C.run_id(cfg)) is None:
         from .preflight import require
@@ -221,6 +224,9 @@ def cmd_worker(args) -> int:
     _check_device(args.device)
     only = read_job_list(args.only) if args.only else None
     from .preflight import require
+    from .revisions import current_revisions
+
+    current_revisions()  # a malformed numerics-revisions ledger: bad input before a run is claimed
     from .queue import scan, unreadable_configs
     from .store import Store
 
@@ -250,7 +256,8 @@ def _request(args):
     from .reproduce import Request
 
     return Request(tables=args.tables, profile=args.profile, worker=_worker_options(args), launch=_launch(args),
-                   figures=_figures(args), retry_failed=args.retry_failed, all_failures=args.failures,
+                   figures=_figures(args), retry_failed=args.retry_failed, rerun_stale=args.rerun_stale,
+                   all_failures=args.failures,
                    report=not args.no_report, report_dir=Path(args.out) if args.out else None, quiet=args.quiet)
 
 
@@ -424,6 +431,31 @@ def cmd_store(args) -> int:
     return 1 if left else 0
 
 
+def cmd_revisions(args) -> int:
+    """List the parts (exit 1 if a digest differs from the ledger's), or record a change of one."""
+    from . import revisions as R
+
+    if args.action == "list":
+        if args.part or args.why:
+            raise BadInput("revisions", None, "list takes no PART or --why (bump PART --why TEXT, same PART --why TEXT)")
+        states = R.check()
+        if args.json:
+            print(json.dumps([s.to_json() for s in states], indent=1))
+        else:
+            from tabulate import tabulate
+
+            print(tabulate([[s.name, s.revision or "—", s.digest, "yes" if s.matches else "NO", ", ".join(s.files)]
+                            for s in states], headers=["part", "revision", "digest", "in the ledger", "files"]))
+            for line in R.unrecorded():
+                print(line)
+        return 0 if all(s.matches for s in states) else 1
+    if not args.part or args.why is None:
+        raise BadInput("revisions", None, f"{args.action} needs PART and --why TEXT")
+    entry = R.record(args.part, args.action, args.why)
+    print(f"{args.part}: revision {entry['revision']}, digest {entry['digest']} recorded in {R.ledger_path()}")
+    return 0
+
+
 def _check_device(device: str) -> None:
     import torch
 
@@ -515,6 +547,9 @@ def build_parser() -> argparse.ArgumentParser:
     _profile_arg(s, "paper")
     _launch_args(s)
     s.add_argument("--retry-failed", action="store_true", help="try failed runs again")
+    s.add_argument("--rerun-stale", action="store_true",
+                   help="retrain the tables' stale runs (trained at an older numerics revision of their code, or by a "
+                        "stale teacher), each archived first under STORE/archive/")
     s.add_argument("--failures", action="store_true", help="list every failed and blocked run (default: by reason)")
     s.add_argument("--out", default=None, help="report folder (default: STORE/reports)")
     s.add_argument("--no-report", action="store_true")
@@ -597,6 +632,14 @@ def build_parser() -> argparse.ArgumentParser:
                                                         "lists what moves)")
     s.add_argument("--data-root", default=None, help="where the datasets are (to re-evaluate test logits)")
     s.set_defaults(func=cmd_store)
+
+    s = sub.add_parser("revisions", help="maintainers: the numerics revisions of the code's parts; record a change "
+                                         "(bump: its numbers change; same: no numeric change)")
+    s.add_argument("action", nargs="?", default="list", choices=["list", "bump", "same"])
+    s.add_argument("part", nargs="?", help="the part (bump, same): as `revisions` lists them")
+    s.add_argument("--why", default=None, help="why (bump, same): the commit and what changed")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_revisions)
 
     s = sub.add_parser("train", help="train one run from a run config (YAML)")
     s.add_argument("config")

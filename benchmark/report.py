@@ -20,10 +20,10 @@ from .manifest import table_id
 from .plan import Planner, TablePlan
 from .reported_plan import PlannedJobs, ReportedPlan, table_plans
 from .store import Store
-from .verdict import NOT_COMPARABLE, difference_decided
+from .verdict import NOT_COMPARABLE, STALE, difference_decided
 
-MARK = {"within": "✓", "outside": "✗", NOT_COMPARABLE: "~", "measured": "", "pending": "pending", "failed": "FAILED",
-        "cited": "cited", "setting": "setting"}
+MARK = {"within": "✓", "outside": "✗", NOT_COMPARABLE: "~", STALE: "stale", "measured": "", "pending": "pending",
+        "failed": "FAILED", "cited": "cited", "setting": "setting"}
 
 
 def _fmt(x: float | None, digits: int = 2) -> str:
@@ -179,6 +179,9 @@ def table_markdown(plan: TablePlan, cells: list[CellResult], store: Store, plot_
                f"- not comparable ({plan.profile} profile): {cov['not_comparable']} of {cov['reproduced_cells']} "
                "cells are not judged against the paper"),
               f"- mean absolute difference: {_fmt(mad) if mad is not None else '—'}"]
+    if cov["stale"]:
+        lines.append(f"- stale: {cov['stale']} cells have runs trained at an older numerics revision of their code "
+                     "(shown, not judged, not counted above); `runner.py reproduce TABLE --rerun-stale` retrains them")
     claims = claim_results(plan, cells)
     if claims:
         lines += ["", "## The paper's claims", "", "| claim | reproduced | on the published numbers |", "|---|---|---|"]
@@ -226,10 +229,12 @@ def _legend(plan: TablePlan) -> str:
     spread = ("Mean ± std (n seeds) where there are several. ✓ within: |difference| <= the tolerance of the cell's "
               f"kind ({tols}; parameters 5 %), or the published number inside the interval the seeds support "
               "(mean ± t·Welch standard error, the paper's printed std where it gives one); ✗ outside.")
+    stale = (" stale: a run of the cell was trained at an older numerics revision of its code; its number is "
+             "shown, not judged.")
     if profiles.judged(plan.profile):
-        return spread
+        return spread + stale
     return (f"~ not comparable: {plan.profile} numbers are never judged against the paper's (parameter counts "
-            "still are). Mean ± std (n seeds) where there are several.")
+            "still are). Mean ± std (n seeds) where there are several." + stale)
 
 
 def _point(params: dict) -> str:
@@ -251,7 +256,7 @@ def plot_table(plan: TablePlan, cells: list[CellResult], path: Path) -> bool:
     kinds = [k for k in ("accuracy", "loss", "gap", "analysis", "params") if any(c.kind == k for c in pts)]
     rows = [r["id"] for r in plan.manifest.rows if any(c.row == r["id"] for c in pts)]
     colours = {r: plt.cm.tab10(i % 10) for i, r in enumerate(rows)}
-    markers = {"within": "o", "outside": "X", NOT_COMPARABLE: "s"}
+    markers = {"within": "o", "outside": "X", NOT_COMPARABLE: "s", STALE: "^"}
     fig, axes = plt.subplots(1, len(kinds), figsize=(4.4 * len(kinds) + 1.6, 4.2), squeeze=False)
     for ax, kind in zip(axes[0], kinds):
         mine = [c for c in pts if c.kind == kind]
@@ -286,12 +291,14 @@ def plot_table(plan: TablePlan, cells: list[CellResult], path: Path) -> bool:
 
 def write_reports(plans: list[TablePlan], planner: Planner | PlannedJobs, store: Store, out: Path) -> list[Path]:
     """<out>/<table>.md, <table>.json and <table>.png per table, and <out>/index.md."""
-    out.mkdir(parents=True, exist_ok=True)
-    written, index = [], []
-    for plan in plans:
+    tables = []
+    for plan in plans:  # every table's cells first: bad input (a garbage record) before a file is written
         # one measurer for the cells and the figures: each run's logits are read once
         measurer = Measurer(store, {rid: planner.jobs[rid].config for rid in plan.job_ids})
-        cells = aggregate_table(plan, planner, store, measurer)
+        tables.append((plan, measurer, aggregate_table(plan, planner, store, measurer)))
+    out.mkdir(parents=True, exist_ok=True)
+    written, index = [], []
+    for plan, measurer, cells in tables:
         table_id = plan.manifest.id
         png = out / f"{table_id}.png"
         has_plot = plot_table(plan, cells, png)

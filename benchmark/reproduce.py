@@ -259,6 +259,7 @@ class Request:
     launch: Launch = field(default_factory=Launch)
     figures: list[str] = field(default_factory=list)
     retry_failed: bool = False
+    rerun_stale: bool = False       # archive and retrain the tables' stale runs (benchmark/stale.py)
     all_failures: bool = False      # list every failed and blocked run, not only their reasons
     report: bool = True
     report_dir: Path | None = None  # default: the store's reports folder
@@ -276,6 +277,7 @@ def reproduce_tables(request: Request) -> int:
     from . import hub
     from .figures import check_figures_asked
     from .preflight import require
+    from .stale import StaleRuns, archive_and_reset
     from .throughput import measured_rate
 
     store = Store(request.worker.store)
@@ -290,7 +292,11 @@ def reproduce_tables(request: Request) -> int:
             # a `from:` cell resolved to runs trained already: no phase, but its plan is stored
             write_plans(store, plans, planner, request.figures, suite_version())
             break
-        to_train = [planner.jobs[j].config for j in job_ids if not store.is_done(j)]
+        # this phase's runs not seen by an earlier one (a run retrained there is no longer stale), read
+        # before anything is written: a garbage revisions record is bad input (exit 2)
+        stale = StaleRuns(store).among(set(job_ids) - done_ids)
+        rerun = stale if request.rerun_stale else {}
+        to_train = [planner.jobs[j].config for j in job_ids if not store.is_done(j) or j in rerun]
         # torchvision teachers: in torch.hub's cache (fetched as torchvision does), or exit 2 saying
         # which file to place where
         hub.ensure_files([cfg["teacher"] for cfg in to_train if "torchvision" in (cfg["teacher"] or {})],
@@ -298,6 +304,13 @@ def reproduce_tables(request: Request) -> int:
         require(to_train, request.worker.data_root)
         # what this phase runs, before it runs: status TABLE and report read it (stored_plan.py)
         write_plans(store, plans, planner, request.figures, suite_version())
+        if rerun:
+            for rid in rerun:
+                archive_and_reset(store, rid)
+            print(f"{len(rerun)} stale run(s) archived under {store.root / 'archive'} and trained again", flush=True)
+        elif stale:
+            print(f"{len(stale)} finished run(s) are stale (trained at an older numerics revision of their code); "
+                  "add --rerun-stale to retrain them", flush=True)
         code = run_phase(request, store, planner, plans, job_ids)
         if code == 130:
             return code

@@ -34,17 +34,18 @@ body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 72rem; 
 table { border-collapse: collapse; margin: 1rem 0; font-size: 0.9rem; }
 th, td { border: 1px solid #ccc; padding: 0.3rem 0.5rem; text-align: left; vertical-align: top; }
 th { background: #f3f3f3; }
-td.within, td.outside, td.not.comparable, td.measured, td.pending, td.failed, td.cited, td.setting { text-align: right; }
+td.within, td.outside, td.not.comparable, td.stale, td.measured, td.pending, td.failed, td.cited, td.setting { text-align: right; }
 .not.comparable { background: #ece8dc; } .within { background: #d8f0d8; } .outside { background: #f6d2d2; } .failed { background: #f0b0b0; }
 .pending { background: #fff3c4; } .cited, .setting { background: #eee; color: #666; }
-.measured { background: #e3ecf8; }
+.measured { background: #e3ecf8; } .stale { background: #e6dcf0; }
 .pub { color: #555; } .delta { font-size: 0.8rem; } .warn { background: #fff3c4; padding: 0.5rem; }
 .legend span { display: inline-block; padding: 0.1rem 0.5rem; margin-right: 0.3rem; border: 1px solid #ccc; }
 img { max-width: 100%; border: 1px solid #ddd; margin: 0.5rem 0; }
 pre { white-space: pre-wrap; background: #f8f8f8; padding: 0.8rem; }
 """
 STATUS_TEXT = {"within": "within tolerance or the seeds' spread", "outside": "outside",
-               "not comparable": "not comparable (smoke/quick: never judged)", "measured": "measured (nothing published)",
+               "not comparable": "not comparable (smoke/quick: never judged)",
+               "stale": "stale (a run trained at an older numerics revision: shown, not judged)", "measured": "measured (nothing published)",
                "pending": "pending", "failed": "failed", "cited": "cited, not run", "setting": "a setting"}
 
 
@@ -124,7 +125,8 @@ def table_page(plan, planner: Planner | PlannedJobs, store: Store, out: Path, ni
     mad = cov["mean_abs_delta"]
     body += ["<h2>Summary</h2>", "<ul>",
              f"<li>coverage: {cov['reproduced_cells']} of {cov['reproducible_cells']} reproducible published cells "
-             f"measured ({cov['cited']} cited, {cov['pending']} pending, {cov['failed']} failed)</li>",
+             f"measured ({cov['cited']} cited, {cov['pending']} pending, {cov['failed']} failed, "
+             f"{cov['stale']} stale)</li>",
              (f"<li>within tolerance or the seeds' spread: {cov['within_tolerance']} of {cov['reproduced_cells']}</li>"
               if profiles.judged(plan.profile) else
               f"<li>not comparable ({plan.profile} profile): {cov.get('not_comparable', 0)} of "

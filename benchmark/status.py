@@ -1,6 +1,7 @@
 """``runner.py status``: where a store's runs stand (done, running with their progress, pending,
-blocked, failed) and the device time spent and estimated left. Reads the store only; imports
-nothing heavy (no torch), since ``status`` is asked often and must answer at once.
+blocked, failed; how many of the done ones are stale) and the device time spent and estimated
+left. Reads the store only; imports nothing heavy (no torch), since ``status`` is asked often
+and must answer at once.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from dataclasses import dataclass
 
 from .queue import JobState, counts, lease_wait_note, scan
 from .sessions import last_profile
+from .stale import StaleRuns
 from .store import Store
 
 
@@ -80,6 +82,10 @@ class StoreStatus:
 
         lines = [tabulate([[k, self.summary[k]] for k in ("done", "running", "pending", "blocked", "failed")],
                           headers=["runs", "n"])]
+        if self.summary["stale"]:
+            lines.append(f"  stale: {self.summary['stale']} of the done runs were trained at an older numerics revision "
+                         "of their code (or by a stale teacher); `runner.py reproduce TABLE ... --rerun-stale` "
+                         "retrains them")
         for r in self.summary["running_runs"]:  # model, epoch k/n, batches, images/s, ETA from the measured speed
             on = f" on {r['worker']}" if r.get("worker") else ""
             lines.append(f"  running {r['id']}{on}: {progress_line({r['id']: self.states[r['id']]})}"
@@ -104,7 +110,10 @@ def store_status(store: Store, only: set[str] | None = None) -> StoreStatus:
                for s in states.values() if s.state == "running"]
     failed = [{"id": s.id, "state": s.state, "reason": s.reason} for s in states.values()
               if s.state in ("failed", "blocked")]
+    # finished runs trained at an older numerics revision (benchmark/stale.py); BadInput for a garbage record
+    stale = StaleRuns(store).among(rid for rid, s in states.items() if s.state == "done")
     summary = {**counts(states), "total": len(states), "running_runs": running, "failed_runs": failed,
+               "stale": len(stale), "stale_runs": [{"id": rid, "why": why} for rid, why in stale.items()],
                "device_hours_spent": round(spent, 4), "gpu_hours_left_estimate": round(left, 4),
                "cost_model_throughput": rate_source, "store": str(store.root)}
     return StoreStatus(summary, states, spent, left)

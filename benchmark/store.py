@@ -17,6 +17,8 @@ elsewhere.
                   result.json          RESULT, written last: a run is finished exactly when it exists
 <store>/derived/<id>/                  derived_dir(id): files computed from a finished run later (analyses), beside
                                        its immutable folder
+<store>/archive/<id>/<UTC time>/       archive_dir(id, time): a whole run folder as it was before
+                                       ``reproduce --rerun-stale`` reset the run (benchmark/stale.py)
 <store>/archive/migrated/<id>/         migrated_aside_dir(id): a run that ``store migrate`` set aside (another
                                        run of the same config was kept under the new id)
 <store>/migration.json                 migration_journal: ``store migrate --apply`` in progress (resumable)
@@ -254,6 +256,13 @@ class Store:
         if name not in RUN_FILES:
             raise ValueError(f"not a run file: {name!r}")
         return self.run_dir(run_id) / name
+
+    def archive_dir(self, run_id: str, stamp: str) -> Path:
+        """``<store>/archive/<id>/<stamp>/``: a copy of a run folder made before it was reset
+        (``stamp``: the UTC time, as stale.utc_stamp writes it)."""
+        if not is_run_id(run_id) or not stamp or "/" in stamp or stamp.startswith("."):
+            raise ValueError(f"not an archive of a run: {run_id!r}, {stamp!r}")
+        return self.root / "archive" / run_id / stamp
 
     @property
     def queue_dir(self) -> Path:

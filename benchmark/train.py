@@ -31,7 +31,7 @@ from typing import Callable
 
 import torch
 
-from . import accel, config, terms
+from . import accel, config, revisions, terms
 from .accel import Accel
 from .checkpoints import load_checkpoint, save_checkpoint, state_digest, tensor_bytes
 from .data import get_spec, load_arrays, load_folder, make_transforms, synthetic_arrays
@@ -296,6 +296,9 @@ class TrainingRun:
         self.init = InitStages(self.distiller.init_stages(self.model) if self.distiller is not None else [])
         self.history: list[dict] = []
         self.next_epoch = 0
+        # The numerics revisions of the parts this run uses (benchmark/revisions.py; not in its id):
+        # a resumed run keeps, per part, the lowest one it was trained under.
+        self.revisions = revisions.revisions_for(cfg)
         state, self.notes = load_checkpoint(store, self.run_id)
         if state is not None:
             self.restore(state)
@@ -316,7 +319,7 @@ class TrainingRun:
         inside the pre-training stages)."""
         state = {"run_id": self.run_id, "epoch": epoch, "model": self.model.state_dict(),
                  "optimizer": self.optimizer.state_dict(), "rng_cpu": self.rng.cpu, "rng_cuda": self.rng.cuda,
-                 "history": self.history}
+                 "history": self.history, "revisions": self.revisions}
         if self.distiller is not None:
             state["distiller"] = self.distiller.state_dict()  # adapters, CRD's banks
         state.update(self.init.state_dict())
@@ -331,6 +334,8 @@ class TrainingRun:
         self.rng = RunRandom(self.device, state["rng_cpu"], state.get("rng_cuda"))
         self.history, self.next_epoch = list(state["history"]), state["epoch"] + 1
         self.init.load_state_dict(state)
+        # a checkpoint from before revisions were recorded holds none: revision 1 of every part
+        self.revisions = revisions.lowest(state.get("revisions", {}), self.revisions)
 
     def save_checkpoint(self, epoch: int) -> None:
         save_checkpoint(self.store, self.run_id, self.checkpoint_state(epoch))
@@ -476,6 +481,7 @@ def done_result(run: TrainingRun, train_eval: dict | None, execution: dict) -> d
             "train_top1": train_eval["top1"] if train_eval else None,
         },
         "weights_digest": state_digest(run.model.state_dict()),
+        "revisions": run.revisions,
         "epochs_per_s": len(run.epoch_times) / sum(run.epoch_times) if run.epoch_times else None,
         "resumed_from_epoch": run.resumed_from,
         **run.init.summary(),
@@ -510,6 +516,7 @@ def train_runs(cfgs: list[dict], store: Store, options: ExecOptions | None = Non
             todo.append(cfg)
     if not todo:
         return results
+    revisions.current_revisions()  # a malformed ledger is bad input, before anything is written
     cfg0 = todo[0]
     data = build_pipeline(cfg0, options)  # missing dataset files: BadInput before anything is written
     for cfg in todo:

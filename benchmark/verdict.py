@@ -20,7 +20,8 @@ A measured cell of the paper profile is *within* when
 
 and *outside* otherwise. Smoke and quick numbers are never judged: their status is
 ``not comparable`` (a one-epoch chance accuracy that happens to sit near the paper's number is
-no reproduction).
+no reproduction). Nor are *stale* cells (``stale``): a number trained by code that has changed since
+(benchmark/revisions.py) is shown, not judged.
 """
 
 from __future__ import annotations
@@ -32,6 +33,9 @@ from .errors import BadInput
 KINDS = ("accuracy", "loss", "gap", "analysis")
 DEFAULT_TOLERANCES = {"accuracy": 0.5, "loss": 0.1, "gap": 0.05, "analysis": 0.5}
 NOT_COMPARABLE = "not comparable"
+# A cell with a run trained at an older numerics revision of its code (benchmark/stale.py): its
+# number is shown, never judged, until ``reproduce --rerun-stale`` trains it again.
+STALE = "stale"
 CONFIDENCE = 0.975  # two-sided 95 %
 
 
