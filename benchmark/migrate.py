@@ -27,6 +27,7 @@ from .errors import BadInput, Failed
 from .queue import lease_is_live
 from .schema import ID_SCHEME, MIGRATION_DEFAULTS, get_path
 from .spec import is_run_id
+from .stale import StaleRuns
 from .store import CONFIG, LAYOUT, LEASE, RESULT, Store, atomic_write_json, read_json
 
 
@@ -43,9 +44,13 @@ class Migration:
         found = f"layout {self.layout[0]}, id scheme {self.layout[1]}"
         moved = sum(old != new for old, new in self.mapping.items() if old not in self.aside)
         done = sum(store.is_done(old) for old in self.kept.values())
+        stale = StaleRuns(store).among(self.kept.values())
         out = [f"store {store.root}: {found} -> layout {LAYOUT}, id scheme {ID_SCHEME}",
                f"{len(self.kept)} runs ({done} finished) under new ids: {moved} move, "
-               f"{len(self.kept) - moved} keep their id; nothing is retrained"]
+               f"{len(self.kept) - moved} keep their id; nothing is retrained",
+               f"{len(stale)} finished run(s) stale (trained at an older numerics revision, or taught by such a "
+               f"run): after migrating, `reproduce TABLE --rerun-stale` retrains them"]
+        out += [f"  stale: {rid}: {'; '.join(why)}" for rid, why in list(stale.items())[:20]]
         for old in sorted(self.aside):
             new = self.mapping[old]
             out.append(f"  {old} and {self.kept[new]} are one run now ({new}): keeps {self.kept[new]} "
