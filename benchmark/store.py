@@ -204,7 +204,9 @@ class Store:
                 raise BadInput(self.layout_file, "layout", "not a store layout record "
                                "({\"layout\": N, \"id_scheme\": N}); restore it from a backup")
             return record["layout"], record["id_scheme"]
-        if next(self.run_ids(), None) is not None:
+        # A run folder with a config is a store of layout 1 (ensure_config records the layout before
+        # a run's first config): a folder holding only the lock of a run being claimed is not.
+        if any((self.runs_dir / rid / CONFIG).exists() for rid in self.run_ids()):
             return 1, 1
         return None
 

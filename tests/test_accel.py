@@ -51,6 +51,7 @@ def kd_student(tid):
 def run_with(accel, teacher, tmp_path, name):
     tstore, tid = teacher
     store = Store(tmp_path / name)
+    store.mark_layout()  # a store of this code's layout, not one of runs copied in without a record
     shutil.copytree(tstore.run_dir(tid), store.run_dir(tid))
     return train_run(kd_student(tid), store, ExecOptions(accel=accel))
 
@@ -152,6 +153,7 @@ def test_cost_model_uses_the_measured_throughput(teacher, tmp_path, monkeypatch)
 
     # finished runs beat the bench: FLOPs of each run over its wall time, the median, per kind
     monkeypatch.setattr(throughput, "MIN_RUN_SECONDS", 0.0)
+    store.mark_layout()  # a store of this code's layout, not one of runs copied in without a record
     shutil.copytree(tstore.run_dir(tid), store.run_dir(tid))
     res = store.result(tid)
     assert res["provenance"]["device"] == "cpu"
