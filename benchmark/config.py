@@ -35,7 +35,7 @@ from typing import Any
 
 from . import schema
 from .errors import BadInput
-from .init_schemes import INIT_SCHEMES, effective_scheme
+from .init_schemes import effective_scheme
 
 # Run ids live in the leaf module spec.py (from the schema's identity); re-exported because callers
 # reach them as config.run_id.
@@ -88,12 +88,6 @@ def _choice(value, choices, where, field):
     return value
 
 
-def _bool(value, where, field):
-    if not isinstance(value, bool):
-        raise BadInput(where, field, f"must be true or false, got {value!r}")
-    return value
-
-
 def _sha256(value, where, field):
     if not (isinstance(value, str) and len(value) == 64 and all(c in "0123456789abcdef" for c in value)):
         raise BadInput(where, field, "must be a sha256 digest (64 lowercase hex characters)")
@@ -122,7 +116,7 @@ def resolve(raw: Any, where: str = "config") -> dict:
     cfg["dataset"] = _choice(raw["dataset"], dataset_names(), where, "dataset")
 
     data = _merge(DATA_DEFAULTS, raw.get("data") or {}, where, "data")
-    _choice(data["source"], DATA_SOURCES, where, "data.source")
+    _check_declared(data, "data", where, skip=("data.normalize",))
     if data["normalize"] is not None:
         norm = data["normalize"]
         if not isinstance(norm, dict) or set(norm) != {"mean", "std"}:
@@ -133,11 +127,7 @@ def resolve(raw: Any, where: str = "config") -> dict:
             norm[k] = [_number(v, where, f"data.normalize.{k}") for v in norm[k]]
         if any(v <= 0 for v in norm["std"]):  # x / 0: every input would be inf or NaN
             raise BadInput(where, "data.normalize.std", f"must be positive, got {norm['std']}")
-    syn = data["synthetic"]
-    syn["seed"] = _number(syn["seed"], where, "data.synthetic.seed", integer=True, minimum=0)
-    for k in ("per_class", "test_per_class", "image_size"):
-        syn[k] = _number(syn[k], where, f"data.synthetic.{k}", integer=True, minimum=1, allow_none=True)
-    _check_synthetic_size(cfg["dataset"], syn, where)
+    _check_synthetic_size(cfg["dataset"], data["synthetic"], where)
     cfg["data"] = data
 
     model = raw["model"]
@@ -264,24 +254,7 @@ def resolve_recipe(raw: dict, where: str) -> dict:
         if not isinstance(schedule, dict):
             raise BadInput(where, "recipe.schedule", "must be a mapping")
         recipe["schedule"] = dict(schedule)
-    recipe["epochs"] = _number(recipe["epochs"], where, "recipe.epochs", integer=True, minimum=1)
-    recipe["batch_size"] = _number(recipe["batch_size"], where, "recipe.batch_size", integer=True, minimum=1)
-    recipe["eval_batch_size"] = _number(recipe["eval_batch_size"], where, "recipe.eval_batch_size",
-                                        integer=True, minimum=1)
-    recipe["steps_per_epoch"] = _number(recipe["steps_per_epoch"], where, "recipe.steps_per_epoch",
-                                        integer=True, minimum=1, allow_none=True)
-    _bool(recipe["drop_last"], where, "recipe.drop_last")
-    _bool(recipe["final_train_eval"], where, "recipe.final_train_eval")
-    _bool(recipe["bn_recalibration"], where, "recipe.bn_recalibration")
-    _choice(recipe["report_epoch"], REPORT_EPOCHS, where, "recipe.report_epoch")
-    _choice(recipe["init_scheme"], INIT_SCHEMES, where, "recipe.init_scheme")
-
-    opt = recipe["optimizer"]
-    for k in ("lr", "weight_decay"):
-        opt[k] = _number(opt[k], where, f"recipe.optimizer.{k}", minimum=0)
-    opt["momentum"] = _number(opt["momentum"], where, "recipe.optimizer.momentum", minimum=0)
-    for k in ("nesterov", "wd_on_bn_bias"):
-        _bool(opt[k], where, f"recipe.optimizer.{k}")
+    _check_declared(recipe, "recipe", where, skip=("recipe.schedule.", "recipe.loss_schedule"))
 
     sched = recipe["schedule"]
     name = _choice(sched.get("name"), SCHEDULES, where, "recipe.schedule.name")
@@ -291,17 +264,24 @@ def resolve_recipe(raw: dict, where: str) -> dict:
     for key in sched:
         if key not in known:
             raise BadInput(where, f"recipe.schedule.{key}", f"not a field of the {name} schedule")
-    sched["warmup_epochs"] = _number(sched.get("warmup_epochs", 0), where, "recipe.schedule.warmup_epochs",
-                                     integer=True, minimum=0)
+    sched.setdefault("warmup_epochs", 0)
     if name == "multistep":
         ms = sched.get("milestones")
         if not isinstance(ms, list) or any(isinstance(m, bool) or not isinstance(m, int) for m in ms) \
                 or ms != sorted(ms):
             raise BadInput(where, "recipe.schedule.milestones", "must be an increasing list of epochs")
-        sched["gamma"] = _number(sched.get("gamma", 0.1), where, "recipe.schedule.gamma", minimum=0)
+        sched.setdefault("gamma", 0.1)
     if name == "cosine":
-        sched["min_lr"] = _number(sched.get("min_lr", 0.0), where, "recipe.schedule.min_lr", minimum=0)
+        sched.setdefault("min_lr", 0.0)
+    _check_declared({"schedule": sched}, "recipe", where, skip=("recipe.schedule.milestones",))
     return recipe
+
+
+def _check_declared(node: dict, prefix: str, where: str, skip: tuple = ()) -> None:
+    """The declared kinds and bounds of every field under ``prefix`` (benchmark/schema.py),
+    checked in place: the first that fails is BadInput naming it."""
+    for path, problem in schema.check_fields(node, prefix, skip):
+        raise BadInput(where, path, problem)
 
 
 def _schedule_steps(steps) -> list | None:

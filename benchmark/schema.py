@@ -254,41 +254,42 @@ def default_of(opt: Option, siblings: dict, cfg: dict | None = None) -> Any:
     return d
 
 
-def check_value(opt: Option, value: Any, name: str) -> Any:
+def check_value(opt: Option, value: Any) -> Any:
     """``value`` checked against the option's kind and bounds (ints pass as floats, bools only as
-    bools); ValueError naming the option. Returns the value as stored (floats as floats)."""
+    bools); ValueError saying what is wrong ("must be ..."). Returns the value as stored (floats as
+    floats)."""
     if value is None:
         if opt.nullable or opt.default is None:
             return None
-        raise ValueError(f"{name} must not be null")
+        raise ValueError("must not be null")
     kind = opt.kind
     if kind == "bool":
         if not isinstance(value, bool):
-            raise ValueError(f"{name} must be bool, got {type(value).__name__} {value!r}")
+            raise ValueError(f"must be true or false, got {value!r}")
         return value
     if kind in ("int", "float"):
         ok = isinstance(value, int) if kind == "int" else isinstance(value, (int, float))
         if not ok or isinstance(value, bool):
-            raise ValueError(f"{name} must be {kind}, got {type(value).__name__} {value!r}")
+            raise ValueError(f"must be {'an integer' if kind == 'int' else 'a number'}, got {value!r}")
         if kind == "float":
             value = float(value)
-            if math.isnan(value) or (math.isinf(value) and not opt.allow_inf):
-                raise ValueError(f"{name} must be a finite number, got {value!r}")
+            if math.isnan(value) or (math.isinf(value) and not opt.allow_inf):  # NaN passes every comparison
+                raise ValueError(f"must be a finite number, got {value!r}")
         if opt.minimum is not None and (value <= opt.minimum if opt.above_minimum else value < opt.minimum):
-            raise ValueError(f"{name} must be {'>' if opt.above_minimum else '>='} {opt.minimum:g}, got {value!r}")
+            raise ValueError(f"must be {'>' if opt.above_minimum else '>='} {opt.minimum:g}, got {value!r}")
         if opt.maximum is not None and value > opt.maximum:
-            raise ValueError(f"{name} must be <= {opt.maximum:g}, got {value!r}")
+            raise ValueError(f"must be <= {opt.maximum:g}, got {value!r}")
         return value
     if kind == "choice":
         if value not in opt.choices:
-            raise ValueError(f"{name} must be one of {', '.join(map(str, opt.choices))}, got {value!r}")
+            raise ValueError(f"must be one of {', '.join(map(str, opt.choices))}, got {value!r}")
         return value
     if kind == "str" and not isinstance(value, str):
-        raise ValueError(f"{name} must be a string, got {value!r}")
+        raise ValueError(f"must be a string, got {value!r}")
     if kind == "list" and not isinstance(value, list):
-        raise ValueError(f"{name} must be a list, got {value!r}")
+        raise ValueError(f"must be a list, got {value!r}")
     if kind == "mapping" and not isinstance(value, dict):
-        raise ValueError(f"{name} must be a mapping, got {value!r}")
+        raise ValueError(f"must be a mapping, got {value!r}")
     return value
 
 
@@ -304,13 +305,37 @@ def check_method_options(name: str, params: dict) -> dict:
     # plain defaults and given values first: a conditional default reads them
     for key, opt in options.items():
         if key in params:
-            out[key] = check_value(opt, params[key], f"loss {name!r}: parameter {key!r}")
+            try:
+                out[key] = check_value(opt, params[key])
+            except ValueError as err:
+                raise ValueError(f"loss {name!r}: parameter {key!r} {err}") from None
         elif not isinstance(opt.default, (Follows, Switch)):
             out[key] = opt.default
     for key, opt in options.items():
         if key not in out:
             out[key] = default_of(opt, out)
     return {key: out[key] for key in options}
+
+
+def check_fields(node: dict, prefix: str, skip: tuple = ()) -> list[tuple[str, str]]:
+    """Every declared field under ``prefix`` present in ``node`` (a nested mapping such as a
+    recipe) checked in place, ints made floats where the kind says; returns [(path, problem)] of
+    those that fail. ``skip``: path prefixes checked elsewhere (a schedule's fields depend on its name)."""
+    problems = []
+    for path, opt in CONFIG_FIELDS.items():
+        if not path.startswith(prefix + ".") or (skip and path.startswith(skip)):
+            continue
+        keys = path[len(prefix) + 1:].split(".")
+        parent = node
+        for key in keys[:-1]:
+            parent = parent.get(key) if isinstance(parent, dict) else None
+        if not isinstance(parent, dict) or keys[-1] not in parent:
+            continue
+        try:
+            parent[keys[-1]] = check_value(opt, parent[keys[-1]])
+        except ValueError as err:
+            problems.append((path, str(err)))
+    return problems
 
 
 def method_defaults(name: str) -> dict[str, Any]:
