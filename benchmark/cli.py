@@ -152,12 +152,14 @@ def cmd_plan(args) -> int:
     from tabulate import tabulate
 
     from .figures import check_figures_asked
-    from .plan import Planner, fmt_hours, table_summary
+    from .plan import Planner, cost_model_line, fmt_hours, main_bound, table_summary
     from .store import Store
     from .throughput import measured_rate
 
     store = Store(args.store)
-    planner = Planner(args.profile, rate=measured_rate(store), store=store, figures=_figures(args))
+    planner = Planner(args.profile, rate=measured_rate(store), store=store, figures=_figures(args),
+                      device_kind=args.device_kind, numerics=args.numerics, loader_workers=args.loader_workers,
+                      calibration=args.calibration)
     plans = [planner.plan(name) for name in args.tables]
     check_figures_asked(_figures(args), plans)
     summaries = [table_summary(p, planner, store, detail=args.detail) for p in plans]
@@ -165,14 +167,18 @@ def cmd_plan(args) -> int:
         print(json.dumps(summaries, indent=1, default=str))
         return 0
     rows = [[s["table"], s["counts"]["cells"], s["counts"]["cited_cells"], s["counts"]["jobs"],
-             s["counts"]["pending"], fmt_hours(s["pending_gpu_hours"])] for s in summaries]
-    print(tabulate(rows, headers=["table", "cells", "cited", "runs", "pending", "GPU time left"]))
+             s["counts"]["pending"], fmt_hours(s["pending_gpu_hours"]), s["bound"] or "-"] for s in summaries]
+    print(tabulate(rows, headers=["table", "cells", "cited", "runs", "pending", "GPU time left", "bound"]))
     all_ids = {j for p in plans for j in p.job_ids}
     pending = [j for j in all_ids if not store.is_done(j)]
+    split = {}
+    for j in pending:
+        split[planner.jobs[j].bound] = split.get(planner.jobs[j].bound, 0) + planner.jobs[j].gpu_hours
+    bounds = ", ".join(f"{b} {fmt_hours(h)}" for b, h in sorted(split.items(), key=lambda kv: -kv[1]))
     print(f"\nprofile {args.profile}: {len(all_ids)} distinct runs (runs shared by tables counted once), "
-          f"{len(pending)} pending, about {fmt_hours(sum(planner.jobs[j].gpu_hours for j in pending))} of GPU time "
-          f"left (estimate: FLOPs at " + (f"{planner.flops_per_s / 1e12:.3g} TFLOP/s, " if planner.flops_per_s else "")
-          + f"{planner.rate_source})")
+          f"{len(pending)} pending, about {fmt_hours(sum(split.values()))} of GPU time left, "
+          f"mostly {main_bound([planner.jobs[j] for j in pending]) or '-'}-bound ({bounds or 'nothing left'})")
+    print(f"estimate: {cost_model_line(planner)}")
     for p in plans:
         for c in p.waiting():
             w = c.waiting_on
@@ -489,6 +495,20 @@ def _figures_arg(s) -> None:
                    help="also plan the extra runs of these figures of the tables (e.g. fig10; all)")
 
 
+def _cost_args(s) -> None:
+    """The cost model's choices (benchmark/costmodel.py); checked by the planner, one line if bad."""
+    s.add_argument("--device-kind", default="h100",
+                   help="the default calibration to estimate with: h100, a100 or v100 (benchmark/calibrations.json; "
+                        "a store's CUDA measurement replaces its compute and overhead)")
+    s.add_argument("--numerics", default="reproducible",
+                   help="execution policy to cost: reproducible or strict (fp32, no TF32), fast (bf16)")
+    s.add_argument("--loader-workers", type=int, default=16,
+                   help="CPU loader workers per GPU for image-file datasets (ImageNet, CUB, Dogs); "
+                        "reproduce's --num-workers default is 4")
+    s.add_argument("--calibration", default=None, metavar="FILE",
+                   help="a calibration file of the form of benchmark/calibrations.json (default: that file)")
+
+
 def _launch_args(s) -> None:
     """Where the workers run (reproduce.Launch): local processes, SLURM or submitit's local executor."""
     s.add_argument("--workers", type=int, default=0, help="local workers (default: one per GPU, else 1)")
@@ -527,6 +547,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true")
     s.add_argument("--detail", action="store_true",
                    help="with --json: every job's whole loss, labels and seed, every cell's grid points and runs")
+    _cost_args(s)
     s.set_defaults(func=cmd_plan)
 
     def worker_args(s):

@@ -9,6 +9,10 @@ the counts are kept in ``$KD_REPRO_CACHE/flops.json`` (default ``~/.cache/kd-rep
 stamp made of torch's installed version and a digest of ``benchmark/models/*.py``: a changed
 model file or another torch discards the whole file, so a cached count is always the count the
 current code would give. A cache that cannot be read or written is only slower, never wrong.
+
+    layer_count(model, num_classes) = the model's convolution and linear layers: what the cost
+    model's per-step overhead grows with (each brings its kernels: normalisation, activation),
+    kept in ``$KD_REPRO_CACHE/layers.json`` under the same stamp.
 """
 
 from __future__ import annotations
@@ -46,6 +50,25 @@ def forward_flops(model: str, num_classes: int, size: int) -> float:
     flops = count_forward_flops(model, num_classes, size)
     diskcache.update("flops", stamp(), {key: flops})
     return flops
+
+
+@lru_cache(maxsize=None)
+def layer_count(model: str, num_classes: int) -> int:
+    """Convolution and linear layers of ``build_model(model, num_classes)`` (the module docstring)."""
+    key = f"{model}|{num_classes}"
+    cached = diskcache.read("layers", stamp()).get(key)
+    if isinstance(cached, int) and not isinstance(cached, bool):
+        return cached
+    import torch
+    from torch import nn
+
+    from .models import build_model
+
+    with torch.device("meta"):
+        net = build_model(model, num_classes)
+    count = sum(isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Linear)) for m in net.modules())
+    diskcache.update("layers", stamp(), {key: count})
+    return count
 
 
 def count_forward_flops(model: str, num_classes: int, size: int) -> float:

@@ -16,37 +16,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import config as C
-from . import profiles
+from . import costmodel, profiles
 from .distillers import is_distiller
 from .errors import BadInput
 from .flops import forward_flops  # noqa: F401  (cached per model, classes and input side; re-exported)
 from .manifest import Catalog, Manifest, cached_catalog, find_manifest, load_manifest, zoo_entry
 from .spec import merge_spec, run_id, set_path
 
-# The cost model's default throughput when the store has no CUDA measurement (benchmark/throughput.py):
-# a calibrated efficiency per workload class, as a fraction of a reference GPU's peak. Small images
-# (CIFAR, SVHN, TinyImageNet, and every smoke stand-in up to 64 px) keep a GPU busy with kernel
-# launches and small convolutions, not arithmetic: a few percent of peak. ImageNet-size inputs
-# (224 px: ImageNet, CUB, Dogs) reach tens of percent. The README compares both with published
-# training times (FFCV's ResNet-50 on A100s and an RTX 3090, DAWNBench's ResNet-9 on a V100).
-REFERENCE_GPU = "A100 (156 TFLOP/s TF32 tensor-core peak, PyTorch's default for convolutions)"
-REFERENCE_PEAK = 156e12
-DEFAULT_EFFICIENCY = {"small": 0.02, "imagenet": 0.25}
-SMALL_IMAGE_SIDE = 64
-
-
-def default_rate(side: int) -> tuple[float, str]:
-    """(FLOP/s, where it comes from) of the calibrated default for an input of side x side."""
-    family = "small" if side <= SMALL_IMAGE_SIDE else "imagenet"
-    eff = DEFAULT_EFFICIENCY[family]
-    what = "small images (<= 64 px)" if family == "small" else "ImageNet-size images"
-    return REFERENCE_PEAK * eff, (f"calibrated default for {what}: {eff:.0%} of an {REFERENCE_GPU} "
-                                  f"= {REFERENCE_PEAK * eff / 1e12:.3g} TFLOP/s; no CUDA measurement in the store")
-
-
-DEFAULT_RATE_SOURCE = (f"calibrated defaults (no CUDA measurement in the store): "
-                       f"{DEFAULT_EFFICIENCY['small']:.0%} of an {REFERENCE_GPU} for small images (<= 64 px), "
-                       f"{DEFAULT_EFFICIENCY['imagenet']:.0%} for ImageNet-size images")
+# The cost model (benchmark/costmodel.py): a run's hours are the largest of compute, data and
+# per-step overhead, from the calibration of a device kind (H100 by default), the numerics policy
+# and the loader's workers; a store's measured throughput (benchmark/throughput.py) stands for
+# compute and overhead where there is one.
+DEFAULT_RATE_SOURCE = (f"default calibration {costmodel.DEFAULT_DEVICE} (benchmark/calibrations.json), "
+                       f"policy {costmodel.DEFAULT_POLICY}, {costmodel.DEFAULT_LOADER_WORKERS} loader workers; "
+                       "no CUDA measurement in the store")
 
 
 # ---------------------------------------------------------------- grids and cells
@@ -87,15 +70,17 @@ class Job:
     role: str            # teacher | student
     labels: list[str] = field(default_factory=list)
     gpu_hours: float = 0.0
+    bound: str = ""      # the cost model's bound: compute | data | overhead | measured ("" when not costed)
 
     def summary(self, detail: bool = True) -> dict:
         cfg = self.config
         if not detail:  # plan --json without --detail: what a scheduler needs
             return {"id": self.id, "role": self.role, "model": cfg["model"], "loss": cfg["loss"]["name"],
-                    "epochs": cfg["recipe"]["epochs"], "deps": self.deps, "gpu_hours": round(self.gpu_hours, 4)}
+                    "epochs": cfg["recipe"]["epochs"], "deps": self.deps, "gpu_hours": round(self.gpu_hours, 4),
+                    "bound": self.bound}
         return {"id": self.id, "role": self.role, "dataset": cfg["dataset"], "model": cfg["model"],
                 "loss": cfg["loss"], "seed": cfg["seed"], "epochs": cfg["recipe"]["epochs"], "deps": self.deps,
-                "labels": self.labels, "gpu_hours": round(self.gpu_hours, 4)}
+                "labels": self.labels, "gpu_hours": round(self.gpu_hours, 4), "bound": self.bound}
 
 
 @dataclass
@@ -152,7 +137,9 @@ class Planner:
     """Resolves manifests into jobs; one Planner over several tables shares their jobs."""
 
     def __init__(self, profile: str = "paper", catalog: Catalog | None = None, data_root: str | None = None,
-                 rate: tuple[float, str] | None = None, store=None, figures=(), cost: bool = True):
+                 rate: tuple[float, str] | None = None, store=None, figures=(), cost: bool = True,
+                 device_kind: str = costmodel.DEFAULT_DEVICE, numerics: str = costmodel.DEFAULT_POLICY,
+                 loader_workers: int = costmodel.DEFAULT_LOADER_WORKERS, calibration: str | None = None):
         profiles.check(profile)
         self.profile = profile
         # the store whose finished runs resolve `from:` rows (the best point of another cell); without
@@ -163,9 +150,15 @@ class Planner:
         self.catalog = catalog or cached_catalog()
         self.jobs: dict[str, Job] = {}
         self.data_root = data_root  # where the datasets are; not part of any run id
-        # the cost model's throughput (effective FLOP/s) and where it comes from; None: the
-        # calibrated default of each run's workload class (default_rate)
+        # a measured throughput (effective FLOP/s) and where it comes from: it stands for the cost
+        # model's compute and overhead bounds; None: the calibration's rates (benchmark/costmodel.py)
         self.flops_per_s, self.rate_source = rate or (None, DEFAULT_RATE_SOURCE)
+        # the calibration (a file, or the package's defaults), the device kind, the numerics policy
+        # and the loader workers: checked here, so a bad one is one line before any planning
+        self.cost_settings = CostSettings(costmodel.read_calibration(calibration) if cost else None,
+                                          device_kind, numerics, loader_workers)
+        if cost:
+            self.cost_settings.check()
         # cost=False (`list`): no FLOPs, every job's gpu_hours stays 0, and a model that cannot take
         # the dataset's input size is found by `plan` and `reproduce`, not here
         self.cost = cost
@@ -234,16 +227,17 @@ class Planner:
         if job is None:
             job = self.jobs[rid] = Job(rid, cfg, [dep] if dep else [], role)
             if self.cost:
-                job.gpu_hours = self._gpu_hours(cfg, dep, where, field_name)
+                est = self._estimate(cfg, dep, where, field_name)
+                job.gpu_hours, job.bound = est.hours, est.bound
         elif role == "teacher":
             job.role = "teacher"
         if label and label not in job.labels:
             job.labels.append(label)
         return rid
 
-    def _gpu_hours(self, cfg: dict, dep: str | None, where, field_name) -> float:
+    def _estimate(self, cfg: dict, dep: str | None, where, field_name) -> costmodel.Estimate:
         try:
-            return estimate_gpu_hours(cfg, self.catalog, self.jobs[dep].config if dep else None, self.flops_per_s)
+            return estimate_run(cfg, self.jobs[dep].config if dep else None, self.flops_per_s, self.cost_settings)
         except RuntimeError as err:  # the model cannot take this input size
             side = _sizes(cfg)[0]
             raise BadInput(where, f"{field_name}.model", f"{cfg['model']} cannot take the {side}x{side} "
@@ -432,11 +426,70 @@ def _sizes(cfg: dict) -> tuple[int, int, int]:
     return spec.image_size, spec.train_size, spec.test_size
 
 
-def estimate_gpu_hours(cfg: dict, catalog, teacher_cfg: dict | None, flops_per_s: float | None = None) -> float:
-    """The run's FLOPs (estimate_flops) over a throughput, in hours; without a measured throughput,
-    over the calibrated default of the run's input size (default_rate)."""
-    rate = flops_per_s or default_rate(_sizes(cfg)[0])[0]
-    return estimate_flops(cfg, teacher_cfg) / rate / 3600
+@dataclass(frozen=True)
+class CostSettings:
+    """What the cost model is asked for: a calibration (costmodel.Calibration), a device kind of
+    it, a numerics policy (reproducible | strict | fast) and the loader's CPU workers."""
+    calibration: costmodel.Calibration | None = None   # None: the package's defaults
+    device_kind: str = costmodel.DEFAULT_DEVICE
+    numerics: str = costmodel.DEFAULT_POLICY
+    loader_workers: int = costmodel.DEFAULT_LOADER_WORKERS
+
+    def check(self) -> None:
+        """A bad device kind, policy or worker count as a BadInput naming the option."""
+        self.cal().device(self.device_kind)
+        costmodel.precision_of(self.numerics)
+        if self.loader_workers < 1:
+            raise BadInput("--loader-workers", None, f"must be at least 1, got {self.loader_workers}")
+
+    def cal(self) -> costmodel.Calibration:
+        return self.calibration or costmodel.read_calibration()
+
+    def describe(self) -> dict:
+        return costmodel.describe(self.cal(), self.device_kind, self.numerics, self.loader_workers)
+
+
+def workload(cfg: dict, teacher_cfg: dict | None) -> costmodel.Workload:
+    """A run config in the cost model's units: FLOPs and layers of its networks, images, batches,
+    epochs, and whether its images are files a CPU loader decodes. A checkpoint teacher (no config)
+    is costed as the student (a lower bound is worse than a guess)."""
+    from .data import get_spec
+    from .flops import layer_count
+
+    spec = get_spec(cfg["dataset"])
+    classes = spec.num_classes
+    side, n_train, n_test = _sizes(cfg)
+    student = costmodel.Net(forward_flops(cfg["model"], classes, side), layer_count(cfg["model"], classes))
+    teacher = None
+    if cfg["teacher"] is not None:
+        tmodel = teacher_cfg["model"] if teacher_cfg else cfg["teacher"].get("model", cfg["model"])
+        teacher = costmodel.Net(forward_flops(tmodel, classes, side), layer_count(tmodel, classes))
+    recipe = cfg["recipe"]
+    batch = recipe["batch_size"]
+    if recipe.get("steps_per_epoch"):  # the cap of the suite's own short runs
+        n_train = min(n_train, recipe["steps_per_epoch"] * batch)
+    init_epochs = cfg["loss"].get("init_epochs", 0) if is_distiller(cfg["loss"]["name"]) else 0
+    return costmodel.Workload(
+        student=student, teacher=teacher, train_images=n_train, test_images=n_test, batch=batch,
+        eval_batch=recipe.get("eval_batch_size") or batch, epochs=recipe["epochs"],
+        from_files=spec.kind == "folder" and cfg["data"]["source"] != "synthetic",
+        extra_train_epochs=init_epochs, final_train_eval=bool(recipe["final_train_eval"]))
+
+
+def estimate_run(cfg: dict, teacher_cfg: dict | None, flops_per_s: float | None = None,
+                 settings: CostSettings | None = None) -> costmodel.Estimate:
+    """The run's hours and the bound they hit (benchmark/costmodel.py), under ``settings`` (default:
+    the H100 calibration, the reproducible policy, 16 loader workers); a measured ``flops_per_s``
+    stands for compute and overhead."""
+    settings = settings or CostSettings()
+    return costmodel.estimate(workload(cfg, teacher_cfg), settings.cal(), settings.device_kind, settings.numerics,
+                              settings.loader_workers, measured_flops_per_s=flops_per_s)
+
+
+def estimate_gpu_hours(cfg: dict, catalog, teacher_cfg: dict | None, flops_per_s: float | None = None,
+                       settings: CostSettings | None = None) -> float:
+    """The run's hours (estimate_run); ``catalog`` is unused, kept for the callers' signature."""
+    return estimate_run(cfg, teacher_cfg, flops_per_s, settings).hours
 
 
 def estimate_flops(cfg: dict, teacher_cfg: dict | None) -> float:
@@ -487,10 +540,42 @@ def table_summary(plan: TablePlan, planner: Planner, store=None, detail: bool = 
                     for c in plan.waiting()],
         # the figures whose extra runs were asked for (--figures): their grid points and runs
         "figures": {name: c.points for name, c in plan.figure_cells.items()},
-        "cost_model": "FLOPs counted by torch x images x epochs at "
-                      + (f"{planner.flops_per_s / 1e12:.3g} TFLOP/s ({planner.rate_source})" if planner.flops_per_s
-                         else planner.rate_source),
+        "cost_model": cost_model_line(planner),
+        # the calibration the estimates used, and how the table's hours split between the bounds
+        "calibration": {**planner.cost_settings.describe(),
+                        "measured": ({"flops_per_s": planner.flops_per_s, "source": planner.rate_source}
+                                     if planner.flops_per_s else None)},
+        "bound": main_bound(jobs),
+        "gpu_hours_by_bound": hours_by_bound(jobs),
     }
+
+
+def hours_by_bound(jobs) -> dict:
+    """{bound: the hours of the jobs that hit it}, largest first."""
+    out: dict[str, float] = {}
+    for j in jobs:
+        out[j.bound or "none"] = out.get(j.bound or "none", 0.0) + j.gpu_hours
+    return {k: round(v, 4) for k, v in sorted(out.items(), key=lambda kv: -kv[1])}
+
+
+def main_bound(jobs) -> str | None:
+    """The bound that holds most of the jobs' hours (None without any)."""
+    split = hours_by_bound(jobs)
+    return next(iter(split), None)
+
+
+def cost_model_line(planner: Planner) -> str:
+    """One line: how the hours were estimated and from which calibration."""
+    d = planner.cost_settings.describe()
+    what = (f"max(compute, data, per-step overhead) per epoch, {d['device']} ({d['device_kind']}, calibration "
+            f"{d['file']}), policy {d['policy']} ({d['precision']})")
+    if planner.flops_per_s:
+        return (f"{what}; compute and overhead from a measured {planner.flops_per_s / 1e12:.3g} TFLOP/s "
+                f"({planner.rate_source}); data: {d['loader_workers']} loader workers, "
+                f"{d['loader_images_per_s']:.0f} images/s")
+    return (f"{what}: {d['effective_tflops']:.3g} TFLOP/s effective, {d['layer_pass_us']:.3g} us per layer pass, "
+            f"{d['loader_workers']} loader workers x {d['loader_images_per_s'] / d['loader_workers']:.0f} images/s "
+            "(no CUDA measurement in the store)")
 
 
 def fmt_hours(h: float) -> str:

@@ -1,6 +1,8 @@
 """Measured throughput for the cost model, in the model's unit: effective FLOP/s, per device kind.
 
-The planner estimates a run's device time as its FLOPs (plan.estimate_flops) over a throughput.
+A measured throughput is an end-to-end rate of this engine (FLOPs of a run, plan.estimate_flops,
+over its wall time): where there is one, it stands for the cost model's compute and per-step
+overhead bounds (benchmark/costmodel.py); the loader bound of image-file datasets still applies.
 Throughputs are kept per device kind ("cuda", "cpu") and never mixed: a CPU smoke run is no
 evidence about a GPU. For a kind, the throughput is measured where the store has a measurement
 on that kind:
@@ -11,8 +13,8 @@ on that kind:
 2. ``STORE/throughput.json``, written by ``runner.py bench --save STORE``: one entry per device
    kind, the engine's images/s times the FLOPs of one KD step per image (3 x student forward +
    teacher forward);
-3. otherwise None: the planner uses the calibrated default of each run's workload class
-   (``plan.default_rate``).
+3. otherwise None: the planner uses the calibration of a device kind (``plan --device-kind``,
+   H100 by default; benchmark/calibrations.json).
 
 The GPU-hours that ``plan`` and ``status`` print use the ``cuda`` kind.
 """
