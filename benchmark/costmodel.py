@@ -32,6 +32,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from .errors import BadInput
+from .yamlfile import read_text
 
 DEFAULT_FILE = Path(__file__).resolve().parent / "calibrations.json"
 DEFAULT_DEVICE = "h100"
@@ -198,12 +199,7 @@ def _default() -> Calibration:
 
 
 def _read(path: Path) -> Calibration:
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        raise BadInput(path, None, "no such file") from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise BadInput(path, None, f"cannot read: {err}") from None
+    text = read_text(path)
     try:
         doc = json.loads(text)
     except ValueError as err:

@@ -33,15 +33,20 @@ class _StrictLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
-def load_yaml(path: str | Path):
-    """Parse a YAML file safely; every problem is a BadInput naming the file."""
-    path = Path(path)
+def read_text(path: str | Path) -> str:
+    """A data file's text; a missing or unreadable file is a BadInput naming it."""
     try:
-        text = path.read_text()
+        return Path(path).read_text()
     except FileNotFoundError:
         raise BadInput(path, None, "no such file") from None
     except (OSError, UnicodeDecodeError) as err:
         raise BadInput(path, None, f"cannot read: {err}") from None
+
+
+def load_yaml(path: str | Path):
+    """Parse a YAML file safely; every problem is a BadInput naming the file."""
+    path = Path(path)
+    text = read_text(path)
     if not text.strip():
         raise BadInput(path, None, "the file is empty")
     try:
