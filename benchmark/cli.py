@@ -1,4 +1,4 @@
-"""The command line. Thin: parse, call the package, print. Contracts in DESIGN.md.
+"""The command line. Thin: parse, call the package, print. Contracts in docs/CONTRACTS.md.
 
 Exit codes: 0 success, 1 a run or check failed, 2 bad input (one line naming the file, the
 field and the problem; no traceback; nothing written).
@@ -41,6 +41,9 @@ class _Parser(argparse.ArgumentParser):
 # ---------------------------------------------------------------- commands
 
 
+MODEL_KEYS = ("name", "params", "num_classes", "family", "input_size")  # models --json (docs/CONTRACTS.md)
+
+
 def cmd_models(args) -> int:
     from tabulate import tabulate
 
@@ -48,8 +51,7 @@ def cmd_models(args) -> int:
 
     rows = model_rows(args.num_classes)  # built once per version of the model code and torch (disk cache)
     if args.json:
-        print(json.dumps([{k: r[k] for k in ("name", "params", "num_classes", "family", "input_size")}
-                          for r in rows], indent=1))
+        print(json.dumps([{k: r[k] for k in MODEL_KEYS} for r in rows], indent=1))
     else:
         print(tabulate([[r["name"], r["family"], r["input_size"], f"{r['params'] / 1e6:.3f}M"] for r in rows],
                        headers=["model", "family", "input", f"params ({args.num_classes} classes)"]))

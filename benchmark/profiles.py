@@ -1,4 +1,4 @@
-"""What a profile (smoke, quick, paper; DESIGN.md) does to a run: the one place that answers
+"""What a profile (smoke, quick, paper; docs/CONTRACTS.md) does to a run: the one place that answers
 "what does smoke change?".
 
 The planner (benchmark/plan.py) asks this module for every decision a profile makes, before a

@@ -1,6 +1,6 @@
 """Reports: the paper's table with the published and the reproduced number in every cell.
 
-Markdown laid out like the paper's table, a JSON form (the contract of DESIGN.md), and a plot
+Markdown laid out like the paper's table, a JSON form (the contract of docs/CONTRACTS.md), and a plot
 of reproduced against published per table. The header says which profile produced the numbers;
 a smoke or quick report says plainly that its numbers are not comparable to the paper's.
 """
