@@ -20,7 +20,7 @@ from benchmark import detops, numerics
 from benchmark import train as T
 from benchmark.accel import Accel
 from benchmark.store import CHECKPOINT, Store
-from benchmark.train import ExecOptions, train_run
+from benchmark.train import ExecOptions, build_pipeline, train_run
 from tests.helpers import cli, stop_after_epoch, tiny
 
 CPU = torch.device("cpu")
@@ -181,7 +181,32 @@ def test_resuming_under_another_policy_is_refused(tmp_path):
     assert result["execution"]["numerics"] == "fast"
 
 
+def test_a_fused_group_never_mixes_policies(tmp_path):
+    """A worker trains a group under its one policy: a member checkpointed under another fails alone
+    (it would otherwise finish its epochs under a second policy); the others train under the worker's."""
+    old, fresh = (C.resolve(small(epochs=2, loss={"name": "ls", "alpha": a})) for a in (0.1, 0.2))
+    store = Store(tmp_path)
+    stop_after_epoch(old, store, 1)
+    results = T.train_runs([old, fresh], store, ExecOptions(accel=Accel(numerics="strict")))
+    assert results[C.run_id(old)]["status"] == "failed" and "reproducible" in results[C.run_id(old)]["reason"]
+    done = results[C.run_id(fresh)]
+    assert done["status"] == "done" and done["execution"]["read_back"]["numerics"] == "strict"
+    assert done["execution"]["read_back"]["fp32_precision"]["cuda_matmul"] == "ieee"
+    A.configure(CPU, Accel().resolved(CPU))
+
+
 # ---------------------------------------------------------------- the two leaks
+
+
+def test_normalized_batches_are_contiguous_unless_channels_last_is_asked_for():
+    cfg = C.resolve(small())
+    data = build_pipeline(cfg, ExecOptions())
+    x, _ = next(iter(data.train_batches(0, 0)))
+    test_x, _ = next(iter(data.test_batches()))
+    for t in (x, test_x, data.probe_batch()):
+        assert t.is_contiguous() and not t.is_contiguous(memory_format=torch.channels_last)
+    nhwc = A.prepare_input(x, Accel(channels_last=True))
+    assert nhwc.is_contiguous(memory_format=torch.channels_last) and torch.equal(nhwc, x)
 
 
 def _bf16_rounded(t: torch.Tensor) -> bool:
