@@ -24,7 +24,7 @@ import time
 import torch
 
 from . import config as C
-from .accel import Accel, autocast, configure, prepare_input, prepare_model
+from .accel import Accel, autocast, configure, prepare_input, prepare_model, read_back
 from .data import get_spec, synthetic_arrays
 from .losses import make_loss
 from .models import build_model
@@ -162,4 +162,5 @@ def run_bench(device: str = "cpu", steps: int = 20, warmup: int = 3, batch_size:
     return {"device": name, "batch_size": batch_size, "teacher": "resnet56", "student": "resnet20",
             "cases": cases, "speedup": cases[1]["images_per_s"] / ref,
             "fused_speedup": cases[2]["per_student_images_per_s"] / ref,
-            "accel": accel.record(), "torch": torch.__version__, "device_kind": dev.type}
+            "accel": accel.record(), "read_back": read_back(dev, accel, teacher), "torch": torch.__version__,
+            "device_kind": dev.type}

@@ -110,6 +110,8 @@ def cmd_train(args) -> int:
 
         require([cfg])
     rid = C.run_id(cfg)
+    execution = accel.from_args(args)
+    _refuse_other_numerics(store, rid, execution, args.device)
     print(f"run {rid}: {cfg['model']} on {cfg['dataset']} ({cfg['data']['source']}), loss {cfg['loss']['name']}, "
           f"{cfg['recipe']['epochs']} epochs -> {store.run_dir(rid)}", flush=True)
 
@@ -120,7 +122,7 @@ def cmd_train(args) -> int:
             print(f"  epoch {m['epoch']}/{m['epochs']}: loss {m['train_loss']:.4f}, test top-1 {m['test_top1']:.2f}",
                   flush=True)
 
-    options = ExecOptions(device=args.device, num_workers=args.num_workers, accel=accel.from_args(args),
+    options = ExecOptions(device=args.device, num_workers=args.num_workers, accel=execution,
                           on_epoch=on_epoch, tensorboard=tensorboard)
     result = train_under_lease(cfg, store, options, args.lease_seconds,
                                warn=lambda message: print(message, file=sys.stderr))
@@ -134,6 +136,23 @@ def cmd_train(args) -> int:
           f"last {m['last']['top1']:.2f}, best {m['best']['top1']:.2f} (epoch {m['best']['epoch']})")
     print(f"wrote {store.run_dir(rid)}/ ({RESULT}, {METRICS}, {MODEL}, {TEST_LOGITS}, checkpoints)")
     return 0
+
+
+def _refuse_other_numerics(store, rid: str, execution, device: str) -> None:
+    """A run with a checkpoint trained under another numerics policy: bad input, before the lease."""
+    from .store import CHECKPOINT
+
+    if store.result(rid) is not None or not store.run_file(rid, CHECKPOINT).exists():
+        return
+    import torch
+
+    from .checkpoints import load_checkpoint
+    from .train import numerics_mismatch
+
+    state, _ = load_checkpoint(store, rid)
+    refused = state is not None and numerics_mismatch(state, execution.resolved(torch.device(device)))
+    if refused:
+        raise BadInput(str(store.run_file(rid, CHECKPOINT)), "numerics", refused)
 
 
 def cmd_list(args) -> int:
@@ -688,6 +707,10 @@ def main(argv: list[str] | None = None) -> int:
     argv = [a for a in argv if a != "--debug"]
     try:
         args = build_parser().parse_args(argv)
+        if getattr(args, "numerics", None):  # a command that trains: before anything starts CUDA
+            from .numerics import prepare_environment
+
+            prepare_environment(bool(accel.from_args(args).deterministic))
         if getattr(args, "device", None) == "auto":
             args.device = _default_device()
         validate_args(args)

@@ -3,7 +3,7 @@
 ``runner.py nightly`` trains into a store of its own for tonight's code: ``<store>/code-<fp>/``,
 where ``fp`` is a fingerprint of everything that decides a run's numbers (the package's source,
 the manifests, recipes and teacher zoo, the torch/torchvision/numpy/Python versions, the machine,
-the device, torch's thread count). A night whose fingerprint is new trains every run again; a
+the device, torch's thread count, the numerics policy). A night whose fingerprint is new trains every run again; a
 night with the same fingerprint as an earlier one reuses that store, since the same code on the
 same platform trains the same bits (deterministic on the CPU). Then:
 
@@ -33,8 +33,9 @@ HISTORY_NIGHTS = 5   # nights shown beside tonight in nightly.md
 # ---------------------------------------------------------------- tonight's code
 
 
-def fingerprint(device: str) -> tuple[str, dict]:
-    """(hex digest, what went into it) of the code and platform that decide a run's numbers."""
+def fingerprint(device: str, numerics: str = "reproducible") -> tuple[str, dict]:
+    """(hex digest, what went into it) of the code and platform that decide a run's numbers, and
+    the numerics policy the night trains under (with its overrides: accel.Accel.label)."""
     import numpy
     import torch
     import torchvision
@@ -55,7 +56,7 @@ def fingerprint(device: str) -> tuple[str, dict]:
     # code on another thread count need not train the same bits
     env = {**platform_key(), "torchvision": torchvision.__version__, "numpy": numpy.__version__,
            "python": sys.version.split()[0], "device": device, "threads": torch.get_num_threads(),
-           "files": len(files)}
+           "numerics": numerics, "files": len(files)}
     h.update(json.dumps(env, sort_keys=True).encode())
     return h.hexdigest(), env
 
@@ -110,7 +111,7 @@ def run_nightly(tables: list[str], profile: str, date: str, out: Path, root: Pat
     from .store import Store, atomic_write_json
 
     day_dir = out / date
-    digest, env = fingerprint(worker.device)
+    digest, env = fingerprint(worker.device, worker.accel.label())
     store_dir, reused = night_store(root, digest, env, date)
     print(f"nightly {date}: code fingerprint {digest[:16]}: "
           + (f"reusing {store_dir} (an earlier night ran this exact code)" if reused

@@ -63,8 +63,10 @@ class TensorPipeline:
         return len(self.train_labels)
 
     def normalize(self, images_nhwc_u8: torch.Tensor) -> torch.Tensor:
-        # Same operations, in the same order, as ToTensor then Normalize.
-        x = images_nhwc_u8.permute(0, 3, 1, 2).float().div(255)
+        # Same operations, in the same order, as ToTensor then Normalize. contiguous(): the permuted
+        # view has channels-last strides, which the float ops keep and convolutions follow; the
+        # layout is accel.prepare_input's to choose (--channels-last), not a side effect of this view.
+        x = images_nhwc_u8.permute(0, 3, 1, 2).contiguous().float().div(255)
         return x.sub(self.mean).div(self.std)
 
     def epoch_draws(self, seed: int, epoch: int):

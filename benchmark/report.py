@@ -62,8 +62,9 @@ def provenance(plan: TablePlan, store: Store) -> dict:
             seconds += res.get("wall_time_s") or 0
             ex = res.get("execution") or {}
             # how the runs were executed (accelerations, determinism); fused_with is bookkeeping
-            key = ", ".join(f"{k}={ex[k]}" for k in ("amp", "channels_last", "compile", "sgd", "cudnn_benchmark",
-                                                     "deterministic") if k in ex) or "not recorded"
+            key = ", ".join(f"{k}={ex[k]}" for k in ("numerics", "amp", "channels_last", "compile", "sgd",
+                                                     "cudnn_benchmark", "deterministic", "tf32") if k in ex) \
+                or "not recorded"
             executions[key] = executions.get(key, 0) + 1
     return {"code_revisions": sorted(revisions), "devices": sorted(devices), "device_hours": seconds / 3600,
             "executions": executions}
@@ -79,9 +80,16 @@ READING_FIELDS = (
 )
 
 
+# What a result's execution read back from torch (accel.read_back): the report counts each setting.
+NUMERICS_READINGS = ("deterministic_algorithms", "cudnn_deterministic", "cudnn_benchmark", "fp32_precision",
+                     "autocast_dtype", "memory_format", "cublas_workspace_config")
+
+
 def readings_that_ran(plan: TablePlan, store: Store) -> dict[str, dict[str, int]]:
     """field -> {value -> number of the table's finished runs that ran with it}; the teacher's
-    source (a run of the store, a checkpoint file, torchvision's weights) as ``teacher``."""
+    source (a run of the store, a checkpoint file, torchvision's weights) as ``teacher``; the
+    numerics policy, its overrides, what the device could not apply and the switches as torch read
+    them back, as ``numerics`` and ``numerics.<setting>``."""
     out: dict[str, dict[str, int]] = {}
 
     def count(field: str, value) -> None:
@@ -102,6 +110,13 @@ def readings_that_ran(plan: TablePlan, store: Store) -> dict[str, dict[str, int]
                 count(".".join(path), "the dataset's usual constants" if node is None else node)
         teacher = cfg.get("teacher") or {}
         count("teacher", next((kind for kind in ("torchvision", "checkpoint", "run") if kind in teacher), "none"))
+        ex = res.get("execution") or {}
+        count("numerics", ex.get("numerics", "not recorded (trained before numerics policies)"))
+        for name in ("overrides", "not_applied"):
+            if ex.get(name):
+                count(f"numerics.{name}", ex[name])
+        for name in NUMERICS_READINGS if isinstance(ex.get("read_back"), dict) else ():
+            count(f"numerics.{name}", ex["read_back"].get(name))
     return out
 
 

@@ -301,6 +301,9 @@ class TrainingRun:
         self.revisions = revisions.revisions_for(cfg)
         state, self.notes = load_checkpoint(store, self.run_id)
         if state is not None:
+            refused = numerics_mismatch(state, accel_opts)
+            if refused:
+                raise RunFailed(refused)
             self.restore(state)
         else:
             self.rng = RunRandom.fresh(self.seed, device)
@@ -319,7 +322,7 @@ class TrainingRun:
         inside the pre-training stages)."""
         state = {"run_id": self.run_id, "epoch": epoch, "model": self.model.state_dict(),
                  "optimizer": self.optimizer.state_dict(), "rng_cpu": self.rng.cpu, "rng_cuda": self.rng.cuda,
-                 "history": self.history, "revisions": self.revisions}
+                 "history": self.history, "revisions": self.revisions, "numerics": self.accel_opts.label()}
         if self.distiller is not None:
             state["distiller"] = self.distiller.state_dict()  # adapters, CRD's banks
         state.update(self.init.state_dict())
@@ -454,11 +457,23 @@ class TrainingRun:
 
     def execution(self, options: ExecOptions, fused_with: int) -> dict:
         """How the run was executed, as it applied to this run."""
-        record = {**options.record(), "fused_with": fused_with}
+        record = {**options.record(), "fused_with": fused_with,
+                  "read_back": accel.read_back(self.device, self.accel_opts, self.model)}
         if self.distiller is not None and record["compile"] != "off":
             # A feature run trains through the networks' extract(), which torch.compile does not wrap.
             record["compile"] = f"requested {record['compile']}, not applied: feature taps"
         return record
+
+
+def numerics_mismatch(state: dict, accel_opts: Accel) -> str | None:
+    """Why a checkpoint must not be resumed under ``accel_opts`` (None: it may): its epochs ran under
+    another numerics policy, or other overrides, and one run must not mix them. A checkpoint from
+    before policies were recorded may be resumed under any."""
+    ran, now = state.get("numerics"), accel_opts.label()
+    if ran is None or ran == now:
+        return None
+    return (f"its checkpoint was trained under --numerics {ran}, this process runs --numerics {now}: resume it "
+            "under the same policy (or remove the run's folder to train it afresh)")
 
 
 # The name bench.py and the tests use.

@@ -112,11 +112,13 @@ def test_bf16_autocast_runs_on_the_cpu_and_is_recorded(plain, teacher, tmp_path)
     assert bf16["metrics"]["train_loss"] == pytest.approx(default["metrics"]["train_loss"], rel=0.05)
 
 
-def test_determinism_is_on_for_the_cpu_and_cuda_only_flags_are_off():
+def test_determinism_is_on_everywhere_by_default_and_cuda_only_flags_are_off_on_the_cpu():
     on_cpu = Accel(cudnn_benchmark=True).resolved(torch.device("cpu"))
     assert on_cpu.deterministic is True and on_cpu.cudnn_benchmark is False
-    on_cuda = Accel(cudnn_benchmark=True).resolved(torch.device("cuda"))
-    assert on_cuda.deterministic is False and on_cuda.cudnn_benchmark is True
+    # the reproducible policy is deterministic on CUDA too (the former "auto" meant off there)
+    on_cuda = Accel().resolved(torch.device("cuda"))
+    assert on_cuda.deterministic is True and on_cuda.cudnn_benchmark is False
+    assert Accel(deterministic=False, cudnn_benchmark=True).resolved(torch.device("cuda")).cudnn_benchmark is True
     assert Accel(deterministic=True, cudnn_benchmark=True).resolved(torch.device("cuda")).cudnn_benchmark is False
     with pytest.raises(ValueError, match="amp"):
         Accel(amp="fp8")

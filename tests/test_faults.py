@@ -72,6 +72,9 @@ ARG_ROWS = [
     (["reproduce", "atkd-table5", "--store", "{tmp}/afile"], "is a file"),
     (["status", "--store", "{tmp}/afile"], "is a file"),
     (["report", "atkd-table5", "--out", "{tmp}/afile"], "--out: {tmp}/afile is a file"),
+    (["reproduce", "atkd-table5", "--store", "{tmp}/s", "--numerics", "turbo"], "--numerics: invalid choice: 'turbo'"),
+    (["worker", "--store", "{tmp}/s", "--numerics", "exact"], "--numerics: invalid choice"),
+    (["bench", "--numerics", "FAST"], "--numerics: invalid choice"),
 ]
 
 

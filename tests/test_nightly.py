@@ -112,6 +112,8 @@ def test_fingerprint_follows_the_source(tmp_path, monkeypatch):
     a, env = N.fingerprint("cpu")
     b, _ = N.fingerprint("cuda")
     assert a != b and env["device"] == "cpu" and env["files"] > 30
+    fast, fast_env = N.fingerprint("cpu", "fast")  # another policy trains other bits: a store of its own
+    assert fast != a and (env["numerics"], fast_env["numerics"]) == ("reproducible", "fast")
     catalog = tmp_path / "catalog"
     shutil.copytree(CATALOG, catalog)
     monkeypatch.setenv("KD_REPRO_CATALOG", str(catalog))

@@ -39,7 +39,7 @@ def test_report_files_numbers_plot_and_json_contract(trained, tmp_path):
     written = write_reports(plans, planner, store, tmp_path)
     md = (tmp_path / "klmse-table4.md").read_text()
     assert "Smoke profile" in md and "NOT comparable" in md
-    assert "- execution: amp=off, channels_last=False, compile=off, sgd=foreach" in md  # which accelerations ran
+    assert "- execution: numerics=reproducible, amp=off, channels_last=False, compile=off, sgd=foreach" in md
     published = load_published("klmse-table4")
     for cell in published.cells.values():
         assert cell.raw in md
@@ -54,6 +54,10 @@ def test_report_files_numbers_plot_and_json_contract(trained, tmp_path):
     n_runs = sum(1 for rid in plans[0].job_ids if store.is_done(rid))
     assert sum(ran["recipe.report_epoch"].values()) == n_runs and sum(ran["teacher"].values()) == n_runs
     assert "## Readings that ran" in md and "| recipe.report_epoch |" in md
+    # the numerics policy and the switches torch read back, per run
+    assert ran["numerics"] == {"reproducible": n_runs} and ran["numerics.deterministic_algorithms"] == {"true": n_runs}
+    assert ran["numerics.memory_format"] == {"contiguous": n_runs} and sum(ran["numerics.fp32_precision"].values()) == n_runs
+    assert "| numerics | `reproducible` |" in md and "| numerics.cudnn_benchmark | `false` |" in md
     kinds = {c["col"]: c["kind"] for c in doc["cells"]}
     assert kinds["KL tau=1"] == "accuracy" and set(kinds.values()) <= {"accuracy", "gap", "loss", "analysis"}
     assert (tmp_path / "index.md").exists() and tmp_path / "index.md" in written

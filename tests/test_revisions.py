@@ -92,9 +92,13 @@ def test_the_fidelity_pass_is_revision_2_of_crd_ab_fsp_and_the_changed_taps():
     twos = {"distiller:crd": "38b4c1a", "distiller:ab": "bb93780", "distiller:fsp": "bb93780",
             "taps:mobilenetv2": "bb93780", "taps:shufflenetv1": "bb93780", "taps:shufflenetv2": "bb93780",
             "taps:wrn": "bb93780"}
-    assert {n: e["revision"] for n, e in ledger.items() if e["revision"] != 1} == dict.fromkeys(twos, 2)
-    for name, commit in twos.items():
-        assert commit in ledger[name]["history"][-1]["why"]
+    revised = {n: e["revision"] for n, e in ledger.items() if e["revision"] != 1}
+    assert {n: revised.get(n) for n in twos} == dict.fromkeys(twos, 2)
+    # and since: the data pipeline's batches made contiguous (the numerics policy's channels-last leak)
+    assert {n: r for n, r in revised.items() if n not in twos} == {"data": 2}
+    assert "contiguous" in ledger["data"]["history"][-1]["why"]
+    for name, commit in twos.items():  # the entry that made revision 2 (later ones may record no numeric change)
+        assert commit in next(h for h in ledger[name]["history"] if h["revision"] == 2)["why"]
     assert set(ledger) == set(R.PARTS)
 
 
@@ -279,9 +283,10 @@ def test_a_run_without_a_record_reads_as_revision_1(copy_of, tmp_path, monkeypat
     res = json.loads(store.run_file(kd, "result.json").read_text())
     del res["revisions"]  # as a run finished before revisions were recorded
     store.run_file(kd, "result.json").write_text(json.dumps(res))
-    assert not StaleRuns(store).is_stale(kd)  # every part of a KD run is still at revision 1
+    # every part of a KD run is at revision 1 but the data pipeline (2 since its contiguous batches)
+    assert StaleRuns(store).why(kd) == ["data r1 < r2"]
     _bump(path, "loss:kd")
-    assert StaleRuns(store).why(kd) == ["loss:kd r1 < r2"]
+    assert sorted(StaleRuns(store).why(kd)) == ["data r1 < r2", "loss:kd r1 < r2"]
 
 
 @pytest.mark.heavy

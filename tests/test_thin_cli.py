@@ -62,7 +62,7 @@ def test_hours_left_skips_a_run_the_cost_model_cannot_cost_and_surfaces_other_er
 def test_a_local_worker_is_started_with_the_options_reproduce_was_given(tmp_path):
     opts = WorkerOptions(store=str(tmp_path), device="cpu", lease_seconds=30.0, heartbeat_seconds=5.0,
                          max_attempts=5, num_workers=2, fuse=False, data_root=str(tmp_path / "data"),
-                         accel=Accel(amp="bf16", channels_last=True, sgd="foreach", deterministic=True),
+                         accel=Accel(amp="bf16", channels_last=True, sgd="foreach", deterministic=True, numerics="strict"),
                          tensorboard=True)
     argv = ["worker", "--store", str(tmp_path), "--device", "cpu", *reproduce.worker_cli_args(opts)]
     parsed = cli._worker_options(cli.build_parser().parse_args(argv))

@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from benchmark import terms as T
+from benchmark.detops import adaptive_avg_pool2d
 from benchmark.losses import kd_term
 from benchmark.precision import upcast
 
@@ -88,8 +89,8 @@ def match_spatial(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch
     if a.shape[-2:] == b.shape[-2:]:
         return a, b
     if a.shape[-1] > b.shape[-1]:
-        return F.adaptive_avg_pool2d(a, b.shape[-2:]), b
-    return a, F.adaptive_avg_pool2d(b, a.shape[-2:])
+        return adaptive_avg_pool2d(a, b.shape[-2:]), b
+    return a, adaptive_avg_pool2d(b, a.shape[-2:])
 
 
 class Embed(nn.Module):

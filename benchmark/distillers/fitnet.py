@@ -16,8 +16,9 @@ Published weight (CRD benchmark): beta = 100.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
+
+from benchmark.detops import adaptive_avg_pool2d
 
 from .base import Distiller, taps, up
 
@@ -68,5 +69,5 @@ class FitNet(Distiller):
         f_s, f_t = taps(fs)[self.layer], taps(ft)[self.layer]
         r = up(self.regressor(f_s))
         if r.shape[-2:] != f_t.shape[-2:]:  # only the 1x1 fall-back of ConvReg gets here
-            f_t = F.adaptive_avg_pool2d(f_t, r.shape[-2:])
+            f_t = adaptive_avg_pool2d(f_t, r.shape[-2:])
         return (r - up(f_t)).pow(2).mean()

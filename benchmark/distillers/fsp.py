@@ -18,7 +18,8 @@ final bn1 is not among them and stays in eval mode) on L_FSP, unweighted; the ma
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
+
+from benchmark.detops import adaptive_avg_pool2d
 
 from .base import InitStage, feature_modules, taps, up
 from .stage import StagedDistiller
@@ -27,9 +28,9 @@ from .stage import StagedDistiller
 def fsp_matrix(bottom: torch.Tensor, top: torch.Tensor) -> torch.Tensor:
     """(B, C_top, C_bottom): mean over positions of top_i * bottom_j."""
     if bottom.shape[-1] > top.shape[-1]:
-        bottom = F.adaptive_avg_pool2d(bottom, top.shape[-2:])
+        bottom = adaptive_avg_pool2d(bottom, top.shape[-2:])
     elif bottom.shape[-1] < top.shape[-1]:
-        top = F.adaptive_avg_pool2d(top, bottom.shape[-2:])
+        top = adaptive_avg_pool2d(top, bottom.shape[-2:])
     return torch.einsum("bihw,bjhw->bij", up(top), up(bottom)) / (top.shape[-1] * top.shape[-2])
 
 

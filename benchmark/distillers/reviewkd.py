@@ -102,6 +102,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from benchmark import terms as T
+from benchmark.detops import adaptive_avg_pool2d
 
 from .base import Distiller, preact_taps, taps, up
 
@@ -158,7 +159,7 @@ def hcl_level(o: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
             continue
         w /= 2
         w_sum += w
-        loss = loss + w * F.mse_loss(F.adaptive_avg_pool2d(o, size), F.adaptive_avg_pool2d(t, size))
+        loss = loss + w * F.mse_loss(adaptive_avg_pool2d(o, size), adaptive_avg_pool2d(t, size))
     return loss / w_sum
 
 

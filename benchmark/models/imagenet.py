@@ -11,6 +11,7 @@ from torch import nn
 from torchvision import models as tvm
 from torchvision.models.resnet import Bottleneck
 
+from ..detops import AdaptiveAvgPool2d
 from .common import Features
 
 
@@ -123,6 +124,9 @@ def torchvision_model(builder: Callable[..., nn.Module], cls: type, num_classes:
     model = builder(weights=None, num_classes=num_classes)
     assert type(model) is cls.__base__, (type(model), cls)
     model.__class__ = cls
+    if isinstance(getattr(model, "avgpool", None), nn.AdaptiveAvgPool2d) and model.avgpool.output_size not in (1, (1, 1)):
+        # AlexNet's 6x6 pool has no deterministic CUDA backward: the same pool through detops
+        model.avgpool = AdaptiveAvgPool2d(model.avgpool.output_size)
     return model
 
 
@@ -169,7 +173,7 @@ class AlexNetSmall(nn.Module):
             nn.Conv2d(384, 256, 3, padding=1), nn.ReLU(inplace=True),
             nn.Conv2d(256, 256, 3, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(3, 2),
         )
-        self.avgpool = nn.AdaptiveAvgPool2d(2)
+        self.avgpool = AdaptiveAvgPool2d(2)
         self.dropout = nn.Dropout(dropout)
         self.classifier = nn.Linear(256 * 2 * 2, num_classes)
 
