@@ -707,7 +707,9 @@ def main(argv: list[str] | None = None) -> int:
     argv = [a for a in argv if a != "--debug"]
     try:
         args = build_parser().parse_args(argv)
-        if getattr(args, "numerics", None):  # a command that trains: before anything starts CUDA
+        # a command that trains (it has the accelerations' flags; plan's --numerics only costs):
+        # before anything starts CUDA
+        if getattr(args, "numerics", None) and hasattr(args, "deterministic"):
             from .numerics import prepare_environment
 
             prepare_environment(bool(accel.from_args(args).deterministic))
