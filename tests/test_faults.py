@@ -417,28 +417,26 @@ def test_error_boundary_kinds_and_debug(tmp_path):
         cli.main(["--debug", "models", "--num-classes", "0"])
 
 
-def test_status_with_a_live_lease_of_the_wrong_shape(tmp_path, capsys):
+def _store_leased_elsewhere(tmp_path, lease: dict) -> tuple[Store, str]:
+    """A store whose one run is leased, live, by a process of another host."""
     import time
 
     store = Store(tmp_path / "store")
     cfg = C.resolve(tiny())
     rid = C.run_id(cfg)
     store.ensure_config(rid, cfg)
-    atomic_write_json(store.run_dir(rid) / "lease.json", {"owner": {"host": "elsewhere", "pid": 1},
-                                                          "expires": time.time() + 600, "progress": ["odd"]})
+    atomic_write_json(store.run_dir(rid) / "lease.json", {**lease, "expires": time.time() + 600})
+    return store, rid
+
+
+def test_status_with_a_live_lease_of_the_wrong_shape(tmp_path, capsys):
+    store, rid = _store_leased_elsewhere(tmp_path, {"owner": {"host": "elsewhere", "pid": 1}, "progress": ["odd"]})
     code, out, err = run_cli(capsys, "status", "--store", store.root)
     assert code == 0 and f"running {rid}" in out and "elsewhere:1" in out, out + err
 
 
 def test_status_names_a_foreign_hosts_lease_without_a_worker_name_or_device_by_its_host(tmp_path, capsys):
-    import time
-
-    store = Store(tmp_path / "store")
-    cfg = C.resolve(tiny())
-    rid = C.run_id(cfg)
-    store.ensure_config(rid, cfg)
-    atomic_write_json(store.run_dir(rid) / "lease.json", {"owner": {"host": "gpu-node-9", "pid": 7},
-                                                          "expires": time.time() + 600, "generation": 1})
+    store, rid = _store_leased_elsewhere(tmp_path, {"owner": {"host": "gpu-node-9", "pid": 7}, "generation": 1})
     code, out, err = run_cli(capsys, "status", "--store", store.root)
     assert code == 0 and f"running {rid} on gpu-node-9: resnet8" in out and "None" not in out, out + err
     code, out, _ = run_cli(capsys, "status", "--store", store.root, "--json")
