@@ -106,3 +106,14 @@ def test_bad_out_or_budget_is_one_line_exit_2_and_nothing_written(tmp_path, case
     res = cli("device-check", "--dry-run-cpu", "--out", out, *extra)
     assert res.returncode == 2 and needle in one_line(res) and res.stdout == ""
     assert sorted(p.name for p in tmp_path.rglob("*")) == before and f.read_text() == "mine"
+
+
+def test_a_step_that_raises_fails_and_the_next_one_still_runs(tmp_path, monkeypatch):
+    def boom(check):
+        raise RuntimeError("an op with no deterministic kernel\nsecond line")
+
+    monkeypatch.setattr(D, "STEPS", (D.Step("boom", boom, 60), D.STEPS[0]))
+    res = cli("device-check", "--dry-run-cpu", "--out", tmp_path)
+    steps = json.loads((tmp_path / D.JSON_FILE).read_text())["steps"]
+    assert res.returncode == 1 and [s["status"] for s in steps] == ["failed", "passed"]
+    assert steps[0]["why"] == "raised RuntimeError: an op with no deterministic kernel"
