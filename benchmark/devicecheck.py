@@ -2,7 +2,7 @@
 
     python runner.py device-check [--out DIR] [--budget SECONDS] [--dry-run-cpu]
 
-Runs four steps in this order, in this process (the interpreter that runs ``runner.py``), on
+Runs five steps in this order, in this process (the interpreter that runs ``runner.py``), on
 ``cuda`` (or, with ``--dry-run-cpu``, the same steps on the CPU, with the same code paths and
 smaller sizes, so CI exercises everything but the device):
 
@@ -23,14 +23,16 @@ smaller sizes, so CI exercises everything but the device):
    device), so the comparison is the measured-drift one. The comparison made is recorded.
 4. ``throughput``: ``bench`` (benchmark/bench.py) at batch 64 and 128 under each numerics policy,
    images/s per case (the dry run: batch 2 and 4, one timed step, no loader workers).
+5. ``decode``: one loader worker's images/s on generated JPEGs through ImageFolder and the ImageNet
+   training transform (the host's CPU: the same on the dry run, with fewer images).
 
 A step is ``passed``, ``failed`` or ``skipped``, and the exit code is 0 only when every step ran and
 passed: a skipped step is not passed (exit 1). A step that would start after ``--budget`` seconds
 (default 480) is skipped; a step that ran longer than its own budget (``STEPS``) is failed, and so
 is a step that raised (its error is the reason; the next steps still run). The steps run in this
 process, so an over-long step is judged when it ends, not interrupted.
-Steps 5-7 of issue 25 (processes per GPU, image-folder decode rate, peak memory and host syncs per
-step) are not implemented: the report lists none of them, rather than a status they did not earn.
+Issue 25's processes per GPU, peak memory and host syncs per step are not implemented: the report
+lists none of them, rather than a status they did not earn.
 The rule for them when they come: a measurement that is CUDA-only by nature (peak memory, host
 syncs) is recorded on the dry run as ``not applicable``, which passes on the dry run only; anything
 the CPU can run (processes, decoding) runs on the dry run too.
@@ -233,6 +235,45 @@ def step_throughput(check: Check) -> dict:
     return {"passed": True, "why": None, "bench": out}
 
 
+# ---------------------------------------------------------------- 5. decode
+
+
+def step_decode(check: Check) -> dict:
+    """One loader worker's rate: generated 500x375 JPEGs (ImageNet's usual size) through
+    torchvision's ImageFolder and the ImageNet training transform (benchmark/data/transforms.py),
+    in this process, as one DataLoader worker does. The pictures are smooth colour fields with
+    noise, so a JPEG's entropy sits between a flat picture's and a photograph's: a rough figure,
+    said so in the calibration. The host's CPU, whatever the device: the dry run runs it as is,
+    with fewer images."""
+    import tempfile
+
+    import numpy as np
+    from PIL import Image
+    from torchvision.datasets import ImageFolder
+
+    from .data import make_transforms
+
+    count = 8 if check.dry_run else 256
+    rng = np.random.default_rng(0)
+    with tempfile.TemporaryDirectory(prefix="kd-device-check-jpeg-") as tmp:
+        for i in range(count):
+            folder = Path(tmp) / f"class{i % 4}"
+            folder.mkdir(exist_ok=True)
+            field = np.kron(rng.integers(0, 256, (24, 32, 3)), np.ones((16, 16, 1)))[:375, :500]
+            pixels = np.clip(field + rng.normal(0, 12, field.shape), 0, 255).astype(np.uint8)
+            Image.fromarray(pixels).save(folder / f"{i}.jpg", quality=90)
+        dataset = ImageFolder(tmp, transform=make_transforms("imagenet", "train"))
+        dataset[0]  # the first item pays for imports and caches
+        t0 = time.perf_counter()
+        for i in range(len(dataset)):
+            x, _ = dataset[i]
+        seconds = time.perf_counter() - t0
+    rate = len(dataset) / seconds
+    return {"passed": x.shape == (3, 224, 224) and rate > 0, "why": None if x.shape == (3, 224, 224) else
+            f"the transform gave {tuple(x.shape)}", "images": len(dataset), "image_size": [500, 375],
+            "images_per_s_per_worker": round(rate, 1)}
+
+
 @dataclass(frozen=True)
 class Step:
     name: str
@@ -241,19 +282,20 @@ class Step:
 
 
 STEPS = (Step("agreement", step_agreement, 60), Step("resume_fused", step_resume_fused, 90),
-         Step("canary", step_canary, 120), Step("throughput", step_throughput, 180))
+         Step("canary", step_canary, 120), Step("throughput", step_throughput, 180), Step("decode", step_decode, 30))
 
 
 # ---------------------------------------------------------------- calibration
 
 
-def calibration(check: Check, throughput: dict, device_name: str) -> dict:
+def calibration(check: Check, throughput: dict, device_name: str, decode: dict | None = None) -> dict:
     """The default calibrations plus kind ``measured``, fitted on the engine's seconds per step
     at the two batches: ``t(b) = a + c*b``; ``a`` over the step's layer passes is the per-layer
     time, ``flops per image / c`` the effective FLOP/s (written as the peak, efficiency 1). fp32
     from ``reproducible`` (tf32 too: the cost model costs reproducible and strict as fp32), bf16
     from ``fast``. A fit with a negative slope or intercept (timing noise) falls back to each bound
-    alone at the batch that shows it best: compute at the larger batch, overhead at the smaller."""
+    alone at the batch that shows it best: compute at the larger batch, overhead at the smaller.
+    The loader's rate is the decode step's when it ran, else the default file's."""
     from .costmodel import DEFAULT_FILE
     from .flops import forward_flops, layer_count
 
@@ -281,8 +323,11 @@ def calibration(check: Check, throughput: dict, device_name: str) -> dict:
         "layer_pass_us": layer_pass_us,
         "source": f"runner.py device-check on {device_name}, {time.strftime('%Y-%m-%d')}: bench's engine step "
                   f"(resnet56 -> resnet20, batch {small} and {large}); peak_tflops are the measured effective "
-                  f"rates (efficiency 1.0); fp32 {fits['fp32']}, bf16 {fits['bf16']}. The loader rate is the "
-                  "default file's (not measured here)."}
+                  f"rates (efficiency 1.0); fp32 {fits['fp32']}, bf16 {fits['bf16']}."}
+    if decode and "images_per_s_per_worker" in decode:
+        doc["loader"] = {"images_per_s_per_worker": decode["images_per_s_per_worker"],
+                         "source": f"runner.py device-check on this host's CPU: {decode['images']} generated 500x375 "
+                                   "JPEGs through ImageFolder and the ImageNet training transform, one process"}
     doc["measured_by"] = {"device": device_name, "dry_run_cpu": check.dry_run}
     return doc
 
@@ -327,7 +372,7 @@ def run_check(out, dry_run_cpu: bool = False, budget: float = DEFAULT_BUDGET, lo
     steps = {s["name"]: s for s in report["steps"]}
     cal = None
     if "bench" in steps.get("throughput", {}):  # it ran (over its budget or not): what it measured
-        cal = calibration(check, steps["throughput"]["bench"], device_name)
+        cal = calibration(check, steps["throughput"]["bench"], device_name, steps.get("decode"))
         report["calibration"] = CALIBRATION_FILE
     folder.mkdir(parents=True, exist_ok=True)
     (folder / JSON_FILE).write_text(json.dumps(report, indent=1, default=str) + "\n")
@@ -389,6 +434,9 @@ def markdown(report: dict) -> str:
                          f"({st['worst_param']})")
         if s["name"] == "canary" and s["status"] != "skipped" and "comparison" in s:
             lines += ["", f"## canary: {s['comparison']}", ""] + [f"- {d}" for d in s["differences"]]
+        if s["name"] == "decode" and "images_per_s_per_worker" in s:
+            lines += ["", f"## decode: {s['images_per_s_per_worker']} images/s per loader worker "
+                          f"({s['images']} generated JPEGs, ImageNet's training transform)"]
         if s["name"] == "throughput" and s["status"] != "skipped":
             lines += ["", "## throughput (images/s)", "", "| policy | batch | reference | engine | engine_fused4 |",
                       "|---|---|---|---|---|"]

@@ -49,6 +49,7 @@ def test_the_dry_run_passes_and_writes_every_step(dry_run):
     assert steps["canary"]["comparison"] and steps["canary"]["differences"] == []
     assert {(b["policy"], b["batch_size"]) for b in steps["throughput"]["bench"].values()} == \
         {(p, b) for p in ("reproducible", "strict", "fast") for b in (2, 4)}
+    assert steps["decode"]["images_per_s_per_worker"] > 0 and steps["decode"]["images"] == 8
     md = (out / D.MD_FILE).read_text()
     assert "dry run on the CPU" in md and all(f"| {s.name} | passed |" in md for s in D.STEPS)
 
@@ -58,6 +59,8 @@ def test_the_calibration_is_accepted_by_plan(dry_run, tmp_path):
     cal = out / D.CALIBRATION_FILE
     doc = json.loads(cal.read_text())
     assert "CPU measurement" in doc["devices"][D.MEASURED_KIND]["name"] and doc["measured_by"]["dry_run_cpu"]
+    report = json.loads((out / D.JSON_FILE).read_text())
+    assert doc["loader"]["images_per_s_per_worker"] == report["steps"][-1]["images_per_s_per_worker"]
     res = cli("plan", "atkd-table5", "--profile", "smoke", "--store", tmp_path / "store", "--json",
               "--calibration", cal, "--device-kind", D.MEASURED_KIND)
     assert res.returncode == 0, res.stderr
