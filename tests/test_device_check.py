@@ -41,8 +41,12 @@ def test_the_dry_run_passes_and_writes_every_step(dry_run):
     report = json.loads((out / D.JSON_FILE).read_text())
     assert report["passed"] and report["dry_run_cpu"] and report["torch"] == torch.__version__
     assert [s["name"] for s in report["steps"]] == [s.name for s in D.STEPS]
-    assert all(s["status"] == "passed" and s["seconds"] > 0 for s in report["steps"])
     steps = {s["name"]: s for s in report["steps"]}
+    assert all(s["seconds"] > 0 for s in report["steps"])
+    # CUDA-only by nature: its steps ran on the CPU, its numbers do not apply there
+    assert {n: s["status"] for n, s in steps.items()} == {**{s.name: "passed" for s in D.STEPS},
+                                                          "memory_syncs": "not_applicable"}
+    assert steps["memory_syncs"]["peak_memory_mib"] is None and steps["memory_syncs"]["steps"] == 2
     assert set(steps["agreement"]["losses_max_rel_diff"]) == {"ce", "ls", "kd", "ats", "atkd", "mse"}
     assert steps["resume_fused"]["resume"]["identical"] and steps["resume_fused"]["fused"]["identical"]
     assert steps["resume_fused"]["resume"]["resumed_from_epoch"] == 1
@@ -51,7 +55,8 @@ def test_the_dry_run_passes_and_writes_every_step(dry_run):
         {(p, b) for p in ("reproducible", "strict", "fast") for b in (2, 4)}
     assert steps["decode"]["images_per_s_per_worker"] > 0 and steps["decode"]["images"] == 8
     md = (out / D.MD_FILE).read_text()
-    assert "dry run on the CPU" in md and all(f"| {s.name} | passed |" in md for s in D.STEPS)
+    assert "dry run on the CPU" in md and "| memory_syncs | not_applicable |" in md
+    assert all(f"| {n} | passed |" in md for n in steps if n != "memory_syncs")
 
 
 def test_the_calibration_is_accepted_by_plan(dry_run, tmp_path):
@@ -60,7 +65,8 @@ def test_the_calibration_is_accepted_by_plan(dry_run, tmp_path):
     doc = json.loads(cal.read_text())
     assert "CPU measurement" in doc["devices"][D.MEASURED_KIND]["name"] and doc["measured_by"]["dry_run_cpu"]
     report = json.loads((out / D.JSON_FILE).read_text())
-    assert doc["loader"]["images_per_s_per_worker"] == report["steps"][-1]["images_per_s_per_worker"]
+    decode = next(s for s in report["steps"] if s["name"] == "decode")
+    assert doc["loader"]["images_per_s_per_worker"] == decode["images_per_s_per_worker"]
     res = cli("plan", "atkd-table5", "--profile", "smoke", "--store", tmp_path / "store", "--json",
               "--calibration", cal, "--device-kind", D.MEASURED_KIND)
     assert res.returncode == 0, res.stderr
@@ -120,3 +126,10 @@ def test_a_step_that_raises_fails_and_the_next_one_still_runs(tmp_path, monkeypa
     steps = json.loads((tmp_path / D.JSON_FILE).read_text())["steps"]
     assert res.returncode == 1 and [s["status"] for s in steps] == ["failed", "passed"]
     assert steps[0]["why"] == "raised RuntimeError: an op with no deterministic kernel"
+
+
+def test_not_applicable_passes_on_the_dry_run_only(monkeypatch):
+    monkeypatch.setattr(D, "STEPS", tuple(s for s in D.STEPS if s.name == "memory_syncs"))
+    for dry_run in (True, False):  # the CPU as if it were the device: the rule, not the measurement
+        report = D._run_steps(D.Check("cpu", dry_run), "cpu", 480, lambda message: None)
+        assert report["steps"][0]["status"] == "not_applicable" and report["passed"] is dry_run
