@@ -514,9 +514,9 @@ def markdown(report: dict) -> str:
             lines += ["", f"## decode: {s['images_per_s_per_worker']} images/s per loader worker "
                           f"({s['images']} generated JPEGs, ImageNet's training transform)"]
         if s["name"] == "memory_syncs" and s["status"] in ("passed", "not_applicable"):
-            lines += ["", f"## memory and host syncs (KD step, batch {s['batch_size']}): peak "
-                          f"{s['peak_memory_mib'] if s['peak_memory_mib'] is not None else 'not applicable'} MiB, "
-                          f"syncs per step {s['syncs_per_step'] if s['syncs_per_step'] is not None else 'not applicable'}"]
+            numbers = ("not applicable on the CPU" if s["peak_memory_mib"] is None else
+                       f"peak {s['peak_memory_mib']} MiB, {s['syncs_per_step']} host syncs per step")
+            lines += ["", f"## memory and host syncs (KD step, batch {s['batch_size']}): {numbers}"]
         if s["name"] == "throughput" and s["status"] != "skipped":
             lines += ["", "## throughput (images/s)", "", "| policy | batch | reference | engine | engine_fused4 |",
                       "|---|---|---|---|---|"]
