@@ -41,7 +41,7 @@ nature may be ``not_applicable``).
 
 ``--out DIR`` is a folder (created if missing; default ``device-check``): it receives
 ``device-check.json``, ``device-check.md`` and ``calibration.json``, the cost model's calibration
-fitted on the throughput step (benchmark/costmodel.py's form: the default devices plus one kind,
+fitted on the throughput and decode steps (benchmark/costmodel.py's form: the default devices plus one kind,
 ``measured``, so ``plan --calibration DIR/calibration.json --device-kind measured`` costs runs with
 it; a dry run's is marked as a CPU measurement). An ``--out`` that exists and is not a folder, or
 that cannot be made (a parent is a file), is bad input: exit 2, one line, nothing written.
