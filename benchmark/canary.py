@@ -115,8 +115,11 @@ def _next_float32(x: float) -> float:
     return struct.unpack("<f", struct.pack("<I", bits + 1))[0]
 
 
-def run(store_root: str | None = None, log=lambda msg: None, perturbed: bool = False, threads: int = 1) -> dict:
-    """Train the canary (on the CPU, one thread) and return its numbers in the golden layout."""
+def run(store_root: str | None = None, log=lambda msg: None, perturbed: bool = False, threads: int = 1,
+        device: str = "cpu") -> dict:
+    """Train the canary (on the CPU, one thread, unless ``device`` names another) and return its
+    numbers in the golden layout. Off the CPU the platform names the device, so ``compare`` never
+    asks a GPU's canary for the CPU's bits."""
     import torch
 
     from . import config as C
@@ -129,14 +132,17 @@ def run(store_root: str | None = None, log=lambda msg: None, perturbed: bool = F
     try:
         with tempfile.TemporaryDirectory(prefix="kd-canary-") as tmp:
             store = Store(store_root or tmp)
-            options = ExecOptions(device="cpu")
+            options = ExecOptions(device=device)
             for group in (NO_TEACHER, FROM_TEACHER):
                 log(f"canary: training {', '.join(group)}")
                 train_runs([cfgs[n] for n in group], store, options)
             runs = {name: _numbers(store, C.run_id(cfg), cfg) for name, cfg in cfgs.items()}
     finally:
         torch.set_num_threads(before)
-    return {"platform": platform_key(), "runs": runs}
+    where = platform_key()
+    if device != "cpu":
+        where["device"] = torch.cuda.get_device_name(device) if device.startswith("cuda") else device
+    return {"platform": where, "runs": runs}
 
 
 def loss_probe(cfg: dict) -> float | None:

@@ -382,6 +382,15 @@ def cmd_canary(args) -> int:
     return 1 if found else 0
 
 
+def cmd_device_check(args) -> int:
+    from .devicecheck import run_check
+    from .numerics import prepare_environment
+
+    prepare_environment(True)  # cuBLAS's deterministic workspace, before any step starts CUDA
+    return run_check(args.out, dry_run_cpu=args.dry_run_cpu, budget=args.budget,
+                     log=lambda message: print(message, flush=True))
+
+
 def cmd_report(args) -> int:
     from .report import report_tables
     from .store import Store
@@ -655,6 +664,16 @@ def build_parser() -> argparse.ArgumentParser:
     accel.add_arguments(s)
     s.set_defaults(func=cmd_bench)
 
+    s = sub.add_parser("device-check", help="on a GPU machine, first: losses and one step against the CPU, exact "
+                                            "resume and fusion, the canary, throughput; exit 0 only if every step "
+                                            "ran and passed")
+    s.add_argument("--out", default="device-check", metavar="DIR",
+                   help="folder of device-check.json, device-check.md and calibration.json")
+    s.add_argument("--budget", type=float, default=480.0, help="seconds: a step that would start later is skipped "
+                                                               "(not passed)")
+    s.add_argument("--dry-run-cpu", action="store_true", help="run the same steps on the CPU (CI; no GPU measured)")
+    s.set_defaults(func=cmd_device_check)
+
     s = sub.add_parser("canary", help="train the golden canary and compare it with goldens/canary.json (exit 1 if "
                                       "a number changed)")
     s.add_argument("--update", action="store_true", help="rewrite goldens/canary.json with tonight's numbers")
@@ -824,3 +843,9 @@ def validate_args(args) -> None:
         _folder_arg("--out", getattr(args, "out", None), True)
     if args.command == "bench":
         _folder_arg("--save", args.save, True)
+    if args.command == "device-check":
+        from .devicecheck import out_folder
+
+        out_folder(args.out)  # a parent that is a file named as such
+        _folder_arg("--out", args.out, True)
+        _at_least(args, "budget", 0, "a number of seconds >= 0")
