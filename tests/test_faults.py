@@ -272,12 +272,17 @@ def test_odd_lease_attempts_and_session_files_do_not_stop_the_queue(tmp_path, ca
     assert code == 0 and run_cli(capsys, "store", "check", "--store", store.root)[0] == 0
 
 
-def test_garbage_config_of_a_pending_run_is_failed_with_a_reason_not_pending_forever(tmp_path, capsys):
+def _pending_run_with_a_damaged_config(tmp_path) -> tuple[Store, str, dict]:
     store = Store(tmp_path / "store")
     cfg = C.resolve(tiny(recipe={"epochs": 1}))
     rid = C.run_id(cfg)
     store.ensure_config(rid, cfg)
     (store.run_dir(rid) / "config.json").write_text("{garbage")
+    return store, rid, cfg
+
+
+def test_garbage_config_of_a_pending_run_is_failed_with_a_reason_not_pending_forever(tmp_path, capsys):
+    store, rid, cfg = _pending_run_with_a_damaged_config(tmp_path)
     state = scan(store)[rid]
     assert state.state == "failed" and "config.json is unreadable" in state.reason
     code, out, _ = run_cli(capsys, "store", "check", "--store", store.root, "--repair")
@@ -287,11 +292,7 @@ def test_garbage_config_of_a_pending_run_is_failed_with_a_reason_not_pending_for
 
 
 def test_a_worker_says_which_pending_run_has_a_damaged_config_and_exits_1(tmp_path, capsys):
-    store = Store(tmp_path / "store")
-    cfg = C.resolve(tiny(recipe={"epochs": 1}))
-    rid = C.run_id(cfg)
-    store.ensure_config(rid, cfg)
-    (store.run_dir(rid) / "config.json").write_text("{garbage")
+    store, rid, _ = _pending_run_with_a_damaged_config(tmp_path)
     code, out, err = run_cli(capsys, "worker", "--store", store.root, "--device", "cpu")
     said = [line for line in out.splitlines() if rid in line]
     assert code == 1 and "Traceback" not in err, out + err
