@@ -70,10 +70,6 @@ class Cell:
         """True when the paper has no such cell (or it could not be decoded)."""
         return self.raw == ""
 
-    @property
-    def is_number(self) -> bool:
-        return self.value is not None
-
 
 @dataclass
 class Published:

@@ -344,7 +344,7 @@ def run_phase(request: Request, store: Store, planner: Planner, plans: list, job
     store.root.mkdir(parents=True, exist_ok=True)
     enqueue(store, planner, job_ids, retry_failed=request.retry_failed)
     only_file = job_list_file(store, job_ids)
-    record_session(store, [p.manifest.id for p in plans], request.profile, only_file, plans=True)
+    record_session(store, [p.manifest.id for p in plans], request.profile, plans=True)
     only = set(job_ids)
     before = counts(scan(store, only))
     print(f"{', '.join(p.manifest.id for p in plans)} ({request.profile} profile): {len(job_ids)} runs, "

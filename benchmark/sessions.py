@@ -9,7 +9,6 @@ a table never reproduced is planned at paper). Imports nothing heavy: ``status``
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 from .profiles import PROFILES
 from .store import Store, atomic_write_json, read_json
@@ -17,12 +16,13 @@ from .store import Store, atomic_write_json, read_json
 KEEP = 50  # sessions remembered; older ones say nothing a newer one does not
 
 
-def record_session(store: Store, tables: list[str], profile: str, job_list: Path, plans: bool = False) -> None:
-    """Note that ``tables`` were reproduced at ``profile`` with the runs listed in ``job_list``;
-    ``plans``: their plans were stored (stored_plan.py), so a missing one is damage, not an old store."""
+def record_session(store: Store, tables: list[str], profile: str, plans: bool = False) -> None:
+    """Note that ``tables`` were reproduced at ``profile``; ``plans``: their plans were stored
+    (stored_plan.py), so a missing one is damage, not an old store. (Sessions of older code also
+    name their job list, under "jobs": nothing reads it.)"""
     sessions = read_json(store.sessions_file)
     sessions = sessions if isinstance(sessions, list) else []
-    sessions.append({"time": time.time(), "tables": tables, "profile": profile, "jobs": str(job_list),
+    sessions.append({"time": time.time(), "tables": tables, "profile": profile,
                      **({"plans": True} if plans else {})})
     atomic_write_json(store.sessions_file, sessions[-KEEP:])
 

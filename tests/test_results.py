@@ -38,7 +38,7 @@ def trained(tmp_path_factory):
             store.ensure_config(rid, planner.jobs[rid].config)
         # as reproduce does: the plan stored, then the session noted (the tables of TensorBoard's folders)
         write_plans(store, [plan], planner, [], {"version": "test", "code_revision": "test"})
-        record_session(store, [TABLE], "smoke", store.queue_dir / "jobs.txt", plans=True)
+        record_session(store, [TABLE], "smoke", plans=True)
         run_worker(WorkerOptions(store=str(store.root), poll_seconds=0.1, tensorboard=R_TB_AVAILABLE))
         yield planner, plan, store
     finally:

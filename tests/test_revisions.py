@@ -218,7 +218,7 @@ def table_store(tmp_path_factory):
         run_worker(WorkerOptions(store=str(store.root), poll_seconds=0.1))
         from benchmark.sessions import record_session
 
-        record_session(store, ["klmse-table4"], "smoke", None)
+        record_session(store, ["klmse-table4"], "smoke")
         yield store, {rid: planner.jobs[rid].config for rid in plan.job_ids}
     finally:
         os.environ.pop("KD_REPRO_CATALOG")
