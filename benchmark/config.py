@@ -69,23 +69,21 @@ def _merge(defaults: dict, given: dict, where: str, field: str) -> dict:
 
 
 def _number(value, where, field, *, integer=False, minimum=None, allow_none=False):
-    if value is None and allow_none:
-        return None
-    ok = isinstance(value, int) if integer else isinstance(value, (int, float))
-    if not ok or isinstance(value, bool):
-        kind = "an integer" if integer else "a number"
-        raise BadInput(where, field, f"must be {kind}, got {value!r}")
-    if not integer and not math.isfinite(value):  # NaN passes every comparison: reject it here
-        raise BadInput(where, field, f"must be a finite number, got {value!r}")
-    if minimum is not None and value < minimum:
-        raise BadInput(where, field, f"must be >= {minimum}, got {value!r}")
-    return value if integer else float(value)
+    """A value outside the schema's declared fields (a seed, a normalisation constant, a schedule's
+    epoch) checked by the schema's own rule for numbers."""
+    opt = schema.Option(0, "int" if integer else "float", minimum=minimum, nullable=allow_none)
+    return _checked(opt, value, where, field)
 
 
 def _choice(value, choices, where, field):
-    if value not in choices:
-        raise BadInput(where, field, f"must be one of {', '.join(choices)}, got {value!r}")
-    return value
+    return _checked(schema.Option(choices[0], "choice", choices=tuple(choices)), value, where, field)
+
+
+def _checked(opt: schema.Option, value, where, field):
+    try:
+        return schema.check_value(opt, value)
+    except ValueError as err:
+        raise BadInput(where, field, str(err)) from None
 
 
 def _sha256(value, where, field):

@@ -30,6 +30,11 @@ def _cell_entry(cell) -> list[str] | str:
     return [rid for rid in cell.job_ids()]
 
 
+def cell_ids(plan) -> dict:
+    """{"row / col": [run ids] | "waiting on ...": one table plan's cells that have runs."""
+    return {f"{c.row} / {c.col}": _cell_entry(c) for c in plan.cells if c.waiting_on or c.job_ids()}
+
+
 def run_ids() -> dict:
     """{"id_scheme", "tables": {table: {profile: {"cells": {"row / col": [ids] | "waiting on ..."},
     "figures": {name: {"grid point": [ids]}}}}}}: cited, aggregate and setting cells have no runs
@@ -40,8 +45,7 @@ def run_ids() -> dict:
         planner = Planner(profile, cost=False, figures=["all"])
         for table, path in sorted(paths.items()):
             plan = planner.plan_manifest(load_manifest(path))
-            cells = {f"{c.row} / {c.col}": _cell_entry(c) for c in plan.cells
-                     if c.waiting_on or c.job_ids()}
+            cells = cell_ids(plan)
             figures = {name: {json.dumps(p["params"], sort_keys=True): p["runs"] for p in cell.points}
                        for name, cell in sorted(plan.figure_cells.items())}
             entry = {"cells": cells}

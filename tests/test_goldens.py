@@ -87,8 +87,7 @@ def test_a_new_option_with_a_default_moves_no_id_of_any_table(made_up_options):
     planner = Planner("paper", cost=False, figures=["all"])
     for table, path in manifest_paths().items():
         plan = planner.plan_manifest(load_manifest(path))
-        cells = {f"{c.row} / {c.col}": idgolden._cell_entry(c) for c in plan.cells if c.waiting_on or c.job_ids()}
-        assert cells == golden["tables"][table]["paper"]["cells"], table
+        assert idgolden.cell_ids(plan) == golden["tables"][table]["paper"]["cells"], table
     # ... and they are part of the identity once a run sets them
     assert C.run_id(C.resolve(tiny(loss={"name": "kd", "made_up": 2.0}, teacher={"run": "0" * 16}))) != C.run_id(kd)
     assert C.run_id(C.resolve(tiny(recipe={"made_up": 8}))) != C.run_id(C.resolve(tiny()))
@@ -101,7 +100,7 @@ def test_a_new_field_without_a_default_moves_the_ids(monkeypatch):
     monkeypatch.setitem(C.RECIPE_DEFAULTS, "made_up", 7)
     plan = Planner("smoke", cost=False).plan_manifest(load_manifest(manifest_paths()["atkd-table5"]))
     now = {"id_scheme": golden["id_scheme"], "tables": {"atkd-table5": {"smoke": {
-        "cells": {f"{c.row} / {c.col}": idgolden._cell_entry(c) for c in plan.cells if c.job_ids()}}}}}
+        "cells": idgolden.cell_ids(plan)}}}}
     only = {"id_scheme": golden["id_scheme"],
             "tables": {"atkd-table5": {"smoke": golden["tables"]["atkd-table5"]["smoke"]}}}
     moved = idgolden.moved(only, now)
