@@ -20,7 +20,7 @@ import torch
 
 from . import analysis, profiles
 from .plan import CellPlan, Planner, TablePlan
-from .published import load_published
+from .published import load_published, published_stds
 from .stale import StaleRuns
 from .store import TEST_LOGITS, Store
 from .verdict import NOT_COMPARABLE, STALE, judge, kind_of, resolve_tolerances
@@ -246,10 +246,10 @@ def aggregate_table(plan: TablePlan, planner: Planner, store: Store,
                 c.status = "cited" if any(o.status == "cited" for o in others) else "setting"
     m = plan.manifest
     tolerances = m.tolerances or resolve_tolerances(m.tolerance, m.path)
+    stds = published_stds(m.id)  # in the cells, or apart (LS-KD's App. D: Tables 2 A, 2 B and 4)
     for c in cells:
         c.kind = "params" if c.rule == "params" else kind_of(cells_plan[(c.row, c.col)].value)
-        pub = published.cells.get((c.row, c.col))
-        c.published_std = pub.std if pub is not None else None
+        c.published_std = stds.get((c.row, c.col))
         if c.status != "measured" or c.published is None or c.reproduced is None:
             continue
         c.delta = c.reproduced - c.published

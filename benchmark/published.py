@@ -10,8 +10,14 @@ A cell is one of::
     71.35            a number as printed (the digits are kept in ``Cell.raw``)
     71.547/90.297    top-1 / top-5
     71.547±0.122     mean ± std
+    71.547±0.122/90.297±0.175   top-1 mean ± std / top-5 mean ± std (LS-KD's App. D)
     -                the paper prints a dash (not run / not applicable)
     (empty)          the paper has no such cell, or it could not be decoded (the header says which)
+
+A table's standard deviations printed in another table of the paper (LS-KD's App. D gives those of
+Tables 2 A, 2 B and 4) live in ``tables/stds/<table-id>.csv``, laid out like the table they belong to;
+``load_stds`` reads them. Where that table's means differ from the main table's, its header key
+``differs`` lists the cells (``row / column``, comma-separated): any other difference is an error.
 
 Usage::
 
@@ -36,6 +42,8 @@ __all__ = [
     "UnknownTable",
     "default_tables_dir",
     "load_published",
+    "load_stds",
+    "published_stds",
     "parse_cell",
     "published_ids",
 ]
@@ -46,6 +54,7 @@ _NUMBER = r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?"
 _NUMBER_RE = re.compile(rf"^{_NUMBER}$")
 _TOP5_RE = re.compile(rf"^({_NUMBER})/({_NUMBER})$")
 _STD_RE = re.compile(rf"^({_NUMBER})±({_NUMBER})$")
+_TOP5_STD_RE = re.compile(rf"^({_NUMBER})±({_NUMBER})/({_NUMBER})±({_NUMBER})$")
 _ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 _HEADER_RE = re.compile(r"^# ([A-Za-z][A-Za-z0-9_ -]*):(?: (.*))?$")
 _CONTINUATION_RE = re.compile(r"^#  +(\S.*)$")
@@ -64,6 +73,7 @@ class Cell:
     top5: float | None = None
     std: float | None = None
     dash: bool = False
+    top5_std: float | None = None
 
     @property
     def empty(self) -> bool:
@@ -112,7 +122,8 @@ def _number(text: str) -> float:
 
 
 def parse_cell(text: str) -> Cell:
-    """Parse one cell: ``''``, ``'-'``, ``'71.35'``, ``'71.547/90.297'`` or ``'71.547±0.122'``.
+    """Parse one cell: ``''``, ``'-'``, ``'71.35'``, ``'71.547/90.297'``, ``'71.547±0.122'`` or
+    ``'71.547±0.122/90.297±0.175'``.
 
     Surrounding whitespace is ignored. Anything else raises ``ValueError``.
     """
@@ -130,13 +141,22 @@ def parse_cell(text: str) -> Cell:
         return Cell(raw=raw, value=_number(m.group(1)), top5=_number(m.group(2)))
     m = _STD_RE.match(raw)
     if m:
-        std = _number(m.group(2))
-        if std < 0:
-            raise ValueError(f"negative std in cell {text!r}")
-        return Cell(raw=raw, value=_number(m.group(1)), std=std)
+        return Cell(raw=raw, value=_number(m.group(1)), std=_std(m.group(2), text))
+    m = _TOP5_STD_RE.match(raw)
+    if m:
+        return Cell(raw=raw, value=_number(m.group(1)), std=_std(m.group(2), text), top5=_number(m.group(3)),
+                    top5_std=_std(m.group(4), text))
     raise ValueError(
-        f"cannot parse cell {text!r}: expected a number, 'top1/top5', 'mean±std', '-' or an empty cell"
+        f"cannot parse cell {text!r}: expected a number, 'top1/top5', 'mean±std', 'top1±std/top5±std', '-' or "
+        "an empty cell"
     )
+
+
+def _std(text: str, cell: str) -> float:
+    std = _number(text)  # the grammar admits no sign but float() would read one
+    if std < 0:
+        raise ValueError(f"negative std in cell {cell!r}")
+    return std
 
 
 def default_tables_dir() -> Path:
@@ -173,6 +193,39 @@ def load_published(table_id: str, tables_dir: str | Path | None = None) -> Publi
             f"unknown published table {table_id!r} (known: {', '.join(known) if known else f'none in {d}'})",
         )
     return _parse_file(table_id, path)
+
+
+def load_stds(table_id: str, tables_dir: str | Path | None = None) -> dict[tuple[str, str], Cell]:
+    """The cells of ``tables/stds/<table_id>.csv`` that hold a std, by (row, col); ``{}`` when the paper
+    prints no separate std table. ValueError naming the file when it does not fit the main table: a row
+    or column the main table lacks, or a mean that differs from the main table's without being listed
+    in the header's ``differs``."""
+    main = load_published(table_id, tables_dir)
+    path = _dir(tables_dir) / "stds" / f"{table_id}.csv"
+    if not path.is_file():
+        return {}
+    stds = _parse_file(table_id, path)
+    for label, names, known in (("row", stds.rows, main.rows), ("column", stds.cols, main.cols)):
+        unknown = [n for n in names if n not in known]
+        if unknown:
+            raise ValueError(f"{path}: {label} {unknown[0]!r} is not in tables/{table_id}.csv")
+    listed = {tuple(part.strip() for part in item.split(" / ", 1))
+              for item in stds.header.get("differs", "").split(",") if item.strip()}
+    differing = {key for key, c in stds.cells.items()
+                 if c.value is not None and (c.value, c.top5) != (main.cells[key].value, main.cells[key].top5)}
+    if listed != differing:
+        wrong = sorted(differing - listed) or sorted(listed - differing)
+        raise ValueError(f"{path}: header 'differs' must list exactly the cells whose means differ from "
+                         f"tables/{table_id}.csv; check {wrong[0][0]} / {wrong[0][1]}")
+    return {key: c for key, c in stds.cells.items() if c.std is not None}
+
+
+def published_stds(table_id: str, tables_dir: str | Path | None = None) -> dict[tuple[str, str], float]:
+    """The paper's std of each cell that has one, by (row, col): printed in the cell itself
+    (``mean±std``) or, failing that, in ``tables/stds/<table_id>.csv``. What a verdict's interval uses."""
+    separate = {key: c.std for key, c in load_stds(table_id, tables_dir).items()}
+    inline = {key: c.std for key, c in load_published(table_id, tables_dir).cells.items() if c.std is not None}
+    return separate | inline
 
 
 def _parse_file(table_id: str, path: Path) -> Published:

@@ -10,7 +10,16 @@ from pathlib import Path
 import pytest
 
 from benchmark.errors import BadInput
-from benchmark.published import Cell, UnknownTable, load_published, parse_cell, published_ids
+from benchmark.published import (
+    Cell,
+    UnknownTable,
+    load_published,
+    load_stds,
+    parse_cell,
+    published_ids,
+    published_stds,
+)
+from benchmark.verdict import judge
 
 REPO = Path(__file__).resolve().parent.parent
 TABLES = REPO / "tables"
@@ -435,6 +444,8 @@ def test_pandas_reads_every_file():
         ("80.609/95.47", Cell("80.609/95.47", 80.609, top5=95.47)),
         ("71.547±0.122", Cell("71.547±0.122", 71.547, std=0.122)),
         ("81.895±0.000", Cell("81.895±0.000", 81.895, std=0.0)),
+        ("71.547±0.122/90.297±0.175", Cell("71.547±0.122/90.297±0.175", 71.547, top5=90.297, std=0.122,
+                                           top5_std=0.175)),
         ("-", Cell("-", dash=True)),
         ("", Cell("")),
         ("   ", Cell("")),
@@ -450,7 +461,7 @@ def test_parse_cell_accepts(text, expected):
 @pytest.mark.parametrize(
     "text",
     ["abc", "--", "- 1", "70.2%", "1,5", "1/2/3", "71.5 / 90.2", "/90", "71.5/", "±0.1", "71.5±", "71.5±-0.1",
-     "71.5±0.1/90", "nan", "inf", "-inf", "1e400", "X", "ATKD", "74.09*", "7 4", "\u221275.1", "0x10", "1_000"],
+     "71.5±0.1/90", "71.5/90±0.1", "71.5±-0.1/90±0.1", "nan", "inf", "-inf", "1e400", "X", "ATKD", "74.09*", "7 4", "\u221275.1", "0x10", "1_000"],
 )
 def test_parse_cell_rejects(text):
     with pytest.raises(ValueError):
@@ -535,3 +546,73 @@ def test_values_are_finite(tables):
         for c in t.cells.values():
             for v in (c.value, c.top5, c.std):
                 assert v is None or math.isfinite(v)
+
+
+# ---------------------------------------------------------------- stds printed apart (LS-KD App. D)
+
+# table id -> (the line of papers/lskd.txt that prints its App. D table, number of cells with a std)
+APP_D = {"lskd-table2a": (208, 16), "lskd-table2b": (209, 16), "lskd-table4": (211, 8)}
+
+
+@pytest.mark.parametrize("table_id", sorted(APP_D))
+def test_app_d_stds_cover_every_student_cell_as_printed(table_id):
+    line, count = APP_D[table_id]
+    stds = load_stds(table_id)
+    main = load_published(table_id)
+    assert len(stds) == count
+    assert {r for r, _ in stds} == set(main.rows) - {"Teacher"} and {c for _, c in stds} == set(main.cols)
+    papers = _papers_dir()
+    if papers is not None:  # every mean and std is printed on the App. D line, digit for digit
+        printed = set(NUMBER_TOKEN.findall((papers / "lskd.txt").read_text(encoding="utf-8").splitlines()[line - 1]))
+        for cell in stds.values():
+            assert set(NUMBER_TOKEN.findall(cell.raw)) <= printed, cell.raw
+
+
+def test_d1_means_that_differ_from_table_2a_are_exactly_the_declared_ones():
+    stds, main = load_stds("lskd-table2a"), load_published("lskd-table2a")
+    differ = {key for key, c in stds.items() if c.value != main.cells[key].value}
+    assert differ == {(f"T={t}", "ResNet-18 alpha=0.1") for t in (2, 3, 64)}
+    assert main.value("T=3", "ResNet-18 alpha=0.1") == 66.570  # the means followed are Table 2 A's
+    assert published_stds("lskd-table2a")[("T=3", "ResNet-18 alpha=0.1")] == 0.079  # the std is D.1's
+
+
+def test_published_stds_feed_the_verdicts_interval():
+    stds = published_stds("lskd-table2b")
+    assert ("Teacher", "ResNet-18 alpha=0.0") not in stds  # the paper prints no teacher std
+    std = stds[("T=1", "ResNet-18 alpha=0.0")]
+    assert std == 0.336
+    seeds = 3  # App. C: "All experiments were repeated 3 times" (the manifest's seeds)
+    # 0.8 points off: outside the 0.5 tolerance, inside the Welch interval that the paper's std widens
+    assert judge(80.969, 80.169, 0.5, 0.3, 3, std, seeds)[0] == "within"
+    assert judge(80.969, 80.169, 0.5, 0.3, 3, 0.0, seeds)[0] == "outside"
+    assert published_stds("ats-table2") == {}
+
+
+STD_MAIN = GOOD.replace("r2,,2/3", "r2,,2/3\nr3,4.5,5")
+
+
+@pytest.mark.parametrize(
+    "stds_body, problem",
+    [
+        ("row,a\nr1,1.6±0.1\n", "check r1 / a"),                     # a mean that differs, undeclared
+        ("# differs: r1 / a\nrow,a\nr1,1.5±0.1\n", "check r1 / a"),  # declared but equal
+        ("row,a\nr9,1.5±0.1\n", "row 'r9'"),
+        ("row,z\nr1,1.5±0.1\n", "column 'z'"),
+    ],
+)
+def test_stds_file_must_fit_its_table(tmp_path, stds_body, problem):
+    name = _write(tmp_path, STD_MAIN)
+    (tmp_path / "stds").mkdir()
+    header = "# paper: P\n# source: papers/x.txt, Table D\n# caption: C\n# metric: M\n"
+    (tmp_path / "stds" / f"{name}.csv").write_text(header + stds_body, encoding="utf-8")
+    with pytest.raises(ValueError, match=re.escape(problem)):
+        load_stds(name, tmp_path)
+
+
+def test_stds_apart_and_inline_merge(tmp_path):
+    name = _write(tmp_path, STD_MAIN.replace("r3,4.5,5", "r3,4.5±0.2,5"))
+    (tmp_path / "stds").mkdir()
+    (tmp_path / "stds" / f"{name}.csv").write_text(
+        "# paper: P\n# source: s\n# caption: C\n# metric: M\nrow,a\nr1,1.5±0.1\n", encoding="utf-8")
+    assert published_stds(name, tmp_path) == {("r1", "a"): 0.1, ("r3", "a"): 0.2}
+    assert published_stds(_write(tmp_path, GOOD, "t-2"), tmp_path) == {}
