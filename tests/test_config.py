@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from benchmark import config as C
 from benchmark import spec
+from benchmark.engine import config as C
 from benchmark.errors import BadInput
 from tests.helpers import tiny
 
@@ -149,8 +149,8 @@ def test_the_schemas_declared_checks_refuse_bad_values_naming_the_field(change, 
 
 
 def test_the_schemas_choices_are_the_codes():
-    from benchmark.init_schemes import INIT_SCHEMES
-    from benchmark.losses import CHOICES
+    from benchmark.engine.init_schemes import INIT_SCHEMES
+    from benchmark.engine.losses import CHOICES
     from benchmark.schema import CONFIG_FIELDS, METHODS
 
     assert CONFIG_FIELDS["recipe.init_scheme"].choices == INIT_SCHEMES
@@ -163,8 +163,8 @@ def test_the_schemas_choices_are_the_codes():
 
 def test_declared_method_defaults_are_the_codes():
     """The schema (what ids and checks read) and the methods' own signatures/PARAMS agree."""
-    from benchmark.distillers import distiller_defaults, distiller_names
-    from benchmark.losses import ATKD_FORM_DEFAULTS, loss_defaults, loss_names, make_loss
+    from benchmark.engine.distillers import distiller_defaults, distiller_names
+    from benchmark.engine.losses import ATKD_FORM_DEFAULTS, loss_defaults, loss_names, make_loss
     from benchmark.schema import check_method_options, method_defaults
 
     for name in loss_names():

@@ -84,7 +84,7 @@ def test_the_listed_model_keys_are_the_codes():
 
 
 def test_the_listed_csv_columns_are_the_codes():
-    from benchmark.results import CELL_COLUMNS
+    from benchmark.results.frames import CELL_COLUMNS
 
-    listed = CONTRACTS.split("has the columns of `benchmark.results.CELL_COLUMNS`:", 1)[1].split(".\n", 1)[0]
+    listed = CONTRACTS.split("has the columns of `benchmark.results.frames.CELL_COLUMNS`:", 1)[1].split(".\n", 1)[0]
     assert [c.strip() for c in listed.replace("\n", " ").split(",")] == CELL_COLUMNS

@@ -5,10 +5,10 @@ import json
 
 import pytest
 
-from benchmark import config as C
+from benchmark.engine import config as C
+from benchmark.engine.train import ExecOptions, train_run, train_runs
 from benchmark.errors import BadInput
-from benchmark.store import Store
-from benchmark.train import ExecOptions, train_run, train_runs
+from benchmark.store.layout import Store
 from tests.helpers import small_feature_run, stop_after_epoch, teacher_checkpoint
 
 KD = {"name": "kd", "tau": 4.0, "ce_weight": 0.1, "kd_weight": 0.9}

@@ -4,9 +4,9 @@ import json
 
 import pytest
 
-from benchmark.manifest import manifest_paths
-from benchmark.plan import Planner
-from benchmark.published import published_ids
+from benchmark.catalog.manifest import manifest_paths
+from benchmark.catalog.plan import Planner
+from benchmark.catalog.published import published_ids
 from tests.helpers import cli
 
 IDS = sorted(manifest_paths())
@@ -75,9 +75,9 @@ def test_shared_runs_are_counted_once():
 def test_every_paper_states_claims_that_its_own_numbers_support():
     """The claims are the papers' words as checks; on the published numbers each must hold, so a
     claim that fails on reproduced numbers is news about the reproduction, not about the wording."""
-    from benchmark.claims import evaluate_claim
-    from benchmark.manifest import load_manifest
-    from benchmark.published import load_published
+    from benchmark.catalog.manifest import load_manifest
+    from benchmark.catalog.published import load_published
+    from benchmark.results.claims import evaluate_claim
 
     papers_with_claims = set()
     for tid in IDS:

@@ -6,9 +6,9 @@ import time
 
 import pytest
 
-from benchmark import config
-from benchmark.queue import Lease, WorkerOptions
-from benchmark.store import LEASE, METRICS, Store, WriteRefused, atomic_write_json, read_json
+from benchmark.engine import config
+from benchmark.runs.queue import Lease, WorkerOptions
+from benchmark.store.layout import LEASE, METRICS, Store, WriteRefused, atomic_write_json, read_json
 from tests.helpers import tiny
 
 

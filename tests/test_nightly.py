@@ -14,7 +14,7 @@ import sys
 
 import pytest
 
-from benchmark import nightly as N
+from benchmark.commands import nightly as N
 from tests.helpers import REPO, cli
 
 CATALOG = str(REPO / "tests" / "catalog")

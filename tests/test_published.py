@@ -1,4 +1,4 @@
-"""The published tables (tables/*.csv) and their loader (benchmark/published.py)."""
+"""The published tables (tables/*.csv) and their loader (benchmark/catalog/published.py)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from benchmark.catalog.published import Cell, UnknownTable, load_published, parse_cell, published_ids
 from benchmark.errors import BadInput
-from benchmark.published import Cell, UnknownTable, load_published, parse_cell, published_ids
 
 REPO = Path(__file__).resolve().parent.parent
 TABLES = REPO / "tables"

@@ -1,4 +1,4 @@
-"""Numerics revisions (benchmark/revisions.py, codedigest.py, stale.py): the ledger holds every
+"""Numerics revisions (benchmark/engine/revisions.py, codedigest.py, stale.py): the ledger holds every
 part's code digest; a run records the revisions it trained under; a bump makes exactly the runs
 that use the part, and their students, stale; reports and status say so; --rerun-stale retrains
 exactly those after archiving them; garbage records are bad input."""
@@ -11,15 +11,15 @@ from pathlib import Path
 
 import pytest
 
-from benchmark import config as C
-from benchmark import revisions as R
+from benchmark.catalog.plan import Planner
 from benchmark.codedigest import function_digest, source_digest
-from benchmark.plan import Planner
-from benchmark.queue import WorkerOptions, run_worker
-from benchmark.stale import StaleRuns
-from benchmark.status import store_status
-from benchmark.store import CHECKPOINT, Store
-from benchmark.train import ExecOptions, train_run
+from benchmark.commands.status import store_status
+from benchmark.engine import config as C
+from benchmark.engine import revisions as R
+from benchmark.engine.train import ExecOptions, train_run
+from benchmark.runs.queue import WorkerOptions, run_worker
+from benchmark.runs.stale import StaleRuns
+from benchmark.store.layout import CHECKPOINT, Store
 from tests.helpers import REPO, stop_after_epoch, teacher_checkpoint, tiny
 from tests.helpers import cli as in_process
 
@@ -71,9 +71,9 @@ def test_function_digests_follow_module_level_names_transitively():
 
 
 def test_the_parts_cover_every_loss_distiller_and_model_file():
-    from benchmark import models
-    from benchmark.distillers import distiller_names
-    from benchmark.losses import loss_names
+    from benchmark.engine import models
+    from benchmark.engine.distillers import distiller_names
+    from benchmark.engine.losses import loss_names
 
     assert sorted(n.split(":")[1] for n in R.PARTS if n.startswith("loss:")) == sorted(loss_names())
     assert sorted(n.split(":")[1] for n in R.PARTS if n.startswith("distiller:")) == sorted(distiller_names())
@@ -82,7 +82,7 @@ def test_the_parts_cover_every_loss_distiller_and_model_file():
     for name in models.model_names():  # the file that builds each model, as the registry says
         builder = models._lookup(name)[0]
         module = getattr(builder, "func", builder).__module__
-        assert module == f"benchmark.models.{R.model_file(name)}", name
+        assert module == f"benchmark.engine.models.{R.model_file(name)}", name
     for name in R.PARTS:
         assert R.files_of(name) and all((PACKAGE / f).is_file() for f in R.files_of(name))
 
@@ -216,7 +216,7 @@ def table_store(tmp_path_factory):
         for rid in plan.job_ids:
             store.ensure_config(rid, planner.jobs[rid].config)
         run_worker(WorkerOptions(store=str(store.root), poll_seconds=0.1))
-        from benchmark.sessions import record_session
+        from benchmark.runs.sessions import record_session
 
         record_session(store, ["klmse-table4"], "smoke")
         yield store, {rid: planner.jobs[rid].config for rid in plan.job_ids}
