@@ -92,7 +92,7 @@ def cmd_data(args) -> int:
 def cmd_train(args) -> int:
     from .engine import config as C
     from .engine.train import ExecOptions
-    from .runs.queue import train_under_lease
+    from .runs.worker import train_under_lease
     from .store.layout import METRICS, MODEL, RESULT, TEST_LOGITS, Store
 
     raw = load_yaml(args.config)
@@ -217,7 +217,7 @@ def _figures(args) -> list[str]:
 
 
 def _worker_options(args, only=None):
-    from .runs.queue import WorkerOptions
+    from .runs.options import WorkerOptions
 
     return WorkerOptions(store=args.store, device=args.device, only=only, lease_seconds=args.lease_seconds,
                          heartbeat_seconds=max(0.5, args.lease_seconds / 6), max_attempts=args.max_attempts,
@@ -246,7 +246,7 @@ def _log_line(msg: str) -> None:
 
 def cmd_worker(args) -> int:
     from .commands.reproduce import read_job_list
-    from .runs.queue import run_worker
+    from .runs.worker import run_worker
 
     _check_device(args.device)
     only = read_job_list(args.only) if args.only else None

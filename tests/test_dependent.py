@@ -11,7 +11,8 @@ from benchmark.catalog.plan import Planner
 from benchmark.errors import BadInput
 from benchmark.results.aggregate import Measurer, aggregate_table
 from benchmark.results.report import write_reports
-from benchmark.runs.queue import WorkerOptions, run_worker
+from benchmark.runs.options import WorkerOptions
+from benchmark.runs.worker import run_worker
 from benchmark.store.layout import Store
 from tests.helpers import REPO
 from tests.helpers import cli as in_process

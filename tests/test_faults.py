@@ -15,7 +15,9 @@ from benchmark import cli
 from benchmark.engine import config as C
 from benchmark.engine.models import build_model
 from benchmark.engine.train import ExecOptions, train_run
-from benchmark.runs.queue import WorkerOptions, run_worker, scan
+from benchmark.runs.options import WorkerOptions
+from benchmark.runs.queue import scan
+from benchmark.runs.worker import run_worker
 from benchmark.store.layout import Store, atomic_write_json
 from tests.helpers import REPO, repdistiller_last_pth, stop_after_epoch, tiny
 

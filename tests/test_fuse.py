@@ -4,7 +4,9 @@ import pytest
 
 from benchmark.engine import config as C
 from benchmark.engine.train import ExecOptions, fuse_key, train_run, train_runs
-from benchmark.runs.queue import WorkerOptions, events, run_worker
+from benchmark.runs.events import events
+from benchmark.runs.options import WorkerOptions
+from benchmark.runs.worker import run_worker
 from benchmark.store.layout import Store
 from tests.helpers import tiny, trained_teacher
 

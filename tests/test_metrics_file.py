@@ -7,7 +7,8 @@ import time
 import pytest
 
 from benchmark.engine import config
-from benchmark.runs.queue import Lease, WorkerOptions
+from benchmark.runs.lease import Lease
+from benchmark.runs.options import WorkerOptions
 from benchmark.store.layout import LEASE, METRICS, Store, WriteRefused, atomic_write_json, read_json
 from tests.helpers import tiny
 

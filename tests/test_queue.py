@@ -12,8 +12,11 @@ import time
 import pytest
 
 from benchmark.engine import config as C
-from benchmark.runs.queue import LEASE, WorkerOptions, counts, events, run_worker, scan
-from benchmark.store.layout import Store, atomic_write_json
+from benchmark.runs.events import events
+from benchmark.runs.options import WorkerOptions
+from benchmark.runs.queue import counts, scan
+from benchmark.runs.worker import run_worker
+from benchmark.store.layout import LEASE, Store, atomic_write_json
 from tests.helpers import REPO, cli, forked_runner, runner, tiny
 
 

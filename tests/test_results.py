@@ -17,8 +17,9 @@ from benchmark.commands.nightly import snapshot
 from benchmark.results import frames as R
 from benchmark.results.report import table_json, write_reports
 from benchmark.results.site import write_site
-from benchmark.runs.queue import WorkerOptions, run_worker
+from benchmark.runs.options import WorkerOptions
 from benchmark.runs.sessions import record_session
+from benchmark.runs.worker import run_worker
 from benchmark.store.layout import Store
 from benchmark.store.stored_plan import write_plans
 from tests.helpers import REPO, cli

@@ -17,8 +17,9 @@ from benchmark.commands.status import store_status
 from benchmark.engine import config as C
 from benchmark.engine import revisions as R
 from benchmark.engine.train import ExecOptions, train_run
-from benchmark.runs.queue import WorkerOptions, run_worker
+from benchmark.runs.options import WorkerOptions
 from benchmark.runs.stale import StaleRuns
+from benchmark.runs.worker import run_worker
 from benchmark.store.layout import CHECKPOINT, Store
 from tests.helpers import REPO, stop_after_epoch, teacher_checkpoint, tiny
 from tests.helpers import cli as in_process

@@ -14,8 +14,11 @@ import time
 import pytest
 
 from benchmark.engine import config as C
-from benchmark.runs.queue import WorkerOptions, events, lease_is_live, run_worker
+from benchmark.runs.events import events
+from benchmark.runs.options import WorkerOptions
+from benchmark.runs.worker import run_worker
 from benchmark.store.layout import LEASE, Store, read_json
+from benchmark.store.leases import lease_is_live
 from tests.helpers import forked_runner, tiny
 
 ROUNDS = int(os.environ.get("KD_REPRO_SOAK_ROUNDS", "1"))

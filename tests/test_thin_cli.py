@@ -10,7 +10,7 @@ from benchmark import cli
 from benchmark.commands import reproduce
 from benchmark.commands.status import gpu_hours_left
 from benchmark.engine.accel import Accel
-from benchmark.runs.queue import WorkerOptions
+from benchmark.runs.options import WorkerOptions
 from benchmark.runs.sessions import last_profile, read_sessions, record_session
 from benchmark.store.layout import Store, atomic_write_json
 

@@ -16,11 +16,9 @@ from typing import Any
 
 from ..engine.hub import check_entry as check_torchvision
 from ..errors import BadInput
-from ..results.claims import check_claims
-from ..results.figures import check_figures
-from ..results.verdict import resolve_tolerances
 from ..spec import merge_spec
 from ..yamlfile import load_yaml
+from .sections import check_claims, check_figures, resolve_tolerances
 
 REPO = Path(__file__).resolve().parents[2]
 

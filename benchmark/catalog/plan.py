@@ -14,11 +14,13 @@ import copy
 import itertools
 from dataclasses import dataclass, field
 from pathlib import Path
+from statistics import mean
 
 from ..engine import config as C
 from ..engine.distillers import is_distiller
 from ..errors import BadInput
 from ..spec import merge_spec, run_id, set_path
+from ..store.layout import reported_metrics
 from . import costmodel, profiles
 from .flops import forward_flops  # noqa: F401  (cached per model, classes and input side; re-exported)
 from .manifest import Catalog, Manifest, cached_catalog, find_manifest, load_manifest, zoo_entry
@@ -52,6 +54,13 @@ def _check_unscaled_recipe(recipe: dict, where, field_name) -> None:
         C.resolve_recipe(copy.deepcopy(recipe), str(where))
     except BadInput as err:
         raise BadInput(where, f"{field_name} ({err.field})" if err.field else field_name, err.problem) from None
+
+
+def best_point(points: list[dict], top1) -> dict:
+    """Best of grid: the point whose runs (seeds) have the highest mean top-1, the first of equal
+    ones; ``top1(run id)`` reads a finished run's. The report's best cells pick by the same rule
+    (results/aggregate.py)."""
+    return max(points, key=lambda p: mean(top1(r) for r in p["runs"]))
 
 
 def cited_reason(cited, other_id: str) -> str | None:
@@ -329,10 +338,8 @@ class Planner:
             target = row.get("target") or col.get("target") or "student"
             return CellPlan(row["id"], col["id"], "ensemble" if row.get("ensemble") else "value", value, target,
                             waiting_on=waiting)
-        from ..results.aggregate import Measurer, aggregate_cell
-
-        measured = aggregate_cell(ref, Measurer(self.store, {r: self.jobs[r].config for r in runs}))
-        point = measured.winner
+        configs = {r: self.jobs[r].config for r in runs}
+        point = best_point(ref.points, lambda r: reported_metrics(self.store.result(r), configs[r])["top1"])["params"]
         cell = self._cell(m, base, plain, col, seeds, point=point)
         cell.taken_from = {"row": ref.row, "col": ref.col, "point": point}
         return cell

@@ -20,13 +20,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import shutil
 import sys
 import time
 from pathlib import Path
 
-DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 HISTORY_NIGHTS = 5   # nights shown beside tonight in nightly.md
 
 
@@ -172,6 +170,8 @@ def snapshot(day_dir: Path, table_ids: list[str], failed_runs: list[str], profil
 def history(out: Path, before: str, warn=lambda msg: None) -> list[dict]:
     """Every readable earlier night under ``out``, oldest first. An unreadable ``nightly.json``
     (a crash, a hand edit) is skipped with one warning: it must not stop tonight's run."""
+    from ..results.site import DATE
+
     nights = []
     if not out.is_dir():
         return nights

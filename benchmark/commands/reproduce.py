@@ -20,8 +20,10 @@ from pathlib import Path
 
 from ..catalog.plan import Planner
 from ..engine import accel
-from ..runs.queue import WorkerOptions, counts, run_worker, scan
+from ..runs.options import WorkerOptions
+from ..runs.queue import counts, scan
 from ..runs.sessions import record_session
+from ..runs.worker import run_worker
 from ..store.layout import ATTEMPTS, LOCK, RESULT, Store, atomic_write_bytes
 from ..store.stored_plan import write_plans
 

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..runs.queue import JobState, counts, lease_wait_note, scan
+from ..runs.queue import JobState, counts, scan
 from ..runs.sessions import last_profile
 from ..runs.stale import StaleRuns
 from ..store.layout import Store
+from ..store.leases import lease_wait_note
 
 
 def planned_runs(store: Store, tables: list[str], profile: str | None, figures: list[str]) -> tuple[set[str], list[str]]:

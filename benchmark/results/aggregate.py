@@ -21,15 +21,11 @@ import torch
 from ..catalog import profiles
 from ..catalog.plan import CellPlan, Planner, TablePlan
 from ..catalog.published import load_published
+from ..catalog.sections import resolve_tolerances
 from ..engine import analysis
 from ..runs.stale import StaleRuns
-from ..store.layout import TEST_LOGITS, Store
-from .verdict import NOT_COMPARABLE, STALE, judge, kind_of, resolve_tolerances
-
-STATUSES = ("within", "outside", "not comparable", "stale", "measured", "pending", "failed", "cited", "setting")
-# The statuses of a cell whose number claims and figures use. A stale cell shows its number but is
-# left out of them, as it is of the verdicts: that number came from code that has changed since.
-WITH_NUMBER = ("within", "outside", NOT_COMPARABLE, "measured")
+from ..store.layout import TEST_LOGITS, Store, reported_metrics
+from .verdict import NOT_COMPARABLE, STALE, WITH_NUMBER, judge, kind_of
 
 
 @dataclass
@@ -106,8 +102,8 @@ class Measurer:
 
     def measure(self, rid: str, value) -> tuple[float | None, float | None]:
         """(main number, top-5 or None) of one finished run."""
-        m = self.store.result(rid)["metrics"]
-        epoch = m[self.config(rid).get("recipe", {}).get("report_epoch", m["reported_epoch"])]
+        result = self.store.result(rid)
+        m, epoch = result["metrics"], reported_metrics(result, self.config(rid))
         if value in ("top1", None):
             return epoch["top1"], None
         if value == "top5":
@@ -207,6 +203,7 @@ def aggregate_cell(cell: CellPlan, measurer: Measurer) -> CellResult:
             key = mean(measurer.measure(r, "top1")[0] for r in p["runs"])
         points.append({"params": p["params"], "value": val, "top5": top5, "std": sd, "top1": key,
                        "n": 1 if cell.rule == "ensemble" else len(p["runs"])})
+    # the planner's best_point picks a `from:` row's point by the same rule (catalog/plan.py)
     best = max(points, key=lambda q: q["top1"]) if cell.rule == "best" else points[0]
     out.reproduced, out.reproduced_top5, out.std, out.n = best["value"], best["top5"], best["std"], best["n"]
     if cell.rule == "best":

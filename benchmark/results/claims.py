@@ -25,65 +25,7 @@ left out of every comparison.
 
 from __future__ import annotations
 
-import operator
-
-from ..errors import BadInput
-
-OPS = {">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le}
-
-
-def check_claims(claims: list, path, rows: list[str], cols: list[str]) -> None:
-    """Structure of a manifest's claims; BadInput naming the claim and the field."""
-    for i, claim in enumerate(claims):
-        where = f"claims[{i}]"
-        if not isinstance(claim, dict) or not isinstance(claim.get("text"), str):
-            raise BadInput(path, f"{where}.text", "every claim needs a text")
-        kinds = [k for k in ("compare", "trend") if k in claim]
-        if len(kinds) != 1 or set(claim) - {"text", "compare", "trend", "notes"}:
-            raise BadInput(path, where, "a claim has a text and exactly one of compare or trend")
-        body = claim[kinds[0]]
-        if not isinstance(body, dict):
-            raise BadInput(path, f"{where}.{kinds[0]}", "must be a mapping")
-
-        def known(ref, field, where=where):
-            if not isinstance(ref, dict) or not (set(ref) <= {"row", "col"}) or not ref:
-                raise BadInput(path, f"{where}.{field}", "must be {row: ...} and/or {col: ...}")
-            if "row" in ref and ref["row"] not in rows:
-                raise BadInput(path, f"{where}.{field}.row", f"no row {ref['row']!r}")
-            if "col" in ref and ref["col"] not in cols:
-                raise BadInput(path, f"{where}.{field}.col", f"no column {ref['col']!r}")
-
-        if kinds[0] == "compare":
-            if body.get("op") not in OPS:
-                raise BadInput(path, f"{where}.compare.op", f"must be one of {', '.join(OPS)}")
-            known(body.get("left"), "compare.left")
-            known(body.get("right"), "compare.right")
-            if body.get("over") not in (None, "rows", "columns"):
-                raise BadInput(path, f"{where}.compare.over", "must be rows or columns")
-            subset = {"columns": "cols", "rows": "rows"}.get(body.get("over"))
-            for key in {"cols", "rows"} - {subset}:
-                if key in body:
-                    raise BadInput(path, f"{where}.compare.{key}",
-                                   f"only with over: {'columns' if key == 'cols' else 'rows'}")
-            _check_subset(body, where + ".compare", path, rows, cols)
-        else:
-            known({k: v for k, v in body.items() if k in ("row", "col")}, "trend")
-            if body.get("direction") not in ("increasing", "decreasing"):
-                raise BadInput(path, f"{where}.trend.direction", "must be increasing or decreasing")
-            if ("cols" in body and "row" not in body) or ("rows" in body and "col" not in body):
-                raise BadInput(path, f"{where}.trend", "cols goes with a row trend, rows with a column trend")
-            _check_subset(body, where + ".trend", path, rows, cols)
-
-
-def _check_subset(body: dict, where: str, path, rows: list[str], cols: list[str]) -> None:
-    for key, known, noun in (("cols", cols, "column"), ("rows", rows, "row")):
-        if key not in body:
-            continue
-        if not isinstance(body[key], list) or len(body[key]) < 1:
-            raise BadInput(path, f"{where}.{key}", f"must be a non-empty list of {noun} ids")
-        for name in body[key]:
-            if name not in known:
-                raise BadInput(path, f"{where}.{key}", f"no {noun} {name!r}")
+from ..catalog.sections import OPS
 
 
 def _pairs(body: dict, rows: list[str], cols: list[str]) -> list[tuple[tuple, tuple]]:

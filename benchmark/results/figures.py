@@ -30,6 +30,7 @@ import math
 from pathlib import Path
 
 from ..errors import BadInput
+from .verdict import WITH_NUMBER
 
 
 def _analysis():
@@ -39,8 +40,6 @@ def _analysis():
     return analysis
 
 
-KINDS = ("lines", "analysis_vs_tau", "heatmap")
-HEATMAP_RUNS = ("on_request", "always")
 METRICS = {
     "derived_average": lambda z, y, tau, target_tau: _analysis().derived_average(z, y, tau, target_tau).mean(),
     # ATS Fig. 7 plots sigma(q) = sqrt(v(q)) (App. C.4)
@@ -48,9 +47,6 @@ METRICS = {
     "derived_variance": lambda z, y, tau, target_tau: _analysis().derived_variance(z, y, tau, target_tau).mean(),
     "target_probability": lambda z, y, tau, target_tau: _analysis().target_probability(z, y, tau, target_tau).mean(),
 }
-FIELDS = {"lines": {"kind", "name", "title", "cols", "rows", "ylabel"},
-          "analysis_vs_tau": {"kind", "name", "title", "col", "rows", "metrics", "taus", "ats"},
-          "heatmap": {"kind", "name", "title", "row", "col", "grid", "runs"}}
 
 
 def figure_names(items: list[str] | None) -> list[str]:
@@ -65,63 +61,6 @@ def check_figures_asked(names: list[str], plans) -> None:
         if name != "all" and name not in known:
             raise BadInput("--figures", None, f"no figure {name!r} in {', '.join(p.manifest.id for p in plans)}; "
                                               f"figures: {', '.join(sorted(known)) or 'none'}")
-
-
-def check_figures(figures, path, rows: list[str], cols: list[str]) -> None:
-    """Structure of a manifest's figures; BadInput naming the figure and the field."""
-    if not isinstance(figures, list):
-        raise BadInput(path, "figures", "must be a list")
-    names = set()
-    for i, fig in enumerate(figures):
-        where = f"figures[{i}]"
-        if not isinstance(fig, dict) or fig.get("kind") not in KINDS:
-            raise BadInput(path, f"{where}.kind", f"must be one of {', '.join(KINDS)}")
-        extra = set(fig) - FIELDS[fig["kind"]]
-        if extra:
-            raise BadInput(path, f"{where}.{sorted(extra)[0]}", f"not a field of a {fig['kind']} figure")
-        name = fig.get("name")
-        if not isinstance(name, str) or not name.replace("_", "").replace("-", "").isalnum() or name in names:
-            raise BadInput(path, f"{where}.name", "must be a unique name of letters, digits, - and _")
-        names.add(name)
-        for key, known, noun in (("rows", rows, "row"), ("cols", cols, "column")):
-            if key in fig:
-                if not isinstance(fig[key], list) or not fig[key]:
-                    raise BadInput(path, f"{where}.{key}", f"must be a non-empty list of {noun} ids")
-                for item in fig[key]:
-                    if item not in known:
-                        raise BadInput(path, f"{where}.{key}", f"no {noun} {item!r}")
-        if fig["kind"] == "heatmap":
-            _check_heatmap(fig, path, where, rows, cols)
-        if fig["kind"] == "lines" and "cols" not in fig:
-            raise BadInput(path, f"{where}.cols", "a lines figure needs its x axis: a list of columns")
-        if fig["kind"] == "analysis_vs_tau":
-            if fig.get("col") not in cols:
-                raise BadInput(path, f"{where}.col", "must name the column whose runs are analysed")
-            metrics = fig.get("metrics")
-            if not isinstance(metrics, list) or not metrics or any(m not in METRICS for m in metrics):
-                raise BadInput(path, f"{where}.metrics", f"must be a list of {', '.join(METRICS)}")
-            taus = fig.get("taus")
-            if (not isinstance(taus, list) or len(taus) < 2
-                    or any(isinstance(t, bool) or not isinstance(t, (int, float)) or t <= 0 for t in taus)):
-                raise BadInput(path, f"{where}.taus", "must be a list of at least two positive numbers")
-            ats = fig.get("ats")
-            if ats is not None and (not isinstance(ats, dict) or set(ats) != {"target_scale", "other_scale"}
-                                    or any(not isinstance(v, (int, float)) or v <= 0 for v in ats.values())):
-                raise BadInput(path, f"{where}.ats", "must be {target_scale: number, other_scale: number}")
-
-
-def _check_heatmap(fig: dict, path, where: str, rows: list[str], cols: list[str]) -> None:
-    if fig.get("row") not in rows:
-        raise BadInput(path, f"{where}.row", "must name the row whose runs the grid varies")
-    if fig.get("col") not in cols:
-        raise BadInput(path, f"{where}.col", "must name the column of the runs")
-    grid = fig.get("grid")
-    if (not isinstance(grid, dict) or len(grid) != 2 or any(not isinstance(k, str) for k in grid)
-            or any(not isinstance(v, list) or not v or len(set(map(repr, v))) != len(v) for v in grid.values())):
-        raise BadInput(path, f"{where}.grid", "must map two dotted paths (down, across) to non-empty lists of "
-                                              "distinct values")
-    if fig.get("runs", "on_request") not in HEATMAP_RUNS:
-        raise BadInput(path, f"{where}.runs", f"must be one of {', '.join(HEATMAP_RUNS)}")
 
 
 def heatmap_matrix(fig: dict, cell, measurer) -> tuple[list, list, list[list[float | None]]]:
@@ -154,7 +93,6 @@ def draw_figure(fig: dict, plan, cells, measurer, path: Path) -> bool:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .aggregate import WITH_NUMBER
 
     by_key = {(c.row, c.col): c for c in cells}
     rows = fig.get("rows") or [r["id"] for r in plan.manifest.rows]

@@ -16,11 +16,11 @@ from ..catalog import profiles
 from ..catalog.manifest import table_id
 from ..catalog.plan import Planner, TablePlan
 from ..store.layout import Store
-from .aggregate import WITH_NUMBER, CellResult, Measurer, aggregate_table, coverage
+from .aggregate import CellResult, Measurer, aggregate_table, coverage
 from .claims import evaluate_claim
 from .figures import draw_figure
 from .reported_plan import PlannedJobs, ReportedPlan, table_plans
-from .verdict import NOT_COMPARABLE, STALE, difference_decided
+from .verdict import NOT_COMPARABLE, STALE, WITH_NUMBER, difference_decided
 
 MARK = {"within": "✓", "outside": "✗", NOT_COMPARABLE: "~", STALE: "stale", "measured": "", "pending": "pending",
         "failed": "FAILED", "cited": "cited", "setting": "setting"}

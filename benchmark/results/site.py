@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import re
 from html import escape
 from pathlib import Path
 
@@ -20,7 +21,6 @@ import pandas as pd
 
 from ..catalog import profiles
 from ..catalog.plan import Planner
-from ..commands.nightly import DATE
 from ..runs.sessions import last_profiles
 from ..store.layout import RESULT, Store
 from .aggregate import Measurer, aggregate_table, coverage
@@ -47,6 +47,10 @@ STATUS_TEXT = {"within": "within tolerance or the seeds' spread", "outside": "ou
                "not comparable": "not comparable (smoke/quick: never judged)",
                "stale": "stale (a run trained at an older numerics revision: shown, not judged)", "measured": "measured (nothing published)",
                "pending": "pending", "failed": "failed", "cited": "cited, not run", "setting": "a setting"}
+
+
+# a night's folder under a nightly output (``runner.py nightly --out``, commands/nightly.py writes them)
+DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
 def _num(x, digits: int = 2) -> str:

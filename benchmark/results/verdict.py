@@ -28,15 +28,16 @@ from __future__ import annotations
 
 import math
 
-from ..errors import BadInput
-
-KINDS = ("accuracy", "loss", "gap", "analysis")
-DEFAULT_TOLERANCES = {"accuracy": 0.5, "loss": 0.1, "gap": 0.05, "analysis": 0.5}
 NOT_COMPARABLE = "not comparable"
 # A cell with a run trained at an older numerics revision of its code (benchmark/runs/stale.py): its
 # number is shown, never judged, until ``reproduce --rerun-stale`` trains it again.
 STALE = "stale"
 CONFIDENCE = 0.975  # two-sided 95 %
+# Every status a cell can have (a report's cells, the results frames' ``status`` column).
+STATUSES = ("within", "outside", NOT_COMPARABLE, STALE, "measured", "pending", "failed", "cited", "setting")
+# The statuses of a cell whose number claims and figures use. A stale cell shows its number but is
+# left out of them, as it is of the verdicts: that number came from code that has changed since.
+WITH_NUMBER = ("within", "outside", NOT_COMPARABLE, "measured")
 
 
 def kind_of(value) -> str:
@@ -48,27 +49,6 @@ def kind_of(value) -> str:
     if isinstance(value, dict) and "gap" in str(value.get("analysis", "")):
         return "gap"
     return "analysis"
-
-
-def resolve_tolerances(raw, path) -> dict[str, float]:
-    """A manifest's ``tolerance`` (number or mapping by kind) as a full mapping; BadInput if malformed."""
-    if raw is None:
-        return dict(DEFAULT_TOLERANCES)
-    if isinstance(raw, dict):
-        out = dict(DEFAULT_TOLERANCES)
-        for kind, tol in raw.items():
-            if kind not in KINDS:
-                raise BadInput(path, f"tolerance.{kind}", f"unknown kind; known: {', '.join(KINDS)}")
-            out[kind] = _tolerance(tol, path, f"tolerance.{kind}")
-        return out
-    tol = _tolerance(raw, path, "tolerance")
-    return {kind: tol for kind in KINDS}
-
-
-def _tolerance(value, path, field) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-        raise BadInput(path, field, f"must be a number >= 0, got {value!r}")
-    return float(value)
 
 
 def t_quantile(df: int) -> float:

@@ -27,7 +27,7 @@ from ..errors import BadInput, Failed
 from ..schema import ID_SCHEME, MIGRATION_DEFAULTS, get_path
 from ..spec import is_run_id
 from ..store.layout import CONFIG, LAYOUT, LEASE, RESULT, Store, atomic_write_json, read_json
-from .queue import lease_is_live
+from ..store.leases import lease_is_live
 from .stale import StaleRuns
 
 

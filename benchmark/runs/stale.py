@@ -84,7 +84,7 @@ def archive_and_reset(store: Store, rid: str) -> str:
     """Copy the run's folder to ``store.archive_dir(rid, <now>)``, then reset the live run under its
     lock so that a worker trains it again; returns the archive folder. Failed if a live lease holds
     the run (someone is training it)."""
-    from .queue import lease_is_live
+    from ..store.leases import lease_is_live
 
     run_dir = store.run_dir(rid)
     dest = store.archive_dir(rid, utc_stamp())

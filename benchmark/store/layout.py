@@ -84,6 +84,7 @@ from filelock import FileLock, Timeout
 from ..errors import BadInput
 from ..schema import ID_SCHEME
 from ..spec import is_run_id
+from .leases import lease_is_live, lease_owner_name
 
 LOCK, LEASE, RESULT = ".claim.lock", "lease.json", "result.json"
 CONFIG, METRICS, MODEL, TEST_LOGITS = "config.json", "metrics.jsonl", "model.pt", "test_logits.pt"
@@ -176,6 +177,14 @@ def read_json(path: Path) -> Any | None:
         return json.loads(Path(path).read_text())
     except (OSError, ValueError):
         return None
+
+
+def reported_metrics(result: dict, config: dict) -> dict:
+    """A finished run's test metrics at the epoch it reports: its config's ``recipe.report_epoch``
+    (a run shared by two tables may be reported at different epochs, as report_epoch is not part
+    of the run id: the planned config decides), else the one its result records."""
+    m = result["metrics"]
+    return m[config.get("recipe", {}).get("report_epoch", m["reported_epoch"])]
 
 
 class Store:
@@ -407,8 +416,6 @@ class Store:
     def check_may_write(self, run_id: str, name: str, repair: bool = False) -> None:
         """Raise WriteRefused unless this process may write ``name`` into the run now (call it
         holding the run's lock)."""
-        from ..runs.queue import lease_is_live, lease_owner_name
-
         if self.result(run_id) is not None and not repair:
             raise WriteRefused(f"run {run_id} is finished; its files are immutable (refused {name})")
         lease = read_json(self.run_file(run_id, LEASE))
