@@ -172,7 +172,9 @@ def cmd_list(args) -> int:
 def cmd_plan(args) -> int:
     from tabulate import tabulate
 
-    from .catalog.plan import Planner, cost_model_line, fmt_hours, main_bound, table_summary
+    from .catalog.hours import fmt_hours
+    from .catalog.plan import Planner
+    from .catalog.summary import cost_model_line, main_bound, table_summary
     from .results.figures import check_figures_asked
     from .runs.throughput import measured_rate
     from .store.layout import Store

@@ -7,7 +7,9 @@ import shutil
 import pytest
 import torch
 
-from benchmark.catalog.plan import Planner, forward_flops, table_summary
+from benchmark.catalog.flops import forward_flops
+from benchmark.catalog.plan import Planner
+from benchmark.catalog.summary import table_summary
 from benchmark.engine import accel as A
 from benchmark.engine import config as C
 from benchmark.engine.accel import Accel

@@ -10,7 +10,8 @@ from helpers import cli
 
 from benchmark.catalog import costmodel
 from benchmark.catalog.flops import forward_flops, layer_count
-from benchmark.catalog.plan import Planner, estimate_run
+from benchmark.catalog.plan import Planner
+from benchmark.catalog.runcost import estimate_run
 from benchmark.errors import BadInput
 
 TIMINGS = yaml.safe_load((Path(__file__).parent / "published_timings.yaml").read_text())

@@ -17,22 +17,12 @@ from pathlib import Path
 from statistics import mean
 
 from ..engine import config as C
-from ..engine.distillers import is_distiller
 from ..errors import BadInput
 from ..spec import merge_spec, run_id, set_path
 from ..store.layout import reported_metrics
 from . import costmodel, profiles
-from .flops import forward_flops  # noqa: F401  (cached per model, classes and input side; re-exported)
 from .manifest import Catalog, Manifest, cached_catalog, find_manifest, load_manifest, zoo_entry
-
-# The cost model (benchmark/catalog/costmodel.py): a run's hours are the largest of compute, data and
-# per-step overhead, from the calibration of a device kind (H100 by default), the numerics policy
-# and the loader's workers; a store's measured throughput (benchmark/runs/throughput.py) stands for
-# compute and overhead where there is one.
-DEFAULT_RATE_SOURCE = (f"default calibration {costmodel.DEFAULT_DEVICE} (benchmark/catalog/calibrations.json), "
-                       f"policy {costmodel.DEFAULT_POLICY}, {costmodel.DEFAULT_LOADER_WORKERS} loader workers; "
-                       "no CUDA measurement in the store")
-
+from .runcost import DEFAULT_RATE_SOURCE, CostSettings, estimate_run, sizes
 
 # ---------------------------------------------------------------- grids and cells
 
@@ -248,7 +238,7 @@ class Planner:
         try:
             return estimate_run(cfg, self.jobs[dep].config if dep else None, self.flops_per_s, self.cost_settings)
         except RuntimeError as err:  # the model cannot take this input size
-            side = _sizes(cfg)[0]
+            side = sizes(cfg)[0]
             raise BadInput(where, f"{field_name}.model", f"{cfg['model']} cannot take the {side}x{side} "
                                                          f"input of {cfg['dataset']} ({err})") from None
 
@@ -414,179 +404,3 @@ class Planner:
                                              label=label or f"{m.id}: {row_id} / {col_id}"))
             cell.points.append({"params": point, "runs": runs})
         return cell
-
-
-# ---------------------------------------------------------------- cost model
-
-
-def _sizes(cfg: dict) -> tuple[int, int, int]:
-    """(input side, train images, test images) of a config's data."""
-    from ..engine.data import get_spec
-
-    spec = get_spec(cfg["dataset"])
-    if cfg["data"]["source"] == "synthetic":
-        syn = cfg["data"]["synthetic"]
-        side = syn["image_size"] or spec.synthetic_size
-        per_train = syn["per_class"] or spec.synthetic_train_per_class
-        per_test = syn["test_per_class"] or spec.synthetic_test_per_class
-        return side, per_train * spec.num_classes, per_test * spec.num_classes
-    return spec.image_size, spec.train_size, spec.test_size
-
-
-@dataclass(frozen=True)
-class CostSettings:
-    """What the cost model is asked for: a calibration (costmodel.Calibration), a device kind of
-    it, a numerics policy (reproducible | strict | fast) and the loader's CPU workers."""
-    calibration: costmodel.Calibration | None = None   # None: the package's defaults
-    device_kind: str = costmodel.DEFAULT_DEVICE
-    numerics: str = costmodel.DEFAULT_POLICY
-    loader_workers: int = costmodel.DEFAULT_LOADER_WORKERS
-
-    def check(self) -> None:
-        """A bad device kind, policy or worker count as a BadInput naming the option."""
-        self.cal().device(self.device_kind)
-        costmodel.precision_of(self.numerics)
-        if self.loader_workers < 1:
-            raise BadInput("--loader-workers", None, f"must be at least 1, got {self.loader_workers}")
-
-    def cal(self) -> costmodel.Calibration:
-        return self.calibration or costmodel.read_calibration()
-
-    def describe(self) -> dict:
-        return costmodel.describe(self.cal(), self.device_kind, self.numerics, self.loader_workers)
-
-
-def workload(cfg: dict, teacher_cfg: dict | None) -> costmodel.Workload:
-    """A run config in the cost model's units: FLOPs and layers of its networks, images, batches,
-    epochs, and whether its images are files a CPU loader decodes. A checkpoint teacher (no config)
-    is costed as the student (a lower bound is worse than a guess)."""
-    from ..engine.data import get_spec
-    from .flops import layer_count
-
-    spec = get_spec(cfg["dataset"])
-    classes = spec.num_classes
-    side, n_train, n_test = _sizes(cfg)
-    student = costmodel.Net(forward_flops(cfg["model"], classes, side), layer_count(cfg["model"], classes))
-    teacher = None
-    if cfg["teacher"] is not None:
-        tmodel = teacher_cfg["model"] if teacher_cfg else cfg["teacher"].get("model", cfg["model"])
-        teacher = costmodel.Net(forward_flops(tmodel, classes, side), layer_count(tmodel, classes))
-    recipe = cfg["recipe"]
-    batch = recipe["batch_size"]
-    if recipe.get("steps_per_epoch"):  # the cap of the suite's own short runs
-        n_train = min(n_train, recipe["steps_per_epoch"] * batch)
-    init_epochs = cfg["loss"].get("init_epochs", 0) if is_distiller(cfg["loss"]["name"]) else 0
-    return costmodel.Workload(
-        student=student, teacher=teacher, train_images=n_train, test_images=n_test, batch=batch,
-        eval_batch=recipe.get("eval_batch_size") or batch, epochs=recipe["epochs"],
-        from_files=spec.kind == "folder" and cfg["data"]["source"] != "synthetic",
-        extra_train_epochs=init_epochs, final_train_eval=bool(recipe["final_train_eval"]))
-
-
-def estimate_run(cfg: dict, teacher_cfg: dict | None, flops_per_s: float | None = None,
-                 settings: CostSettings | None = None) -> costmodel.Estimate:
-    """The run's hours and the bound they hit (benchmark/catalog/costmodel.py), under ``settings`` (default:
-    the H100 calibration, the reproducible policy, 16 loader workers); a measured ``flops_per_s``
-    stands for compute and overhead."""
-    settings = settings or CostSettings()
-    return costmodel.estimate(workload(cfg, teacher_cfg), settings.cal(), settings.device_kind, settings.numerics,
-                              settings.loader_workers, measured_flops_per_s=flops_per_s)
-
-
-def estimate_gpu_hours(cfg: dict, catalog, teacher_cfg: dict | None, flops_per_s: float | None = None,
-                       settings: CostSettings | None = None) -> float:
-    """The run's hours (estimate_run); ``catalog`` is unused, kept for the callers' signature."""
-    return estimate_run(cfg, teacher_cfg, flops_per_s, settings).hours
-
-
-def estimate_flops(cfg: dict, teacher_cfg: dict | None) -> float:
-    """epochs x (train images x (3 x student + teacher forward) + test images x student),
-    plus a pre-training stage's epochs x train images x (3 x student + teacher forward).
-
-    Backward costs about twice the forward, hence 3x for the student; the teacher only forwards.
-    A checkpoint teacher (no config) is costed as the student (a lower bound is worse than a guess)."""
-    from ..engine.data import get_spec
-
-    classes = get_spec(cfg["dataset"]).num_classes
-    side, n_train, n_test = _sizes(cfg)
-    student = forward_flops(cfg["model"], classes, side)
-    if cfg["teacher"] is None:
-        teacher = 0.0
-    else:
-        tmodel = teacher_cfg["model"] if teacher_cfg else cfg["teacher"].get("model", cfg["model"])
-        teacher = forward_flops(tmodel, classes, side)
-    recipe = cfg["recipe"]
-    per_epoch = n_train * (3 * student + teacher) + n_test * student
-    total = recipe["epochs"] * per_epoch + (n_train * student if recipe["final_train_eval"] else 0)
-    # A pre-training stage (AB, FT, FSP) costs about a training epoch without the evaluation.
-    init_epochs = cfg["loss"].get("init_epochs", 0) if is_distiller(cfg["loss"]["name"]) else 0
-    return total + init_epochs * n_train * (3 * student + teacher)
-
-
-def table_summary(plan: TablePlan, planner: Planner, store=None, detail: bool = True) -> dict:
-    """The plan --json object of one table (contract: table, profile, cells, jobs, pending, gpu_hours).
-
-    ``detail=False`` (plan --json without --detail) keeps one short record per job and per cell:
-    a 1,245-run table was about 1 MB with every job's whole loss and labels."""
-    jobs = [planner.jobs[j] for j in plan.job_ids]
-    pending = [j.id for j in jobs if store is None or not store.is_done(j.id)]
-    return {
-        "table": plan.manifest.id, "profile": plan.profile, "paper": plan.manifest.paper,
-        "title": plan.manifest.title,
-        "cells": [c.summary(detail) for c in plan.cells],
-        "jobs": [j.summary(detail) for j in jobs],
-        "pending": pending,
-        "gpu_hours": round(sum(j.gpu_hours for j in jobs), 4),
-        "pending_gpu_hours": round(sum(planner.jobs[j].gpu_hours for j in pending), 4),
-        "counts": {"cells": len(plan.cells), "jobs": len(jobs), "pending": len(pending),
-                   "cited_cells": sum(c.rule == "cited" for c in plan.cells),
-                   "waiting_cells": len(plan.waiting())},
-        # the cells whose runs are planned once another cell has finished (rows with `from:`)
-        "waiting": [{"row": c.row, "col": c.col, "on": {k: c.waiting_on[k] for k in ("row", "col", "select")},
-                     "unfinished": [r for r in c.waiting_on["runs"] if store is None or not store.is_done(r)]}
-                    for c in plan.waiting()],
-        # the figures whose extra runs were asked for (--figures): their grid points and runs
-        "figures": {name: c.points for name, c in plan.figure_cells.items()},
-        "cost_model": cost_model_line(planner),
-        # the calibration the estimates used, and how the table's hours split between the bounds
-        "calibration": {**planner.cost_settings.describe(),
-                        "measured": ({"flops_per_s": planner.flops_per_s, "source": planner.rate_source}
-                                     if planner.flops_per_s else None)},
-        "bound": main_bound(jobs),
-        "gpu_hours_by_bound": hours_by_bound(jobs),
-    }
-
-
-def hours_by_bound(jobs) -> dict:
-    """{bound: the hours of the jobs that hit it}, largest first."""
-    out: dict[str, float] = {}
-    for j in jobs:
-        out[j.bound or "none"] = out.get(j.bound or "none", 0.0) + j.gpu_hours
-    return {k: round(v, 4) for k, v in sorted(out.items(), key=lambda kv: -kv[1])}
-
-
-def main_bound(jobs) -> str | None:
-    """The bound that holds most of the jobs' hours (None without any)."""
-    split = hours_by_bound(jobs)
-    return next(iter(split), None)
-
-
-def cost_model_line(planner: Planner) -> str:
-    """One line: how the hours were estimated and from which calibration."""
-    d = planner.cost_settings.describe()
-    what = (f"max(compute, data, per-step overhead) per epoch, {d['device']} ({d['device_kind']}, calibration "
-            f"{d['file']}), policy {d['policy']} ({d['precision']})")
-    if planner.flops_per_s:
-        return (f"{what}; compute and overhead from a measured {planner.flops_per_s / 1e12:.3g} TFLOP/s "
-                f"({planner.rate_source}); data: {d['loader_workers']} loader workers, "
-                f"{d['loader_images_per_s']:.0f} images/s")
-    return (f"{what}: {d['effective_tflops']:.3g} TFLOP/s effective, {d['layer_pass_us']:.3g} us per layer pass, "
-            f"{d['loader_workers']} loader workers x {d['loader_images_per_s'] / d['loader_workers']:.0f} images/s "
-            "(no CUDA measurement in the store)")
-
-
-def fmt_hours(h: float) -> str:
-    if h < 1 / 60:
-        return f"{h * 3600:.0f} s"
-    return f"{h:.1f} h" if h >= 1 else f"{h * 60:.0f} min"
-

@@ -37,7 +37,7 @@ def gpu_hours_left(store: Store, states: dict[str, JobState], flops_per_s: float
     """The cost model's hours for the pending and running runs. A run the model cannot cost (an
     old store's unknown model or dataset, a config of an older layout) counts as none: status
     must answer for any store."""
-    from ..catalog.plan import estimate_gpu_hours
+    from ..catalog.runcost import estimate_gpu_hours
 
     left = 0.0
     for s in states.values():
@@ -78,7 +78,7 @@ class StoreStatus:
         """The text ``status`` prints: counts, each running run's progress, the failures, the hours."""
         from tabulate import tabulate
 
-        from ..catalog.plan import fmt_hours
+        from ..catalog.hours import fmt_hours
         from .reproduce import failure_summary, progress_line
 
         lines = [tabulate([[k, self.summary[k]] for k in ("done", "running", "pending", "blocked", "failed")],
@@ -99,7 +99,7 @@ class StoreStatus:
 
 def store_status(store: Store, only: set[str] | None = None) -> StoreStatus:
     """Where the store's runs (or only those of ``only``) stand."""
-    from ..catalog.plan import DEFAULT_RATE_SOURCE
+    from ..catalog.runcost import DEFAULT_RATE_SOURCE
     from ..runs.throughput import measured_rate
 
     flops_per_s, rate_source = measured_rate(store) or (None, DEFAULT_RATE_SOURCE)

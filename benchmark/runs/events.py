@@ -16,12 +16,10 @@ def append_event(store: Store, rid: str, **event) -> None:
     store.write_unfenced(rid, EVENTS, lambda current: _whole_lines(current) + line)
 
 
-
 def _whole_lines(data: bytes | None) -> bytes:
     # An events.jsonl appended to by an older version may end in a line cut by a kill: end it,
     # so that the cut line stays one unreadable line (events() skips it) and ours stays whole.
     return b"" if not data else data if data.endswith(b"\n") else data + b"\n"
-
 
 
 def events(store: Store, rid: str) -> list[dict]:

@@ -106,5 +106,3 @@ def runnable(states: dict[str, JobState]) -> list[str]:
     def deps_done(s):
         return all(states[d].state == "done" if d in states else False for d in dependencies(s.config))
     return sorted(rid for rid, s in states.items() if s.state == "pending" and s.config is not None and deps_done(s))
-
-

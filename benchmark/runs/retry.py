@@ -17,7 +17,6 @@ def attempts(store: Store, rid: str) -> int:
     return n if isinstance(n, int) and not isinstance(n, bool) else 0
 
 
-
 def record_error(store: Store, rid: str, reason: str, opts: WorkerOptions, log) -> str:
     log(f"run {rid}: {reason}")
     try:

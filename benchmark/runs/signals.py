@@ -11,7 +11,6 @@ def _raise_interrupt(signum, frame):
     raise KeyboardInterrupt
 
 
-
 def sigterm_raises_interrupt() -> None:
     """SIGTERM (from reproduce's Ctrl-C, or SLURM) stops the worker like Ctrl-C: the lease is
     released and at most the current epoch is lost."""

@@ -53,7 +53,7 @@ def _read_file(store_dir) -> dict:
 def save_bench(store_dir: str | Path, bench: dict) -> Path:
     """Keep a bench result's engine throughput as effective FLOP/s in STORE/throughput.json, under
     its device kind (other kinds' entries are kept)."""
-    from ..catalog.plan import forward_flops
+    from ..catalog.flops import forward_flops
 
     per_image = 3 * forward_flops(bench["student"], 100, 32) + forward_flops(bench["teacher"], 100, 32)
     engine = next(c for c in bench["cases"] if c["name"] == "engine")
@@ -70,7 +70,7 @@ def save_bench(store_dir: str | Path, bench: dict) -> Path:
 
 def measured_rate(store, kind: str = GPU) -> tuple[float, str] | None:
     """(effective FLOP/s, where it comes from) measured on ``kind`` devices for this store, or None."""
-    from ..catalog.plan import estimate_flops
+    from ..catalog.runcost import estimate_flops
 
     rates = []
     for rid in store.run_ids():

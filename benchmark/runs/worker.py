@@ -120,7 +120,6 @@ def run_group(store: Store, rids: list[str], opts: WorkerOptions, log=print) -> 
             lease.release()
 
 
-
 def train_under_lease(cfg: dict, store: Store, options, lease_seconds: float, warn=print) -> dict | None:
     """Train one run under its lease, as a worker does, so that two ``train`` of one config, or a
     ``train`` next to a worker, never train it twice. The run's result; None when another
@@ -160,7 +159,6 @@ def train_under_lease(cfg: dict, store: Store, options, lease_seconds: float, wa
     append_event(store, run_id, kind="finish" if result["status"] == "done" else "fail", worker=opts.name,
                  reason=result.get("reason"))
     return result
-
 
 
 def run_worker(opts: WorkerOptions, log=print) -> dict:

@@ -19,16 +19,13 @@ def _process_start(pid: int) -> str | None:
         return None
 
 
-
 def worker_identity() -> dict:
     pid = os.getpid()
     return {"host": socket.gethostname(), "pid": pid, "start": _process_start(pid)}
 
 
-
 def _number(value, default: float = 0.0) -> float:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else default
-
 
 
 def lease_is_live(lease: dict | None, now: float | None = None) -> bool:
@@ -52,13 +49,11 @@ def lease_is_live(lease: dict | None, now: float | None = None) -> bool:
     return True
 
 
-
 def lease_owner_name(lease: dict | None) -> str:
     owner = (lease or {}).get("owner") if isinstance(lease, dict) else None
     if not isinstance(owner, dict):
         return "nobody"
     return str(owner.get("name") or f"{owner.get('host')}:{owner.get('pid')}")
-
 
 
 def lease_wait_note(lease: dict | None, now: float | None = None) -> str | None:
@@ -68,7 +63,6 @@ def lease_wait_note(lease: dict | None, now: float | None = None) -> str | None:
     left = _number(lease.get("expires")) - (now or time.time())
     return (f"leased by {lease_owner_name(lease)} (another host: its process cannot be checked from here); "
             f"taken over if not renewed within {left:.0f} s")
-
 
 
 def lease_generation(lease) -> int:
