@@ -91,7 +91,7 @@ def cmd_data(args) -> int:
 
 def cmd_train(args) -> int:
     from .engine import config as C
-    from .engine.train import ExecOptions
+    from .engine.execution import ExecOptions
     from .runs.worker import train_under_lease
     from .store.layout import METRICS, MODEL, RESULT, TEST_LOGITS, Store
 

@@ -39,7 +39,8 @@ def stop_after_epoch(cfg, store, epoch: int = 1) -> None:
     """Train ``cfg`` in ``store`` and stop it, as a kill would, once ``epoch`` is checkpointed."""
     import pytest
 
-    from benchmark.engine.train import ExecOptions, train_run
+    from benchmark.engine.execution import ExecOptions
+    from benchmark.engine.train import train_run
 
     class Stop(Exception):
         pass
@@ -196,7 +197,8 @@ def teacher_checkpoint(directory: Path, model: str, seed: int) -> dict:
 def trained_teacher(directory: Path) -> tuple:
     """A resnet14 trained one epoch on the tiny stand-in: (its store, its run id)."""
     from benchmark.engine import config as C
-    from benchmark.engine.train import ExecOptions, train_run
+    from benchmark.engine.execution import ExecOptions
+    from benchmark.engine.train import train_run
     from benchmark.store.layout import Store
 
     store = Store(directory)

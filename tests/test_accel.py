@@ -13,7 +13,8 @@ from benchmark.catalog.summary import table_summary
 from benchmark.engine import accel as A
 from benchmark.engine import config as C
 from benchmark.engine.accel import Accel
-from benchmark.engine.train import ExecOptions, train_run
+from benchmark.engine.execution import ExecOptions
+from benchmark.engine.train import train_run
 from benchmark.runs import throughput
 from benchmark.store.layout import Store
 from tests.helpers import tiny, trained_teacher

@@ -11,9 +11,10 @@ import torch.nn.functional as F
 from benchmark.engine import config as C
 from benchmark.engine.accel import Accel
 from benchmark.engine.distillers import distiller_names, make_distiller, resolve_params
+from benchmark.engine.execution import ExecOptions
 from benchmark.engine.models import build_model
 from benchmark.engine.pipeline import Augmentation, TensorPipeline
-from benchmark.engine.train import ExecOptions, make_optimizer, train_run, train_runs
+from benchmark.engine.train import make_optimizer, train_run, train_runs
 from benchmark.errors import BadInput
 from benchmark.store.layout import Store
 from tests.helpers import (

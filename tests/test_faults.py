@@ -13,8 +13,9 @@ import yaml
 
 from benchmark import cli
 from benchmark.engine import config as C
+from benchmark.engine.execution import ExecOptions
 from benchmark.engine.models import build_model
-from benchmark.engine.train import ExecOptions, train_run
+from benchmark.engine.train import train_run
 from benchmark.runs.options import WorkerOptions
 from benchmark.runs.queue import scan
 from benchmark.runs.worker import run_worker

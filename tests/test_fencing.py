@@ -12,7 +12,8 @@ import yaml
 from filelock import FileLock, Timeout
 
 from benchmark.engine import config as C
-from benchmark.engine.train import ExecOptions, train_run
+from benchmark.engine.execution import ExecOptions
+from benchmark.engine.train import train_run
 from benchmark.runs.events import events
 from benchmark.runs.lease import Lease
 from benchmark.runs.options import WorkerOptions

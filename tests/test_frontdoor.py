@@ -97,7 +97,8 @@ def test_model_rows_are_the_built_models_and_read_back(cache):
 
 def test_the_step_hook_counts_batches_inside_each_epoch(tmp_path):
     from benchmark.engine import config as C
-    from benchmark.engine.train import ExecOptions, train_run
+    from benchmark.engine.execution import ExecOptions
+    from benchmark.engine.train import train_run
     from benchmark.store.layout import Store
     from tests.helpers import tiny
 

@@ -3,7 +3,8 @@
 import pytest
 
 from benchmark.engine import config as C
-from benchmark.engine.train import ExecOptions, fuse_key, train_run, train_runs
+from benchmark.engine.execution import ExecOptions
+from benchmark.engine.train import fuse_key, train_run, train_runs
 from benchmark.runs.events import events
 from benchmark.runs.options import WorkerOptions
 from benchmark.runs.worker import run_worker

@@ -13,8 +13,9 @@ from benchmark.engine import config as C
 from benchmark.engine.distillers import make_distiller, resolve_params
 from benchmark.engine.distillers.base import feature_modules
 from benchmark.engine.distillers.fsp import fsp_matrix
+from benchmark.engine.execution import ExecOptions
 from benchmark.engine.models import build_model
-from benchmark.engine.train import ExecOptions, train_run, train_runs
+from benchmark.engine.train import train_run, train_runs
 from benchmark.store.layout import Store
 from tests.helpers import same_result, small_feature_run, teacher_checkpoint
 

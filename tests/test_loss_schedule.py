@@ -6,7 +6,8 @@ import json
 import pytest
 
 from benchmark.engine import config as C
-from benchmark.engine.train import ExecOptions, train_run, train_runs
+from benchmark.engine.execution import ExecOptions
+from benchmark.engine.train import train_run, train_runs
 from benchmark.errors import BadInput
 from benchmark.store.layout import Store
 from tests.helpers import small_feature_run, stop_after_epoch, teacher_checkpoint

@@ -19,7 +19,9 @@ from benchmark.engine import config as C
 from benchmark.engine import detops, numerics
 from benchmark.engine import train as T
 from benchmark.engine.accel import Accel
-from benchmark.engine.train import ExecOptions, build_pipeline, train_run
+from benchmark.engine.assembly import build_pipeline
+from benchmark.engine.execution import ExecOptions
+from benchmark.engine.train import train_run
 from benchmark.store.layout import CHECKPOINT, Store
 from tests.helpers import cli, stop_after_epoch, tiny
 

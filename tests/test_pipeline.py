@@ -72,7 +72,7 @@ def test_batch_indices():
 
 
 def test_reflect_recipe_maps_to_the_device_pipeline():
-    from benchmark.engine.train import array_augmentation
+    from benchmark.engine.assembly import array_augmentation
 
     assert array_augmentation("cifar100", "crop_reflect_flip") == Augmentation(4, True, reflect=True)
     assert array_augmentation("cifar100", "standard") == Augmentation(4, True, reflect=False)

@@ -16,7 +16,8 @@ from benchmark.codedigest import function_digest, source_digest
 from benchmark.commands.status import store_status
 from benchmark.engine import config as C
 from benchmark.engine import revisions as R
-from benchmark.engine.train import ExecOptions, train_run
+from benchmark.engine.execution import ExecOptions
+from benchmark.engine.train import train_run
 from benchmark.runs.options import WorkerOptions
 from benchmark.runs.stale import StaleRuns
 from benchmark.runs.worker import run_worker

@@ -123,7 +123,8 @@ def run(store_root: str | None = None, log=lambda msg: None, perturbed: bool = F
     import torch
 
     from ..engine import config as C
-    from ..engine.train import ExecOptions, train_runs
+    from ..engine.execution import ExecOptions
+    from ..engine.train import train_runs
     from ..store.layout import Store
 
     cfgs = configs(perturbed)

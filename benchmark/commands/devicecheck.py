@@ -162,7 +162,8 @@ def step_resume_fused(check: Check) -> dict:
     import tempfile
 
     from ..engine import config as C
-    from ..engine.train import ExecOptions, train_run, train_runs
+    from ..engine.execution import ExecOptions
+    from ..engine.train import train_run, train_runs
     from ..store.layout import Store
 
     class Stop(Exception):

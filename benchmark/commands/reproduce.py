@@ -333,7 +333,7 @@ def reproduce_tables(request: Request) -> int:
 
 def suite_version() -> dict:
     """The package's version and the git revision of the code (``unknown`` outside a checkout)."""
-    from ..engine.train import code_revision
+    from ..engine.provenance import code_revision
 
     # the package is loaded before any of its modules: its version without importing it by name
     return {"version": sys.modules[__package__.partition(".")[0]].__version__, "code_revision": code_revision()}

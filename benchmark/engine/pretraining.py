@@ -16,7 +16,8 @@ from .optimizers import stage_optimizer
 from .train_errors import RunFailed
 
 if TYPE_CHECKING:
-    from .train import ExecOptions, TrainingRun
+    from .execution import ExecOptions
+    from .train import TrainingRun
 
 
 class InitStages:

@@ -9,7 +9,7 @@ finished run trained at an older revision of one of its parts than the code's is
 (benchmark/runs/stale.py). Revisions are not part of the run id. A run finished before revisions were
 recorded has no record: it is read as revision 1 of every part.
 
-The parts (``PARTS``; paths under ``benchmark/``):
+The parts (``PARTS``; paths under ``benchmark/engine/``, where every one of them lives):
 
 ==========================  ==============================================================================
 ``model:<file>``            the network of ``models/<file>.py`` (a run's student; a teacher given by a file)
@@ -22,7 +22,8 @@ The parts (``PARTS``; paths under ``benchmark/``):
 ``distiller:<name>``        ``distillers/<name>.py`` and the distillers modules it imports (base.py aside)
 ``distiller-base``          ``distillers/base.py``: the shared taps, adapters and loss assembly
 ``data``                    pipeline.py, data/registry.py, transforms.py, synthetic.py, sources.py (loaders)
-``step``                    the trainer's step: train.py, optimizers.py, run_rng.py, pretraining.py,
+``step``                    the trainer's step: train.py (and what was split out of it: execution.py,
+                            assembly.py, evaluation.py, run_result.py), optimizers.py, run_rng.py, pretraining.py,
                             precision.py, init_schemes.py, accel.py, terms.py, teachers.py, analysis.py,
                             checkpoints.py, numerics.py (the policies' switches), detops.py (deterministic
                             forms of CUDA ops)
@@ -60,7 +61,7 @@ from pathlib import Path
 from ..codedigest import DIGEST_LENGTH, function_digest, source_digest
 from ..errors import BadInput
 
-PACKAGE = Path(__file__).resolve().parent
+PACKAGE = Path(__file__).resolve().parent  # benchmark/engine/: the parts' files are under it
 LEDGER = PACKAGE / "revisions.json"
 # Another ledger instead (the tests, whose workers are processes of their own; a maintainer trying
 # a bump on a copy): its path in this environment variable.
@@ -74,7 +75,7 @@ def ledger_path() -> Path:
 
 @dataclass(frozen=True)
 class Part:
-    files: tuple[str, ...]            # paths under benchmark/
+    files: tuple[str, ...]            # paths under benchmark/engine/
     functions: tuple[str, ...] = ()   # only these functions of the one file (and what they reference)
     siblings: bool = False            # also the modules of the same folder that the file imports (base.py aside)
     what: str = ""
@@ -87,8 +88,9 @@ LOSS_FUNCTIONS = {"ce": ("ce_loss",), "ls": ("ls_loss",), "kd": ("kd_loss", "kd_
 DISTILLERS = ("ab", "at", "cc", "crd", "fitnet", "fsp", "ft", "ieat", "nst", "overhaul", "pkt", "reviewkd",
               "rkd", "sckd", "sp", "vid")
 DATA_FILES = ("pipeline.py", "data/registry.py", "data/transforms.py", "data/synthetic.py", "data/sources.py")
-STEP_FILES = ("train.py", "optimizers.py", "run_rng.py", "pretraining.py", "precision.py", "init_schemes.py",
-              "accel.py", "terms.py", "teachers.py", "analysis.py", "checkpoints.py", "numerics.py", "detops.py")
+STEP_FILES = ("train.py", "execution.py", "assembly.py", "evaluation.py", "run_result.py", "optimizers.py",
+              "run_rng.py", "pretraining.py", "precision.py", "init_schemes.py", "accel.py", "terms.py", "teachers.py",
+              "analysis.py", "checkpoints.py", "numerics.py", "detops.py")
 RECIPE_FUNCTIONS = ("lr_at", "loss_params_at", "scale_loss_schedule")
 
 

@@ -9,239 +9,38 @@ the learning rate and any scheduled loss option (recipe.loss_schedule) are funct
 epoch, and the checkpoint holds the model, the optimizer and the torch random states (dropout). A run killed at any moment and started again ends with
 the same weights, bit for bit, as a run that was never interrupted (on the CPU).
 
-Here: the data pipeline of a config, the network (``build_student``) and a feature run's
-distiller (``probe_distiller``), ``TrainingRun`` (one run's state and its epoch: ``begin_epoch``,
-``step``, ``end_epoch``, ``finish``) and ``train_runs``, the loop over epochs and batches that
-drives several fused runs. Beside it: teachers.py (loading the frozen teacher), optimizers.py,
-pretraining.py (AB/FT/FSP/IE-AT stages before epoch 0), checkpoints.py, run_rng.py (each run's
-own random stream), train_errors.py (RunFailed, StopRun).
+Here: ``TrainingRun`` (one run's state and its epoch: ``begin_epoch``, ``step``, ``end_epoch``,
+``finish``) and ``train_runs``, the loop over epochs and batches that drives several fused runs.
+Beside it: execution.py (``ExecOptions``), assembly.py (a config's data pipeline, the network
+``build_student`` and a feature run's distiller ``probe_distiller``), evaluation.py (evaluate,
+precise BN), provenance.py, run_result.py (the result records), teachers.py (loading the frozen
+teacher), optimizers.py, pretraining.py (AB/FT/FSP/IE-AT stages before epoch 0), checkpoints.py,
+run_rng.py (each run's own random stream), train_errors.py (RunFailed, StopRun).
 """
 
 from __future__ import annotations
 
 import math
-import platform
-import socket
-import subprocess
 import time
-from dataclasses import dataclass, field
-from functools import lru_cache
-from pathlib import Path
-from typing import Callable
 
 import torch
 
-from ..errors import BadInput
 from ..store.layout import METRICS, MODEL, TEST_LOGITS, Store, WriteRefused
 from . import accel, config, revisions, terms
 from .accel import Accel
-from .checkpoints import load_checkpoint, save_checkpoint, state_digest, tensor_bytes
-from .data import get_spec, load_arrays, load_folder, make_transforms, synthetic_arrays
-from .distillers import is_distiller, make_distiller
-from .init_schemes import apply_init_scheme
+from .assembly import build_pipeline, build_student, probe_distiller
+from .checkpoints import load_checkpoint, save_checkpoint, tensor_bytes
+from .distillers import is_distiller
+from .evaluation import evaluate, recalibrate_bn
+from .execution import ExecOptions
 from .losses import make_loss
-from .models import build_model
-from .models.weights import sha256_of
 from .optimizers import make_optimizer
-from .pipeline import Augmentation, LoaderPipeline, TensorPipeline, batch_indices, derive_seed
+from .pipeline import batch_indices
 from .pretraining import InitStages, pretrain
+from .run_result import done_result, failed_result
 from .run_rng import RunRandom
 from .teachers import load_teacher
 from .train_errors import RunFailed, StopRun
-
-
-@dataclass
-class ExecOptions:
-    """How a run is executed. None of this is part of the run id; all of it is recorded."""
-    device: str = "cpu"
-    num_workers: int = 4          # DataLoader workers for image-folder datasets
-    accel: Accel = field(default_factory=Accel)  # accelerations and determinism (accel.py)
-    on_epoch: Callable[[dict], None] | None = field(default=None, repr=False)  # progress hook
-    tensorboard: bool = False     # also write each epoch's scalars as TensorBoard events (tboard.py)
-    # called every ``step_every`` steps inside an epoch (more often in a short epoch: about 8 times
-    # at least) with {runs, epoch, epochs, step, steps, images}; host-side counts only, so no device
-    # synchronisation is added
-    on_step: Callable[[dict], None] | None = field(default=None, repr=False)
-    step_every: int = 20
-
-    def record(self) -> dict:
-        """What ran: the flags as they applied on this device."""
-        return {"device": self.device, "num_workers": self.num_workers,
-                **self.accel.resolved(torch.device(self.device)).record()}
-
-
-# ---------------------------------------------------------------- data
-
-
-def array_augmentation(dataset: str, augment: str) -> Augmentation | None:
-    """The tensor pipeline's equivalent of the dataset's torchvision train transform, read off
-    that transform itself so that the two can never disagree. None: not expressible as
-    crop+flip (use the DataLoader pipeline)."""
-    from torchvision import transforms
-
-    padding, flip, reflect = 0, False, False
-    for t in make_transforms(dataset, "train", augment).transforms:
-        if isinstance(t, transforms.RandomCrop):
-            if t.padding_mode not in ("constant", "reflect") or t.fill not in (0, None) or t.pad_if_needed:
-                return None
-            reflect = t.padding_mode == "reflect"
-            pad = t.padding if isinstance(t.padding, int) else None
-            if pad is None and len(set(t.padding)) == 1:
-                pad = t.padding[0]
-            if pad is None:
-                return None
-            padding = pad
-        elif isinstance(t, transforms.RandomHorizontalFlip):
-            if t.p != 0.5:
-                return None
-            flip = True
-        elif not isinstance(t, (transforms.ToTensor, transforms.Normalize)):
-            return None
-    return Augmentation(padding=padding, flip=flip, reflect=reflect)
-
-
-def normalization(cfg: dict) -> tuple[list[float], list[float]]:
-    spec = get_spec(cfg["dataset"])
-    norm = cfg["data"]["normalize"]
-    return (norm["mean"], norm["std"]) if norm else (list(spec.mean), list(spec.std))
-
-
-def build_pipeline(cfg: dict, options: ExecOptions):
-    spec = get_spec(cfg["dataset"])
-    recipe, data = cfg["recipe"], cfg["data"]
-    mean, std = normalization(cfg)
-    common = dict(batch_size=recipe["batch_size"], eval_batch_size=recipe["eval_batch_size"],
-                  drop_last=recipe["drop_last"], steps_per_epoch=recipe["steps_per_epoch"],
-                  device=options.device)
-    if data["source"] == "synthetic":
-        syn = data["synthetic"]
-        kw = dict(seed=syn["seed"], image_size=syn["image_size"])
-        train = synthetic_arrays(cfg["dataset"], "train", per_class=syn["per_class"], **kw)
-        test = synthetic_arrays(cfg["dataset"], "test", per_class=syn["test_per_class"], **kw)
-        # A stand-in gets the small-image augmentation of its own size (crop pad 1/8, flip).
-        aug = Augmentation(padding=train[0].shape[1] // 8, flip=True)
-        return TensorPipeline(train, test, mean, std, aug, **common)
-    root = data["root"]
-    if spec.kind == "array":
-        aug = array_augmentation(cfg["dataset"], data["augment"])
-        if aug is not None:
-            train = load_arrays(cfg["dataset"], "train", root)
-            test = load_arrays(cfg["dataset"], "test", root)
-            return TensorPipeline(train, test, mean, std, aug, **common)
-        raise BadInput("config", "data.augment",
-                       f"augmentation {data['augment']!r} is not a crop+flip; not supported for {cfg['dataset']}")
-    sets = [load_folder(cfg["dataset"], split, root, make_transforms(cfg["dataset"], tsplit, data["augment"], mean, std))
-            for split, tsplit in (("train", "train"), ("test", "test"), ("train", "test"))]
-    return LoaderPipeline(*sets, num_workers=options.num_workers, **common)
-
-
-# ---------------------------------------------------------------- models
-
-
-def build_student(cfg: dict, device: torch.device) -> torch.nn.Module:
-    """The run's network, initialised from the run's seed alone (its own forked stream), from
-    pinned init weights if the config names them, then the recipe's init scheme."""
-    init = cfg["init"]
-    if init and init["sha256"] and sha256_of(init["weights"]) != init["sha256"]:
-        raise RunFailed(f"init weights {init['weights']} do not match their sha256")
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(derive_seed("init", cfg["seed"]))
-        model = build_model(cfg["model"], get_spec(cfg["dataset"]).num_classes,
-                            weights=init["weights"] if init else None)
-        # After the network's own init, as the ATS code applies weights_init to a built student.
-        return apply_init_scheme(model, cfg["recipe"].get("init_scheme", "torch")).to(device)
-
-
-def probe_distiller(cfg: dict, student: torch.nn.Module, teacher, data, device: torch.device):
-    """A feature run's distiller, its adapters shaped by one probe forward of both networks."""
-    if teacher is None or data is None:
-        raise RunFailed(f"loss {cfg['loss']['name']!r} needs the teacher and the data to build its adapters")
-    params = {k: v for k, v in cfg["loss"].items() if k != "name"}
-    x = data.probe_batch()
-    was_training = student.training
-    student.eval()  # the probe must not move the BatchNorm statistics
-    with torch.no_grad():
-        probe_s, probe_t = student.extract(x), teacher.extract(x)
-    student.train(was_training)
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-        # Its own seed: the student's initial weights stay those of a CE run of the same seed.
-        torch.manual_seed(derive_seed("distiller", cfg["seed"]))
-        try:
-            distiller = make_distiller(cfg["loss"]["name"], probe_s, probe_t,
-                                       get_spec(cfg["dataset"]).num_classes,
-                                       train_labels=data.train_targets(), **params)
-            distiller.attach_teacher(teacher)
-        except ValueError as err:
-            raise RunFailed(f"loss {cfg['loss']['name']!r}: {err}") from None
-    distiller.to(device).train()
-    distiller.attach(student)
-    return distiller
-
-
-# ---------------------------------------------------------------- evaluation
-
-
-@torch.no_grad()
-def recalibrate_bn(model: torch.nn.Module, batches, accel_opts: Accel = Accel()) -> None:
-    """Precise BN: every BatchNorm's running mean/var becomes the plain average of its batch
-    statistics over ``batches`` (train mode, momentum None), as torch's cumulative average."""
-    norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
-    if not norms:
-        return
-    was_training, momenta = model.training, [m.momentum for m in norms]
-    for m in norms:
-        m.reset_running_stats()
-        m.momentum = None
-    model.train()
-    for batch in batches:
-        model(accel.prepare_input(batch[0], accel_opts))
-    for m, momentum in zip(norms, momenta):
-        m.momentum = momentum
-    model.train(was_training)
-
-
-@torch.no_grad()
-def evaluate(model, batches) -> dict:
-    """top-1 / top-5 (%) and the logits, accumulated on the device (one sync at the end)."""
-    model.eval()
-    logits, labels = [], []
-    for x, y in batches:
-        logits.append(model(x).float())
-        labels.append(y)
-    z, y = torch.cat(logits), torch.cat(labels)
-    k = min(5, z.shape[1])
-    top = z.topk(k, dim=1).indices
-    top1 = (top[:, 0] == y).float().mean().item() * 100
-    top5 = (top == y[:, None]).any(dim=1).float().mean().item() * 100
-    return {"top1": top1, "top5": top5, "logits": z, "labels": y}
-
-
-# ---------------------------------------------------------------- provenance
-
-
-@lru_cache(maxsize=1)
-def code_revision() -> str:
-    root = Path(__file__).resolve().parents[2]
-    try:
-        rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
-                             timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-                               capture_output=True, text=True, timeout=10).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return (rev + ("+dirty" if dirty else "")) if rev else "unknown"
-
-
-def provenance(device) -> dict:
-    import torchvision
-
-    dev = torch.device(device)
-    name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else platform.processor() or platform.machine()
-    return {"code_revision": code_revision(), "torch": torch.__version__, "torchvision": torchvision.__version__,
-            "cuda": torch.version.cuda, "cudnn": torch.backends.cudnn.version() if dev.type == "cuda" else None,
-            "device": str(dev), "device_name": name, "python": platform.python_version(),
-            "host": socket.gethostname(), "threads": torch.get_num_threads()}
-
 
 # ---------------------------------------------------------------- the runs
 
@@ -480,37 +279,6 @@ def numerics_mismatch(state: dict, accel_opts: Accel) -> str | None:
 Student = TrainingRun
 
 
-def done_result(run: TrainingRun, train_eval: dict | None, execution: dict) -> dict:
-    """The finished run's result: the reported, last and best epochs, provenance."""
-    last = run.history[-1]
-    best = max(run.history, key=lambda m: (m["test_top1"], m["epoch"]))
-    reported = last if run.recipe["report_epoch"] == "last" else best
-    return {
-        "id": run.run_id, "status": "done", "config": run.cfg,
-        "metrics": {
-            "top1": reported["test_top1"], "top5": reported["test_top5"],
-            "reported_epoch": run.recipe["report_epoch"],
-            "last": {"epoch": last["epoch"], "top1": last["test_top1"], "top5": last["test_top5"]},
-            "best": {"epoch": best["epoch"], "top1": best["test_top1"], "top5": best["test_top5"]},
-            "train_loss": last["train_loss"],
-            "train_top1": train_eval["top1"] if train_eval else None,
-        },
-        "weights_digest": state_digest(run.model.state_dict()),
-        "revisions": run.revisions,
-        "epochs_per_s": len(run.epoch_times) / sum(run.epoch_times) if run.epoch_times else None,
-        "resumed_from_epoch": run.resumed_from,
-        **run.init.summary(),
-        "checkpoint_notes": run.notes,
-        "execution": execution,
-        "provenance": provenance(run.device),
-    }
-
-
-def _failed(cfg, run_id, reason, options) -> dict:
-    return {"id": run_id, "status": "failed", "reason": reason, "config": cfg, "execution": options.record(),
-            "provenance": provenance(options.device)}
-
-
 def train_runs(cfgs: list[dict], store: Store, options: ExecOptions | None = None) -> dict[str, dict | None]:
     """Train runs that share a fuse_key together: one data stream, one teacher forward per batch.
 
@@ -546,14 +314,14 @@ def train_runs(cfgs: list[dict], store: Store, options: ExecOptions | None = Non
         teacher_forward = accel.prepare_model(teacher, accel_opts) if teacher is not None else None
     except RunFailed as err:
         for cfg in todo:
-            results[config.run_id(cfg)] = _failed(cfg, config.run_id(cfg), str(err), options)
+            results[config.run_id(cfg)] = failed_result(cfg, config.run_id(cfg), str(err), options)
         teacher = None
         todo = []
     for cfg in todo:
         try:
             students.append(TrainingRun(cfg, store, device, accel_opts, teacher=teacher, data=data))
         except RunFailed as err:
-            results[config.run_id(cfg)] = _failed(cfg, config.run_id(cfg), str(err), options)
+            results[config.run_id(cfg)] = failed_result(cfg, config.run_id(cfg), str(err), options)
 
     def guarded(student, action) -> None:
         """Run ``action``; a failed run (RunFailed) or a dropped one (StopRun) leaves the group."""
@@ -561,7 +329,7 @@ def train_runs(cfgs: list[dict], store: Store, options: ExecOptions | None = Non
             action()
         except (RunFailed, StopRun, WriteRefused) as err:  # WriteRefused: the lease passed to another
             students.remove(student)
-            results[student.run_id] = _failed(student.cfg, student.run_id, str(err), options) \
+            results[student.run_id] = failed_result(student.cfg, student.run_id, str(err), options) \
                 if isinstance(err, RunFailed) else None
 
     # Pre-training stages run per student (each with its own batches), before the fused loop.

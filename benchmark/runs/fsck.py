@@ -92,10 +92,12 @@ def _reevaluate_logits(store: Store, rid: str, cfg: dict, data_root: str | None)
     def fix():
         import torch
 
+        from ..engine.assembly import build_pipeline
         from ..engine.checkpoints import tensor_bytes
         from ..engine.data import get_spec
+        from ..engine.evaluation import evaluate
+        from ..engine.execution import ExecOptions
         from ..engine.models import build_model
-        from ..engine.train import ExecOptions, build_pipeline, evaluate
 
         run_cfg = json.loads(json.dumps(cfg))
         if data_root:

@@ -30,7 +30,8 @@ def run_group(store: Store, rids: list[str], opts: WorkerOptions, log=print) -> 
     """Claim and train runs that share a fuse key (one run when fusing is off). Returns what
     happened to each claimed run: done, failed, retry or lost."""
     from ..engine import config as C
-    from ..engine.train import ExecOptions, StopRun, train_runs
+    from ..engine.execution import ExecOptions
+    from ..engine.train import StopRun, train_runs
 
     leases = {}
     outcome: dict[str, str] = {}
