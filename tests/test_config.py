@@ -7,6 +7,7 @@ import pytest
 
 from benchmark import spec
 from benchmark.engine import config as C
+from benchmark.engine import schedules as S
 from benchmark.errors import BadInput
 from tests.helpers import tiny
 
@@ -110,15 +111,15 @@ def test_lr_schedules():
     r = C.resolve(tiny(recipe={"epochs": 240, "optimizer": {"lr": 0.05},
                                "schedule": {"name": "multistep", "milestones": [150, 180, 210], "gamma": 0.1,
                                             "warmup_epochs": 5}}))["recipe"]
-    assert C.lr_at(r, 0) == pytest.approx(0.01)
-    assert C.lr_at(r, 4) == pytest.approx(0.05)
-    assert C.lr_at(r, 149) == pytest.approx(0.05)
-    assert C.lr_at(r, 150) == pytest.approx(0.005)
-    assert C.lr_at(r, 239) == pytest.approx(0.00005)
+    assert S.lr_at(r, 0) == pytest.approx(0.01)
+    assert S.lr_at(r, 4) == pytest.approx(0.05)
+    assert S.lr_at(r, 149) == pytest.approx(0.05)
+    assert S.lr_at(r, 150) == pytest.approx(0.005)
+    assert S.lr_at(r, 239) == pytest.approx(0.00005)
     cos = C.resolve(tiny(recipe={"epochs": 10, "optimizer": {"lr": 0.1}, "schedule": {"name": "cosine"}}))["recipe"]
-    assert C.lr_at(cos, 0) == pytest.approx(0.1)
-    assert C.lr_at(cos, 5) == pytest.approx(0.05)
-    assert C.lr_at(cos, 9) == pytest.approx(0.1 * 0.5 * (1 + math.cos(math.pi * 0.9)))
+    assert S.lr_at(cos, 0) == pytest.approx(0.1)
+    assert S.lr_at(cos, 5) == pytest.approx(0.05)
+    assert S.lr_at(cos, 9) == pytest.approx(0.1 * 0.5 * (1 + math.cos(math.pi * 0.9)))
 
 
 BAD_FIELDS = [

@@ -26,7 +26,7 @@ from tests.helpers import REPO, stop_after_epoch, teacher_checkpoint, tiny
 from tests.helpers import cli as in_process
 
 CATALOG = REPO / "tests" / "catalog"
-PACKAGE = REPO / "benchmark"
+PACKAGE = REPO / "benchmark" / "engine"  # where every numerics part lives (revisions.PACKAGE)
 
 
 # ---------------------------------------------------------------- the ledger and the code
@@ -49,18 +49,19 @@ def test_the_digest_ignores_comments_docstrings_and_layout_and_sees_a_code_edit(
     edited = original.replace("else t.float()", "else t.half()")
     assert edited != original and source_digest(edited) != base
     # a part's digest, on a copy of the package's file
-    (tmp_path / "config.py").write_text((PACKAGE / "config.py").read_text())
+    (tmp_path / "schedules.py").write_text((PACKAGE / "schedules.py").read_text())
     recipe = R.part_digest("recipe", tmp_path)
     assert recipe == R.part_digest("recipe")
-    text = (tmp_path / "config.py").read_text()
-    (tmp_path / "config.py").write_text(text.replace("    base = recipe[\"optimizer\"][\"lr\"]\n",
-                                                     "    # the base rate\n    base = recipe['optimizer']['lr']\n"))
+    text = (tmp_path / "schedules.py").read_text()
+    commented = text.replace("    base = recipe[\"optimizer\"][\"lr\"]\n", "    # the base rate\n    base = recipe['optimizer']['lr']\n")
+    assert commented != text
+    (tmp_path / "schedules.py").write_text(commented)
     assert R.part_digest("recipe", tmp_path) == recipe  # a comment and the quote style: no change
-    (tmp_path / "config.py").write_text(text.replace("SCHEDULES = (", "SCHEDULES = ('linear', "))
-    assert R.part_digest("recipe", tmp_path) == recipe  # resolve()'s constant: not a schedule's code
-    (tmp_path / "config.py").write_text(text.replace("return [list(p) for p in steps]", "return [list(p) for p in steps][:1]"))
+    (tmp_path / "schedules.py").write_text(text + "\n\nSCHEDULE_NAMES = ('linear',)\n")
+    assert R.part_digest("recipe", tmp_path) == recipe  # a constant no schedule reaches: not a schedule's code
+    (tmp_path / "schedules.py").write_text(text.replace("return [list(p) for p in steps]", "return [list(p) for p in steps][:1]"))
     assert R.part_digest("recipe", tmp_path) != recipe  # a helper scale_loss_schedule reaches
-    (tmp_path / "config.py").write_text(text.replace("return base * (epoch + 1) / warm", "return base * epoch / warm"))
+    (tmp_path / "schedules.py").write_text(text.replace("return base * (epoch + 1) / warm", "return base * epoch / warm"))
     assert R.part_digest("recipe", tmp_path) != recipe
 
 
@@ -154,7 +155,7 @@ def test_a_changed_digest_is_reported_with_the_commands_that_record_it(tmp_path,
     entry["digest"] = entry["history"][-1]["digest"] = "0" * 16  # as if lr_at had changed since
     path.write_text(json.dumps(doc))
     lines = R.unrecorded()
-    assert len(lines) == 1 and lines[0].startswith("recipe: its code changed (config.py")
+    assert len(lines) == 1 and lines[0].startswith("recipe: its code changed (schedules.py")
     assert 'python runner.py revisions bump recipe --why "..."' in lines[0]
     assert 'python runner.py revisions same recipe --why "..."' in lines[0]
     run = in_process("revisions")

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import copy
 
-from ..engine import config
+from ..engine import config, schedules
 from ..engine.distillers import distiller_defaults, is_distiller
 from ..errors import BadInput
 
@@ -127,7 +127,7 @@ def scale_recipe(recipe: dict, fraction: float) -> dict:
         if sched.get("warmup_epochs"):
             sched["warmup_epochs"] = max(1, round(sched["warmup_epochs"] * fraction))
     if recipe.get("loss_schedule"):
-        recipe["loss_schedule"] = config.scale_loss_schedule(recipe["loss_schedule"], fraction)
+        recipe["loss_schedule"] = schedules.scale_loss_schedule(recipe["loss_schedule"], fraction)
     return recipe
 
 

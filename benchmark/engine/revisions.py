@@ -27,7 +27,7 @@ The parts (``PARTS``; paths under ``benchmark/engine/``, where every one of them
                             precision.py, init_schemes.py, accel.py, terms.py, teachers.py, analysis.py,
                             checkpoints.py, numerics.py (the policies' switches), detops.py (deterministic
                             forms of CUDA ops)
-``recipe``                  config.py's schedules only: ``lr_at``, ``loss_params_at``, ``scale_loss_schedule``
+``recipe``                  schedules.py: ``lr_at``, ``loss_params_at``, ``scale_loss_schedule``
 ==========================  ==============================================================================
 
 Which parts a run uses is a function of its resolved config (``parts_of``): every run uses
@@ -107,7 +107,7 @@ def _parts() -> dict[str, Part]:
         parts[f"distiller:{name}"] = Part((f"distillers/{name}.py",), siblings=True, what=f"the {name} distiller")
     parts["data"] = Part(DATA_FILES, what="the data pipeline, transforms, generated data and loaders")
     parts["step"] = Part(STEP_FILES, what="the trainer's step, optimizers, random streams, pre-training, metrics")
-    parts["recipe"] = Part(("config.py",), RECIPE_FUNCTIONS, what="the recipe's schedules")
+    parts["recipe"] = Part(("schedules.py",), RECIPE_FUNCTIONS, what="the recipe's schedules")
     return parts
 
 

@@ -26,7 +26,7 @@ import time
 import torch
 
 from ..store.layout import METRICS, MODEL, TEST_LOGITS, Store, WriteRefused
-from . import accel, config, revisions, terms
+from . import accel, config, revisions, schedules, terms
 from .accel import Accel
 from .assembly import build_pipeline, build_student, probe_distiller
 from .checkpoints import load_checkpoint, save_checkpoint, tensor_bytes
@@ -168,12 +168,12 @@ class TrainingRun:
         pretrain(self, data, teacher, options)
 
     def begin_epoch(self, epoch: int) -> None:
-        self.lr = config.lr_at(self.recipe, epoch)
+        self.lr = schedules.lr_at(self.recipe, epoch)
         for group in self.optimizer.param_groups:
             group["lr"] = self.lr
         # A loss schedule (recipe.loss_schedule) sets its options from the epoch alone, so a resumed
         # run trains each epoch with the same loss as an uninterrupted one.
-        self.scheduled = config.loss_params_at(self.recipe, epoch)
+        self.scheduled = schedules.loss_params_at(self.recipe, epoch)
         if self.scheduled:
             self.loss_fn = make_loss(**{**self.cfg["loss"], **self.scheduled})
         self.model.train()
