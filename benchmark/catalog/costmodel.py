@@ -80,7 +80,7 @@ class Net:
 
 @dataclass(frozen=True)
 class Workload:
-    """What a run does, in the units the model needs (plan.py builds it from a run config)."""
+    """What a run does, in the units the model needs (catalog/runcost.py builds it from a run config)."""
     student: Net
     teacher: Net | None
     train_images: int

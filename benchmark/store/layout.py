@@ -12,8 +12,8 @@ elsewhere.
                   test_logits.pt       TEST_LOGITS: the final model's test logits and labels
                   lease.json           LEASE: which worker trains it, until when, which generation
                   .claim.lock          LOCK: held for every write into the run, fenced or not
-                  events.jsonl         EVENTS: claims, expiries, failures (queue.py)
-                  attempts.json        ATTEMPTS: failed attempts so far (queue.py's retry budget)
+                  events.jsonl         EVENTS: claims, expiries, failures (runs/events.py)
+                  attempts.json        ATTEMPTS: failed attempts so far (runs/retry.py: the retry budget)
                   result.json          RESULT, written last: a run is finished exactly when it exists
 <store>/derived/<id>/                  derived_dir(id): files computed from a finished run later (analyses), beside
                                        its immutable folder
