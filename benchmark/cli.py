@@ -300,7 +300,8 @@ def _launch(args):
 def cmd_nightly(args) -> int:
     import datetime
 
-    from .commands.nightly import DATE, run_nightly
+    from .commands.nightly import run_nightly
+    from .results.site import DATE
 
     date = args.date or datetime.date.today().isoformat()
     try:
