@@ -242,3 +242,24 @@ def test_the_tensorboard_export_cannot_reach_the_planner():
     assert "store.stored_plan" in reach
     assert not reach & {"catalog.plan", "catalog.manifest", "results.frames", "results.reported_plan",
                         "results.aggregate"}
+
+
+def test_every_import_of_the_package_names_something_that_exists():
+    """A lazy import runs only when its function does: a name moved to another module would fail
+    there, at run time, long after the move. Every ``from benchmark... import name``, at any depth,
+    must name a module or an attribute that exists."""
+    import importlib.util
+
+    missing = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        folder = list(path.relative_to(REPO).parent.parts)
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.ImportFrom) or not (node.level or (node.module or "").startswith("benchmark")):
+                continue
+            base = folder[: len(folder) - (node.level - 1)] if node.level else []
+            module = ".".join(base + ([node.module] if node.module else [])) if node.level else node.module
+            loaded = importlib.import_module(module)
+            for alias in node.names:
+                if not hasattr(loaded, alias.name) and importlib.util.find_spec(f"{module}.{alias.name}") is None:
+                    missing.append(f"{path.relative_to(REPO)}: from {module} import {alias.name}")
+    assert missing == []
