@@ -13,7 +13,7 @@ import re
 import sys
 from pathlib import Path
 
-from . import accel
+from .engine import accel
 from .errors import BadInput
 from .yamlfile import load_yaml
 
@@ -47,7 +47,7 @@ MODEL_KEYS = ("name", "params", "num_classes", "family", "input_size")  # models
 def cmd_models(args) -> int:
     from tabulate import tabulate
 
-    from .listing import model_rows
+    from .catalog.listing import model_rows
 
     rows = model_rows(args.num_classes)  # built once per version of the model code and torch (disk cache)
     if args.json:
@@ -61,7 +61,7 @@ def cmd_models(args) -> int:
 def cmd_data(args) -> int:
     from tabulate import tabulate
 
-    from . import data
+    from .engine import data
 
     if args.action == "list":
         rows = data.list_datasets()
@@ -90,10 +90,10 @@ def cmd_data(args) -> int:
 
 
 def cmd_train(args) -> int:
-    from . import config as C
-    from .queue import train_under_lease
-    from .store import METRICS, MODEL, RESULT, TEST_LOGITS, Store
-    from .train import ExecOptions
+    from .engine import config as C
+    from .engine.execution import ExecOptions
+    from .runs.worker import train_under_lease
+    from .store.layout import METRICS, MODEL, RESULT, TEST_LOGITS, Store
 
     raw = load_yaml(args.config)
     if isinstance(raw, dict) and args.data_root:
@@ -101,12 +101,12 @@ def cmd_train(args) -> int:
     cfg = C.resolve(raw, where=str(args.config))
     _check_device(args.device)
     tensorboard = _tensorboard(args)
-    from .revisions import current_revisions
+    from .engine.revisions import current_revisions
 
     current_revisions()  # a malformed numerics-revisions ledger: bad input before the run is claimed
     store = Store(args.store)
     if store.result(C.run_id(cfg)) is None:
-        from .preflight import require
+        from .runs.preflight import require
 
         require([cfg])
     rid = C.run_id(cfg)
@@ -140,14 +140,14 @@ def cmd_train(args) -> int:
 
 def _refuse_other_numerics(store, rid: str, execution, device: str) -> None:
     """A run with a checkpoint trained under another numerics policy: bad input, before the lease."""
-    from .store import CHECKPOINT
+    from .store.layout import CHECKPOINT
 
     if store.result(rid) is not None or not store.run_file(rid, CHECKPOINT).exists():
         return
     import torch
 
-    from .checkpoints import load_checkpoint
-    from .train import numerics_mismatch
+    from .engine.checkpoints import load_checkpoint
+    from .engine.train import numerics_mismatch
 
     state, _ = load_checkpoint(store, rid)
     refused = state is not None and numerics_mismatch(state, execution.resolved(torch.device(device)))
@@ -158,7 +158,7 @@ def _refuse_other_numerics(store, rid: str, execution, device: str) -> None:
 def cmd_list(args) -> int:
     from tabulate import tabulate
 
-    from .listing import table_rows
+    from .catalog.listing import table_rows
 
     rows = table_rows()  # planned once per version of the catalogue and the code (disk cache)
     if args.json:
@@ -172,10 +172,12 @@ def cmd_list(args) -> int:
 def cmd_plan(args) -> int:
     from tabulate import tabulate
 
-    from .figures import check_figures_asked
-    from .plan import Planner, cost_model_line, fmt_hours, main_bound, table_summary
-    from .store import Store
-    from .throughput import measured_rate
+    from .catalog.hours import fmt_hours
+    from .catalog.plan import Planner
+    from .catalog.summary import cost_model_line, main_bound, table_summary
+    from .results.figures import check_figures_asked
+    from .runs.throughput import measured_rate
+    from .store.layout import Store
 
     store = Store(args.store)
     planner = Planner(args.profile, rate=measured_rate(store), store=store, figures=_figures(args),
@@ -211,13 +213,13 @@ def cmd_plan(args) -> int:
 
 def _figures(args) -> list[str]:
     """--figures NAME[,NAME...] (or all): the figures whose extra runs are planned."""
-    from .figures import figure_names
+    from .results.figures import figure_names
 
     return figure_names(getattr(args, "figures", None))
 
 
 def _worker_options(args, only=None):
-    from .queue import WorkerOptions
+    from .runs.options import WorkerOptions
 
     return WorkerOptions(store=args.store, device=args.device, only=only, lease_seconds=args.lease_seconds,
                          heartbeat_seconds=max(0.5, args.lease_seconds / 6), max_attempts=args.max_attempts,
@@ -228,7 +230,7 @@ def _worker_options(args, only=None):
 def _tensorboard(args) -> bool:
     """--tensorboard, checked: without the optional package it is bad input (exit 2)."""
     if getattr(args, "tensorboard", False):
-        from .tboard import require
+        from .engine.tboard import require
 
         require()
         return True
@@ -245,17 +247,17 @@ def _log_line(msg: str) -> None:
 
 
 def cmd_worker(args) -> int:
-    from .queue import run_worker
-    from .reproduce import read_job_list
+    from .commands.reproduce import read_job_list
+    from .runs.worker import run_worker
 
     _check_device(args.device)
     only = read_job_list(args.only) if args.only else None
-    from .preflight import require
-    from .revisions import current_revisions
+    from .engine.revisions import current_revisions
+    from .runs.preflight import require
 
     current_revisions()  # a malformed numerics-revisions ledger: bad input before a run is claimed
-    from .queue import scan, unreadable_configs
-    from .store import Store
+    from .runs.queue import scan, unreadable_configs
+    from .store.layout import Store
 
     require([st.config for st in scan(Store(args.store), only).values() if st.state == "pending" and st.config],
             args.data_root)
@@ -272,7 +274,7 @@ def cmd_worker(args) -> int:
 
 
 def cmd_reproduce(args) -> int:
-    from .reproduce import reproduce_tables
+    from .commands.reproduce import reproduce_tables
 
     _check_device(args.device)
     _tensorboard(args)  # bad input before anything is written
@@ -280,7 +282,7 @@ def cmd_reproduce(args) -> int:
 
 
 def _request(args):
-    from .reproduce import Request
+    from .commands.reproduce import Request
 
     return Request(tables=args.tables, profile=args.profile, worker=_worker_options(args), launch=_launch(args),
                    figures=_figures(args), retry_failed=args.retry_failed, rerun_stale=args.rerun_stale,
@@ -289,7 +291,7 @@ def _request(args):
 
 
 def _launch(args):
-    from .reproduce import Launch
+    from .commands.reproduce import Launch
 
     return Launch(launcher=args.launcher, workers=args.workers, partition=args.partition,
                   gpus_per_node=args.gpus_per_node, cpus_per_task=args.cpus_per_task, time=args.time)
@@ -298,7 +300,8 @@ def _launch(args):
 def cmd_nightly(args) -> int:
     import datetime
 
-    from .nightly import DATE, run_nightly
+    from .commands.nightly import run_nightly
+    from .results.site import DATE
 
     date = args.date or datetime.date.today().isoformat()
     try:
@@ -318,7 +321,7 @@ def cmd_nightly(args) -> int:
 def cmd_bench(args) -> int:
     from tabulate import tabulate
 
-    from .bench import run_bench
+    from .commands.bench import run_bench
 
     _check_device(args.device)
     out = run_bench(args.device, steps=args.steps, warmup=args.warmup, batch_size=args.batch_size,
@@ -326,7 +329,7 @@ def cmd_bench(args) -> int:
                     log=lambda message: print(message, file=sys.stderr, flush=True))  # stdout stays JSON
     saved = None
     if args.save:
-        from .throughput import save_bench
+        from .runs.throughput import save_bench
 
         saved = save_bench(args.save, out)
     if args.json:
@@ -344,8 +347,9 @@ def cmd_bench(args) -> int:
 
 def cmd_goldens(args) -> int:
     """goldens [--update]: every run id of every table and profile, and the schema's defaults,
-    against goldens/run_ids.json and goldens/config_schema.json (benchmark/idgolden.py)."""
-    from . import idgolden, schema
+    against goldens/run_ids.json and goldens/config_schema.json (benchmark/commands/idgolden.py)."""
+    from . import schema
+    from .commands import idgolden
 
     if args.update:
         for path in idgolden.write():
@@ -362,7 +366,7 @@ def cmd_goldens(args) -> int:
 
 
 def cmd_canary(args) -> int:
-    from . import canary
+    from .commands import canary
 
     log = lambda msg: print(msg, flush=True)  # noqa: E731
     if args.update:
@@ -383,8 +387,8 @@ def cmd_canary(args) -> int:
 
 
 def cmd_device_check(args) -> int:
-    from .devicecheck import run_check
-    from .numerics import prepare_environment
+    from .commands.devicecheck import run_check
+    from .engine.numerics import prepare_environment
 
     prepare_environment(True)  # cuBLAS's deterministic workspace, before any step starts CUDA
     return run_check(args.out, dry_run_cpu=args.dry_run_cpu, budget=args.budget,
@@ -392,8 +396,8 @@ def cmd_device_check(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from .report import report_tables
-    from .store import Store
+    from .results.report import report_tables
+    from .store.layout import Store
 
     text, written = report_tables(Store(args.store), args.tables, args.profile, _figures(args), args.format,
                                   Path(args.out) if args.out else None)
@@ -404,8 +408,8 @@ def cmd_report(args) -> int:
 
 
 def cmd_site(args) -> int:
-    from .site import write_site
-    from .store import Store
+    from .results.site import write_site
+    from .store.layout import Store
 
     store = Store(args.store)
     if not store.runs_dir.is_dir():
@@ -418,8 +422,8 @@ def cmd_site(args) -> int:
 
 
 def cmd_status(args) -> int:
-    from .status import planned_runs, store_status
-    from .store import Store
+    from .commands.status import planned_runs, store_status
+    from .store.layout import Store
 
     store = Store(args.store)
     if not store.root.exists():
@@ -434,18 +438,18 @@ def cmd_status(args) -> int:
 
 
 def cmd_store(args) -> int:
-    """store check [--repair]: corrupt or inconsistent files of a store (benchmark/fsck.py);
-    store migrate [--apply]: carry an older store over (benchmark/migrate.py)."""
+    """store check [--repair]: corrupt or inconsistent files of a store (benchmark/runs/fsck.py);
+    store migrate [--apply]: carry an older store over (benchmark/runs/migrate.py)."""
     if args.action == "migrate":
-        from .migrate import migrate
+        from .runs.migrate import migrate
 
         lines, code = migrate(args.store, args.apply)
         print("\n".join(lines))
         return code
     if args.apply:
         raise BadInput("--apply", None, "belongs to `store migrate`")
-    from .fsck import check_store, repair
-    from .store import Store
+    from .runs.fsck import check_store, repair
+    from .store.layout import Store
 
     store = Store(args.store)
     if not store.root.is_dir():
@@ -469,7 +473,7 @@ def cmd_store(args) -> int:
 
 def cmd_revisions(args) -> int:
     """List the parts (exit 1 if a digest differs from the ledger's), or record a change of one."""
-    from . import revisions as R
+    from .engine import revisions as R
 
     if args.action == "list":
         if args.part or args.why:
@@ -515,7 +519,7 @@ STORE_HELP = "the store: folder of runs, queue and reports"
 
 
 def _profile_arg(s, default: str | None, help: str | None = None) -> None:
-    from .profiles import HELP, PROFILES
+    from .catalog.profiles import HELP, PROFILES
 
     s.add_argument("--profile", default=default, choices=PROFILES, help=help or HELP)
 
@@ -526,9 +530,9 @@ def _figures_arg(s) -> None:
 
 
 def _cost_args(s) -> None:
-    """The cost model's choices (benchmark/costmodel.py); checked by the planner, one line if bad."""
+    """The cost model's choices (benchmark/catalog/costmodel.py); checked by the planner, one line if bad."""
     s.add_argument("--device-kind", default="h100",
-                   help="the default calibration to estimate with: h100, a100 or v100 (benchmark/calibrations.json; "
+                   help="the default calibration to estimate with: h100, a100 or v100 (benchmark/catalog/calibrations.json; "
                         "a store's CUDA measurement replaces its compute and overhead)")
     s.add_argument("--numerics", default="reproducible",
                    help="execution policy to cost: reproducible or strict (fp32, no TF32), fast (bf16)")
@@ -536,7 +540,7 @@ def _cost_args(s) -> None:
                    help="CPU loader workers per GPU for image-file datasets (ImageNet, CUB, Dogs); "
                         "reproduce's --num-workers default is 4")
     s.add_argument("--calibration", default=None, metavar="FILE",
-                   help="a calibration file of the form of benchmark/calibrations.json (default: that file)")
+                   help="a calibration file of the form of benchmark/catalog/calibrations.json (default: that file)")
 
 
 def _launch_args(s) -> None:
@@ -729,7 +733,7 @@ def main(argv: list[str] | None = None) -> int:
         # a command that trains (it has the accelerations' flags; plan's --numerics only costs):
         # before anything starts CUDA
         if getattr(args, "numerics", None) and hasattr(args, "deterministic"):
-            from .numerics import prepare_environment
+            from .engine.numerics import prepare_environment
 
             prepare_environment(bool(accel.from_args(args).deterministic))
         if getattr(args, "device", None) == "auto":
@@ -759,7 +763,7 @@ def known_error(err: BaseException) -> tuple[int, list[str]] | None:
     from filelock import Timeout
 
     from .errors import Failed, Problems
-    from .store import WriteRefused
+    from .store.layout import WriteRefused
 
     if isinstance(err, Problems):
         return 2, err.lines()
@@ -831,7 +835,7 @@ def validate_args(args) -> None:
         except ValueError:
             raise BadInput("--date", None, f"must be a date YYYY-MM-DD, got {date!r}") from None
     if args.command == "data" and args.names:
-        from .data import dataset_names
+        from .engine.data import dataset_names
 
         unknown = [n for n in args.names if n not in dataset_names()]
         if unknown:
@@ -844,7 +848,7 @@ def validate_args(args) -> None:
     if args.command == "bench":
         _folder_arg("--save", args.save, True)
     if args.command == "device-check":
-        from .devicecheck import out_folder
+        from .commands.devicecheck import out_folder
 
         out_folder(args.out)  # a parent that is a file named as such
         _folder_arg("--out", args.out, True)

@@ -1,6 +1,6 @@
 """Digests of Python source that change with the code, not with its comments, docstrings or layout.
 
-The numerics-revisions ledger (benchmark/revisions.py) compares these against the code. A digest is
+The numerics-revisions ledger (benchmark/engine/revisions.py) compares these against the code. A digest is
 sha256 over the source's tokens (``tokenize``) with comments, blank-line tokens and docstrings
 dropped; string literals are compared by value (the quote style is layout), indentation by depth,
 a trailing comma before a closing bracket is dropped, and Python 3.12's split f-string tokens are

@@ -158,7 +158,7 @@ LEAF_MAPPINGS = ("init", "teacher", "data.normalize", "recipe.loss_schedule")
 _REDUCTION = ("batchmean", "mean", "sum")
 _DIVERGENCE = ("kl", "soft_ce")
 
-# The options each ATKD code form fixes or sets by default (benchmark/losses.py atkd_loss says why).
+# The options each ATKD code form fixes or sets by default (benchmark/engine/losses.py atkd_loss says why).
 ATKD_FORM_FIXED: dict[str, dict[str, Any]] = {
     "code2020": {"std": "biased", "tau_scale": "base", "ce_on": "normalized", "detach_stats": False},
     "code2023": {"std": "unbiased", "eps": 0.0, "multiplier": 1.0, "tau_scale": "base", "ce_on": "normalized",
@@ -200,7 +200,7 @@ LOGIT_LOSSES: dict[str, dict[str, Option]] = {
     "mse": {"reduction": _choice("mean", *_REDUCTION), "ce_weight": _f(0.0), "kd_weight": _f(1.0)},
 }
 
-# Every feature distiller: CE 1, KD 0 at tau 4, plus its own options (benchmark/distillers/).
+# Every feature distiller: CE 1, KD 0 at tau 4, plus its own options (benchmark/engine/distillers/).
 _BASE = {"ce_weight": _weight(1.0), "kd_weight": _weight(0.0), "tau": _pos(4.0)}
 _STAGE = {"init_epochs": Option(30, "int", minimum=0), "init_lr": _pos(0.05)}
 

@@ -39,7 +39,8 @@ def stop_after_epoch(cfg, store, epoch: int = 1) -> None:
     """Train ``cfg`` in ``store`` and stop it, as a kill would, once ``epoch`` is checkpointed."""
     import pytest
 
-    from benchmark.train import ExecOptions, train_run
+    from benchmark.engine.execution import ExecOptions
+    from benchmark.engine.train import train_run
 
     class Stop(Exception):
         pass
@@ -185,7 +186,7 @@ def repdistiller_last_pth(path, state, opt_value):
 
 def teacher_checkpoint(directory: Path, model: str, seed: int) -> dict:
     """A randomly initialised teacher saved as a checkpoint: no teacher training needed."""
-    from benchmark.models import build_model
+    from benchmark.engine.models import build_model
 
     torch.manual_seed(seed)
     path = directory / f"{model}.pt"
@@ -195,16 +196,17 @@ def teacher_checkpoint(directory: Path, model: str, seed: int) -> dict:
 
 def trained_teacher(directory: Path) -> tuple:
     """A resnet14 trained one epoch on the tiny stand-in: (its store, its run id)."""
-    from benchmark import config as C
-    from benchmark.store import Store
-    from benchmark.train import ExecOptions, train_run
+    from benchmark.engine import config as C
+    from benchmark.engine.execution import ExecOptions
+    from benchmark.engine.train import train_run
+    from benchmark.store.layout import Store
 
     store = Store(directory)
     return store, train_run(C.resolve(tiny(model="resnet14", recipe={"epochs": 1})), store, ExecOptions())["id"]
 
 
 def small_feature_run(teacher: dict, loss: dict, epochs: int) -> dict:
-    from benchmark import config as C
+    from benchmark.engine import config as C
 
     cfg = tiny(teacher=teacher, loss=loss, recipe={"epochs": epochs, "steps_per_epoch": 2, "final_train_eval": False})
     cfg["data"]["synthetic"].update(per_class=8, test_per_class=2)

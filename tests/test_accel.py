@@ -7,13 +7,16 @@ import shutil
 import pytest
 import torch
 
-from benchmark import accel as A
-from benchmark import config as C
-from benchmark import throughput
-from benchmark.accel import Accel
-from benchmark.plan import Planner, forward_flops, table_summary
-from benchmark.store import Store
-from benchmark.train import ExecOptions, train_run
+from benchmark.catalog.flops import forward_flops
+from benchmark.catalog.plan import Planner
+from benchmark.catalog.summary import table_summary
+from benchmark.engine import accel as A
+from benchmark.engine import config as C
+from benchmark.engine.accel import Accel
+from benchmark.engine.execution import ExecOptions
+from benchmark.engine.train import train_run
+from benchmark.runs import throughput
+from benchmark.store.layout import Store
 from tests.helpers import tiny, trained_teacher
 
 
@@ -176,7 +179,7 @@ def test_cost_model_uses_the_measured_throughput(teacher, tmp_path, monkeypatch)
 
 
 def test_without_a_measurement_the_plan_names_the_default_calibration():
-    """Without a measurement: the H100 calibration of benchmark/calibrations.json (the rates model
+    """Without a measurement: the H100 calibration of benchmark/catalog/calibrations.json (the rates model
     itself is tested in tests/test_costmodel.py); the plan names the source."""
     planner = Planner("paper")
     plan = planner.plan("atkd-table5")

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from benchmark.analysis import (
+from benchmark.engine.analysis import (
     adaptive_temperature,
     ats_probs,
     derived_average,

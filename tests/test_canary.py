@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from benchmark import canary
-from benchmark import config as C
-from benchmark.store import Store
+from benchmark.commands import canary
+from benchmark.engine import config as C
+from benchmark.store.layout import Store
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -121,7 +121,7 @@ def test_a_changed_loss_fails_on_another_platform_too(monkeypatch):
     the loss probe (fixed logits, float64) moves by ~1e-3 against a tolerance of 1e-9."""
     import torch.nn.functional as F
 
-    from benchmark import losses
+    from benchmark.engine import losses
 
     golden = canary.load_golden()
     cfgs = canary.configs()

@@ -5,8 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from benchmark import config as C
 from benchmark import spec
+from benchmark.engine import config as C
+from benchmark.engine import schedules as S
 from benchmark.errors import BadInput
 from tests.helpers import tiny
 
@@ -110,15 +111,15 @@ def test_lr_schedules():
     r = C.resolve(tiny(recipe={"epochs": 240, "optimizer": {"lr": 0.05},
                                "schedule": {"name": "multistep", "milestones": [150, 180, 210], "gamma": 0.1,
                                             "warmup_epochs": 5}}))["recipe"]
-    assert C.lr_at(r, 0) == pytest.approx(0.01)
-    assert C.lr_at(r, 4) == pytest.approx(0.05)
-    assert C.lr_at(r, 149) == pytest.approx(0.05)
-    assert C.lr_at(r, 150) == pytest.approx(0.005)
-    assert C.lr_at(r, 239) == pytest.approx(0.00005)
+    assert S.lr_at(r, 0) == pytest.approx(0.01)
+    assert S.lr_at(r, 4) == pytest.approx(0.05)
+    assert S.lr_at(r, 149) == pytest.approx(0.05)
+    assert S.lr_at(r, 150) == pytest.approx(0.005)
+    assert S.lr_at(r, 239) == pytest.approx(0.00005)
     cos = C.resolve(tiny(recipe={"epochs": 10, "optimizer": {"lr": 0.1}, "schedule": {"name": "cosine"}}))["recipe"]
-    assert C.lr_at(cos, 0) == pytest.approx(0.1)
-    assert C.lr_at(cos, 5) == pytest.approx(0.05)
-    assert C.lr_at(cos, 9) == pytest.approx(0.1 * 0.5 * (1 + math.cos(math.pi * 0.9)))
+    assert S.lr_at(cos, 0) == pytest.approx(0.1)
+    assert S.lr_at(cos, 5) == pytest.approx(0.05)
+    assert S.lr_at(cos, 9) == pytest.approx(0.1 * 0.5 * (1 + math.cos(math.pi * 0.9)))
 
 
 BAD_FIELDS = [
@@ -149,8 +150,8 @@ def test_the_schemas_declared_checks_refuse_bad_values_naming_the_field(change, 
 
 
 def test_the_schemas_choices_are_the_codes():
-    from benchmark.init_schemes import INIT_SCHEMES
-    from benchmark.losses import CHOICES
+    from benchmark.engine.init_schemes import INIT_SCHEMES
+    from benchmark.engine.losses import CHOICES
     from benchmark.schema import CONFIG_FIELDS, METHODS
 
     assert CONFIG_FIELDS["recipe.init_scheme"].choices == INIT_SCHEMES
@@ -163,8 +164,8 @@ def test_the_schemas_choices_are_the_codes():
 
 def test_declared_method_defaults_are_the_codes():
     """The schema (what ids and checks read) and the methods' own signatures/PARAMS agree."""
-    from benchmark.distillers import distiller_defaults, distiller_names
-    from benchmark.losses import ATKD_FORM_DEFAULTS, loss_defaults, loss_names, make_loss
+    from benchmark.engine.distillers import distiller_defaults, distiller_names
+    from benchmark.engine.losses import ATKD_FORM_DEFAULTS, loss_defaults, loss_names, make_loss
     from benchmark.schema import check_method_options, method_defaults
 
     for name in loss_names():

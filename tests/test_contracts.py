@@ -84,7 +84,23 @@ def test_the_listed_model_keys_are_the_codes():
 
 
 def test_the_listed_csv_columns_are_the_codes():
-    from benchmark.results import CELL_COLUMNS
+    from benchmark import results
+    from benchmark.results.frames import CELL_COLUMNS
 
     listed = CONTRACTS.split("has the columns of `benchmark.results.CELL_COLUMNS`:", 1)[1].split(".\n", 1)[0]
     assert [c.strip() for c in listed.replace("\n", " ").split(",")] == CELL_COLUMNS
+    assert results.CELL_COLUMNS is CELL_COLUMNS  # the contract's name, loaded lazily from frames.py
+
+
+def test_the_python_api_of_the_contracts_keeps_its_names():
+    """docs/CONTRACTS.md's "Python API": benchmark.losses.make_loss and benchmark.results.runs,
+    epochs and cells, wherever the modules behind them live."""
+    import benchmark.losses
+    from benchmark import results
+    from benchmark.engine import losses
+    from benchmark.results import frames
+
+    assert benchmark.losses.make_loss is losses.make_loss
+    assert (results.runs, results.epochs, results.cells) == (frames.runs, frames.epochs, frames.cells)
+    with pytest.raises(AttributeError):
+        results.no_such_name  # noqa: B018

@@ -1,4 +1,4 @@
-"""The cost model (benchmark/costmodel.py, benchmark/calibrations.json) against published training
+"""The cost model (benchmark/catalog/costmodel.py, benchmark/catalog/calibrations.json) against published training
 timings (tests/published_timings.yaml), the bounds plan names, and its bad input."""
 
 import json
@@ -8,10 +8,11 @@ import pytest
 import yaml
 from helpers import cli
 
-from benchmark import costmodel
+from benchmark.catalog import costmodel
+from benchmark.catalog.flops import forward_flops, layer_count
+from benchmark.catalog.plan import Planner
+from benchmark.catalog.runcost import estimate_run
 from benchmark.errors import BadInput
-from benchmark.flops import forward_flops, layer_count
-from benchmark.plan import Planner, estimate_run
 
 TIMINGS = yaml.safe_load((Path(__file__).parent / "published_timings.yaml").read_text())
 # the bound each row's figure is known to sit at (published-timings.md says so for these)

@@ -1,4 +1,4 @@
-"""benchmark.data: registry, on-disk loaders (on tiny fake copies of each layout), checks,
+"""benchmark.engine.data: registry, on-disk loaders (on tiny fake copies of each layout), checks,
 generated stand-ins and transform pipelines. Nothing here downloads."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from PIL import Image
 from scipy.io import savemat
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from benchmark.data import (
+from benchmark.engine.data import (
     DATASETS,
     check,
     dataset_names,

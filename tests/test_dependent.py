@@ -6,13 +6,14 @@ import json
 import pytest
 import yaml
 
-from benchmark.aggregate import Measurer, aggregate_table
+from benchmark.catalog.manifest import load_manifest
+from benchmark.catalog.plan import Planner
 from benchmark.errors import BadInput
-from benchmark.manifest import load_manifest
-from benchmark.plan import Planner
-from benchmark.queue import WorkerOptions, run_worker
-from benchmark.report import write_reports
-from benchmark.store import Store
+from benchmark.results.aggregate import Measurer, aggregate_table
+from benchmark.results.report import write_reports
+from benchmark.runs.options import WorkerOptions
+from benchmark.runs.worker import run_worker
+from benchmark.store.layout import Store
 from tests.helpers import REPO
 from tests.helpers import cli as in_process
 

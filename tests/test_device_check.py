@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from benchmark import devicecheck as D
+from benchmark.commands import devicecheck as D
 from tests.helpers import cli
 
 

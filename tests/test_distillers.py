@@ -8,14 +8,15 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from benchmark import config as C
-from benchmark.accel import Accel
-from benchmark.distillers import distiller_names, make_distiller, resolve_params
+from benchmark.engine import config as C
+from benchmark.engine.accel import Accel
+from benchmark.engine.distillers import distiller_names, make_distiller, resolve_params
+from benchmark.engine.execution import ExecOptions
+from benchmark.engine.models import build_model
+from benchmark.engine.pipeline import Augmentation, TensorPipeline
+from benchmark.engine.train import make_optimizer, train_run, train_runs
 from benchmark.errors import BadInput
-from benchmark.models import build_model
-from benchmark.pipeline import Augmentation, TensorPipeline
-from benchmark.store import Store
-from benchmark.train import ExecOptions, make_optimizer, train_run, train_runs
+from benchmark.store.layout import Store
 from tests.helpers import (
     pool_to,
     ref_at,
@@ -475,7 +476,7 @@ def test_compile_is_recorded_as_not_applied_to_feature_runs(teacher_file, tmp_pa
 def test_the_distillers_kd_term_is_repdistillers_distillkl_bit_for_bit():
     """kd_term now lives in losses.py (one KD term); its value must be the one the feature
     distillers always computed: the batch mean of KL, times tau^2 after the mean."""
-    from benchmark.losses import kd_term
+    from benchmark.engine.losses import kd_term
 
     g = torch.Generator().manual_seed(3)
     z_s, z_t = torch.randn(16, 100, generator=g) * 5, torch.randn(16, 100, generator=g) * 5

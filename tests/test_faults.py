@@ -12,11 +12,14 @@ import torch
 import yaml
 
 from benchmark import cli
-from benchmark import config as C
-from benchmark.models import build_model
-from benchmark.queue import WorkerOptions, run_worker, scan
-from benchmark.store import Store, atomic_write_json
-from benchmark.train import ExecOptions, train_run
+from benchmark.engine import config as C
+from benchmark.engine.execution import ExecOptions
+from benchmark.engine.models import build_model
+from benchmark.engine.train import train_run
+from benchmark.runs.options import WorkerOptions
+from benchmark.runs.queue import scan
+from benchmark.runs.worker import run_worker
+from benchmark.store.layout import Store, atomic_write_json
 from tests.helpers import REPO, repdistiller_last_pth, stop_after_epoch, tiny
 
 
@@ -177,7 +180,7 @@ def test_preflight_reads_a_repdistiller_last_pth_teacher_as_the_trainer_does(tmp
     one of the wrong class count is still refused with what does not fit."""
     import argparse
 
-    from benchmark.preflight import check_teacher_checkpoint
+    from benchmark.runs.preflight import check_teacher_checkpoint
     opt = argparse.Namespace(model="resnet8", learning_rate=0.05, trial="0")
     for classes, fits in ((10, True), (100, False)):
         path = repdistiller_last_pth(tmp_path / f"resnet8-{classes}_last.pth", build_model("resnet8", classes).state_dict(),
@@ -224,8 +227,8 @@ def test_a_file_pickling_an_arbitrary_class_is_refused_in_our_own_line(tmp_path,
         f"or name its layout (the program that wrote it) in an issue so that the suite can read it"), err
     assert "weights_only=False" not in out + err and "weights_only` set to `False" not in out + err
     if what == "teacher checkpoint":  # the trainer, through the API without the pre-flight: failed at once
-        from benchmark.train import load_teacher
-        from benchmark.train_errors import RunFailed
+        from benchmark.engine.train import load_teacher
+        from benchmark.engine.train_errors import RunFailed
 
         with pytest.raises(RunFailed, match=r"refused: it holds pickled objects .*Pickled\); convert it"):
             load_teacher(C.resolve(raw), Store(tmp_path / "store"), torch.device("cpu"))
@@ -354,7 +357,7 @@ def test_result_without_metrics_and_a_lost_model_resume_to_the_same_result(tmp_p
 
 
 def test_a_finished_run_is_immutable(tmp_path):
-    from benchmark.store import WriteRefused
+    from benchmark.store.layout import WriteRefused
 
     store, rid, _ = _finished(tmp_path)
     before = snapshot(store.run_dir(rid))
@@ -369,7 +372,7 @@ def test_full_disk_is_a_clean_line_and_the_runs_are_retried(tmp_path, capsys, mo
     """With every write into the store failing with ENOSPC the worker neither crashes nor
     spins: each run is tried max_attempts times, nothing is marked failed (that write fails
     too), and once space is back the same command finishes them."""
-    import benchmark.store as store_module
+    import benchmark.store.layout as store_module
 
     store = Store(tmp_path / "store")
     cfg = C.resolve(tiny(recipe={"epochs": 1}))

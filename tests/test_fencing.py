@@ -11,10 +11,14 @@ import pytest
 import yaml
 from filelock import FileLock, Timeout
 
-from benchmark import config as C
-from benchmark.queue import Lease, WorkerOptions, events, run_worker
-from benchmark.store import LEASE, Store, WriteRefused, atomic_write_json, read_json
-from benchmark.train import ExecOptions, train_run
+from benchmark.engine import config as C
+from benchmark.engine.execution import ExecOptions
+from benchmark.engine.train import train_run
+from benchmark.runs.events import events
+from benchmark.runs.lease import Lease
+from benchmark.runs.options import WorkerOptions
+from benchmark.runs.worker import run_worker
+from benchmark.store.layout import LEASE, Store, WriteRefused, atomic_write_json, read_json
 from tests.helpers import Forked, forked_runner, tiny, wait_for
 
 RUN_FILES = ("config.json", "metrics.jsonl", "checkpoint.pt", "checkpoint.prev.pt", "model.pt", "test_logits.pt",
@@ -246,7 +250,7 @@ def test_a_claim_and_a_release_of_the_lease_wait_for_the_runs_lock(tmp_path):
 
 
 def test_events_land_after_the_lease_is_lost_and_after_the_result_and_the_run_stays_finished(tmp_path):
-    from benchmark.queue import append_event
+    from benchmark.runs.events import append_event
 
     store_a, store_b = Store(tmp_path), Store(tmp_path)
     _, rid = enqueue(store_a, tiny())
@@ -278,7 +282,7 @@ def test_events_land_after_the_lease_is_lost_and_after_the_result_and_the_run_st
 
 
 def test_an_event_after_a_line_cut_by_a_kill_stays_whole(tmp_path):
-    from benchmark.queue import append_event
+    from benchmark.runs.events import append_event
 
     store = Store(tmp_path)
     _, rid = enqueue(store, tiny())
@@ -290,9 +294,9 @@ def test_an_event_after_a_line_cut_by_a_kill_stays_whole(tmp_path):
 def test_retry_failed_removes_a_failed_result_under_the_runs_lock(tmp_path):
     from types import SimpleNamespace
 
-    from benchmark.queue import scan
-    from benchmark.reproduce import enqueue as reproduce_enqueue
-    from benchmark.reproduce import job_list_file, read_job_list
+    from benchmark.commands.reproduce import enqueue as reproduce_enqueue
+    from benchmark.commands.reproduce import job_list_file, read_job_list
+    from benchmark.runs.queue import scan
 
     store = Store(tmp_path)
     cfg, rid = enqueue(store, tiny())

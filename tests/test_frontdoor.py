@@ -5,8 +5,9 @@ import shutil
 
 import pytest
 
-from benchmark import diskcache, flops, listing
-from benchmark.plan import Planner
+from benchmark import diskcache
+from benchmark.catalog import flops, listing
+from benchmark.catalog.plan import Planner
 from tests.helpers import REPO, cli
 
 CATALOG = REPO / "tests" / "catalog"
@@ -85,7 +86,7 @@ def test_a_download_without_network_says_so_in_one_line_and_keeps_nothing(tmp_pa
 
 
 def test_model_rows_are_the_built_models_and_read_back(cache):
-    from benchmark.models import describe_models
+    from benchmark.engine.models import describe_models
 
     rows = listing.model_rows(10)
     assert rows == describe_models(10)
@@ -95,9 +96,10 @@ def test_model_rows_are_the_built_models_and_read_back(cache):
 
 
 def test_the_step_hook_counts_batches_inside_each_epoch(tmp_path):
-    from benchmark import config as C
-    from benchmark.store import Store
-    from benchmark.train import ExecOptions, train_run
+    from benchmark.engine import config as C
+    from benchmark.engine.execution import ExecOptions
+    from benchmark.engine.train import train_run
+    from benchmark.store.layout import Store
     from tests.helpers import tiny
 
     calls = []
@@ -117,7 +119,7 @@ def test_the_step_hook_counts_batches_inside_each_epoch(tmp_path):
 def test_progress_line_shows_epoch_batches_speed_and_eta():
     from types import SimpleNamespace
 
-    from benchmark.reproduce import progress_line, run_eta_s
+    from benchmark.commands.reproduce import progress_line, run_eta_s
 
     p = {"epoch": 2, "epochs": 10, "step": 100, "steps": 400, "images_per_s": 1280.0, "step_s": 0.05}
     # 300 steps left in epoch 3, then 7 epochs of 400 steps, at 0.05 s per step
@@ -133,7 +135,7 @@ def test_progress_line_shows_epoch_batches_speed_and_eta():
 def test_failures_are_grouped_by_reason_with_counts_and_a_way_to_retry():
     from types import SimpleNamespace
 
-    from benchmark.reproduce import failure_summary
+    from benchmark.commands.reproduce import failure_summary
 
     def run(rid, state, reason):
         return SimpleNamespace(id=rid, state=state, reason=reason, config={"model": "resnet8"})

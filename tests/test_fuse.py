@@ -2,10 +2,13 @@
 
 import pytest
 
-from benchmark import config as C
-from benchmark.queue import WorkerOptions, events, run_worker
-from benchmark.store import Store
-from benchmark.train import ExecOptions, fuse_key, train_run, train_runs
+from benchmark.engine import config as C
+from benchmark.engine.execution import ExecOptions
+from benchmark.engine.train import fuse_key, train_run, train_runs
+from benchmark.runs.events import events
+from benchmark.runs.options import WorkerOptions
+from benchmark.runs.worker import run_worker
+from benchmark.store.layout import Store
 from tests.helpers import tiny, trained_teacher
 
 

@@ -7,10 +7,12 @@ import json
 
 import pytest
 
-from benchmark import config as C
-from benchmark import idgolden, losses, schema
-from benchmark.manifest import load_manifest, manifest_paths
-from benchmark.plan import Planner
+from benchmark import schema
+from benchmark.catalog.manifest import load_manifest, manifest_paths
+from benchmark.catalog.plan import Planner
+from benchmark.commands import idgolden
+from benchmark.engine import config as C
+from benchmark.engine import losses
 from tests.helpers import tiny
 
 pytestmark = pytest.mark.xdist_group("goldens")

@@ -1,4 +1,4 @@
-"""Torchvision's published weights as teachers (benchmark/hub.py): the zoo names what the installed
+"""Torchvision's published weights as teachers (benchmark/engine/hub.py): the zoo names what the installed
 torchvision records, files are found in torch.hub's cache and checked by their digest prefix, and a
 missing file is one line saying where to put it. No network: files are made by the tests."""
 
@@ -9,14 +9,14 @@ import shutil
 import pytest
 import torch
 
-from benchmark import config as C
+from benchmark.catalog.manifest import cached_catalog
+from benchmark.catalog.plan import Planner
+from benchmark.engine import config as C
+from benchmark.engine.hub import ensure_files, torchvision_meta
+from benchmark.engine.models import build_model
+from benchmark.engine.train import RunFailed, load_teacher
 from benchmark.errors import BadInput
-from benchmark.hub import ensure_files, torchvision_meta
-from benchmark.manifest import cached_catalog
-from benchmark.models import build_model
-from benchmark.plan import Planner
-from benchmark.store import Store
-from benchmark.train import RunFailed, load_teacher
+from benchmark.store.layout import Store
 from tests.helpers import cli
 
 TORCHVISION_ENTRIES = [(dataset, key, entry) for dataset, entries in cached_catalog().zoo.items()
@@ -132,7 +132,7 @@ def test_reproduce_without_the_file_offline_exits_2_in_one_line_and_writes_nothi
 def test_bad_torchvision_zoo_entries_name_the_field(tmp_path, tv, field):
     import yaml
 
-    from benchmark.manifest import load_catalog
+    from benchmark.catalog.manifest import load_catalog
 
     (tmp_path / "manifests" / "recipes").mkdir(parents=True)
     (tmp_path / "teachers").mkdir()

@@ -1,4 +1,4 @@
-"""IE-AT (benchmark/distillers/ieat.py): the tapped map, the auto-encoder stage's loss, the
+"""IE-AT (benchmark/engine/distillers/ieat.py): the tapped map, the auto-encoder stage's loss, the
 inheritance and exploration terms (value and gradient against hand-written float64 formulas),
 the weight schedule, one real pre-training step and one real main step, and parameter checks."""
 
@@ -8,8 +8,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from benchmark.distillers.ieat import IEAT, last_map
-from benchmark.models import build_model
+from benchmark.engine.distillers.ieat import IEAT, last_map
+from benchmark.engine.models import build_model
 from tests.helpers import ref_at, ref_ce
 
 N = 4

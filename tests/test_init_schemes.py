@@ -6,12 +6,12 @@ import pytest
 import torch
 from torch import nn
 
-from benchmark import config as C
+from benchmark.engine import config as C
+from benchmark.engine.init_schemes import apply_init_scheme
+from benchmark.engine.models import build_model
+from benchmark.engine.train import Student
 from benchmark.errors import BadInput
-from benchmark.init_schemes import apply_init_scheme
-from benchmark.models import build_model
-from benchmark.store import Store
-from benchmark.train import Student
+from benchmark.store.layout import Store
 from tests.helpers import tiny
 
 TEACHER = {"run": "0" * 16}

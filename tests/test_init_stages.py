@@ -8,14 +8,15 @@ import torch
 import torch.nn.functional as F
 from torchvision.models.shufflenetv2 import channel_shuffle
 
-from benchmark import config as C
-from benchmark.distillers import make_distiller, resolve_params
-from benchmark.distillers.base import feature_modules
-from benchmark.distillers.fsp import fsp_matrix
-from benchmark.models import build_model
-from benchmark.profiles import SMOKE_STAGE_LR_SCALE, scale_loss_params
-from benchmark.store import Store
-from benchmark.train import ExecOptions, train_run, train_runs
+from benchmark.catalog.profiles import SMOKE_STAGE_LR_SCALE, scale_loss_params
+from benchmark.engine import config as C
+from benchmark.engine.distillers import make_distiller, resolve_params
+from benchmark.engine.distillers.base import feature_modules
+from benchmark.engine.distillers.fsp import fsp_matrix
+from benchmark.engine.execution import ExecOptions
+from benchmark.engine.models import build_model
+from benchmark.engine.train import train_run, train_runs
+from benchmark.store.layout import Store
 from tests.helpers import same_result, small_feature_run, teacher_checkpoint
 
 DT = torch.float64

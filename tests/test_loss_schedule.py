@@ -5,10 +5,12 @@ import json
 
 import pytest
 
-from benchmark import config as C
+from benchmark.engine import config as C
+from benchmark.engine import schedules as S
+from benchmark.engine.execution import ExecOptions
+from benchmark.engine.train import train_run, train_runs
 from benchmark.errors import BadInput
-from benchmark.store import Store
-from benchmark.train import ExecOptions, train_run, train_runs
+from benchmark.store.layout import Store
 from tests.helpers import small_feature_run, stop_after_epoch, teacher_checkpoint
 
 KD = {"name": "kd", "tau": 4.0, "ce_weight": 0.1, "kd_weight": 0.9}
@@ -43,12 +45,12 @@ def test_resolved_form_is_canonical_and_absent_schedules_keep_run_ids(teacher):
 
 def test_values_per_epoch_and_quick_scaling():
     recipe = {"loss_schedule": {"kd_weight": [[0, 0.9], [60, 0.5], [80, 0.1]]}}
-    assert [C.loss_params_at(recipe, e)["kd_weight"] for e in (0, 59, 60, 79, 80, 99)] == [0.9, 0.9, 0.5, 0.5, 0.1, 0.1]
-    assert C.loss_params_at({"loss_schedule": None}, 5) == {}
-    assert C.scale_loss_schedule({"kd_weight": {0: 0.9, 60: 0.5, 80: 0.1}}, 0.25) == \
+    assert [S.loss_params_at(recipe, e)["kd_weight"] for e in (0, 59, 60, 79, 80, 99)] == [0.9, 0.9, 0.5, 0.5, 0.1, 0.1]
+    assert S.loss_params_at({"loss_schedule": None}, 5) == {}
+    assert S.scale_loss_schedule({"kd_weight": {0: 0.9, 60: 0.5, 80: 0.1}}, 0.25) == \
         {"kd_weight": [[0, 0.9], [15, 0.5], [20, 0.1]]}
     # steps that land on one epoch: the later one holds from there
-    assert C.scale_loss_schedule({"kd_weight": {0: 0.9, 2: 0.5, 3: 0.1}}, 0.25) == {"kd_weight": [[0, 0.9], [1, 0.1]]}
+    assert S.scale_loss_schedule({"kd_weight": {0: 0.9, 2: 0.5, 3: 0.1}}, 0.25) == {"kd_weight": [[0, 0.9], [1, 0.1]]}
 
 
 @pytest.mark.parametrize("schedule,problem", [

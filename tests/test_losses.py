@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from benchmark.losses import (
+from benchmark.engine.losses import (
     atkd_loss,
     ats_loss,
     ce_loss,
@@ -388,7 +388,7 @@ def test_atkd_form_rejects_what_its_code_does_not_compute(form, option, bad):
 
 
 def test_atkd_form_paper_keeps_run_ids():
-    from benchmark import config as C
+    from benchmark.engine import config as C
     base = {"dataset": "cifar100", "model": "resnet8", "teacher": {"run": "0" * 16}, "data": {"source": "synthetic"}}
     plain = C.resolve({**base, "loss": {"name": "atkd"}})
     named = C.resolve({**base, "loss": {"name": "atkd", "form": "paper"}})

@@ -4,9 +4,9 @@ import json
 
 import pytest
 
-from benchmark.manifest import manifest_paths
-from benchmark.plan import Planner
-from benchmark.published import published_ids
+from benchmark.catalog.manifest import manifest_paths
+from benchmark.catalog.plan import Planner
+from benchmark.catalog.published import published_ids
 from tests.helpers import cli
 
 IDS = sorted(manifest_paths())
@@ -75,9 +75,9 @@ def test_shared_runs_are_counted_once():
 def test_every_paper_states_claims_that_its_own_numbers_support():
     """The claims are the papers' words as checks; on the published numbers each must hold, so a
     claim that fails on reproduced numbers is news about the reproduction, not about the wording."""
-    from benchmark.claims import evaluate_claim
-    from benchmark.manifest import load_manifest
-    from benchmark.published import load_published
+    from benchmark.catalog.manifest import load_manifest
+    from benchmark.catalog.published import load_published
+    from benchmark.results.claims import evaluate_claim
 
     papers_with_claims = set()
     for tid in IDS:
@@ -117,3 +117,11 @@ def test_cells_taken_from_other_papers_are_cited_and_own_cells_follow_the_paper(
     assert len(ours) == 6
     assert {(c["recipe"]["batch_size"], c["recipe"]["init_scheme"]) for c in ours} == {(128, "ats_code")}
     assert {c["recipe"]["batch_size"] for c in configs(seven[("VGG13 → VGG8", "KD")])} == {64}
+
+
+def test_the_figure_metrics_a_manifest_may_name_are_the_ones_the_figures_compute():
+    """The manifest check (catalog) and the drawing (results) name the same metrics, in one order."""
+    from benchmark.catalog.sections import FIGURE_METRICS
+    from benchmark.results.figures import METRICS
+
+    assert tuple(METRICS) == FIGURE_METRICS

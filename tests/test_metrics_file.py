@@ -6,9 +6,10 @@ import time
 
 import pytest
 
-from benchmark import config
-from benchmark.queue import Lease, WorkerOptions
-from benchmark.store import LEASE, METRICS, Store, WriteRefused, atomic_write_json, read_json
+from benchmark.engine import config
+from benchmark.runs.lease import Lease
+from benchmark.runs.options import WorkerOptions
+from benchmark.store.layout import LEASE, METRICS, Store, WriteRefused, atomic_write_json, read_json
 from tests.helpers import tiny
 
 

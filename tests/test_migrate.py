@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from benchmark import cli, migrate
+from benchmark import cli
+from benchmark.catalog.plan import Planner
 from benchmark.errors import BadInput
-from benchmark.plan import Planner
-from benchmark.store import LAYOUT, RESULT, Store
+from benchmark.runs import migrate
+from benchmark.store.layout import LAYOUT, RESULT, Store
 from tests.helpers import REPO
 
 FIXTURE = REPO / "tests" / "fixtures" / "store-layout1"
@@ -162,7 +163,7 @@ def test_a_newer_or_garbage_layout_is_refused_in_one_line(tmp_path, capsys, reco
 
 
 def test_a_new_store_records_its_layout_with_its_first_run(tmp_path):
-    from benchmark import config as C
+    from benchmark.engine import config as C
     from tests.helpers import tiny
 
     store = Store(tmp_path / "s")

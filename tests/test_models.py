@@ -5,7 +5,7 @@ import torch
 from torch import nn
 from torchvision import models as tvm
 
-from benchmark.models import build_model, count_params, describe_models, model_info, model_names
+from benchmark.engine.models import build_model, count_params, describe_models, model_info, model_names
 
 # CATALOGUE.md "Reference architectures": parameters at 100 classes, in millions.
 CATALOGUE_100 = {
@@ -279,9 +279,9 @@ def test_weights_and_teachers_load_repdistillers_last_pth_with_its_namespace(tmp
     import hashlib
     import pickle
 
-    from benchmark import config as C
-    from benchmark.store import Store
-    from benchmark.train import load_teacher
+    from benchmark.engine import config as C
+    from benchmark.engine.train import load_teacher
+    from benchmark.store.layout import Store
     from tests.helpers import repdistiller_last_pth, tiny
 
     torch.manual_seed(3)

@@ -14,7 +14,7 @@ import sys
 
 import pytest
 
-from benchmark import nightly as N
+from benchmark.commands import nightly as N
 from tests.helpers import REPO, cli
 
 CATALOG = str(REPO / "tests" / "catalog")
@@ -60,7 +60,7 @@ def test_a_one_line_loss_change_fails_the_next_night(checkout, tmp_path, monkeyp
 
     # A damaged snapshot of an earlier night is skipped with one warning, never a crash.
     (tmp_path / "nightly" / "2026-01-02" / "nightly.json").write_text("{not json")
-    losses = checkout / "benchmark" / "losses.py"
+    losses = checkout / "benchmark" / "engine" / "losses.py"
     text = losses.read_text()
     assert text.count(KD_LINE) == 1
     losses.write_text(text.replace(KD_LINE, KD_LINE.replace("z_t / tau", "z_t / (tau * 1.001)")))

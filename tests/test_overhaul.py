@@ -8,12 +8,13 @@ import pytest
 import torch
 from torch import nn
 
-from benchmark.distillers import make_distiller, resolve_params
-from benchmark.distillers.overhaul import Overhaul, bn_margin, partial_l2
-from benchmark.models import build_model
-from benchmark.plan import Planner
-from benchmark.store import Store
-from benchmark.train import ExecOptions, train_run
+from benchmark.catalog.plan import Planner
+from benchmark.engine.distillers import make_distiller, resolve_params
+from benchmark.engine.distillers.overhaul import Overhaul, bn_margin, partial_l2
+from benchmark.engine.execution import ExecOptions
+from benchmark.engine.models import build_model
+from benchmark.engine.train import train_run
+from benchmark.store.layout import Store
 from tests.helpers import small_feature_run, teacher_checkpoint
 
 DT = torch.float64

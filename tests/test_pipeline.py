@@ -6,7 +6,7 @@ import torch
 import torchvision.transforms.functional as TF
 from PIL import Image
 
-from benchmark.pipeline import Augmentation, TensorPipeline, batch_indices
+from benchmark.engine.pipeline import Augmentation, TensorPipeline, batch_indices
 
 
 def make_pipeline(n=10, size=8, padding=2, flip=True, batch=4, reflect=False):
@@ -72,7 +72,7 @@ def test_batch_indices():
 
 
 def test_reflect_recipe_maps_to_the_device_pipeline():
-    from benchmark.train import array_augmentation
+    from benchmark.engine.assembly import array_augmentation
 
     assert array_augmentation("cifar100", "crop_reflect_flip") == Augmentation(4, True, reflect=True)
     assert array_augmentation("cifar100", "standard") == Augmentation(4, True, reflect=False)

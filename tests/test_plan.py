@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from benchmark import profiles
+from benchmark.catalog import profiles
+from benchmark.catalog.manifest import load_catalog, load_manifest
+from benchmark.catalog.plan import Planner, grid_points
+from benchmark.catalog.profiles import scale_recipe
 from benchmark.errors import BadInput
-from benchmark.manifest import load_catalog, load_manifest
-from benchmark.plan import Planner, grid_points
-from benchmark.profiles import scale_recipe
 from benchmark.spec import merge_spec
 from tests.helpers import cli
 
@@ -103,7 +103,7 @@ def test_grid_best_rule_target_teacher_and_profiles(root):
 
 
 def test_profiles_apply_says_what_each_profile_changes():
-    """The rules of benchmark/profiles.py's docstring, one by one, on a run config as plan builds it."""
+    """The rules of benchmark/catalog/profiles.py's docstring, one by one, on a run config as plan builds it."""
     raw = {"dataset": "cifar100", "data": {"augment": "standard", "root": "/data"}, "model": "wrn_16_2",
            "loss": {"name": "ab", "init_epochs": 30, "init_lr": 0.2}, "init": {"weights": "w.pth", "sha256": None}, "seed": 3,
            "recipe": {"epochs": 240, "schedule": {"name": "multistep", "milestones": [150, 180, 210],
@@ -134,7 +134,7 @@ def test_profiles_apply_says_what_each_profile_changes():
 
 def test_profiles_and_spec_import_no_torch():
     """The command line takes its --profile choices from profiles.py before it knows a command."""
-    code = ("import sys, benchmark.profiles, benchmark.spec; "
+    code = ("import sys, benchmark.catalog.profiles, benchmark.spec; "
             "sys.exit('torch' in sys.modules)")
     assert subprocess.run([sys.executable, "-c", code], cwd=REPO).returncode == 0
 

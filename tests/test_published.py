@@ -1,4 +1,4 @@
-"""The published tables (tables/*.csv) and their loader (benchmark/published.py)."""
+"""The published tables (tables/*.csv) and their loader (benchmark/catalog/published.py)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmark.errors import BadInput
-from benchmark.published import (
+from benchmark.catalog.published import (
     Cell,
     UnknownTable,
     load_published,
@@ -19,7 +18,8 @@ from benchmark.published import (
     published_ids,
     published_stds,
 )
-from benchmark.verdict import judge
+from benchmark.errors import BadInput
+from benchmark.results.verdict import judge
 
 REPO = Path(__file__).resolve().parent.parent
 TABLES = REPO / "tables"

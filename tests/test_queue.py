@@ -11,9 +11,12 @@ import time
 
 import pytest
 
-from benchmark import config as C
-from benchmark.queue import LEASE, WorkerOptions, counts, events, run_worker, scan
-from benchmark.store import Store, atomic_write_json
+from benchmark.engine import config as C
+from benchmark.runs.events import events
+from benchmark.runs.options import WorkerOptions
+from benchmark.runs.queue import counts, scan
+from benchmark.runs.worker import run_worker
+from benchmark.store.layout import LEASE, Store, atomic_write_json
 from tests.helpers import REPO, cli, forked_runner, runner, tiny
 
 
@@ -113,7 +116,7 @@ def test_stale_leases_are_taken_over_and_live_ones_respected(tmp_path):
 
 
 def test_io_error_fails_that_run_after_retries_and_the_worker_goes_on(tmp_path, monkeypatch):
-    import benchmark.store as store_module
+    import benchmark.store.layout as store_module
 
     store = Store(tmp_path)
     bad, good = enqueue(store, [tiny(seed=1, recipe={"epochs": 1}), tiny(seed=2, recipe={"epochs": 1})])

@@ -7,8 +7,8 @@ from functools import lru_cache
 import pytest
 import torch
 
-from benchmark.distillers import make_distiller
-from benchmark.models import build_model
+from benchmark.engine.distillers import make_distiller
+from benchmark.engine.models import build_model
 
 # RepDistiller README "Benchmark Results on CIFAR-100": table 1 (same architectural type) and
 # table 2 (different type). ResNet50 is RepDistiller's CIFAR ResNet50 (models/resnetv2.py).

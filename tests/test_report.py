@@ -6,13 +6,14 @@ import os
 import pytest
 import torch
 
-from benchmark.aggregate import Measurer, aggregate_table, ensemble_top1
-from benchmark.claims import evaluate_claim
-from benchmark.plan import Planner
-from benchmark.published import load_published
-from benchmark.queue import WorkerOptions, run_worker
-from benchmark.report import write_reports
-from benchmark.store import Store
+from benchmark.catalog.plan import Planner
+from benchmark.catalog.published import load_published
+from benchmark.results.aggregate import Measurer, aggregate_table, ensemble_top1
+from benchmark.results.claims import evaluate_claim
+from benchmark.results.report import write_reports
+from benchmark.runs.options import WorkerOptions
+from benchmark.runs.worker import run_worker
+from benchmark.store.layout import Store
 from tests.helpers import REPO
 
 CATALOG = str(REPO / "tests" / "catalog")
@@ -89,8 +90,8 @@ def test_figures_wait_for_runs_in_an_empty_store(tmp_path, monkeypatch):
       "colour": "red"}, "figures[0].colour"),
 ])
 def test_malformed_figures_are_named(figure, field):
+    from benchmark.catalog.sections import check_figures
     from benchmark.errors import BadInput
-    from benchmark.figures import check_figures
 
     with pytest.raises(BadInput) as err:
         check_figures([figure], "m.yaml", ["r"], ["a", "b"])
@@ -152,7 +153,7 @@ def test_claims_held_not_held_undecided():
     ({"text": "t", "trend": {"row": "A", "direction": "increasing", "rows": ["A"]}}, "claims[0].trend"),
 ])
 def test_malformed_claim_subsets_are_named(claim, field):
-    from benchmark.claims import check_claims
+    from benchmark.catalog.sections import check_claims
     from benchmark.errors import BadInput
 
     with pytest.raises(BadInput) as err:

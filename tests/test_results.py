@@ -12,15 +12,16 @@ from html.parser import HTMLParser
 import pandas as pd
 import pytest
 
-from benchmark import results as R
-from benchmark.nightly import snapshot
-from benchmark.plan import Planner
-from benchmark.queue import WorkerOptions, run_worker
-from benchmark.report import table_json, write_reports
-from benchmark.sessions import record_session
-from benchmark.site import write_site
-from benchmark.store import Store
-from benchmark.stored_plan import write_plans
+from benchmark.catalog.plan import Planner
+from benchmark.commands.nightly import snapshot
+from benchmark.results import frames as R
+from benchmark.results.report import table_json, write_reports
+from benchmark.results.site import write_site
+from benchmark.runs.options import WorkerOptions
+from benchmark.runs.sessions import record_session
+from benchmark.runs.worker import run_worker
+from benchmark.store.layout import Store
+from benchmark.store.stored_plan import write_plans
 from tests.helpers import REPO, cli
 
 CATALOG = str(REPO / "tests" / "catalog")
@@ -80,7 +81,7 @@ def test_epochs_frame_holds_every_term_summing_to_the_loss(trained):
 def test_cells_frame_is_the_reports_cells_and_csv_writes_it(trained, tmp_path):
     planner, plan, store = trained
     frame = R.cells(store, TABLE)
-    from benchmark.aggregate import aggregate_table
+    from benchmark.results.aggregate import aggregate_table
     doc = table_json(plan, aggregate_table(plan, planner, store), store)
     assert len(frame) == len(doc["cells"])
     for (_, row), cell in zip(frame.iterrows(), doc["cells"]):

@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from benchmark.distillers.reviewkd import (
+from benchmark.engine.distillers.reviewkd import (
     ABF,
     CHOSEN_WEIGHTS,
     PUBLISHED_WEIGHTS,
@@ -16,7 +16,7 @@ from benchmark.distillers.reviewkd import (
     reviewkd_weight,
     warmup_factor,
 )
-from benchmark.models import build_model
+from benchmark.engine.models import build_model
 
 DT = torch.float64
 N = 3

@@ -1,4 +1,4 @@
-"""Numerics revisions (benchmark/revisions.py, codedigest.py, stale.py): the ledger holds every
+"""Numerics revisions (benchmark/engine/revisions.py, codedigest.py, stale.py): the ledger holds every
 part's code digest; a run records the revisions it trained under; a bump makes exactly the runs
 that use the part, and their students, stale; reports and status say so; --rerun-stale retrains
 exactly those after archiving them; garbage records are bad input."""
@@ -11,20 +11,22 @@ from pathlib import Path
 
 import pytest
 
-from benchmark import config as C
-from benchmark import revisions as R
+from benchmark.catalog.plan import Planner
 from benchmark.codedigest import function_digest, source_digest
-from benchmark.plan import Planner
-from benchmark.queue import WorkerOptions, run_worker
-from benchmark.stale import StaleRuns
-from benchmark.status import store_status
-from benchmark.store import CHECKPOINT, Store
-from benchmark.train import ExecOptions, train_run
+from benchmark.commands.status import store_status
+from benchmark.engine import config as C
+from benchmark.engine import revisions as R
+from benchmark.engine.execution import ExecOptions
+from benchmark.engine.train import train_run
+from benchmark.runs.options import WorkerOptions
+from benchmark.runs.stale import StaleRuns
+from benchmark.runs.worker import run_worker
+from benchmark.store.layout import CHECKPOINT, Store
 from tests.helpers import REPO, stop_after_epoch, teacher_checkpoint, tiny
 from tests.helpers import cli as in_process
 
 CATALOG = REPO / "tests" / "catalog"
-PACKAGE = REPO / "benchmark"
+PACKAGE = REPO / "benchmark" / "engine"  # where every numerics part lives (revisions.PACKAGE)
 
 
 # ---------------------------------------------------------------- the ledger and the code
@@ -47,18 +49,19 @@ def test_the_digest_ignores_comments_docstrings_and_layout_and_sees_a_code_edit(
     edited = original.replace("else t.float()", "else t.half()")
     assert edited != original and source_digest(edited) != base
     # a part's digest, on a copy of the package's file
-    (tmp_path / "config.py").write_text((PACKAGE / "config.py").read_text())
+    (tmp_path / "schedules.py").write_text((PACKAGE / "schedules.py").read_text())
     recipe = R.part_digest("recipe", tmp_path)
     assert recipe == R.part_digest("recipe")
-    text = (tmp_path / "config.py").read_text()
-    (tmp_path / "config.py").write_text(text.replace("    base = recipe[\"optimizer\"][\"lr\"]\n",
-                                                     "    # the base rate\n    base = recipe['optimizer']['lr']\n"))
+    text = (tmp_path / "schedules.py").read_text()
+    commented = text.replace("    base = recipe[\"optimizer\"][\"lr\"]\n", "    # the base rate\n    base = recipe['optimizer']['lr']\n")
+    assert commented != text
+    (tmp_path / "schedules.py").write_text(commented)
     assert R.part_digest("recipe", tmp_path) == recipe  # a comment and the quote style: no change
-    (tmp_path / "config.py").write_text(text.replace("SCHEDULES = (", "SCHEDULES = ('linear', "))
-    assert R.part_digest("recipe", tmp_path) == recipe  # resolve()'s constant: not a schedule's code
-    (tmp_path / "config.py").write_text(text.replace("return [list(p) for p in steps]", "return [list(p) for p in steps][:1]"))
+    (tmp_path / "schedules.py").write_text(text + "\n\nSCHEDULE_NAMES = ('linear',)\n")
+    assert R.part_digest("recipe", tmp_path) == recipe  # a constant no schedule reaches: not a schedule's code
+    (tmp_path / "schedules.py").write_text(text.replace("return [list(p) for p in steps]", "return [list(p) for p in steps][:1]"))
     assert R.part_digest("recipe", tmp_path) != recipe  # a helper scale_loss_schedule reaches
-    (tmp_path / "config.py").write_text(text.replace("return base * (epoch + 1) / warm", "return base * epoch / warm"))
+    (tmp_path / "schedules.py").write_text(text.replace("return base * (epoch + 1) / warm", "return base * epoch / warm"))
     assert R.part_digest("recipe", tmp_path) != recipe
 
 
@@ -71,9 +74,9 @@ def test_function_digests_follow_module_level_names_transitively():
 
 
 def test_the_parts_cover_every_loss_distiller_and_model_file():
-    from benchmark import models
-    from benchmark.distillers import distiller_names
-    from benchmark.losses import loss_names
+    from benchmark.engine import models
+    from benchmark.engine.distillers import distiller_names
+    from benchmark.engine.losses import loss_names
 
     assert sorted(n.split(":")[1] for n in R.PARTS if n.startswith("loss:")) == sorted(loss_names())
     assert sorted(n.split(":")[1] for n in R.PARTS if n.startswith("distiller:")) == sorted(distiller_names())
@@ -82,7 +85,7 @@ def test_the_parts_cover_every_loss_distiller_and_model_file():
     for name in models.model_names():  # the file that builds each model, as the registry says
         builder = models._lookup(name)[0]
         module = getattr(builder, "func", builder).__module__
-        assert module == f"benchmark.models.{R.model_file(name)}", name
+        assert module == f"benchmark.engine.models.{R.model_file(name)}", name
     for name in R.PARTS:
         assert R.files_of(name) and all((PACKAGE / f).is_file() for f in R.files_of(name))
 
@@ -152,7 +155,7 @@ def test_a_changed_digest_is_reported_with_the_commands_that_record_it(tmp_path,
     entry["digest"] = entry["history"][-1]["digest"] = "0" * 16  # as if lr_at had changed since
     path.write_text(json.dumps(doc))
     lines = R.unrecorded()
-    assert len(lines) == 1 and lines[0].startswith("recipe: its code changed (config.py")
+    assert len(lines) == 1 and lines[0].startswith("recipe: its code changed (schedules.py")
     assert 'python runner.py revisions bump recipe --why "..."' in lines[0]
     assert 'python runner.py revisions same recipe --why "..."' in lines[0]
     run = in_process("revisions")
@@ -216,7 +219,7 @@ def table_store(tmp_path_factory):
         for rid in plan.job_ids:
             store.ensure_config(rid, planner.jobs[rid].config)
         run_worker(WorkerOptions(store=str(store.root), poll_seconds=0.1))
-        from benchmark.sessions import record_session
+        from benchmark.runs.sessions import record_session
 
         record_session(store, ["klmse-table4"], "smoke")
         yield store, {rid: planner.jobs[rid].config for rid in plan.job_ids}

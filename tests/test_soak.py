@@ -13,9 +13,12 @@ import time
 
 import pytest
 
-from benchmark import config as C
-from benchmark.queue import WorkerOptions, events, lease_is_live, run_worker
-from benchmark.store import LEASE, Store, read_json
+from benchmark.engine import config as C
+from benchmark.runs.events import events
+from benchmark.runs.options import WorkerOptions
+from benchmark.runs.worker import run_worker
+from benchmark.store.layout import LEASE, Store, read_json
+from benchmark.store.leases import lease_is_live
 from tests.helpers import forked_runner, tiny
 
 ROUNDS = int(os.environ.get("KD_REPRO_SOAK_ROUNDS", "1"))

@@ -17,11 +17,11 @@ import sys
 import pytest
 
 import benchmark
-from benchmark import results as R
+from benchmark.catalog.plan import Planner
 from benchmark.errors import BadInput
-from benchmark.plan import Planner
-from benchmark.site import write_site
-from benchmark.store import Store
+from benchmark.results import frames as R
+from benchmark.results.site import write_site
+from benchmark.store.layout import Store
 from tests.helpers import REPO, cli
 
 TABLE = "klmse-table5"
@@ -182,11 +182,11 @@ def test_tensorboard_export_reads_the_stored_plan_without_the_planner(edited, tm
     rid = next(j["id"] for j in json.loads(store.plan_file(TABLE, "smoke").read_text())["jobs"] if j["role"] == "student")
     script = (
         "import sys\n"
-        "from benchmark.store import Store\n"
-        "from benchmark.tboard import export_run\n"
+        "from benchmark.store.layout import Store\n"
+        "from benchmark.engine.tboard import export_run\n"
         f"for root in ({str(store.root)!r}, {str(bare)!r}):\n"
         f"    print(export_run(Store(root), {rid!r}).parent.name)\n"
-        "print(sorted(m for m in ('benchmark.plan', 'benchmark.manifest', 'benchmark.results') if m in sys.modules))\n")
+        "print(sorted(m for m in ('benchmark.catalog.plan', 'benchmark.catalog.manifest', 'benchmark.results.frames') if m in sys.modules))\n")
     out = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     assert out.stdout.splitlines() == [TABLE, "runs", "[]"]

@@ -6,10 +6,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from benchmark import terms as T
-from benchmark.distillers import make_distiller
-from benchmark.losses import make_loss
-from benchmark.models import build_model
+from benchmark.engine import terms as T
+from benchmark.engine.distillers import make_distiller
+from benchmark.engine.losses import make_loss
+from benchmark.engine.models import build_model
 
 
 def batch(seed=0, n=6, k=5):

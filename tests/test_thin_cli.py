@@ -6,12 +6,13 @@ from types import SimpleNamespace
 
 import pytest
 
-from benchmark import cli, reproduce
-from benchmark.accel import Accel
-from benchmark.queue import WorkerOptions
-from benchmark.sessions import last_profile, read_sessions, record_session
-from benchmark.status import gpu_hours_left
-from benchmark.store import Store, atomic_write_json
+from benchmark import cli
+from benchmark.commands import reproduce
+from benchmark.commands.status import gpu_hours_left
+from benchmark.engine.accel import Accel
+from benchmark.runs.options import WorkerOptions
+from benchmark.runs.sessions import last_profile, read_sessions, record_session
+from benchmark.store.layout import Store, atomic_write_json
 
 
 def test_last_profile_is_the_newest_session_naming_the_table_with_a_known_profile(tmp_path):
@@ -44,17 +45,17 @@ def _pending(config):
 
 
 def test_hours_left_skips_a_run_the_cost_model_cannot_cost_and_surfaces_other_errors(tmp_path, monkeypatch):
-    from benchmark import plan
+    from benchmark.catalog import runcost
 
     store = Store(tmp_path)
     assert gpu_hours_left(store, _pending({"model": "resnet9000", "dataset": "nope", "teacher": None}), None) == 0.0
-    monkeypatch.setattr(plan, "estimate_gpu_hours", lambda *a: 2.5)
+    monkeypatch.setattr(runcost, "estimate_gpu_hours", lambda *a: 2.5)
     assert gpu_hours_left(store, {**_pending({"model": "m"}), "b": SimpleNamespace(state="done", config={})},
                           None) == 2.5
 
     def broken(*a):
         raise RuntimeError("a bug in the cost model")
-    monkeypatch.setattr(plan, "estimate_gpu_hours", broken)
+    monkeypatch.setattr(runcost, "estimate_gpu_hours", broken)
     with pytest.raises(RuntimeError, match="a bug"):
         gpu_hours_left(store, _pending({"model": "m"}), None)
 

@@ -10,9 +10,11 @@ import pytest
 import torch
 import yaml
 
-from benchmark import config as C
-from benchmark.store import CHECKPOINT, METRICS, Store
-from benchmark.train import ExecOptions, recalibrate_bn, train_run
+from benchmark.engine import config as C
+from benchmark.engine.evaluation import recalibrate_bn
+from benchmark.engine.execution import ExecOptions
+from benchmark.engine.train import train_run
+from benchmark.store.layout import CHECKPOINT, METRICS, Store
 from tests.helpers import REPO, cli, stop_after_epoch, tiny, wait_for
 
 

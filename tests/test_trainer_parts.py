@@ -4,10 +4,10 @@ pre-training stages' progress as the checkpoint holds it."""
 import pytest
 import torch
 
-from benchmark.distillers.base import InitStage
-from benchmark.models.weights import unwrap_state_dict
-from benchmark.pretraining import InitStages
-from benchmark.run_rng import RunRandom
+from benchmark.engine.distillers.base import InitStage
+from benchmark.engine.models.weights import unwrap_state_dict
+from benchmark.engine.pretraining import InitStages
+from benchmark.engine.run_rng import RunRandom
 
 
 def test_unwrapping_finds_the_weights_and_strictness_decides_about_the_rest():

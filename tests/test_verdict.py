@@ -4,9 +4,10 @@ import math
 
 import pytest
 
-from benchmark.claims import evaluate_claim
+from benchmark.catalog.sections import DEFAULT_TOLERANCES, resolve_tolerances
 from benchmark.errors import BadInput
-from benchmark.verdict import DEFAULT_TOLERANCES, difference_decided, judge, kind_of, resolve_tolerances, seed_interval
+from benchmark.results.claims import evaluate_claim
+from benchmark.results.verdict import difference_decided, judge, kind_of, seed_interval
 
 T2 = 4.302652729749464  # t(0.975, df=2), from a t table
 
