@@ -35,6 +35,7 @@ from . import accel, config, revisions, terms
 from .accel import Accel
 from .checkpoints import load_checkpoint, save_checkpoint, state_digest, tensor_bytes
 from .data import get_spec, load_arrays, load_folder, make_transforms, synthetic_arrays
+from .data.loader import LoaderPipeline, loader_workers
 from .distillers import is_distiller, make_distiller
 from .errors import BadInput
 from .init_schemes import apply_init_scheme
@@ -42,7 +43,7 @@ from .losses import make_loss
 from .models import build_model
 from .models.weights import sha256_of
 from .optimizers import make_optimizer
-from .pipeline import Augmentation, LoaderPipeline, TensorPipeline, batch_indices, derive_seed
+from .pipeline import Augmentation, TensorPipeline, batch_indices, derive_seed
 from .pretraining import InitStages, pretrain
 from .run_rng import RunRandom
 from .store import METRICS, MODEL, TEST_LOGITS, Store, WriteRefused
@@ -54,7 +55,7 @@ from .train_errors import RunFailed, StopRun
 class ExecOptions:
     """How a run is executed. None of this is part of the run id; all of it is recorded."""
     device: str = "cpu"
-    num_workers: int = 4          # DataLoader workers for image-folder datasets
+    num_workers: int | None = None  # DataLoader workers for image-folder datasets (None: data/loader.py's default)
     accel: Accel = field(default_factory=Accel)  # accelerations and determinism (accel.py)
     on_epoch: Callable[[dict], None] | None = field(default=None, repr=False)  # progress hook
     tensorboard: bool = False     # also write each epoch's scalars as TensorBoard events (tboard.py)
@@ -66,7 +67,8 @@ class ExecOptions:
 
     def record(self) -> dict:
         """What ran: the flags as they applied on this device."""
-        return {"device": self.device, "num_workers": self.num_workers,
+        workers, source = loader_workers(self.num_workers)
+        return {"device": self.device, "num_workers": workers, **source,
                 **self.accel.resolved(torch.device(self.device)).record()}
 
 
@@ -132,7 +134,7 @@ def build_pipeline(cfg: dict, options: ExecOptions):
                        f"augmentation {data['augment']!r} is not a crop+flip; not supported for {cfg['dataset']}")
     sets = [load_folder(cfg["dataset"], split, root, make_transforms(cfg["dataset"], tsplit, data["augment"], mean, std))
             for split, tsplit in (("train", "train"), ("test", "test"), ("train", "test"))]
-    return LoaderPipeline(*sets, num_workers=options.num_workers, **common)
+    return LoaderPipeline(*sets, num_workers=options.num_workers, decode=data.get("decode", "pil"), **common)
 
 
 # ---------------------------------------------------------------- models
@@ -453,7 +455,7 @@ class TrainingRun:
         self.store.write_run_file(self.run_id, TEST_LOGITS,
                                   tensor_bytes({"logits": logits, "labels": ev["labels"].cpu()}))
         train_eval = evaluate(self.model, data.train_eval_batches()) if self.recipe["final_train_eval"] else None
-        return done_result(self, train_eval, self.execution(options, fused_with))
+        return done_result(self, train_eval, {**self.execution(options, fused_with), "data_loading": data.record()})
 
     def execution(self, options: ExecOptions, fused_with: int) -> dict:
         """How the run was executed, as it applied to this run."""
