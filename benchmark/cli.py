@@ -98,6 +98,8 @@ def cmd_train(args) -> int:
     raw = load_yaml(args.config)
     if isinstance(raw, dict) and args.data_root:
         raw = {**raw, "data": {**(raw.get("data") or {}), "root": args.data_root}}
+    if isinstance(raw, dict) and args.decode:  # explicit: a dataset it cannot apply to is bad input
+        raw = {**raw, "data": {**(raw.get("data") or {}), "decode": args.decode}}
     cfg = C.resolve(raw, where=str(args.config))
     _check_device(args.device)
     tensorboard = _tensorboard(args)
@@ -182,7 +184,7 @@ def cmd_plan(args) -> int:
     store = Store(args.store)
     planner = Planner(args.profile, rate=measured_rate(store), store=store, figures=_figures(args),
                       device_kind=args.device_kind, numerics=args.numerics, loader_workers=args.loader_workers,
-                      calibration=args.calibration)
+                      calibration=args.calibration, decode=args.decode)
     plans = [planner.plan(name) for name in args.tables]
     check_figures_asked(_figures(args), plans)
     summaries = [table_summary(p, planner, store, detail=args.detail) for p in plans]
@@ -286,6 +288,7 @@ def _request(args):
 
     return Request(tables=args.tables, profile=args.profile, worker=_worker_options(args), launch=_launch(args),
                    figures=_figures(args), retry_failed=args.retry_failed, rerun_stale=args.rerun_stale,
+                   decode=args.decode,
                    all_failures=args.failures,
                    report=not args.no_report, report_dir=Path(args.out) if args.out else None, quiet=args.quiet)
 
@@ -325,7 +328,7 @@ def cmd_bench(args) -> int:
 
     _check_device(args.device)
     out = run_bench(args.device, steps=args.steps, warmup=args.warmup, batch_size=args.batch_size,
-                    loader_workers=args.loader_workers, accel=accel.from_args(args),
+                    loader_workers=args.loader_workers, accel=accel.from_args(args), decode_images=args.decode_images,
                     log=lambda message: print(message, file=sys.stderr, flush=True))  # stdout stays JSON
     saved = None
     if args.save:
@@ -340,6 +343,11 @@ def cmd_bench(args) -> int:
                      f"{c.get('per_student_images_per_s', c['images_per_s']):.0f}"] for c in out["cases"]],
                    headers=["case", "students", "images/s", "per-student images/s"]))
     print(f"speedup {out['speedup']:.2f}x, fused_speedup {out['fused_speedup']:.2f}x (vs the reference loop)")
+    if out.get("decode"):
+        print(f"\nimage-folder decode, {out['decode'][0]['images']} generated 500x375 JPEGs -> 224-px batches, "
+              "one process")
+        print(tabulate([[r["backend"], f"{r['images_per_s']:.0f}", r["decoder"]] for r in out["decode"]],
+                       headers=["decode", "images/s", "decoder"]))
     if saved:
         print(f"wrote {saved}")
     return 0
@@ -518,6 +526,18 @@ DEVICE_HELP = "cpu, cuda or cuda:N; auto = cuda when available, else cpu"
 STORE_HELP = "the store: folder of runs, queue and reports"
 
 
+NUM_WORKERS_HELP = ("DataLoader workers per training process for image-folder datasets (persistent); default: "
+                    "the CPUs this process may use divided by the local training processes")
+
+
+def _decode_arg(s) -> None:
+    """--decode: data.decode of the image-folder runs (benchmark/data/decode.py); part of their id."""
+    s.add_argument("--decode", default=None, choices=["pil", "nvjpeg"],
+                   help="how image-folder training JPEGs are decoded: pil (the default, the papers' PIL "
+                        "transforms) or nvjpeg (tensors on the device, crop and flip there; changes the "
+                        "numbers, so the run ids)")
+
+
 def _profile_arg(s, default: str | None, help: str | None = None) -> None:
     from .catalog.profiles import HELP, PROFILES
 
@@ -582,6 +602,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--detail", action="store_true",
                    help="with --json: every job's whole loss, labels and seed, every cell's grid points and runs")
     _cost_args(s)
+    _decode_arg(s)
     s.set_defaults(func=cmd_plan)
 
     def worker_args(s):
@@ -590,7 +611,7 @@ def build_parser() -> argparse.ArgumentParser:
         s.add_argument("--lease-seconds", type=float, default=120.0,
                        help="a worker that stops renewing its lease for this long is presumed dead")
         s.add_argument("--max-attempts", type=int, default=3, help="tries of a run that raises an error")
-        s.add_argument("--num-workers", type=int, default=4, help="DataLoader workers (image-folder datasets)")
+        s.add_argument("--num-workers", type=int, default=None, help=NUM_WORKERS_HELP)
         s.add_argument("--no-fuse", action="store_true", help="train runs one by one, never fused")
         s.add_argument("--data-root", default=None, help="where the datasets are (default: the recipes' ./data)")
         accel.add_arguments(s)
@@ -610,6 +631,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--no-report", action="store_true")
     _figures_arg(s)
     s.add_argument("--quiet", action="store_true", help="no progress bar")
+    _decode_arg(s)
     worker_args(s)
     s.set_defaults(func=cmd_reproduce)
 
@@ -662,6 +684,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--warmup", type=int, default=3)
     s.add_argument("--batch-size", type=int, default=64)
     s.add_argument("--loader-workers", type=int, default=None, help="reference DataLoader workers (default min(4, cores))")
+    s.add_argument("--decode-images", type=int, default=128,
+                   help="generated JPEGs for the image-folder decode rate per backend (0: skip it)")
     s.add_argument("--json", action="store_true")
     s.add_argument("--save", default=None, metavar="STORE",
                    help="keep the measured throughput in STORE/throughput.json for the cost model")
@@ -711,12 +735,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--store", default="runs", help=STORE_HELP)
     s.add_argument("--device", default="auto", help=DEVICE_HELP)
     s.add_argument("--data-root", default=None, help="where the datasets are (overrides data.root)")
-    s.add_argument("--num-workers", type=int, default=4, help="DataLoader workers (image-folder datasets)")
+    s.add_argument("--num-workers", type=int, default=None, help=NUM_WORKERS_HELP)
     s.add_argument("--lease-seconds", type=float, default=120.0,
                    help="the run's lease, as a worker's: another process may take the run over after this long")
     accel.add_arguments(s)
     s.add_argument("--tensorboard", action="store_true",
                    help="write the run's scalars as TensorBoard events under STORE/tensorboard")
+    _decode_arg(s)
     s.set_defaults(func=cmd_train)
     return p
 
@@ -818,6 +843,7 @@ def validate_args(args) -> None:
     _at_least(args, "num_workers", 0, ">= 0")
     _at_least(args, "steps", 1, ">= 1")
     _at_least(args, "warmup", 0, ">= 0")
+    _at_least(args, "decode_images", 0, ">= 0")
     _at_least(args, "batch_size", 1, ">= 1")
     _at_least(args, "num_classes", 1, ">= 1")
     lease = getattr(args, "lease_seconds", None)

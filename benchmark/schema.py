@@ -112,6 +112,8 @@ CONFIG_FIELDS: dict[str, Option] = {
     "data.root": Option("./data", "str", identity=False, doc="where the files are: machine-local"),
     "data.normalize": Option(None, "mapping", nullable=True, doc="None: the dataset's usual constants"),
     "data.augment": Option("standard", "str"),
+    "data.decode": Option("pil", "choice", choices=("pil", "nvjpeg"),
+                          doc="how image-folder training JPEGs are decoded (benchmark/data/decode.py)"),
     "data.synthetic.seed": Option(0, "int", minimum=0, identity=SYNTHETIC_ONLY),
     "data.synthetic.per_class": Option(None, "int", minimum=1, nullable=True, identity=SYNTHETIC_ONLY),
     "data.synthetic.test_per_class": Option(None, "int", minimum=1, nullable=True, identity=SYNTHETIC_ONLY),

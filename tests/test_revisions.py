@@ -97,9 +97,11 @@ def test_the_fidelity_pass_is_revision_2_of_crd_ab_fsp_and_the_changed_taps():
             "taps:wrn": "bb93780"}
     revised = {n: e["revision"] for n, e in ledger.items() if e["revision"] != 1}
     assert {n: revised.get(n) for n in twos} == dict.fromkeys(twos, 2)
-    # and since: the data pipeline's batches made contiguous (the numerics policy's channels-last leak)
-    assert {n: r for n, r in revised.items() if n not in twos} == {"data": 2}
-    assert "contiguous" in ledger["data"]["history"][-1]["why"]
+    # and since: the data pipeline's batches made contiguous (the numerics policy's channels-last leak),
+    # and the image-folder loader's per-sample streams (a part of its own, created at revision 2)
+    assert {n: r for n, r in revised.items() if n not in twos} == {"data": 2, "folders": 2}
+    assert "contiguous" in next(h for h in ledger["data"]["history"] if h["revision"] == 2)["why"]
+    assert "Per-sample random streams" in ledger["folders"]["history"][-1]["why"]
     for name, commit in twos.items():  # the entry that made revision 2 (later ones may record no numeric change)
         assert commit in next(h for h in ledger[name]["history"] if h["revision"] == 2)["why"]
     assert set(ledger) == set(R.PARTS)

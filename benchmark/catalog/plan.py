@@ -138,7 +138,8 @@ class Planner:
     def __init__(self, profile: str = "paper", catalog: Catalog | None = None, data_root: str | None = None,
                  rate: tuple[float, str] | None = None, store=None, figures=(), cost: bool = True,
                  device_kind: str = costmodel.DEFAULT_DEVICE, numerics: str = costmodel.DEFAULT_POLICY,
-                 loader_workers: int = costmodel.DEFAULT_LOADER_WORKERS, calibration: str | None = None):
+                 loader_workers: int = costmodel.DEFAULT_LOADER_WORKERS, calibration: str | None = None,
+                 decode: str | None = None):
         profiles.check(profile)
         self.profile = profile
         # the store whose finished runs resolve `from:` rows (the best point of another cell); without
@@ -149,6 +150,7 @@ class Planner:
         self.catalog = catalog or cached_catalog()
         self.jobs: dict[str, Job] = {}
         self.data_root = data_root  # where the datasets are; not part of any run id
+        self.decode = decode  # data.decode of the image-folder runs (reproduce --decode); None: the default
         # a measured throughput (effective FLOP/s) and where it comes from: it stands for the cost
         # model's compute and overhead bounds; None: the calibration's rates (benchmark/catalog/costmodel.py)
         self.flops_per_s, self.rate_source = rate or (None, DEFAULT_RATE_SOURCE)
@@ -182,7 +184,12 @@ class Planner:
                "seed": spec.get("seed", 0), "init": spec.get("init")}
         if self.data_root:
             raw["data"] = {**raw["data"], "root": self.data_root}
-        return profiles.apply(self.profile, raw)
+        raw = profiles.apply(self.profile, raw)
+        if self.decode:  # after the profile: a generated stand-in has no files to decode
+            from ..engine.data.decode import with_decode
+
+            raw = with_decode(raw, self.decode)
+        return raw
 
     def teacher_ref(self, spec: dict, base: dict, where, field_name) -> tuple[dict | None, str | None]:
         """(config's teacher field, teacher job id) for a spec's teacher."""

@@ -11,6 +11,9 @@ three ways, on the same device, data and models:
 - ``engine_fused4``: the same with four students fused: one data stream and one teacher forward
   per batch for four students.
 
+With ``decode_images``, also the image-folder decode rate of each ``data.decode`` backend (pil,
+nvjpeg) side by side (decoderate.py).
+
 ``speedup`` = engine images/s / reference images/s; ``fused_speedup`` = per-student images/s
 with four fused students / reference images/s. Numbers are measured, never assumed.
 """
@@ -78,9 +81,11 @@ def _timed(step_fn, batches, warmup: int, steps: int, device) -> float:
 
 
 def run_bench(device: str = "cpu", steps: int = 20, warmup: int = 3, batch_size: int = 64,
-              images: int = 4096, loader_workers: int | None = None, accel: Accel = Accel(), log=None) -> dict:
+              images: int = 4096, loader_workers: int | None = None, accel: Accel = Accel(), log=None,
+              decode_images: int = 0) -> dict:
     """The three cases; ``accel`` applies to the engine's cases only (the reference is the papers'
-    plain loop). ``log(message)`` is told which case is being timed."""
+    plain loop). ``log(message)`` is told which case is being timed. ``decode_images`` > 0: also the
+    image-folder decode rate per backend on that many generated JPEGs (decoderate.py), as ``decode``."""
     log = log or (lambda message: None)
     from torchvision import transforms as T
 
@@ -157,10 +162,16 @@ def run_bench(device: str = "cpu", steps: int = 20, warmup: int = 3, batch_size:
             cases.append({"name": "engine" if k == 1 else f"engine_fused{k}", "students": k, "steps": steps,
                           "seconds": seconds, "images_per_s": steps * batch_size / seconds,
                           "per_student_images_per_s": steps * batch_size * k / seconds})
+    decode = None
+    if decode_images:
+        from .decoderate import decode_rates
+
+        log(f"timing the image-folder decode per backend (pil, nvjpeg) on {decode_images} generated JPEGs")
+        decode = decode_rates(device, images=decode_images)
     ref = cases[0]["images_per_s"]
     name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"cpu ({torch.get_num_threads()} threads)"
     return {"device": name, "batch_size": batch_size, "teacher": "resnet56", "student": "resnet20",
             "cases": cases, "speedup": cases[1]["images_per_s"] / ref,
             "fused_speedup": cases[2]["per_student_images_per_s"] / ref,
             "accel": accel.record(), "read_back": read_back(dev, accel, teacher), "torch": torch.__version__,
-            "device_kind": dev.type}
+            "device_kind": dev.type, **({"decode": decode} if decode else {})}

@@ -88,9 +88,11 @@ def _die_with_parent():
 
 
 def launch_local(store: Store, only_file: Path, n_workers: int, device: str, extra: list[str]) -> list[subprocess.Popen]:
+    from ..engine.data.loader import PROCESSES_ENV
+
     procs = []
     for i in range(n_workers):
-        env = dict(os.environ)
+        env = {**os.environ, PROCESSES_ENV: str(n_workers)}  # their loaders share the CPUs (data/loader.py)
         if device.startswith("cuda"):
             env["CUDA_VISIBLE_DEVICES"] = str(i)
         else:  # CPU workers share the cores instead of each taking all of them
@@ -262,6 +264,7 @@ class Request:
     figures: list[str] = field(default_factory=list)
     retry_failed: bool = False
     rerun_stale: bool = False       # archive and retrain the tables' stale runs (benchmark/runs/stale.py)
+    decode: str | None = None       # data.decode of the image-folder runs it plans (None: the default, pil)
     all_failures: bool = False      # list every failed and blocked run, not only their reasons
     report: bool = True
     report_dir: Path | None = None  # default: the store's reports folder
@@ -286,7 +289,7 @@ def reproduce_tables(request: Request) -> int:
     done_ids: set[str] = set()
     while True:
         planner = Planner(request.profile, data_root=request.worker.data_root, rate=measured_rate(store),
-                          store=store, figures=request.figures)
+                          store=store, figures=request.figures, decode=request.decode)
         plans = [planner.plan(name) for name in request.tables]
         check_figures_asked(request.figures, plans)
         job_ids = sorted({j for p in plans for j in p.job_ids})
@@ -389,7 +392,8 @@ def worker_cli_args(opts: WorkerOptions) -> list[str]:
     """The ``runner.py worker`` options that give a local worker process ``opts`` (all but the
     store, device and job list, which launch_local passes)."""
     return ["--lease-seconds", str(opts.lease_seconds), "--max-attempts", str(opts.max_attempts),
-            "--num-workers", str(opts.num_workers)] + (["--no-fuse"] if not opts.fuse else []) \
+            ] + (["--num-workers", str(opts.num_workers)] if opts.num_workers is not None else []) \
+        + (["--no-fuse"] if not opts.fuse else []) \
         + (["--data-root", opts.data_root] if opts.data_root else []) + accel.to_cli(opts.accel) \
         + (["--tensorboard"] if opts.tensorboard else [])
 

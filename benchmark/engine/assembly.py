@@ -8,12 +8,13 @@ import torch
 
 from ..errors import BadInput
 from .data import get_spec, load_arrays, load_folder, make_transforms, synthetic_arrays
+from .data.loader import LoaderPipeline
 from .distillers import make_distiller
 from .execution import ExecOptions
 from .init_schemes import apply_init_scheme
 from .models import build_model
 from .models.weights import sha256_of
-from .pipeline import Augmentation, LoaderPipeline, TensorPipeline, derive_seed
+from .pipeline import Augmentation, TensorPipeline, derive_seed
 from .train_errors import RunFailed
 
 
@@ -76,7 +77,7 @@ def build_pipeline(cfg: dict, options: ExecOptions):
                        f"augmentation {data['augment']!r} is not a crop+flip; not supported for {cfg['dataset']}")
     sets = [load_folder(cfg["dataset"], split, root, make_transforms(cfg["dataset"], tsplit, data["augment"], mean, std))
             for split, tsplit in (("train", "train"), ("test", "test"), ("train", "test"))]
-    return LoaderPipeline(*sets, num_workers=options.num_workers, **common)
+    return LoaderPipeline(*sets, num_workers=options.num_workers, decode=data.get("decode", "pil"), **common)
 
 
 def build_student(cfg: dict, device: torch.device) -> torch.nn.Module:

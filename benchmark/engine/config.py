@@ -4,7 +4,7 @@ A run config is a plain dict (it round-trips through YAML and JSON):
 
 ```yaml
 dataset: cifar100
-data: {source: real, root: ./data, normalize: {mean: [...], std: [...]}, augment: standard}
+data: {source: real, root: ./data, normalize: {mean: [...], std: [...]}, augment: standard, decode: pil}
 model: resnet20
 init: null                      # or {weights: FILE, sha256: HEX}: ImageNet-pretrained start
 teacher: null                   # or {run: ID} or {checkpoint: FILE, sha256: HEX, model: NAME}
@@ -126,6 +126,10 @@ def resolve(raw: Any, where: str = "config") -> dict:
         if any(v <= 0 for v in norm["std"]):  # x / 0: every input would be inf or NaN
             raise BadInput(where, "data.normalize.std", f"must be positive, got {norm['std']}")
     _check_synthetic_size(cfg["dataset"], data["synthetic"], where)
+    from .data.decode import problem
+
+    if (why := problem(cfg["dataset"], data)) is not None:
+        raise BadInput(where, "data.decode", why)
     cfg["data"] = data
 
     model = raw["model"]

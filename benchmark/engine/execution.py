@@ -9,13 +9,14 @@ from typing import Callable
 import torch
 
 from .accel import Accel
+from .data.loader import loader_workers
 
 
 @dataclass
 class ExecOptions:
     """How a run is executed. None of this is part of the run id; all of it is recorded."""
     device: str = "cpu"
-    num_workers: int = 4          # DataLoader workers for image-folder datasets
+    num_workers: int | None = None  # DataLoader workers for image-folder datasets (None: data/loader.py's default)
     accel: Accel = field(default_factory=Accel)  # accelerations and determinism (accel.py)
     on_epoch: Callable[[dict], None] | None = field(default=None, repr=False)  # progress hook
     tensorboard: bool = False     # also write each epoch's scalars as TensorBoard events (tboard.py)
@@ -27,5 +28,6 @@ class ExecOptions:
 
     def record(self) -> dict:
         """What ran: the flags as they applied on this device."""
-        return {"device": self.device, "num_workers": self.num_workers,
+        workers, source = loader_workers(self.num_workers)
+        return {"device": self.device, "num_workers": workers, **source,
                 **self.accel.resolved(torch.device(self.device)).record()}

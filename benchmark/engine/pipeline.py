@@ -7,8 +7,8 @@ Two pipelines give the same interface (``train_batches(seed, epoch)``, ``test_ba
   device as uint8; random crop with zero padding and horizontal flip are done there, in batches.
   The padding is applied to the uint8 image before normalisation, exactly as torchvision's
   ``RandomCrop(padding=p)`` pads the PIL image before ``ToTensor``/``Normalize``.
-- ``LoaderPipeline``: image-folder datasets (CUB, Dogs, ImageNet) through a ``DataLoader`` with
-  torchvision's PIL transforms.
+- ``LoaderPipeline`` (data/loader.py): image-folder datasets (CUB, Dogs, ImageNet) through a
+  ``DataLoader``, each sample's crop and flip drawn from its own (seed, epoch, index) stream.
 
 Because an epoch's shuffling and augmentation come from a generator seeded by (seed, epoch),
 a run resumed at any epoch boundary sees exactly the batches an uninterrupted run sees.
@@ -127,70 +127,6 @@ class TensorPipeline:
     def train_eval_batches(self):
         return self._plain_batches(self.train_images, self.train_labels)
 
-
-class LoaderPipeline:
-    """Image-folder datasets through torchvision transforms and a DataLoader."""
-
-    def __init__(self, train_set, test_set, train_eval_set, batch_size: int, eval_batch_size: int = 256,
-                 drop_last: bool = False, steps_per_epoch: int | None = None, num_workers: int = 4,
-                 device="cpu"):
-        self.train_set, self.test_set, self.train_eval_set = train_set, test_set, train_eval_set
-        self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
-        self.drop_last, self.steps_per_epoch = drop_last, steps_per_epoch
-        self.num_workers = num_workers
-        self.device = torch.device(device)
-
-    @property
-    def num_train(self) -> int:
-        return len(self.train_set)
-
-    def _loader(self, dataset, batch_size, shuffle, generator=None, drop_last=False):
-        return torch.utils.data.DataLoader(
-            dataset, batch_size=batch_size, shuffle=shuffle, generator=generator, drop_last=drop_last,
-            num_workers=self.num_workers, pin_memory=self.device.type == "cuda",
-            persistent_workers=False)
-
-    def train_batches(self, seed: int, epoch: int, with_index: bool = False):
-        # The DataLoader draws each worker's seed from this generator, so the transforms'
-        # randomness is also a function of (seed, epoch).
-        g = torch.Generator().manual_seed(derive_seed("train-batches", seed, epoch))
-        # The wrapper only adds each sample's index: the sampler, hence the order, is the same.
-        dataset = _Indexed(self.train_set) if with_index else self.train_set
-        loader = self._loader(dataset, self.batch_size, True, g, self.drop_last)
-        for step, batch in enumerate(loader):
-            if self.steps_per_epoch and step >= self.steps_per_epoch:
-                break
-            yield tuple(t.to(self.device, non_blocking=True) for t in batch)
-
-    def probe_batch(self) -> torch.Tensor:
-        return torch.stack([self.train_eval_set[i][0] for i in range(2)]).to(self.device)
-
-    def train_targets(self) -> torch.Tensor:
-        targets = getattr(self.train_set, "targets", None)
-        if targets is None:
-            raise ValueError("this dataset does not expose its training labels (needed by crd)")
-        return torch.as_tensor(targets, dtype=torch.long, device=self.device)
-
-    def _plain(self, dataset):
-        for x, y in self._loader(dataset, self.eval_batch_size, False):
-            yield x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
-
-    def test_batches(self):
-        return self._plain(self.test_set)
-
-    def train_eval_batches(self):
-        return self._plain(self.train_eval_set)
-
-
-class _Indexed(torch.utils.data.Dataset):
-    """A dataset whose items are (x, y, index)."""
-
-    def __init__(self, dataset):
-        self.dataset = dataset
-
-    def __len__(self):
-        return len(self.dataset)
-
-    def __getitem__(self, i):
-        x, y = self.dataset[i]
-        return x, y, i
+    def record(self) -> dict:
+        """How the training images were loaded: for the result (no files, so no decoder)."""
+        return {"images": "uint8 arrays on the training device", "decode": None}

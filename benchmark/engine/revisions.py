@@ -22,6 +22,10 @@ The parts (``PARTS``; paths under ``benchmark/engine/``, where every one of them
 ``distiller:<name>``        ``distillers/<name>.py`` and the distillers modules it imports (base.py aside)
 ``distiller-base``          ``distillers/base.py``: the shared taps, adapters and loss assembly
 ``data``                    pipeline.py, data/registry.py, transforms.py, synthetic.py, sources.py (loaders)
+``folders``                 the image-folder loader: data/loader.py, streams.py (per-sample random streams),
+                            tensor_decode.py (``data.decode: nvjpeg``); used only by runs that read image
+                            files (CUB, Dogs, ImageNet, ``data.source: real``), so a change there makes no
+                            CIFAR run stale
 ``step``                    the trainer's step: train.py (and what was split out of it: execution.py,
                             assembly.py, evaluation.py, run_result.py), optimizers.py, run_rng.py, pretraining.py,
                             precision.py, init_schemes.py, accel.py, terms.py, teachers.py, analysis.py,
@@ -31,7 +35,8 @@ The parts (``PARTS``; paths under ``benchmark/engine/``, where every one of them
 ==========================  ==============================================================================
 
 Which parts a run uses is a function of its resolved config (``parts_of``): every run uses
-``models``, ``data``, ``step``, ``recipe`` and its student's ``model:``; a logit-loss run its
+``models``, ``data``, ``step``, ``recipe`` and its student's ``model:``; a run reading image files
+``folders``; a logit-loss run its
 ``loss:``; a feature run its ``distiller:``, ``distiller-base``, ``loss:kd`` and the ``taps:`` of
 its student and teacher; a teacher given by a file (a checkpoint, torchvision's weights) adds its
 network's ``model:``. A teacher given by a run adds nothing: that run's own staleness reaches its
@@ -88,6 +93,7 @@ LOSS_FUNCTIONS = {"ce": ("ce_loss",), "ls": ("ls_loss",), "kd": ("kd_loss", "kd_
 DISTILLERS = ("ab", "at", "cc", "crd", "fitnet", "fsp", "ft", "ieat", "nst", "overhaul", "pkt", "reviewkd",
               "rkd", "sckd", "sp", "vid")
 DATA_FILES = ("pipeline.py", "data/registry.py", "data/transforms.py", "data/synthetic.py", "data/sources.py")
+FOLDER_FILES = ("data/loader.py", "data/streams.py", "data/tensor_decode.py")
 STEP_FILES = ("train.py", "execution.py", "assembly.py", "evaluation.py", "run_result.py", "optimizers.py",
               "run_rng.py", "pretraining.py", "precision.py", "init_schemes.py", "accel.py", "terms.py", "teachers.py",
               "analysis.py", "checkpoints.py", "numerics.py", "detops.py")
@@ -106,6 +112,7 @@ def _parts() -> dict[str, Part]:
     for name in DISTILLERS:
         parts[f"distiller:{name}"] = Part((f"distillers/{name}.py",), siblings=True, what=f"the {name} distiller")
     parts["data"] = Part(DATA_FILES, what="the data pipeline, transforms, generated data and loaders")
+    parts["folders"] = Part(FOLDER_FILES, what="the image-folder loader: per-sample streams, workers, decoding")
     parts["step"] = Part(STEP_FILES, what="the trainer's step, optimizers, random streams, pre-training, metrics")
     parts["recipe"] = Part(("schedules.py",), RECIPE_FUNCTIONS, what="the recipe's schedules")
     return parts
@@ -311,7 +318,17 @@ def parts_of(cfg: dict) -> list[str]:
         used.add(f"loss:{loss}")
     if teacher_model:
         used.add(f"model:{model_file(teacher_model)}")
+    if reads_files(cfg):
+        used.add("folders")
     return sorted(used)
+
+
+def reads_files(cfg: dict) -> bool:
+    """Whether a run reads image files through the loader (data/loader.py)."""
+    from .data import get_spec
+
+    data = cfg.get("data") or {}
+    return get_spec(cfg["dataset"]).kind == "folder" and data.get("source", "real") == "real"
 
 
 def revisions_for(cfg: dict, path: Path | None = None) -> dict[str, int]:

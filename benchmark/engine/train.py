@@ -252,7 +252,7 @@ class TrainingRun:
         self.store.write_run_file(self.run_id, TEST_LOGITS,
                                   tensor_bytes({"logits": logits, "labels": ev["labels"].cpu()}))
         train_eval = evaluate(self.model, data.train_eval_batches()) if self.recipe["final_train_eval"] else None
-        return done_result(self, train_eval, self.execution(options, fused_with))
+        return done_result(self, train_eval, {**self.execution(options, fused_with), "data_loading": data.record()})
 
     def execution(self, options: ExecOptions, fused_with: int) -> dict:
         """How the run was executed, as it applied to this run."""

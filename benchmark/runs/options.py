@@ -20,7 +20,7 @@ class WorkerOptions:
     poll_seconds: float = 2.0
     max_attempts: int = 3
     exit_when_idle: bool = True        # False: keep polling for new jobs
-    num_workers: int = 4               # DataLoader workers (image-folder datasets)
+    num_workers: int | None = None     # DataLoader workers (image-folder datasets); None: data/loader.py's default
     fuse: bool = True                  # train runs that share data, recipe, seed and teacher together
     fuse_max: int = 8
     data_root: str | None = None       # where the datasets are on this machine (overrides the configs')
