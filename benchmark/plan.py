@@ -477,13 +477,14 @@ def workload(cfg: dict, teacher_cfg: dict | None) -> costmodel.Workload:
 
 
 def estimate_run(cfg: dict, teacher_cfg: dict | None, flops_per_s: float | None = None,
-                 settings: CostSettings | None = None) -> costmodel.Estimate:
+                 settings: CostSettings | None = None, overhead_divisor: float = 1.0) -> costmodel.Estimate:
     """The run's hours and the bound they hit (benchmark/costmodel.py), under ``settings`` (default:
     the H100 calibration, the reproducible policy, 16 loader workers); a measured ``flops_per_s``
-    stands for compute and overhead."""
+    stands for compute and overhead; ``overhead_divisor``: packing and fusion (benchmark/scaling.py)."""
     settings = settings or CostSettings()
     return costmodel.estimate(workload(cfg, teacher_cfg), settings.cal(), settings.device_kind, settings.numerics,
-                              settings.loader_workers, measured_flops_per_s=flops_per_s)
+                              settings.loader_workers, measured_flops_per_s=flops_per_s,
+                              overhead_divisor=overhead_divisor)
 
 
 def estimate_gpu_hours(cfg: dict, catalog, teacher_cfg: dict | None, flops_per_s: float | None = None,
@@ -521,6 +522,8 @@ def table_summary(plan: TablePlan, planner: Planner, store=None, detail: bool = 
 
     ``detail=False`` (plan --json without --detail) keeps one short record per job and per cell:
     a 1,245-run table was about 1 MB with every job's whole loss and labels."""
+    from . import scaling
+
     jobs = [planner.jobs[j] for j in plan.job_ids]
     pending = [j.id for j in jobs if store is None or not store.is_done(j.id)]
     return {
@@ -547,6 +550,9 @@ def table_summary(plan: TablePlan, planner: Planner, store=None, detail: bool = 
                                      if planner.flops_per_s else None)},
         "bound": main_bound(jobs),
         "gpu_hours_by_bound": hours_by_bound(jobs),
+        # the hours with and without packing and horizontal fusion, and their named assumptions
+        "gpu_hours_with": scaling.scenario_hours(jobs, planner) if planner.cost else None,
+        "scaling": scaling.assumptions(planner) if planner.cost else None,
     }
 
 
