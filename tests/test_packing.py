@@ -176,3 +176,20 @@ def test_plan_ats_table2_states_its_gpu_hours_with_and_without_fusion_and_packin
     packed, fused, both, neither = hours[:4]
     # overhead-bound students: each share shortens the plan, both together most, none below compute
     assert both < packed < neither and both < fused < neither
+
+
+@pytest.mark.heavy
+def test_a_submitit_job_packs_k_worker_tasks(tmp_path, monkeypatch):
+    """The SLURM path on submitit's local executor: one job, --workers-per-gpu 2: two worker tasks
+    drain the store together (on the CPU they share its cores)."""
+    from tests.helpers import REPO
+    from tests.helpers import cli as run_cli
+
+    monkeypatch.setenv("KD_REPRO_CATALOG", str(REPO / "tests" / "catalog"))
+    proc = run_cli("reproduce", "klmse-table5", "--profile", "smoke", "--store", tmp_path, "--device", "cpu",
+                   "--quiet", "--launcher", "submitit-local", "--workers", "1", "--workers-per-gpu", "2",
+                   "--no-report")
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    assert "submitted 1 worker job(s)" in proc.stdout and "runs: 4 done" in proc.stdout
+    logs = sorted(p.name for p in (tmp_path / "submitit").rglob("*_log.out"))
+    assert [name.split("_")[1] for name in logs] == ["0", "1"], logs  # task 0 and task 1 of the job
