@@ -193,3 +193,14 @@ def test_a_submitit_job_packs_k_worker_tasks(tmp_path, monkeypatch):
     assert "submitted 1 worker job(s)" in proc.stdout and "runs: 4 done" in proc.stdout
     logs = sorted(p.name for p in (tmp_path / "submitit").rglob("*_log.out"))
     assert [name.split("_")[1] for name in logs] == ["0", "1"], logs  # task 0 and task 1 of the job
+
+
+@pytest.mark.heavy
+def test_bench_times_one_and_two_processes_side_by_side_on_the_cpu():
+    from benchmark.packbench import measure
+
+    out = measure("cpu", (1, 2), steps=1, warmup=0, batch_size=4, cpus=2)
+    assert [c["processes"] for c in out["cases"]] == [1, 2] and out["cases"][0]["ratio"] == 1.0
+    assert [c["threads_per_process"] for c in out["cases"]] == [2, 1]  # cores / K each, as CPU workers
+    assert all(c["images_per_s"] > 0 and c["seconds"] > 0 for c in out["cases"])
+    assert "CPU sharing" in out["note"]
