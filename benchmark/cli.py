@@ -204,6 +204,9 @@ def cmd_plan(args) -> int:
           f"{len(pending)} pending, about {fmt_hours(sum(split.values()))} of GPU time left, "
           f"mostly {main_bound([planner.jobs[j] for j in pending]) or '-'}-bound ({bounds or 'nothing left'})")
     print(f"estimate: {cost_model_line(planner)}")
+    from .catalog.scaling import line, scenario_hours
+
+    print(f"GPU time left {line(scenario_hours([planner.jobs[j] for j in pending], planner), planner, fmt_hours)}")
     for p in plans:
         for c in p.waiting():
             w = c.waiting_on
@@ -295,9 +298,11 @@ def _request(args):
 
 def _launch(args):
     from .commands.reproduce import Launch
+    from .runs.packing import parse_per_gpu
 
     return Launch(launcher=args.launcher, workers=args.workers, partition=args.partition,
-                  gpus_per_node=args.gpus_per_node, cpus_per_task=args.cpus_per_task, time=args.time)
+                  gpus_per_node=args.gpus_per_node, cpus_per_task=args.cpus_per_task, time=args.time,
+                  per_gpu=parse_per_gpu(args.workers_per_gpu))
 
 
 def cmd_nightly(args) -> int:
@@ -325,11 +330,13 @@ def cmd_bench(args) -> int:
     from tabulate import tabulate
 
     from .commands.bench import run_bench
+    from .commands.packbench import parse_counts
 
     _check_device(args.device)
     out = run_bench(args.device, steps=args.steps, warmup=args.warmup, batch_size=args.batch_size,
                     loader_workers=args.loader_workers, accel=accel.from_args(args), decode_images=args.decode_images,
-                    log=lambda message: print(message, file=sys.stderr, flush=True))  # stdout stays JSON
+                    log=lambda message: print(message, file=sys.stderr, flush=True),  # stdout stays JSON
+                    packing=parse_counts(args.packing))
     saved = None
     if args.save:
         from .runs.throughput import save_bench
@@ -348,6 +355,13 @@ def cmd_bench(args) -> int:
               "one process")
         print(tabulate([[r["backend"], f"{r['images_per_s']:.0f}", r["decoder"]] for r in out["decode"]],
                        headers=["decode", "images/s", "decoder"]))
+    if out.get("packing"):
+        pk = out["packing"]
+        print(f"\npacking: K processes each training {pk['teacher']} -> {pk['student']} KD steps on the device")
+        print(tabulate([[c["processes"], c["threads_per_process"], f"{c['images_per_s']:.0f}",
+                         f"{c['per_process_images_per_s']:.0f}", f"{c['ratio']:.2f}x"] for c in pk["cases"]],
+                       headers=["processes", "threads each", "images/s (all)", "per process", "vs 1 process"]))
+        print(pk["note"])
     if saved:
         print(f"wrote {saved}")
     return 0
@@ -504,6 +518,16 @@ def cmd_revisions(args) -> int:
     return 0
 
 
+def _check_mask(args) -> None:
+    """CUDA_VISIBLE_DEVICES naming a GPU the machine lacks: one line, exit 2 (benchmark/packing.py;
+    SLURM's nodes have their own masks, and a machine without GPUs has nothing to check)."""
+    device = getattr(args, "device", None)
+    if device is not None and (device == "auto" or device.startswith("cuda")):
+        from .runs.packing import check_mask
+
+        check_mask("cuda", getattr(args, "launcher", "local"))
+
+
 def _check_device(device: str) -> None:
     import torch
 
@@ -565,7 +589,11 @@ def _cost_args(s) -> None:
 
 def _launch_args(s) -> None:
     """Where the workers run (reproduce.Launch): local processes, SLURM or submitit's local executor."""
-    s.add_argument("--workers", type=int, default=0, help="local workers (default: one per GPU, else 1)")
+    s.add_argument("--workers", type=int, default=0,
+                   help="workers in all (default: --workers-per-gpu per visible GPU, else 1 on the CPU); SLURM: jobs")
+    s.add_argument("--workers-per-gpu", default="auto", metavar="K|auto",
+                   help="worker processes sharing each visible GPU (SLURM: tasks per GPU of a job); auto: from the "
+                        "free GPU memory, the runs' sizes and whether they are launch-bound (benchmark/packing.py)")
     s.add_argument("--launcher", default="local", choices=["local", "slurm", "submitit-local"])
     s.add_argument("--partition", default=None)
     s.add_argument("--gpus-per-node", type=int, default=1)
@@ -686,6 +714,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--loader-workers", type=int, default=None, help="reference DataLoader workers (default min(4, cores))")
     s.add_argument("--decode-images", type=int, default=128,
                    help="generated JPEGs for the image-folder decode rate per backend (0: skip it)")
+    s.add_argument("--packing", default="1,2,4", metavar="K,K|none",
+                   help="also time K processes training side by side on the device, as ratios against 1")
     s.add_argument("--json", action="store_true")
     s.add_argument("--save", default=None, metavar="STORE",
                    help="keep the measured throughput in STORE/throughput.json for the cost model")
@@ -761,6 +791,7 @@ def main(argv: list[str] | None = None) -> int:
             from .engine.numerics import prepare_environment
 
             prepare_environment(bool(accel.from_args(args).deterministic))
+        _check_mask(args)  # before `auto` looks for CUDA: a mask naming no GPU would make it the CPU
         if getattr(args, "device", None) == "auto":
             args.device = _default_device()
         validate_args(args)
@@ -833,12 +864,44 @@ def _folder_arg(option: str, path, write: bool) -> None:
             raise BadInput(option, None, f"{path} is not writable ({probe} is read-only or not ours)")
 
 
+# Options that take a word or a number where argparse's `choices` cannot say it in one check: each
+# option -> its check (the fusion and packing options of issue 26 are checked here together).
+def _workers_per_gpu(value) -> None:
+    from .runs.packing import parse_per_gpu
+
+    parse_per_gpu(value)
+
+
+def _one_of(option: str, allowed: tuple[str, ...]):
+    def check(value) -> None:
+        if value not in allowed:
+            raise BadInput(option, None, f"must be {' or '.join(allowed)}, got {value!r}")
+    return check
+
+
+# --horizontal is issue 26's fusion switch (added on its own branch): checked here once it exists
+def _packing_counts(value) -> None:
+    from .commands.packbench import parse_counts
+
+    parse_counts(value)
+
+
+CHOICE_CHECKS = {"workers_per_gpu": _workers_per_gpu, "packing": _packing_counts, "horizontal": _one_of("--horizontal", ("on", "off"))}
+
+
+def _choice_args(args) -> None:
+    for name, check in CHOICE_CHECKS.items():
+        if getattr(args, name, None) is not None:
+            check(getattr(args, name))
+
+
 def validate_args(args) -> None:
     """The command-line values checked before any work: exit 2 and one line each."""
     import datetime
     import math
 
-    _at_least(args, "workers", 0, "0 (one per GPU, else 1) or a positive count")
+    _at_least(args, "workers", 0, "0 (K per visible GPU, else 1) or a positive count")
+    _choice_args(args)
     _at_least(args, "max_attempts", 1, ">= 1")
     _at_least(args, "num_workers", 0, ">= 0")
     _at_least(args, "steps", 1, ">= 1")

@@ -59,10 +59,43 @@ class Device:
 
 
 @dataclass(frozen=True)
+class Scaling:
+    """Named assumptions of what packing and horizontal fusion do to a launch-bound run (the
+    ``scaling`` section of calibrations.json, each with its source). Both share the per-step
+    overhead bound between runs; compute and data bounds stay, so a run gains only as far as its
+    overhead exceeds its compute (the launch-bound fraction):
+
+    - packing: K processes per GPU (``workers_per_gpu``, auto's cap) fill each other's launch
+      gaps; ``overlap`` of the ideal K-fold sharing is realised (time-slicing without MPS):
+      overhead / (1 + (K - 1) x overlap);
+    - horizontal fusion: N runs of one architecture and batch train as one batched model, one
+      kernel per layer for N: overhead / min(N, ``fusion_factor``), N at most ``fusion_group_max``.
+      ``fusion_upper_bound`` is HFTA's reported best (Wang et al., MLSys 2021: up to 15x on small
+      models), kept as the upper bound; the factor is a conservative modelled value until a GPU
+      measures it (``measured`` false)."""
+    workers_per_gpu: int
+    overlap: float
+    fusion_factor: float
+    fusion_upper_bound: float
+    fusion_group_max: int
+    measured: bool = False
+
+    def packing_divisor(self) -> float:
+        return 1.0 + (self.workers_per_gpu - 1) * self.overlap
+
+    def fusion_divisor(self, group: int) -> float:
+        return max(1.0, min(float(min(group, self.fusion_group_max)), self.fusion_factor))
+
+
+@dataclass(frozen=True)
 class Calibration:
     source: str                 # the file it was read from
     devices: dict               # kind -> Device
     loader_per_worker: float    # images/s one PIL loader worker decodes and augments (ImageNet-size JPEG)
+    scaling: Scaling | None = None  # None: the package file's (a calibration file need not have its own)
+
+    def scaling_or_default(self) -> Scaling:
+        return self.scaling or _default().scaling
 
     def device(self, kind: str, where: str = "--device-kind") -> Device:
         dev = self.devices.get(str(kind).lower())
@@ -107,24 +140,26 @@ def precision_of(policy: str) -> str:
 
 
 def _phase(dev: Device, precision: str, images: int, batch: int, flops_per_image: float, passes: int,
-           loader: float | None, measured: float | None) -> dict:
+           loader: float | None, measured: float | None, overhead_divisor: float = 1.0) -> dict:
     """Seconds of one pass over ``images`` under each bound. ``passes``: layer passes per step;
     ``loader``: images/s of the loader (None: data in memory); ``measured``: a store's effective
-    FLOP/s, which stands for compute and overhead together (it was measured end to end)."""
+    FLOP/s, which stands for compute and overhead together (it was measured end to end);
+    ``overhead_divisor``: how many runs share each layer pass's launch time (Scaling)."""
     steps = math.ceil(images / batch)
     if measured:
         compute, overhead = images * flops_per_image / measured, 0.0
     else:
         compute = images * flops_per_image / (dev.peak[precision] * dev.efficiency[precision])
-        overhead = steps * passes * dev.layer_pass_s
+        overhead = steps * passes * dev.layer_pass_s / overhead_divisor
     return {"compute": compute, "data": images / loader if loader else 0.0, "overhead": overhead}
 
 
 def estimate(work: Workload, cal: Calibration, device: str = DEFAULT_DEVICE, policy: str = DEFAULT_POLICY,
              loader_workers: int = DEFAULT_LOADER_WORKERS, precision: str | None = None,
-             measured_flops_per_s: float | None = None) -> Estimate:
+             measured_flops_per_s: float | None = None, overhead_divisor: float = 1.0) -> Estimate:
     """The run's device time (the module docstring). ``precision`` overrides the policy's (the
-    published timings measured in TF32); ``measured_flops_per_s`` replaces compute and overhead."""
+    published timings measured in TF32); ``measured_flops_per_s`` replaces compute and overhead;
+    ``overhead_divisor`` > 1 models packing and fusion (Scaling): the per-step overhead shared."""
     dev = cal.device(device)
     precision = precision or precision_of(policy)
     if loader_workers < 1:
@@ -133,10 +168,11 @@ def estimate(work: Workload, cal: Calibration, device: str = DEFAULT_DEVICE, pol
     s, t = work.student, work.teacher
     train_flops = 3 * s.flops + (t.flops if t else 0.0)
     train_passes = 3 * s.layers + (t.layers if t else 0)
-    train = _phase(dev, precision, work.train_images, work.batch, train_flops, train_passes, loader,
-                   measured_flops_per_s)
-    test = _phase(dev, precision, work.test_images, work.eval_batch, s.flops, s.layers, loader, measured_flops_per_s)
-    final = _phase(dev, precision, work.train_images, work.eval_batch, s.flops, s.layers, loader, measured_flops_per_s)
+    phase = lambda images, batch, flops, passes: _phase(  # noqa: E731
+        dev, precision, images, batch, flops, passes, loader, measured_flops_per_s, overhead_divisor)
+    train = phase(work.train_images, work.batch, train_flops, train_passes)
+    test = phase(work.test_images, work.eval_batch, s.flops, s.layers)
+    final = phase(work.train_images, work.eval_batch, s.flops, s.layers)
     epochs, extra = work.epochs, work.extra_train_epochs
     total = (epochs + extra) * max(train.values()) + epochs * max(test.values()) \
         + (max(final.values()) if work.final_train_eval else 0.0)
@@ -183,7 +219,23 @@ def parse_calibration(doc, where) -> Calibration:
             layer_pass_s=_number(where, f"{f}.layer_pass_us", entry.get("layer_pass_us")) * 1e-6)
     if not devices:
         raise BadInput(where, "devices", "names no device")
-    return Calibration(str(where), devices, per_worker)
+    return Calibration(str(where), devices, per_worker, _scaling(where, doc.get("scaling")))
+
+
+def _scaling(where, doc) -> Scaling | None:
+    if doc is None:
+        return None
+    doc = _mapping(where, "scaling", doc)
+    f = "scaling."
+    overlap = _number(where, f + "packing_overlap", doc.get("packing_overlap"), positive=False)
+    if not 0 <= overlap <= 1:
+        raise BadInput(where, f + "packing_overlap", f"must be from 0 to 1, got {overlap}")
+    numbers = {k: _number(where, f + k, doc.get(k)) for k in
+               ("packing_workers_per_gpu", "fusion_factor", "fusion_upper_bound", "fusion_group_max")}
+    if any(numbers[k] < 1 for k in numbers):
+        raise BadInput(where, "scaling", f"factors and counts must be >= 1, got {numbers}")
+    return Scaling(int(numbers["packing_workers_per_gpu"]), overlap, numbers["fusion_factor"],
+                   numbers["fusion_upper_bound"], int(numbers["fusion_group_max"]), doc.get("measured") is True)
 
 
 def read_calibration(path: str | Path | None = None) -> Calibration:

@@ -85,13 +85,14 @@ def workload(cfg: dict, teacher_cfg: dict | None) -> costmodel.Workload:
 
 
 def estimate_run(cfg: dict, teacher_cfg: dict | None, flops_per_s: float | None = None,
-                 settings: CostSettings | None = None) -> costmodel.Estimate:
+                 settings: CostSettings | None = None, overhead_divisor: float = 1.0) -> costmodel.Estimate:
     """The run's hours and the bound they hit (benchmark/catalog/costmodel.py), under ``settings`` (default:
     the H100 calibration, the reproducible policy, 16 loader workers); a measured ``flops_per_s``
-    stands for compute and overhead."""
+    stands for compute and overhead; ``overhead_divisor``: packing and fusion (catalog/scaling.py)."""
     settings = settings or CostSettings()
     return costmodel.estimate(workload(cfg, teacher_cfg), settings.cal(), settings.device_kind, settings.numerics,
-                              settings.loader_workers, measured_flops_per_s=flops_per_s)
+                              settings.loader_workers, measured_flops_per_s=flops_per_s,
+                              overhead_divisor=overhead_divisor)
 
 
 def estimate_gpu_hours(cfg: dict, catalog, teacher_cfg: dict | None, flops_per_s: float | None = None,

@@ -3,6 +3,7 @@ says how its hours were estimated."""
 
 from __future__ import annotations
 
+from . import scaling
 from .plan import Planner, TablePlan
 
 
@@ -37,6 +38,9 @@ def table_summary(plan: TablePlan, planner: Planner, store=None, detail: bool = 
                                      if planner.flops_per_s else None)},
         "bound": main_bound(jobs),
         "gpu_hours_by_bound": hours_by_bound(jobs),
+        # the hours with and without packing and horizontal fusion, and their named assumptions
+        "gpu_hours_with": scaling.scenario_hours(jobs, planner) if planner.cost else None,
+        "scaling": scaling.assumptions(planner) if planner.cost else None,
     }
 
 

@@ -82,10 +82,11 @@ def _timed(step_fn, batches, warmup: int, steps: int, device) -> float:
 
 def run_bench(device: str = "cpu", steps: int = 20, warmup: int = 3, batch_size: int = 64,
               images: int = 4096, loader_workers: int | None = None, accel: Accel = Accel(), log=None,
-              decode_images: int = 0) -> dict:
+              decode_images: int = 0, packing: tuple[int, ...] = ()) -> dict:
     """The three cases; ``accel`` applies to the engine's cases only (the reference is the papers'
     plain loop). ``log(message)`` is told which case is being timed. ``decode_images`` > 0: also the
-    image-folder decode rate per backend on that many generated JPEGs (decoderate.py), as ``decode``."""
+    image-folder decode rate per backend on that many generated JPEGs (decoderate.py), as ``decode``.
+    ``packing``: process counts K for the packing cases (packbench.py; under ``packing`` in the result)."""
     log = log or (lambda message: None)
     from torchvision import transforms as T
 
@@ -170,7 +171,12 @@ def run_bench(device: str = "cpu", steps: int = 20, warmup: int = 3, batch_size:
         decode = decode_rates(device, images=decode_images)
     ref = cases[0]["images_per_s"]
     name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"cpu ({torch.get_num_threads()} threads)"
-    return {"device": name, "batch_size": batch_size, "teacher": "resnet56", "student": "resnet20",
+    extra = {}
+    if packing:
+        from .packbench import measure
+
+        extra["packing"] = measure(device, packing, steps, warmup, batch_size, log=log)
+    return {**extra, "device": name, "batch_size": batch_size, "teacher": "resnet56", "student": "resnet20",
             "cases": cases, "speedup": cases[1]["images_per_s"] / ref,
             "fused_speedup": cases[2]["per_student_images_per_s"] / ref,
             "accel": accel.record(), "read_back": read_back(dev, accel, teacher), "torch": torch.__version__,

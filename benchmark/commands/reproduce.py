@@ -20,6 +20,7 @@ from pathlib import Path
 
 from ..catalog.plan import Planner
 from ..engine import accel
+from ..runs import packing
 from ..runs.options import WorkerOptions
 from ..runs.queue import counts, scan
 from ..runs.sessions import record_session
@@ -87,16 +88,19 @@ def _die_with_parent():
         pass
 
 
-def launch_local(store: Store, only_file: Path, n_workers: int, device: str, extra: list[str]) -> list[subprocess.Popen]:
+def launch_local(store: Store, only_file: Path, n_workers: int, device: str, extra: list[str],
+                 masks: list[str] | None = None) -> list[subprocess.Popen]:
+    """``n_workers`` worker processes; on CUDA worker i sees only ``masks[i]``, one entry of the
+    parent's mask (runs/packing.py), never a GPU outside it."""
     from ..engine.data.loader import PROCESSES_ENV
 
     procs = []
     for i in range(n_workers):
         env = {**os.environ, PROCESSES_ENV: str(n_workers)}  # their loaders share the CPUs (data/loader.py)
         if device.startswith("cuda"):
-            env["CUDA_VISIBLE_DEVICES"] = str(i)
+            env[packing.MASK] = masks[i] if masks else str(i)
         else:  # CPU workers share the cores instead of each taking all of them
-            env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // n_workers)))
+            env.setdefault("OMP_NUM_THREADS", str(packing.cpu_threads(n_workers)))
         cmd = [sys.executable, str(REPO / "runner.py"), "worker", "--store", str(store.root), "--only",
                str(only_file), "--device", "cuda" if device.startswith("cuda") else device, *extra]
         # the child inherits its own descriptor of the log: the parent's copy is closed at once
@@ -107,17 +111,21 @@ def launch_local(store: Store, only_file: Path, n_workers: int, device: str, ext
 
 
 def launch_submitit(store: Store, only: set[str], n_workers: int, opts: WorkerOptions, cluster: str,
-                    slurm: dict) -> list:
-    """Workers as submitit jobs: SLURM on a cluster, or submitit's local executor (tests)."""
+                    slurm: dict, per_gpu: int = 1) -> list:
+    """Workers as submitit jobs: SLURM on a cluster, or submitit's local executor (tests); a SLURM
+    job runs ``per_gpu`` worker tasks per GPU, each on one GPU of the job (SubmititWorker)."""
     import submitit
 
     executor = submitit.AutoExecutor(folder=str(store.submitit_dir / "%j"), cluster=cluster)
     params = {"timeout_min": slurm.get("time", 60 * 24)}
     if cluster == "slurm":
-        params.update({"slurm_partition": slurm.get("partition"), "gpus_per_node": slurm.get("gpus_per_node", 1),
-                       "tasks_per_node": 1, "cpus_per_task": slurm.get("cpus_per_task", 8),
+        gpus = slurm.get("gpus_per_node", 1)
+        params.update({"slurm_partition": slurm.get("partition"), "gpus_per_node": gpus,
+                       "tasks_per_node": max(1, gpus) * per_gpu, "cpus_per_task": slurm.get("cpus_per_task", 8),
                        "slurm_signal_delay_s": 120})
         params = {k: v for k, v in params.items() if v is not None}
+    else:  # submitit's local executor runs the same K tasks (on the CPU: K workers sharing it)
+        params["tasks_per_node"] = per_gpu
     executor.update_parameters(**params)
     worker = SubmititWorker()
     return [executor.submit(worker, {**opts.__dict__, "only": sorted(only)}) for _ in range(n_workers)]
@@ -136,7 +144,14 @@ class SubmititWorker(_Checkpointable):
     requeues the same call; the requeued worker resumes the runs from their last epoch."""
 
     def __call__(self, opts: dict) -> dict:
+        if str(opts.get("device", "")).startswith("cuda"):  # this task's own GPU of the job's (packing.py)
+            import submitit
+
+            mine = packing.task_mask(os.environ.get(packing.MASK), submitit.JobEnvironment().local_rank)
+            if mine is not None:
+                os.environ[packing.MASK] = mine
         opts = dict(opts)
+        opts.pop("name", None)  # each task names itself (its pid): K tasks of a job are K workers
         opts["only"] = set(opts["only"]) if opts.get("only") is not None else None
         return run_worker(WorkerOptions(**opts))
 
@@ -241,7 +256,8 @@ class Launch:
     submitit's local executor, ``submitit-local``)."""
 
     launcher: str = "local"
-    workers: int = 0                # 0: one per GPU, else 1
+    workers: int = 0                # 0: K per visible GPU, else K (on the CPU); else the total
+    per_gpu: int | None = None      # K, --workers-per-gpu; None: auto (benchmark/packing.py)
     partition: str | None = None    # the SLURM options
     gpus_per_node: int = 1
     cpus_per_task: int = 8
@@ -285,6 +301,7 @@ def reproduce_tables(request: Request) -> int:
     from ..runs.stale import StaleRuns, archive_and_reset
     from ..runs.throughput import measured_rate
 
+    packing.check_mask(request.worker.device, request.launch.launcher)  # a GPU the mask names must exist
     store = Store(request.worker.store)
     done_ids: set[str] = set()
     while True:
@@ -358,17 +375,28 @@ def run_phase(request: Request, store: Store, planner: Planner, plans: list, job
         print(f"{before['failed']} run(s) failed in an earlier session and stay failed; "
               "add --retry-failed to try them again", flush=True)
     device = request.worker.device
-    n_workers = request.launch.workers or (torch.cuda.device_count() if device.startswith("cuda") else 1) or 1
     procs, jobs = [], []
     try:
         if before["pending"] or before["running"]:
             if request.launch.launcher == "local":
-                procs = launch_local(store, only_file, n_workers, device, worker_cli_args(request.worker))
+                fuse_max = request.worker.fuse_max if request.worker.fuse else 1
+                placed = packing.place(device, request.launch.per_gpu, request.launch.workers,
+                                       packing.shapes(planner.jobs, [j for j in job_ids if not store.is_done(j)],
+                                                      fuse_max))
+                print(f"workers: {placed.why}", flush=True)
+                procs = launch_local(store, only_file, placed.workers, device, worker_cli_args(request.worker),
+                                     placed.masks)
                 alive = lambda: any(p.poll() is None for p in procs)  # noqa: E731
             else:
                 cluster = "slurm" if request.launch.launcher == "slurm" else "local"
-                jobs = launch_submitit(store, only, n_workers, replace(request.worker, only=only), cluster,
-                                       request.launch.slurm())
+                per_gpu = request.launch.per_gpu or 1
+                if cluster == "slurm":
+                    print(f"workers: {per_gpu} task(s) per GPU in each job" + ("" if request.launch.per_gpu else
+                          f" (auto is 1 under SLURM: the nodes' free memory is not known here; {packing.OPTION} K)"),
+                          flush=True)
+                n_jobs = request.launch.workers or (torch.cuda.device_count() if device.startswith("cuda") else 1) or 1
+                jobs = launch_submitit(store, only, n_jobs, replace(request.worker, only=only),
+                                       cluster, request.launch.slurm(), per_gpu)
                 print(f"submitted {len(jobs)} worker job(s): {', '.join(str(j.job_id) for j in jobs)}", flush=True)
                 alive = lambda: any(not j.done() for j in jobs)  # noqa: E731
             watch(store, only, alive, quiet=request.quiet)
