@@ -96,10 +96,14 @@ def test_the_fidelity_pass_is_revision_2_of_crd_ab_fsp_and_the_changed_taps():
             "taps:mobilenetv2": "bb93780", "taps:shufflenetv1": "bb93780", "taps:shufflenetv2": "bb93780",
             "taps:wrn": "bb93780"}
     revised = {n: e["revision"] for n, e in ledger.items() if e["revision"] != 1}
-    assert {n: revised.get(n) for n in twos} == dict.fromkeys(twos, 2)
+    # issue 26 (no host sync in the step): CRD's negatives and chunked scores, SCKD's device gates
+    host_syncs = {"distiller:crd": 3, "distiller:sckd": 2}
+    assert {n: revised.get(n) for n in twos} == {**dict.fromkeys(twos, 2), "distiller:crd": 3}
     # and since: the data pipeline's batches made contiguous (the numerics policy's channels-last leak),
     # and the image-folder loader's per-sample streams (a part of its own, created at revision 2)
-    assert {n: r for n, r in revised.items() if n not in twos} == {"data": 2, "folders": 2}
+    assert {n: r for n, r in revised.items() if n not in twos} == {"data": 2, "folders": 2, "distiller:sckd": 2}
+    for name, revision in host_syncs.items():
+        assert "issue 26" in next(h for h in ledger[name]["history"] if h["revision"] == revision)["why"]
     assert "contiguous" in next(h for h in ledger["data"]["history"] if h["revision"] == 2)["why"]
     assert "Per-sample random streams" in ledger["folders"]["history"][-1]["why"]
     for name, commit in twos.items():  # the entry that made revision 2 (later ones may record no numeric change)

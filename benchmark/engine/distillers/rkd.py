@@ -26,6 +26,16 @@ def pairwise_distance(x, eps: float = 1e-12):
     return d * (1 - torch.eye(len(x), dtype=x.dtype, device=x.device))  # exact zeros on the diagonal
 
 
+def by_mean_distance(d):
+    """d / mu, mu the mean of the positive entries of d. Those are the off-diagonal ones (the
+    distances are clamped at sqrt(eps) > 0, the diagonal is 0), taken in the same order as
+    ``d[d > 0]`` (so mu has the same bits) but with their count known on the host: a boolean
+    index would make the host wait for it. A NaN entry makes mu NaN here, and the loss NaN both ways."""
+    b = len(d)
+    off_diagonal = d.flatten()[1:].view(b - 1, b + 1)[:, :-1].reshape(-1)
+    return d / off_diagonal.mean()
+
+
 def angles(x):
     e = F.normalize(x[None, :, :] - x[:, None, :], p=2, dim=2)  # e[j, i] = unit(x_i - x_j)
     return torch.bmm(e, e.transpose(1, 2)).flatten()
@@ -37,10 +47,8 @@ class RKD(Distiller):
     def feature_loss(self, fs, ft, y, index):
         s, t = up(taps(fs)[-1]).flatten(1), up(taps(ft)[-1]).flatten(1)
         with torch.no_grad():
-            d_t = pairwise_distance(t)
-            d_t = d_t / d_t[d_t > 0].mean()
+            d_t = by_mean_distance(pairwise_distance(t))
             a_t = angles(t)
-        d_s = pairwise_distance(s)
-        d_s = d_s / d_s[d_s > 0].mean()
+        d_s = by_mean_distance(pairwise_distance(s))
         return (self.params["w_dist"] * F.smooth_l1_loss(d_s, d_t)
                 + self.params["w_angle"] * F.smooth_l1_loss(angles(s), a_t))

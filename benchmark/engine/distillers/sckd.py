@@ -13,7 +13,10 @@ product, i.e. cosine < 0) is dropped for that step. KD = tau^2 KL(p_t(tau) || p_
 batch mean; L_hint = FitNet's (ConvReg on feat[hint_layer], MSE).
 Our reading, for what the ATS text leaves open: weights CE 0.5 / KD 0.5 (ATS's lambda = 0.5,
 Eq. 1), tau 4, hint weight 100 and hint_layer 2 (FitNet's CRD-benchmark setting).
-Costs three extra backward passes per step (one per term's gradient).
+Costs three extra backward passes per step (one per term's gradient). The gates stay on the
+device (no host sync): a gated-off term's inputs are cut from the graph by ``torch.where``, so
+it adds exactly 0 and no gradient even when it is not finite; the regressor then gets a zero
+gradient (weight decay and momentum still act on it), where a host-side ``if`` left it none.
 """
 
 from __future__ import annotations
@@ -22,13 +25,21 @@ import torch
 import torch.nn.functional as F
 
 from benchmark.engine import terms as T
+from benchmark.engine.detops import adaptive_avg_pool2d
 
-from .base import kd_term, up
+from .base import kd_term, taps, up
 from .fitnet import FitNet
 
 
-def _dot(a, b) -> torch.Tensor:
-    return sum((x * y).sum() for x, y in zip(a, b) if x is not None and y is not None)
+def _dot(a, b, zero: torch.Tensor) -> torch.Tensor:
+    return sum(((x * y).sum() for x, y in zip(a, b) if x is not None and y is not None), zero)
+
+
+def cut(x: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+    """x where ``keep`` (a 0-d bool tensor), else x detached: the gradient into x is selected,
+    never multiplied, so a gated-off term passes exactly 0 even where its own gradient is not
+    finite (0 * inf is NaN)."""
+    return torch.where(keep, x, x.detach())
 
 
 class SCKD(FitNet):
@@ -42,31 +53,35 @@ class SCKD(FitNet):
         # A plain list: the student's parameters must not become this module's (state dict, optimizer).
         self._shared = [p for p in student.parameters() if p.requires_grad]
 
-    def gates(self, fs, ft, y):
-        """(CE, KD, hint) terms and whether KD / hint agree with CE on the shared parameters."""
+    def hint_pair(self, fs, ft):
+        """FitNet's r(f_s) and f_t (fitnet.py's feature_loss, split so that r can be cut)."""
+        f_s, f_t = taps(fs)[self.layer], taps(ft)[self.layer]
+        r = up(self.regressor(f_s))
+        if r.shape[-2:] != f_t.shape[-2:]:  # only the 1x1 fall-back of ConvReg gets here
+            f_t = adaptive_avg_pool2d(f_t, r.shape[-2:])
+        return r, up(f_t)
+
+    def gates(self, ce, kd, hint):
+        """Whether KD / hint agree with CE on the shared parameters: 0-d bool tensors on the
+        device (a non-finite inner product reads as disagreement)."""
         shared = getattr(self, "_shared", None)
         if not shared:
             raise RuntimeError("sckd: attach(student) must be called before the first step")
-        z_s = up(fs["logits"])
-        ce = F.cross_entropy(z_s, y)
-        kd = kd_term(z_s, ft["logits"].detach(), self.tau)
-        hint = self.feature_loss(fs, ft, y, None)
         def grad(t):
             return torch.autograd.grad(t, shared, retain_graph=True, allow_unused=True)
 
-        g_ce = grad(ce)
-        return ce, kd, hint, bool(_dot(grad(kd), g_ce) > 0), bool(_dot(grad(hint), g_ce) > 0)
+        g_ce, zero = grad(ce), ce.new_zeros(())
+        return _dot(grad(kd), g_ce, zero) > 0, _dot(grad(hint), g_ce, zero) > 0
 
     def forward(self, fs, ft, y, index=None):
-        ce, kd, hint, use_kd, use_hint = self.gates(fs, ft, y)
+        z_s, z_t = up(fs["logits"]), ft["logits"].detach()
+        r, f_t = self.hint_pair(fs, ft)
+        ce = F.cross_entropy(z_s, y)
+        use_kd, use_hint = self.gates(ce, kd_term(z_s, z_t, self.tau), (r - f_t).pow(2).mean())
         total = T.record("ce", self.ce_weight * ce)
-        # A gated-off term is recorded as 0 for this step (the terms still sum to the total).
-        if use_kd:
-            total = T.add(total, "kd", self.kd_weight * kd)
-        else:
-            T.record("kd", torch.zeros_like(kd))
-        if use_hint:
-            total = T.add(total, "feature", self.weight * hint)
-        else:
-            T.record("feature", torch.zeros_like(hint))
-        return total
+        # Both terms again, from inputs cut where gated off; a gated-off term is 0 (recorded as 0:
+        # the terms still sum to the total) and sends no gradient, with no host sync.
+        kd = kd_term(cut(z_s, use_kd), z_t, self.tau)
+        hint = (cut(r, use_hint) - f_t).pow(2).mean()
+        total = T.add(total, "kd", torch.where(use_kd, self.kd_weight * kd, 0.0))
+        return T.add(total, "feature", torch.where(use_hint, self.weight * hint, 0.0))
