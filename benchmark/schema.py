@@ -117,6 +117,12 @@ CONFIG_FIELDS: dict[str, Option] = {
     "data.synthetic.test_per_class": Option(None, "int", minimum=1, nullable=True, identity=SYNTHETIC_ONLY),
     "data.synthetic.image_size": Option(None, "int", minimum=1, maximum=1024, nullable=True,
                                         identity=SYNTHETIC_ONLY),
+    # Training labels replaced at random (KL-MSE's noisy-label runs): benchmark/engine/data/noise.py.
+    # The rate's upper bound (< 1) is checked with the config (engine/config.py); none changes nothing.
+    "data.label_noise.kind": _choice("none", "none", "symmetric", "symmetric_other"),
+    "data.label_noise.rate": _f(0.0, 0.0, maximum=1.0, doc="fraction of training samples whose label is redrawn"),
+    "data.label_noise.seed": Option(0, "int", minimum=0, doc="the draw's seed: the same noisy labels for every run "
+                                                             "of a dataset, rate and seed"),
     "recipe.epochs": Option(240, "int", minimum=1),
     "recipe.batch_size": Option(64, "int", minimum=1),
     "recipe.drop_last": Option(False, "bool"),

@@ -21,7 +21,7 @@ The parts (``PARTS``; paths under ``benchmark/engine/``, where every one of them
                             (``loss:kd`` also ``kd_term``, the KD term every feature run adds)
 ``distiller:<name>``        ``distillers/<name>.py`` and the distillers modules it imports (base.py aside)
 ``distiller-base``          ``distillers/base.py``: the shared taps, adapters and loss assembly
-``data``                    pipeline.py, data/registry.py, transforms.py, synthetic.py, sources.py (loaders)
+``data``                    pipeline.py, data/registry.py, transforms.py, synthetic.py, sources.py (loaders), noise.py
 ``step``                    the trainer's step: train.py (and what was split out of it: execution.py,
                             assembly.py, evaluation.py, run_result.py), optimizers.py, run_rng.py, pretraining.py,
                             precision.py, init_schemes.py, accel.py, terms.py, teachers.py, analysis.py,
@@ -87,7 +87,8 @@ LOSS_FUNCTIONS = {"ce": ("ce_loss",), "ls": ("ls_loss",), "kd": ("kd_loss", "kd_
                   "atkd": ("atkd_loss",), "mse": ("mse_loss",)}
 DISTILLERS = ("ab", "at", "cc", "crd", "fitnet", "fsp", "ft", "ieat", "nst", "overhaul", "pkt", "reviewkd",
               "rkd", "sckd", "sp", "vid")
-DATA_FILES = ("pipeline.py", "data/registry.py", "data/transforms.py", "data/synthetic.py", "data/sources.py")
+DATA_FILES = ("pipeline.py", "data/registry.py", "data/transforms.py", "data/synthetic.py", "data/sources.py",
+              "data/noise.py")
 STEP_FILES = ("train.py", "execution.py", "assembly.py", "evaluation.py", "run_result.py", "optimizers.py",
               "run_rng.py", "pretraining.py", "precision.py", "init_schemes.py", "accel.py", "terms.py", "teachers.py",
               "analysis.py", "checkpoints.py", "numerics.py", "detops.py")
