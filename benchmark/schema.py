@@ -204,6 +204,7 @@ LOGIT_LOSSES: dict[str, dict[str, Option]] = {
              "divergence": Option(_by_form("divergence", "soft_ce"), "choice", choices=_DIVERGENCE),
              "form": _choice("paper", "paper", "code2020", "code2023")},
     "mse": {"reduction": _choice("mean", *_REDUCTION), "ce_weight": _f(0.0), "kd_weight": _f(1.0)},
+    "label_match": {"reduction": _choice("batchmean", *_REDUCTION), "ce_weight": _f(0.0), "kd_weight": _f(1.0)},
 }
 
 # Every feature distiller: CE 1, KD 0 at tau 4, plus its own options (benchmark/engine/distillers/).

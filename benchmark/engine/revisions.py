@@ -84,7 +84,7 @@ class Part:
 MODEL_FILES = ("cifar_resnet", "cifar_resnet50", "imagenet", "mobilenetv2", "resnext", "shufflenetv1",
                "shufflenetv2", "vgg", "wrn")
 LOSS_FUNCTIONS = {"ce": ("ce_loss",), "ls": ("ls_loss",), "kd": ("kd_loss", "kd_term"), "ats": ("ats_loss",),
-                  "atkd": ("atkd_loss",), "mse": ("mse_loss",)}
+                  "atkd": ("atkd_loss",), "mse": ("mse_loss",), "label_match": ("label_match_loss",)}
 DISTILLERS = ("ab", "at", "cc", "crd", "fitnet", "fsp", "ft", "ieat", "nst", "overhaul", "pkt", "reviewkd",
               "rkd", "sckd", "sp", "vid")
 DATA_FILES = ("pipeline.py", "data/registry.py", "data/transforms.py", "data/synthetic.py", "data/sources.py",
