@@ -119,6 +119,12 @@ CONFIG_FIELDS: dict[str, Option] = {
     "data.synthetic.test_per_class": Option(None, "int", minimum=1, nullable=True, identity=SYNTHETIC_ONLY),
     "data.synthetic.image_size": Option(None, "int", minimum=1, maximum=1024, nullable=True,
                                         identity=SYNTHETIC_ONLY),
+    # Training labels replaced at random (KL-MSE's noisy-label runs): benchmark/engine/data/noise.py.
+    # The rate's upper bound (< 1) is checked with the config (engine/config.py); none changes nothing.
+    "data.label_noise.kind": _choice("none", "none", "symmetric", "symmetric_other"),
+    "data.label_noise.rate": _f(0.0, 0.0, maximum=1.0, doc="fraction of training samples whose label is redrawn"),
+    "data.label_noise.seed": Option(0, "int", minimum=0, doc="the draw's seed: the same noisy labels for every run "
+                                                             "of a dataset, rate and seed"),
     "recipe.epochs": Option(240, "int", minimum=1),
     "recipe.batch_size": Option(64, "int", minimum=1),
     "recipe.drop_last": Option(False, "bool"),
@@ -200,6 +206,7 @@ LOGIT_LOSSES: dict[str, dict[str, Option]] = {
              "divergence": Option(_by_form("divergence", "soft_ce"), "choice", choices=_DIVERGENCE),
              "form": _choice("paper", "paper", "code2020", "code2023")},
     "mse": {"reduction": _choice("mean", *_REDUCTION), "ce_weight": _f(0.0), "kd_weight": _f(1.0)},
+    "label_match": {"reduction": _choice("batchmean", *_REDUCTION), "ce_weight": _f(0.0), "kd_weight": _f(1.0)},
 }
 
 # Every feature distiller: CE 1, KD 0 at tau 4, plus its own options (benchmark/engine/distillers/).

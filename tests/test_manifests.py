@@ -84,8 +84,12 @@ def test_every_paper_states_claims_that_its_own_numbers_support():
         m = load_manifest(manifest_paths()[tid])
         pub = load_published(tid)
         rows, cols = [r["id"] for r in m.rows], [c["id"] for c in m.columns if not c.get("aggregate")]
+        printed = any(cell.value is not None for cell in pub.cells.values())
         for claim in m.claims:
             result = evaluate_claim(claim, pub.value, rows, cols)
+            if not printed:  # a figure with curves only (klmse-noisy): nothing to check the words against
+                assert result["status"] == "undecided", (tid, claim["text"], result["detail"])
+                continue
             assert result["status"] == "held", (tid, claim["text"], result["detail"])
             papers_with_claims.add(m.paper)
     assert papers_with_claims == {"ATS", "ATKD", "LS-KD", "KL-MSE"}

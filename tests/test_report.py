@@ -62,7 +62,7 @@ def test_report_files_numbers_plot_and_json_contract(trained, tmp_path):
     kinds = {c["col"]: c["kind"] for c in doc["cells"]}
     assert kinds["KL tau=1"] == "accuracy" and set(kinds.values()) <= {"accuracy", "gap", "loss", "analysis"}
     assert (tmp_path / "index.md").exists() and tmp_path / "index.md" in written
-    for name in ("acc_vs_tau", "fig7"):  # the manifest's figures, drawn from the runs and linked
+    for name in ("acc_vs_tau", "fig7", "test_acc"):  # the manifest's figures, drawn from the runs and linked
         assert f"](klmse-table4.{name}.png)" in md and (tmp_path / f"klmse-table4.{name}.png").stat().st_size > 0
     five = {(c["row"], c["col"]): c for c in json.loads((tmp_path / "klmse-table5.json").read_text())["cells"]}
     assert five[("ResNet-50", "MSE")]["status"] == "cited" and five[("ResNet-50", "MSE")]["reproduced"] is None
@@ -82,6 +82,8 @@ def test_figures_wait_for_runs_in_an_empty_store(tmp_path, monkeypatch):
 @pytest.mark.parametrize("figure, field", [
     ({"kind": "bars", "name": "x"}, "figures[0].kind"),
     ({"kind": "lines", "name": "x"}, "figures[0].cols"),
+    ({"kind": "curves", "name": "x"}, "figures[0].cols"),
+    ({"kind": "curves", "name": "x", "cols": ["a"], "col": "a"}, "figures[0].col"),
     ({"kind": "lines", "name": "../x", "cols": ["a"]}, "figures[0].name"),
     ({"kind": "lines", "name": "x", "cols": ["nope"]}, "figures[0].cols"),
     ({"kind": "analysis_vs_tau", "name": "x", "col": "a", "metrics": ["entropy"], "taus": [1, 2]}, "figures[0].metrics"),

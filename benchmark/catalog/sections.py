@@ -70,13 +70,15 @@ def _check_subset(body: dict, where: str, path, rows: list[str], cols: list[str]
                 raise BadInput(path, f"{where}.{key}", f"no {noun} {name!r}")
 
 
-FIGURE_KINDS = ("lines", "analysis_vs_tau", "heatmap")
+FIGURE_KINDS = ("lines", "analysis_vs_tau", "heatmap", "curves")
 # the analyses an analysis_vs_tau figure may plot (results/figures.py computes them: METRICS)
 FIGURE_METRICS = ("derived_average", "derived_std", "derived_variance", "target_probability")
 HEATMAP_RUNS = ("on_request", "always")
 FIGURE_FIELDS = {"lines": {"kind", "name", "title", "cols", "rows", "ylabel"},
                  "analysis_vs_tau": {"kind", "name", "title", "col", "rows", "metrics", "taus", "ats"},
-                 "heatmap": {"kind", "name", "title", "row", "col", "grid", "runs"}}
+                 "heatmap": {"kind", "name", "title", "row", "col", "grid", "runs"},
+                 # test top-1 per epoch: a panel per column, a line per row (KL-MSE's noisy-label curves)
+                 "curves": {"kind", "name", "title", "cols", "rows", "ylabel"}}
 
 
 def check_figures(figures, path, rows: list[str], cols: list[str]) -> None:
@@ -106,6 +108,8 @@ def check_figures(figures, path, rows: list[str], cols: list[str]) -> None:
             _check_heatmap(fig, path, where, rows, cols)
         if fig["kind"] == "lines" and "cols" not in fig:
             raise BadInput(path, f"{where}.cols", "a lines figure needs its x axis: a list of columns")
+        if fig["kind"] == "curves" and "cols" not in fig:
+            raise BadInput(path, f"{where}.cols", "a curves figure needs its panels: a list of columns")
         if fig["kind"] == "analysis_vs_tau":
             if fig.get("col") not in cols:
                 raise BadInput(path, f"{where}.col", "must name the column whose runs are analysed")

@@ -7,7 +7,7 @@ from __future__ import annotations
 import torch
 
 from ..errors import BadInput
-from .data import get_spec, load_arrays, load_folder, make_transforms, synthetic_arrays
+from .data import Relabeled, get_spec, load_arrays, load_folder, make_transforms, noisy_labels, synthetic_arrays
 from .data.loader import LoaderPipeline
 from .distillers import make_distiller
 from .execution import ExecOptions
@@ -51,6 +51,20 @@ def normalization(cfg: dict) -> tuple[list[float], list[float]]:
     return (norm["mean"], norm["std"]) if norm else (list(spec.mean), list(spec.std))
 
 
+def _noisy(cfg: dict, labels: torch.Tensor) -> torch.Tensor:
+    """The training labels under the config's label noise (data.label_noise; none: unchanged).
+    A config stored before the option existed has none."""
+    noise = cfg["data"].get("label_noise") or {"kind": "none"}
+    if noise["kind"] == "none":
+        return labels
+    return noisy_labels(labels, get_spec(cfg["dataset"]).num_classes, cfg["dataset"],
+                        noise["kind"], noise["rate"], noise["seed"])
+
+
+def _with_noisy_train(cfg: dict, train: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    return train[0], _noisy(cfg, train[1])
+
+
 def build_pipeline(cfg: dict, options: ExecOptions):
     spec = get_spec(cfg["dataset"])
     recipe, data = cfg["recipe"], cfg["data"]
@@ -61,7 +75,7 @@ def build_pipeline(cfg: dict, options: ExecOptions):
     if data["source"] == "synthetic":
         syn = data["synthetic"]
         kw = dict(seed=syn["seed"], image_size=syn["image_size"])
-        train = synthetic_arrays(cfg["dataset"], "train", per_class=syn["per_class"], **kw)
+        train = _with_noisy_train(cfg, synthetic_arrays(cfg["dataset"], "train", per_class=syn["per_class"], **kw))
         test = synthetic_arrays(cfg["dataset"], "test", per_class=syn["test_per_class"], **kw)
         # A stand-in gets the small-image augmentation of its own size (crop pad 1/8, flip).
         aug = Augmentation(padding=train[0].shape[1] // 8, flip=True)
@@ -70,13 +84,16 @@ def build_pipeline(cfg: dict, options: ExecOptions):
     if spec.kind == "array":
         aug = array_augmentation(cfg["dataset"], data["augment"])
         if aug is not None:
-            train = load_arrays(cfg["dataset"], "train", root)
+            train = _with_noisy_train(cfg, load_arrays(cfg["dataset"], "train", root))
             test = load_arrays(cfg["dataset"], "test", root)
             return TensorPipeline(train, test, mean, std, aug, **common)
         raise BadInput("config", "data.augment",
                        f"augmentation {data['augment']!r} is not a crop+flip; not supported for {cfg['dataset']}")
     sets = [load_folder(cfg["dataset"], split, root, make_transforms(cfg["dataset"], tsplit, data["augment"], mean, std))
             for split, tsplit in (("train", "train"), ("test", "test"), ("train", "test"))]
+    if (cfg["data"].get("label_noise") or {"kind": "none"})["kind"] != "none":
+        labels = _noisy(cfg, torch.as_tensor(sets[0].targets))  # the training split, augmented and plain
+        sets = [Relabeled(sets[0], labels), sets[1], Relabeled(sets[2], labels)]
     return LoaderPipeline(*sets, num_workers=options.num_workers, decode=data.get("decode", "pil"), **common)
 
 

@@ -126,6 +126,7 @@ def resolve(raw: Any, where: str = "config") -> dict:
         if any(v <= 0 for v in norm["std"]):  # x / 0: every input would be inf or NaN
             raise BadInput(where, "data.normalize.std", f"must be positive, got {norm['std']}")
     _check_synthetic_size(cfg["dataset"], data["synthetic"], where)
+    _check_label_noise(data["label_noise"], where)
     from .data.decode import problem
 
     if (why := problem(cfg["dataset"], data)) is not None:
@@ -187,6 +188,15 @@ def resolve(raw: Any, where: str = "config") -> dict:
 
 
 SYNTHETIC_MAX_BYTES = 8 << 30  # a generated stand-in is held in memory: refuse terabytes up front
+
+
+def _check_label_noise(noise: dict, where: str) -> None:
+    """A rate of 1 would leave no clean label (the schema bounds it to [0, 1]); a rate without a
+    kind would be silently ignored."""
+    if noise["rate"] >= 1.0:
+        raise BadInput(where, "data.label_noise.rate", f"must be in [0, 1), got {noise['rate']!r}")
+    if noise["kind"] == "none" and noise["rate"] > 0:
+        raise BadInput(where, "data.label_noise.rate", "is set but data.label_noise.kind is none (symmetric?)")
 
 
 def _check_synthetic_size(dataset: str, syn: dict, where: str) -> None:

@@ -418,6 +418,33 @@ def mse_loss(
     return _weighted_sum(ce_weight * F.cross_entropy(z_s, y), kd_weight * kd, name="mse")
 
 
+def label_match_loss(
+    z_s: torch.Tensor,
+    z_t: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    reduction: str = "batchmean",
+    ce_weight: float = 0.0,
+    kd_weight: float = 1.0,
+) -> torch.Tensor:
+    """Label matching, KL-MSE's tau -> 0 limit of the KL loss (slides "Changes on tau")::
+
+        lim_{tau->0} (1/tau) dL_KL/dz_s,k = 1[argmax_j z_s,j = k] - 1[argmax_j z_t,j = k]
+
+    The loss with that gradient, per sample, is ``L = max_j z_s,j - z_s,a`` with ``a = argmax_j
+    z_t,j`` (it is ``lim_{tau->0} L_KL(tau) / tau``: the soft labels become the arg-maxes, and 0
+    when the student's top class is the teacher's). The authors' code has this gradient as
+    ``ze_grad`` (jhoon-oh/kd_data tools/losses.py:96-105: summed over the batch, never called by
+    its training loop); "batchmean" averages it over the batch as their ``inf_grad`` does
+    (tools/losses.py:94), "sum" is ``ze_grad`` as written. No CE term by default, as for L_KL.
+    """
+    z_s, z_t, y = _inputs(z_s, z_t, y)
+    top_t = z_t.argmax(dim=1, keepdim=True)
+    per_sample = z_s.max(dim=1).values - z_s.gather(1, top_t).squeeze(1)
+    kd = _reduce(per_sample, z_s.shape[1], reduction)
+    return _weighted_sum(ce_weight * F.cross_entropy(z_s, y), kd_weight * kd, name="label_match")
+
+
 # ---------------------------------------------------------------- registry
 
 _LOSSES: dict[str, tuple[Callable[..., torch.Tensor], bool]] = {
@@ -427,6 +454,7 @@ _LOSSES: dict[str, tuple[Callable[..., torch.Tensor], bool]] = {
     "ats": (ats_loss, True),
     "atkd": (atkd_loss, True),
     "mse": (mse_loss, True),
+    "label_match": (label_match_loss, True),
 }
 
 # Options whose default is None, and the type they take otherwise.

@@ -21,7 +21,7 @@ The parts (``PARTS``; paths under ``benchmark/engine/``, where every one of them
                             (``loss:kd`` also ``kd_term``, the KD term every feature run adds)
 ``distiller:<name>``        ``distillers/<name>.py`` and the distillers modules it imports (base.py aside)
 ``distiller-base``          ``distillers/base.py``: the shared taps, adapters and loss assembly
-``data``                    pipeline.py, data/registry.py, transforms.py, synthetic.py, sources.py (loaders)
+``data``                    pipeline.py, data/registry.py, transforms.py, synthetic.py, sources.py (loaders), noise.py
 ``folders``                 the image-folder loader: data/loader.py, streams.py (per-sample random streams),
                             tensor_decode.py (``data.decode: nvjpeg``); used only by runs that read image
                             files (CUB, Dogs, ImageNet, ``data.source: real``), so a change there makes no
@@ -89,10 +89,11 @@ class Part:
 MODEL_FILES = ("cifar_resnet", "cifar_resnet50", "imagenet", "mobilenetv2", "resnext", "shufflenetv1",
                "shufflenetv2", "vgg", "wrn")
 LOSS_FUNCTIONS = {"ce": ("ce_loss",), "ls": ("ls_loss",), "kd": ("kd_loss", "kd_term"), "ats": ("ats_loss",),
-                  "atkd": ("atkd_loss",), "mse": ("mse_loss",)}
+                  "atkd": ("atkd_loss",), "mse": ("mse_loss",), "label_match": ("label_match_loss",)}
 DISTILLERS = ("ab", "at", "cc", "crd", "fitnet", "fsp", "ft", "ieat", "nst", "overhaul", "pkt", "reviewkd",
               "rkd", "sckd", "sp", "vid")
-DATA_FILES = ("pipeline.py", "data/registry.py", "data/transforms.py", "data/synthetic.py", "data/sources.py")
+DATA_FILES = ("pipeline.py", "data/registry.py", "data/transforms.py", "data/synthetic.py", "data/sources.py",
+              "data/noise.py")
 FOLDER_FILES = ("data/loader.py", "data/streams.py", "data/tensor_decode.py")
 STEP_FILES = ("train.py", "execution.py", "assembly.py", "evaluation.py", "run_result.py", "optimizers.py",
               "run_rng.py", "pretraining.py", "precision.py", "init_schemes.py", "accel.py", "terms.py", "teachers.py",

@@ -86,6 +86,32 @@ def _done_run(cell, measurer) -> str | None:
     return None
 
 
+def epoch_curve(measurer, rid: str) -> tuple[list[int], list[float]]:
+    """A run's test top-1 per epoch (metrics.jsonl's epoch lines; pre-training stage lines have
+    no test_top1)."""
+    lines = [m for m in measurer.store.metrics(rid) if "test_top1" in m and "epoch" in m]
+    return [m["epoch"] for m in lines], [m["test_top1"] for m in lines]
+
+
+def _draw_curves(plt, fig: dict, rows: list[str], by_key: dict, measurer) -> bool:
+    """One panel per column, one line per row: its finished run's test top-1 against the epoch
+    (KL-MSE's noisy-label figure: a panel per noise rate, a line per loss)."""
+    panels = {col: {row: _done_run(by_key[(row, col)], measurer) for row in rows} for col in fig["cols"]}
+    if not any(rid for runs in panels.values() for rid in runs.values()):
+        return False
+    _, axes = plt.subplots(1, len(panels), squeeze=False, figsize=(4.2 * len(panels), 3.4))
+    for ax, (col, runs) in zip(axes[0], panels.items()):
+        for j, (row, rid) in enumerate(runs.items()):
+            if rid is not None:
+                epochs, acc = epoch_curve(measurer, rid)
+                ax.plot(epochs, acc, "-", color=f"C{j % 10}", label=row)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(fig.get("ylabel", "test top-1 (%)"))
+        ax.set_title(col, fontsize=8)
+    axes[0][0].legend(fontsize=6)
+    return True
+
+
 def draw_figure(fig: dict, plan, cells, measurer, path: Path) -> bool:
     """Draw one figure to ``path``; False when none of its cells has a finished run."""
     import matplotlib
@@ -117,6 +143,10 @@ def draw_figure(fig: dict, plan, cells, measurer, path: Path) -> bool:
         ax.set_xticks(xs, cols, rotation=30, ha="right", fontsize=7)
         ax.set_ylabel(fig.get("ylabel", "top-1 (%)"))
         ax.legend(fontsize=6)
+    elif fig["kind"] == "curves":
+        if not _draw_curves(plt, fig, rows, by_key, measurer):
+            return False
+        fig_ = plt.gcf()
     elif fig["kind"] == "heatmap":
         cell = plan.figure_cells.get(fig["name"])
         if cell is None:

@@ -1,5 +1,5 @@
 """Datasets: the registry of what each dataset is, the real files on disk, generated stand-ins
-for the smoke profile, and the papers' PIL transform pipelines.
+for the smoke profile, the papers' PIL transform pipelines and label noise on the training split.
 
     from benchmark.engine.data import DATASETS, dataset_names, get_spec, load_arrays, load_folder, \
         synthetic_arrays, make_transforms, list_datasets, download, check
@@ -15,7 +15,7 @@ from .registry import DATASETS, DatasetSpec, dataset_names, get_spec
 # registry (planning, the cost model, `data list`) starts without them.
 _LAZY = {"FileListDataset": "sources", "MissingData": "sources", "DownloadFailed": "sources", "check": "sources", "dataset_dir": "sources",
          "download": "sources", "load_arrays": "sources", "load_folder": "sources",
-         "synthetic_arrays": "synthetic", "synthetic_groups": "synthetic",
+         "synthetic_arrays": "synthetic", "noisy_labels": "noise", "Relabeled": "noise", "synthetic_groups": "synthetic",
          "AUGMENTS": "transforms", "make_transforms": "transforms"}
 
 
@@ -51,6 +51,7 @@ __all__ = [
     "DownloadFailed",
     "FileListDataset",
     "MissingData",
+    "Relabeled",
     "check",
     "dataset_dir",
     "dataset_names",
@@ -60,6 +61,7 @@ __all__ = [
     "load_arrays",
     "load_folder",
     "make_transforms",
+    "noisy_labels",
     "synthetic_arrays",
     "synthetic_groups",
 ]
