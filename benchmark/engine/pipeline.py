@@ -8,7 +8,8 @@ Two pipelines give the same interface (``train_batches(seed, epoch)``, ``test_ba
   The padding is applied to the uint8 image before normalisation, exactly as torchvision's
   ``RandomCrop(padding=p)`` pads the PIL image before ``ToTensor``/``Normalize``.
 - ``LoaderPipeline``: image-folder datasets (CUB, Dogs, ImageNet) through a ``DataLoader`` with
-  torchvision's PIL transforms.
+  torchvision's PIL transforms, and Speech Commands' clips (data/speech.py), whose augmentation
+  draws are seeded per sample from (seed, epoch, index) through the dataset's ``set_epoch``.
 
 Because an epoch's shuffling and augmentation come from a generator seeded by (seed, epoch),
 a run resumed at any epoch boundary sees exactly the batches an uninterrupted run sees.
@@ -154,6 +155,8 @@ class LoaderPipeline:
         # The DataLoader draws each worker's seed from this generator, so the transforms'
         # randomness is also a function of (seed, epoch).
         g = torch.Generator().manual_seed(derive_seed("train-batches", seed, epoch))
+        if hasattr(self.train_set, "set_epoch"):  # a dataset with per-sample draws of its own (speech clips)
+            self.train_set.set_epoch(seed, epoch)
         # The wrapper only adds each sample's index: the sampler, hence the order, is the same.
         dataset = _Indexed(self.train_set) if with_index else self.train_set
         loader = self._loader(dataset, self.batch_size, True, g, self.drop_last)

@@ -16,7 +16,8 @@ from .registry import DATASETS, DatasetSpec, dataset_names, get_spec
 _LAZY = {"FileListDataset": "sources", "MissingData": "sources", "DownloadFailed": "sources", "check": "sources", "dataset_dir": "sources",
          "download": "sources", "load_arrays": "sources", "load_folder": "sources",
          "synthetic_arrays": "synthetic", "synthetic_groups": "synthetic",
-         "AUGMENTS": "transforms", "make_transforms": "transforms"}
+         "AUGMENTS": "transforms", "make_transforms": "transforms",
+         "SpeechClips": "speech", "speech_datasets": "speech", "synthetic_speech": "speech"}
 
 
 def __getattr__(name: str):
@@ -51,6 +52,7 @@ __all__ = [
     "DownloadFailed",
     "FileListDataset",
     "MissingData",
+    "SpeechClips",
     "check",
     "dataset_dir",
     "dataset_names",
@@ -60,6 +62,8 @@ __all__ = [
     "load_arrays",
     "load_folder",
     "make_transforms",
+    "speech_datasets",
     "synthetic_arrays",
     "synthetic_groups",
+    "synthetic_speech",
 ]
