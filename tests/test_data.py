@@ -342,6 +342,7 @@ def test_check_statuses(tmp_path):
         "cub": "ok",
         "dogs": "ok",
         "imagenet": "ok",
+        "gsc": "missing",
     }
     assert "checksum mismatch" in loose["cifar10"]["detail"]
     assert "train 4 / test 2" in loose["cub"]["detail"]
