@@ -193,6 +193,8 @@ LOGIT_LOSSES: dict[str, dict[str, Option]] = {
            "reduction": _choice("batchmean", *_REDUCTION), "divergence": _choice("kl", *_DIVERGENCE)},
     "ats": {"tau1": _pos(4.0), "tau2": _pos(2.0), "student_tau": _pos(1.0), "ce_weight": _f(0.5),
             "kd_weight": _f(0.5), "tau_squared": Option(True, "bool"),
+            # whose temperature tau_squared squares: the code's student (1.0) or a teacher side (ATS Table 8's "+")
+            "tau_scale": _choice("student", "student", "tau1", "tau2"),
             "reduction": _choice("batchmean", *_REDUCTION), "divergence": _choice("soft_ce", *_DIVERGENCE)},
     "atkd": {**_KD,
              "std": Option(_by_form("std", "biased"), "choice", choices=("biased", "unbiased")),

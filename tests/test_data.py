@@ -155,7 +155,7 @@ def make_fake_imagenet(root) -> None:
 
 
 def test_registry_facts():
-    assert dataset_names() == ["cifar10", "cifar100", "svhn", "tinyimagenet", "cub", "dogs", "imagenet"]
+    assert dataset_names() == ["cifar10", "cifar100", "svhn", "tinyimagenet", "cub", "dogs", "imagenet", "gsc"]
     sizes = {n: (s.num_classes, s.image_size, s.kind, s.train_size, s.test_size) for n, s in DATASETS.items()}
     assert sizes["cifar100"] == (100, 32, "array", 50000, 10000)
     assert sizes["svhn"] == (10, 32, "array", 73257, 26032)
@@ -163,10 +163,11 @@ def test_registry_facts():
     assert sizes["cub"] == (200, 224, "folder", 5994, 5794)
     assert sizes["dogs"] == (120, 224, "folder", 12000, 8580)
     assert sizes["imagenet"] == (1000, 224, "folder", 1281167, 50000)
+    assert sizes["gsc"] == (35, 101, "audio", 84843, 11005)  # v0.02's training list and testing_list.txt
     with pytest.raises(ValueError, match=r"unknown dataset 'x'; known: cifar10, cifar100"):
         get_spec("x")
     rows = {r["name"]: r for r in list_datasets()}
-    assert [n for n, r in rows.items() if r["downloadable"]] == ["cifar10", "cifar100", "svhn"]
+    assert [n for n, r in rows.items() if r["downloadable"]] == ["cifar10", "cifar100", "svhn", "gsc"]
     assert rows["dogs"]["splits"] == {"train": 12000, "test": 8580} and "ImageNetDogs" in rows["dogs"]["how_to_get"]
 
 
@@ -341,6 +342,7 @@ def test_check_statuses(tmp_path):
         "cub": "ok",
         "dogs": "ok",
         "imagenet": "ok",
+        "gsc": "missing",
     }
     assert "checksum mismatch" in loose["cifar10"]["detail"]
     assert "train 4 / test 2" in loose["cub"]["detail"]
@@ -362,7 +364,7 @@ def test_download_refuses_hand_placed_datasets(tmp_path):
 # --------------------------------------------------------------------------- synthetic stand-ins
 
 
-@pytest.mark.parametrize("name", list(DATASETS))
+@pytest.mark.parametrize("name", [n for n, s in DATASETS.items() if s.kind != "audio"])  # gsc: test_speech.py
 def test_synthetic_shapes_and_classes(name):
     spec = get_spec(name)
     size = 32 if name in ("cifar10", "cifar100", "svhn") else 64  # 224-px datasets are generated at 64 px

@@ -28,6 +28,7 @@ TABLE5 = {
     ("shufflenet_v2_x1_0", 200): 1.5, ("shufflenet_v2_x1_0", 120): 1.4,
     ("mobilenet_v2", 200): 2.5, ("mobilenet_v2", 120): 2.4,
     ("alexnet_small", 200): 2.7, ("alexnet_small", 120): 2.6,
+    ("resnet15_128", 35): 1.9, ("dscnn", 35): 0.0598,  # Google Speech Commands: RES 1.9M, DSCNN 59.8K
 }
 
 LISTED_WRNS = {f"wrn_16_{k}" for k in range(1, 7)} | {f"wrn_28_{k}" for k in (1, 2, 3, 4, 6, 8)} | {
@@ -138,13 +139,21 @@ def _input_side(name: str) -> int:
     return 32 if model_info(name)["family"] == "cifar" else 64
 
 
+def _input(name: str, n: int = 2, device=None) -> torch.Tensor:
+    """Images, or for speech models a short MFCC input [n, 1, 21, 40] (tests/test_speech.py has the full size)."""
+    if model_info(name)["family"] == "speech":
+        return torch.randn(n, 1, 21, 40, device=device)
+    side = _input_side(name)
+    return torch.randn(n, 3, side, side, device=device)
+
+
 @pytest.mark.parametrize("name", model_names())
 def test_forward_and_extract(name):
     torch.manual_seed(0)
     num_classes = 13
     model = build_model(name, num_classes).eval()
     side = _input_side(name)
-    x = torch.randn(2, 3, side, side)
+    x = _input(name)
     with torch.no_grad():
         logits = model(x)
         out = model.extract(x)
@@ -162,7 +171,8 @@ def test_forward_and_extract(name):
     assert len(stages) >= 3
     sides = [s.shape[-1] for s in stages]
     assert all(s.dim() == 4 and s.shape[0] == 2 for s in stages)
-    assert sides == sorted(sides, reverse=True) and sides[-1] < side  # resolution only shrinks
+    if model_info(name)["family"] != "speech":  # ResNet15 keeps the input's resolution (dilations instead)
+        assert sides == sorted(sides, reverse=True) and sides[-1] < side  # resolution only shrinks
 
 
 @pytest.mark.parametrize("name", ["resnet8", "wrn_16_1", "shufflev2", "mobilenetv2", "resnext29_4x4d"])
@@ -198,8 +208,7 @@ def test_wrn_26_2_layout_and_small_input():
 def test_cuda_forward():
     for name in model_names():
         model = build_model(name, 10).cuda().train()
-        side = _input_side(name)
-        out = model.extract(torch.randn(2, 3, side, side, device="cuda"))
+        out = model.extract(_input(name, device="cuda"))
         assert out["logits"].shape == (2, 10) and out["logits"].is_cuda, name
 
 

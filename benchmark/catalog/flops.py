@@ -76,11 +76,12 @@ def count_forward_flops(model: str, num_classes: int, size: int) -> float:
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    from ..engine.models import build_model
+    from ..engine.models import build_model, model_info
 
+    shape = model_info(model).get("input_shape") or (3, size, size)  # speech models: MFCCs, whatever the size
     with torch.device("meta"):
         net = build_model(model, num_classes).eval()
-        x = torch.empty(1, 3, size, size)
+        x = torch.empty(1, *shape)
         with FlopCounterMode(display=False) as counter:
             net(x)
     return float(counter.get_total_flops())

@@ -7,7 +7,17 @@ from __future__ import annotations
 import torch
 
 from ..errors import BadInput
-from .data import Relabeled, get_spec, load_arrays, load_folder, make_transforms, noisy_labels, synthetic_arrays
+from .data import (
+    Relabeled,
+    dataset_dir,
+    get_spec,
+    load_arrays,
+    load_folder,
+    make_transforms,
+    noisy_labels,
+    speech_datasets,
+    synthetic_arrays,
+)
 from .data.loader import LoaderPipeline
 from .distillers import make_distiller
 from .execution import ExecOptions
@@ -72,6 +82,14 @@ def build_pipeline(cfg: dict, options: ExecOptions):
     common = dict(batch_size=recipe["batch_size"], eval_batch_size=recipe["eval_batch_size"],
                   drop_last=recipe["drop_last"], steps_per_epoch=recipe["steps_per_epoch"],
                   device=options.device)
+    if spec.kind == "audio":  # Speech Commands: WAV clips -> MFCCs in a DataLoader (data/speech.py)
+        if data["augment"] not in ("standard", "none"):
+            raise BadInput("config", "data.augment", f"{cfg['dataset']} takes 'standard' (time shift + background "
+                                                     f"noise, ATS App. C.1) or 'none', got {data['augment']!r}")
+        synthetic = data["synthetic"] if data["source"] == "synthetic" else None
+        sets = speech_datasets(cfg["dataset"], dataset_dir(cfg["dataset"], data["root"]),
+                               data["augment"] == "standard", synthetic)
+        return LoaderPipeline(*sets, num_workers=options.num_workers, **common)
     if data["source"] == "synthetic":
         syn = data["synthetic"]
         kw = dict(seed=syn["seed"], image_size=syn["image_size"])

@@ -49,6 +49,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "divergence": ("kl", "soft_ce"),
     "tau_scale": ("student", "teacher"),  # kd: whose temperature tau_squared squares
     "atkd_tau_scale": ("none", "base", "student"),
+    "ats_tau_scale": ("student", "tau1", "tau2"),  # ats: which temperature tau_squared squares
     "std": ("biased", "unbiased"),
     "ce_on": ("raw", "normalized"),
     "form": ("paper", "code2020", "code2023"),  # atkd: which equation (see atkd_loss)
@@ -250,6 +251,7 @@ def ats_loss(
     ce_weight: float = 0.5,
     kd_weight: float = 0.5,
     tau_squared: bool = True,
+    tau_scale: str = "student",
     reduction: str = "batchmean",
     divergence: str = "soft_ce",
 ) -> torch.Tensor:
@@ -264,19 +266,24 @@ def ats_loss(
     by default"), soft-CE form (Eq. 1). (tau1, tau2) is searched in {(2,1),
     (3,1), (3,2), (4,2), (4,3), (5,2)}; the default (4, 2) is in that grid,
     matches Sect. 5's advice "tau2 in [tau1 - 2, tau1 - 1]" and Fig. 1's example.
-    tau_squared multiplies by student_tau^2 (the authors' code: ``s_tau * s_tau``;
-    = 1 by default). With tau1 == tau2 == tau this is :func:`kd_loss` with that
-    tau, the same student_tau and tau_scale="student" (the paper's TS baseline).
+    tau_squared multiplies the KD term by a temperature squared, the one tau_scale
+    names: "student" = student_tau^2 (the authors' code: ``s_tau * s_tau`` in
+    distill.py; = 1 by default), "tau1" = tau1^2 or "tau2" = tau2^2 (the teacher's
+    target-class or other-class temperature: the readings of Table 8's "+" columns,
+    where the factor cannot be the student's, since "+" and "-" differ there). With
+    tau1 == tau2 == tau this is :func:`kd_loss` with that tau, the same student_tau
+    and tau_scale="student" (or "teacher" for "tau1"/"tau2"): the paper's TS baseline.
     """
     _positive("tau1", tau1)
     _positive("tau2", tau2)
     _positive("student_tau", student_tau)
+    _choice("tau_scale", tau_scale, key="ats_tau_scale")
     z_s, z_t, y = _inputs(z_s, z_t, y)
     log_p_t = ats_probs(z_t, y, tau1, tau2, log=True)
     log_p_s = F.log_softmax(z_s / student_tau, dim=1)
     per_sample = _divergence(log_p_t, log_p_s, divergence)
     if tau_squared:
-        per_sample = per_sample * student_tau**2
+        per_sample = per_sample * {"student": student_tau, "tau1": tau1, "tau2": tau2}[tau_scale] ** 2
     kd = _reduce(per_sample, z_s.shape[1], reduction)
     return _weighted_sum(ce_weight * F.cross_entropy(z_s, y), kd_weight * kd)
 

@@ -7,8 +7,9 @@ Two pipelines give the same interface (``train_batches(seed, epoch)``, ``test_ba
   device as uint8; random crop with zero padding and horizontal flip are done there, in batches.
   The padding is applied to the uint8 image before normalisation, exactly as torchvision's
   ``RandomCrop(padding=p)`` pads the PIL image before ``ToTensor``/``Normalize``.
-- ``LoaderPipeline`` (data/loader.py): image-folder datasets (CUB, Dogs, ImageNet) through a
-  ``DataLoader``, each sample's crop and flip drawn from its own (seed, epoch, index) stream.
+- ``LoaderPipeline`` (data/loader.py): image-folder datasets (CUB, Dogs, ImageNet) and Speech
+  Commands' clips (data/speech.py) through a ``DataLoader``, each sample's draws (crop and flip, or
+  time shift and noise) from its own (seed, epoch, index) stream.
 
 Because an epoch's shuffling and augmentation come from a generator seeded by (seed, epoch),
 a run resumed at any epoch boundary sees exactly the batches an uninterrupted run sees.

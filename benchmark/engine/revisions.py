@@ -87,13 +87,14 @@ class Part:
 
 
 MODEL_FILES = ("cifar_resnet", "cifar_resnet50", "imagenet", "mobilenetv2", "resnext", "shufflenetv1",
-               "shufflenetv2", "vgg", "wrn")
+               "shufflenetv2", "speech", "vgg", "wrn")
 LOSS_FUNCTIONS = {"ce": ("ce_loss",), "ls": ("ls_loss",), "kd": ("kd_loss", "kd_term"), "ats": ("ats_loss",),
                   "atkd": ("atkd_loss",), "mse": ("mse_loss",), "label_match": ("label_match_loss",)}
 DISTILLERS = ("ab", "at", "cc", "crd", "fitnet", "fsp", "ft", "ieat", "nst", "overhaul", "pkt", "reviewkd",
               "rkd", "sckd", "sp", "vid")
 DATA_FILES = ("pipeline.py", "data/registry.py", "data/transforms.py", "data/synthetic.py", "data/sources.py",
-              "data/noise.py")
+              "data/noise.py",
+              "data/audio.py", "data/speech.py")
 FOLDER_FILES = ("data/loader.py", "data/streams.py", "data/tensor_decode.py")
 STEP_FILES = ("train.py", "execution.py", "assembly.py", "evaluation.py", "run_result.py", "optimizers.py",
               "run_rng.py", "pretraining.py", "precision.py", "init_schemes.py", "accel.py", "terms.py", "teachers.py",
@@ -125,7 +126,8 @@ PARTS: dict[str, Part] = _parts()
 # registry); the names not matched here are the ImageNet file's (torchvision's and its own).
 _MODEL_RULES = ((r"resnet50_cifar", "cifar_resnet50"), (r"resnet(8|14|20|32|44|56|110)(x4)?", "cifar_resnet"),
                 (r"wrn_26_2", "imagenet"), (r"wrn_\d+_\d+", "wrn"), (r"vgg\d+", "vgg"), (r"shufflev1", "shufflenetv1"),
-                (r"shufflev2", "shufflenetv2"), (r"mobilenetv2", "mobilenetv2"), (r"resnext29_\d+x4d", "resnext"))
+                (r"shufflev2", "shufflenetv2"), (r"mobilenetv2", "mobilenetv2"), (r"resnext29_\d+x4d", "resnext"),
+                (r"resnet15_128|dscnn", "speech"))
 
 
 def model_file(model: str) -> str:

@@ -16,7 +16,8 @@ from .registry import DATASETS, DatasetSpec, dataset_names, get_spec
 _LAZY = {"FileListDataset": "sources", "MissingData": "sources", "DownloadFailed": "sources", "check": "sources", "dataset_dir": "sources",
          "download": "sources", "load_arrays": "sources", "load_folder": "sources",
          "synthetic_arrays": "synthetic", "noisy_labels": "noise", "Relabeled": "noise", "synthetic_groups": "synthetic",
-         "AUGMENTS": "transforms", "make_transforms": "transforms"}
+         "AUGMENTS": "transforms", "make_transforms": "transforms",
+         "SpeechClips": "speech", "speech_datasets": "speech", "synthetic_speech": "speech"}
 
 
 def __getattr__(name: str):
@@ -52,6 +53,7 @@ __all__ = [
     "FileListDataset",
     "MissingData",
     "Relabeled",
+    "SpeechClips",
     "check",
     "dataset_dir",
     "dataset_names",
@@ -62,6 +64,8 @@ __all__ = [
     "load_folder",
     "make_transforms",
     "noisy_labels",
+    "speech_datasets",
     "synthetic_arrays",
     "synthetic_groups",
+    "synthetic_speech",
 ]

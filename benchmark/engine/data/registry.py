@@ -19,7 +19,8 @@ class DatasetSpec:
     name: str
     num_classes: int
     image_size: int  # side of the training input (after crop)
-    kind: str  # "array": whole split held as uint8 [N,H,W,3]; "folder": image files via load_folder
+    kind: str  # "array": whole split held as uint8 [N,H,W,3]; "folder": image files via load_folder;
+    # "audio": WAV clips turned into MFCC inputs [1, 101, 40] (speech.py)
     mean: tuple[float, float, float]  # default normalisation (the dataset's usual constants)
     std: tuple[float, float, float]
     train_size: int  # official split sizes
@@ -155,6 +156,26 @@ DATASETS: dict[str, DatasetSpec] = {
             synthetic_train_per_class=2,  # 1000 classes: keep the smoke stand-in small
             synthetic_test_per_class=1,
             test_split_note="the official ILSVRC2012 val split",
+        ),
+        DatasetSpec(
+            name="gsc",
+            num_classes=35,  # ATS App. C.1: "There are total 35 classes (35 words)"
+            image_size=101,  # MFCC frames (the input is 101 x 40, ATS Table 4); nominal side for the cost model
+            kind="audio",
+            mean=(0.0, 0.0, 0.0),  # MFCCs are not normalised (honk feeds them as computed)
+            std=(1.0, 1.0, 1.0),
+            train_size=84843,  # the official split of v0.02: clips in neither list file
+            test_size=11005,  # testing_list.txt
+            root_subdir="speech_commands_v0.02",
+            how_to_get=(
+                "python runner.py data download gsc  (speech_commands_v0.02.tar.gz from "
+                "https://storage.googleapis.com/download.tensorflow.org/data/, sha256-checked)"
+            ),
+            downloadable=True,
+            # the stand-in's clips: 21 MFCC frames (0.2 s), since ResNet15-128 costs 15 GFLOPs per
+            # 1-s clip (3 GFLOPs per stand-in clip); reports say the size was reduced
+            synthetic_size=21,
+            test_split_note="testing_list.txt of v0.02 (validation_list.txt is not used)",
         ),
     ]
 }

@@ -321,7 +321,8 @@ def load_folder(name: str, split: str, root: str, transform=None) -> torch.utils
 
 
 def download(name: str, root: str) -> None:
-    """Fetch a dataset with torchvision (CIFAR-10/100, SVHN); unpack hand-placed ImageNet archives."""
+    """Fetch a dataset with torchvision (CIFAR-10/100, SVHN) or urllib (Speech Commands, sha256-checked);
+    unpack hand-placed ImageNet archives."""
     spec = get_spec(name)
     root = os.path.expanduser(str(root))
     folder = dataset_dir(name, root)
@@ -332,6 +333,11 @@ def download(name: str, root: str) -> None:
                     SVHN(folder, split=split, download=True)
             else:  # the archive holds both splits
                 (CIFAR10 if name == "cifar10" else CIFAR100)(root, train=True, download=True)
+    elif name == "gsc":
+        from .speech import download_gsc
+
+        with _undo_on_failure(root, name):
+            download_gsc(folder)
     elif name == "imagenet" and all(
         os.path.isfile(os.path.join(folder, ARCHIVE_META[k][0])) for k in ("train", "val", "devkit")
     ):
@@ -376,8 +382,13 @@ def _check_one(spec: DatasetSpec, root: str, strict_counts: bool) -> str:
         _verify_files(spec, folder, files, verify=True)
         return f"{len(files)} files match torchvision's official md5"
     counts, classes = {}, {}
+    if spec.kind == "audio":
+        from .speech import gsc_index, noise_clips
+
+        noise_clips(folder, spec.name)  # the training augmentation needs _background_noise_/
+    index = (lambda _s, split, f: gsc_index(f, split, spec.name)) if spec.kind == "audio" else _INDEX[spec.name]
     for split in spec.splits:
-        samples = _INDEX[spec.name](spec, split, folder)
+        samples = index(spec, split, folder)
         if spec.name != "imagenet":  # ImageNet's index is a folder listing: its files exist
             _require_files(spec, samples)
         counts[split], classes[split] = len(samples), {label for _, label in samples}

@@ -82,6 +82,8 @@ class SampleStreams(torch.utils.data.Dataset):
 
     def __getitem__(self, key):
         seed, epoch, i = key
+        if hasattr(self.dataset, "set_epoch"):  # draws of its own (speech clips), seeded from the key in this worker
+            self.dataset.set_epoch(seed, epoch)
         with seeded(sample_seed(seed, epoch, i)):
             x, y = self.dataset[i]
         return x, y, i

@@ -1,6 +1,6 @@
 """The model registry: every network the benchmark trains, by name.
 
-Each built model maps images to logits and has ``extract(x)`` returning
+Each built model maps images (speech models: MFCCs [N, 1, 101, 40]) to logits and has ``extract(x)`` returning
 ``{"logits", "penultimate", "stages"}`` (see ``common.Features``) plus a ``classifier_name``
 naming its final linear layer.
 """
@@ -20,6 +20,7 @@ from .mobilenetv2 import MobileNetV2
 from .resnext import CifarResNeXt
 from .shufflenetv1 import ShuffleNetV1
 from .shufflenetv2 import ShuffleNetV2
+from .speech import DSCNN, INPUT_SHAPE, ResNet15
 from .vgg import CONFIGS as VGG_CONFIGS
 from .vgg import vgg
 from .weights import load_weights
@@ -50,6 +51,9 @@ _IMAGENET: dict[str, Builder] = {
     "wrn_26_2": wrn_26_2,
 }
 
+# Keyword spotting on MFCC inputs (ATS App. C.2): model_info gives their input shape.
+_SPEECH: dict[str, Builder] = {"resnet15_128": ResNet15, "dscnn": DSCNN}
+
 # Any CIFAR WRN depth/width is buildable; only the ones above are listed.
 _WRN = re.compile(r"wrn_(\d+)_(\d+)")
 
@@ -59,6 +63,8 @@ def _lookup(name: str) -> tuple[Builder, str, int]:
         return _CIFAR[name], "cifar", CIFAR_SIZE
     if name in _IMAGENET:
         return _IMAGENET[name], "imagenet", IMAGENET_SIZE
+    if name in _SPEECH:
+        return _SPEECH[name], "speech", INPUT_SHAPE[1]
     if m := _WRN.fullmatch(name):
         depth, widen = int(m[1]), int(m[2])
         if depth < 10 or (depth - 4) % 6 or widen < 1:
@@ -82,16 +88,18 @@ def build_model(name: str, num_classes: int, weights: str | Path | None = None) 
 
 
 def model_names() -> list[str]:
-    return sorted([*_CIFAR, *_IMAGENET])
+    return sorted([*_CIFAR, *_IMAGENET, *_SPEECH])
 
 
 def model_info(name: str) -> dict:
-    """{"name", "family": "cifar" | "imagenet", "input_size"}; input_size is the nominal side.
+    """{"name", "family": "cifar" | "imagenet" | "speech", "input_size"}; input_size is the nominal
+    side; speech models add "input_shape" (channels, frames, coefficients): they take no images.
 
     ImageNet-family models pool adaptively and also run on smaller inputs (64x64 TinyImageNet).
     """
     _, family, size = _lookup(name)
-    return {"name": name, "family": family, "input_size": size}
+    info = {"name": name, "family": family, "input_size": size}
+    return {**info, "input_shape": INPUT_SHAPE} if family == "speech" else info
 
 
 def count_params(model: nn.Module) -> int:
