@@ -25,7 +25,7 @@ The parts (``PARTS``; paths under ``benchmark/``):
 ``step``                    the trainer's step: train.py, optimizers.py, run_rng.py, pretraining.py,
                             precision.py, init_schemes.py, accel.py, terms.py, teachers.py, analysis.py,
                             checkpoints.py, numerics.py (the policies' switches), detops.py (deterministic
-                            forms of CUDA ops)
+                            forms of CUDA ops), horizontal.py (batched students)
 ``recipe``                  config.py's schedules only: ``lr_at``, ``loss_params_at``, ``scale_loss_schedule``
 ==========================  ==============================================================================
 
@@ -88,7 +88,8 @@ DISTILLERS = ("ab", "at", "cc", "crd", "fitnet", "fsp", "ft", "ieat", "nst", "ov
               "rkd", "sckd", "sp", "vid")
 DATA_FILES = ("pipeline.py", "data/registry.py", "data/transforms.py", "data/synthetic.py", "data/sources.py")
 STEP_FILES = ("train.py", "optimizers.py", "run_rng.py", "pretraining.py", "precision.py", "init_schemes.py",
-              "accel.py", "terms.py", "teachers.py", "analysis.py", "checkpoints.py", "numerics.py", "detops.py")
+              "accel.py", "terms.py", "teachers.py", "analysis.py", "checkpoints.py", "numerics.py", "detops.py",
+              "horizontal.py")
 RECIPE_FUNCTIONS = ("lr_at", "loss_params_at", "scale_loss_schedule")
 
 
