@@ -343,7 +343,7 @@ def run_group(store: Store, rids: list[str], opts: WorkerOptions, log=print) -> 
     try:
         cfgs = []
         for rid in leases:
-            append_event(store, rid, kind="claim", worker=opts.name, fused=len(leases))
+            append_event(store, rid, kind="claim", worker=opts.name, fused=len(leases), group=sorted(leases))
             cfg = store.config(rid)
             if cfg is None or C.run_id(cfg) != rid:
                 raise ValueError(f"config.json of run {rid} is missing or does not hash to its id")
@@ -477,14 +477,20 @@ def _record_error(store: Store, rid: str, reason: str, opts: WorkerOptions, log)
     return "retry"
 
 
-def fusable(states: dict[str, JobState], ready: list[str], first: str, opts: WorkerOptions) -> list[str]:
-    """`first` and the ready runs that can be trained with it in one loop (up to fuse_max)."""
+def fusable(states: dict[str, JobState], ready: list[str], first: str, opts: WorkerOptions,
+            store: Store | None = None) -> list[str]:
+    """`first` and the ready runs that can be trained with it in one loop (up to fuse_max). Under
+    --horizontal on, a run claimed before comes back with the members of its last group that are
+    still ready: a batched group's membership is fixed for its lifetime, so a resume reforms it."""
     from .train import fuse_key
 
     if not opts.fuse:
         return [first]
     key = fuse_key(states[first].config)
     group = [first] + [r for r in ready if r != first and fuse_key(states[r].config) == key]
+    claims = [e for e in events(store, first) if e.get("kind") == "claim"] if store is not None else []
+    if opts.accel.horizontal == "on" and claims and isinstance(claims[-1].get("group"), list):
+        group = [r for r in group if r in claims[-1]["group"] or r == first]
     return group[:opts.fuse_max]
 
 
@@ -502,7 +508,7 @@ def run_worker(opts: WorkerOptions, log=print) -> dict:
         # A run that just failed goes to the back so that one bad run cannot starve the others.
         ready.sort(key=lambda r: r in retried)
         for rid in ready:
-            outcomes = run_group(store, fusable(states, ready, rid, opts), opts, log)
+            outcomes = run_group(store, fusable(states, ready, rid, opts, store), opts, log)
             for r, outcome in outcomes.items():
                 tally[outcome] = tally.get(outcome, 0) + 1
                 if outcome == "retry":

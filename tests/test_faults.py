@@ -75,6 +75,9 @@ ARG_ROWS = [
     (["reproduce", "atkd-table5", "--store", "{tmp}/s", "--numerics", "turbo"], "--numerics: invalid choice: 'turbo'"),
     (["worker", "--store", "{tmp}/s", "--numerics", "exact"], "--numerics: invalid choice"),
     (["bench", "--numerics", "FAST"], "--numerics: invalid choice"),
+    (["reproduce", "atkd-table5", "--store", "{tmp}/s", "--horizontal", "maybe"], "--horizontal: invalid choice: 'maybe'"),
+    (["worker", "--store", "{tmp}/s", "--horizontal", "maybe"], "--horizontal: invalid choice"),
+    (["bench", "--horizontal-sizes", "0,4"], "--horizontal-sizes: '0,4' is not a list of positive integers"),
 ]
 
 

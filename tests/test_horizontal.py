@@ -245,3 +245,40 @@ def test_a_run_is_not_resumed_under_the_other_mode(teacher, tmp_path):
     stop_after_epoch(cfg, store)
     res = train_runs([cfg], store, ExecOptions(accel=Accel(horizontal="on")))[C.run_id(cfg)]
     assert res["status"] == "failed" and "horizontal=on" in res["reason"]
+
+
+# ---------------------------------------------------------------- workers and the command line
+
+
+def test_a_worker_reforms_a_batched_group_on_resume(tmp_path):
+    from benchmark.queue import WorkerOptions, append_event, fusable, runnable, scan
+
+    store = Store(tmp_path)
+    cfgs = [C.resolve(tiny(loss=loss, data=SMALL)) for loss in
+            ({"name": "ce"}, {"name": "ls", "alpha": 0.1}, {"name": "ls", "alpha": 0.2})]
+    ids = [C.run_id(c) for c in cfgs]
+    for rid, cfg in zip(ids, cfgs):
+        store.ensure_config(rid, cfg)
+    append_event(store, ids[0], kind="claim", worker="w", fused=2, group=sorted(ids[:2]))
+    states = scan(store)
+    ready = runnable(states)
+    on, off = (WorkerOptions(store=str(tmp_path), accel=Accel(horizontal=m)) for m in ("on", "off"))
+    assert sorted(fusable(states, ready, ids[0], on, store)) == sorted(ids[:2])
+    assert sorted(fusable(states, ready, ids[0], off, store)) == sorted(ids)  # vertical fusion: any ready run
+    assert sorted(fusable(states, ready, ids[2], on, store)) == sorted(ids)  # never claimed: its whole key
+
+
+def test_the_flag_reaches_the_workers_and_follows_the_policy():
+    import argparse
+
+    from benchmark import accel
+
+    assert Accel().horizontal == Accel(numerics="strict").horizontal == "off"
+    assert Accel(numerics="fast").horizontal == "on"
+    assert Accel(horizontal="on").label() == "reproducible, horizontal=on"  # a checkpoint refuses the other mode
+    parser = argparse.ArgumentParser()
+    accel.add_arguments(parser)
+    for a in (Accel(horizontal="on"), Accel(numerics="fast", horizontal="off"), Accel(numerics="fast")):
+        assert accel.from_args(parser.parse_args(accel.to_cli(a))) == a
+    with pytest.raises(ValueError, match="horizontal"):
+        Accel(horizontal="maybe")
