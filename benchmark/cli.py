@@ -335,6 +335,7 @@ def cmd_bench(args) -> int:
     _check_device(args.device)
     out = run_bench(args.device, steps=args.steps, warmup=args.warmup, batch_size=args.batch_size,
                     loader_workers=args.loader_workers, accel=accel.from_args(args), decode_images=args.decode_images,
+                    horizontal_sizes=args.horizontal_sizes,
                     log=lambda message: print(message, file=sys.stderr, flush=True),  # stdout stays JSON
                     packing=parse_counts(args.packing))
     saved = None
@@ -350,6 +351,11 @@ def cmd_bench(args) -> int:
                      f"{c.get('per_student_images_per_s', c['images_per_s']):.0f}"] for c in out["cases"]],
                    headers=["case", "students", "images/s", "per-student images/s"]))
     print(f"speedup {out['speedup']:.2f}x, fused_speedup {out['fused_speedup']:.2f}x (vs the reference loop)")
+    if out.get("horizontal"):
+        print(tabulate([[c["students"], f"{c['separate_per_student_images_per_s']:.0f}",
+                         f"{c['batched_per_student_images_per_s']:.0f}", f"{c['ratio']:.2f}"] for c in out["horizontal"]],
+                       headers=["students", "separate, per student img/s", "batched, per student img/s",
+                                "ratio (separate s / batched s)"]))
     if out.get("decode"):
         print(f"\nimage-folder decode, {out['decode'][0]['images']} generated 500x375 JPEGs -> 224-px batches, "
               "one process")
@@ -526,6 +532,19 @@ def _check_mask(args) -> None:
         from .runs.packing import check_mask
 
         check_mask("cuda", getattr(args, "launcher", "local"))
+
+
+def _sizes(text: str) -> tuple[int, ...]:
+    """``--horizontal-sizes 1,4,8,16``: positive integers."""
+    import argparse
+
+    try:
+        sizes = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        sizes = ()
+    if not sizes or min(sizes) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a list of positive integers such as 1,4,8,16")
+    return sizes
 
 
 def _check_device(device: str) -> None:
@@ -719,6 +738,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true")
     s.add_argument("--save", default=None, metavar="STORE",
                    help="keep the measured throughput in STORE/throughput.json for the cost model")
+    s.add_argument("--horizontal-sizes", type=_sizes, default=(), metavar="N,N,...",
+                   help="also N students apart and as one batched model, per N (e.g. 1,4,8,16)")
     accel.add_arguments(s)
     s.set_defaults(func=cmd_bench)
 

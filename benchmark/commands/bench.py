@@ -82,11 +82,12 @@ def _timed(step_fn, batches, warmup: int, steps: int, device) -> float:
 
 def run_bench(device: str = "cpu", steps: int = 20, warmup: int = 3, batch_size: int = 64,
               images: int = 4096, loader_workers: int | None = None, accel: Accel = Accel(), log=None,
-              decode_images: int = 0, packing: tuple[int, ...] = ()) -> dict:
+              decode_images: int = 0, packing: tuple[int, ...] = (), horizontal_sizes: tuple[int, ...] = ()) -> dict:
     """The three cases; ``accel`` applies to the engine's cases only (the reference is the papers'
     plain loop). ``log(message)`` is told which case is being timed. ``decode_images`` > 0: also the
     image-folder decode rate per backend on that many generated JPEGs (decoderate.py), as ``decode``.
-    ``packing``: process counts K for the packing cases (packbench.py; under ``packing`` in the result)."""
+    ``packing``: process counts K for the packing cases (packbench.py; under ``packing`` in the result).
+    ``horizontal_sizes``: also N students apart and batched for each N (bench_horizontal.py)."""
     log = log or (lambda message: None)
     from torchvision import transforms as T
 
@@ -163,6 +164,12 @@ def run_bench(device: str = "cpu", steps: int = 20, warmup: int = 3, batch_size:
             cases.append({"name": "engine" if k == 1 else f"engine_fused{k}", "students": k, "steps": steps,
                           "seconds": seconds, "images_per_s": steps * batch_size / seconds,
                           "per_student_images_per_s": steps * batch_size * k / seconds})
+        fusion = []
+        if horizontal_sizes:
+            from .bench_horizontal import horizontal_cases
+
+            fusion = horizontal_cases(horizontal_sizes, cfg, store, dev, accel, pipe, teacher_forward, warmup, steps,
+                                      log)
     decode = None
     if decode_images:
         from .decoderate import decode_rates
@@ -177,7 +184,7 @@ def run_bench(device: str = "cpu", steps: int = 20, warmup: int = 3, batch_size:
 
         extra["packing"] = measure(device, packing, steps, warmup, batch_size, log=log)
     return {**extra, "device": name, "batch_size": batch_size, "teacher": "resnet56", "student": "resnet20",
-            "cases": cases, "speedup": cases[1]["images_per_s"] / ref,
+            "cases": cases, "horizontal": fusion, "speedup": cases[1]["images_per_s"] / ref,
             "fused_speedup": cases[2]["per_student_images_per_s"] / ref,
             "accel": accel.record(), "read_back": read_back(dev, accel, teacher), "torch": torch.__version__,
             "device_kind": dev.type, **({"decode": decode} if decode else {})}

@@ -13,7 +13,9 @@ its result, so a report can say which ran. They differ in what they promise:
 - equal up to floating-point rounding (tested to a tolerance): ``sgd="fused"`` (one fused kernel
   per step, which rounds differently), ``channels_last`` (NHWC convolutions),
   ``compile="inductor"`` (fused kernels), ``cudnn_benchmark`` (autotuned convolution
-  algorithms, CUDA only, never under deterministic kernels), ``tf32`` (CUDA only);
+  algorithms, CUDA only, never under deterministic kernels), ``tf32`` (CUDA only),
+  ``horizontal="on"`` (a fused group's students of one architecture as one batched model, whose
+  grouped kernels sum in another order: horizontal.py);
 - different numerics, a reading to record: ``amp="bf16"`` (bf16 autocast of the networks; their
   classifier heads run in fp32 outside it, so the logits, both the student's and the teacher's,
   reach the losses unrounded, and the losses compute in fp32).
@@ -37,7 +39,8 @@ if TYPE_CHECKING:  # torch is imported where it is used: the command line loads 
 AMP = ("off", "bf16")
 SGD_IMPL = ("loop", "foreach", "fused")
 COMPILE = ("off", "aot_eager", "inductor")
-FLAGS = ("amp", "channels_last", "compile", "sgd", "cudnn_benchmark", "deterministic", "tf32")
+HORIZONTAL = ("on", "off")
+FLAGS = ("amp", "channels_last", "compile", "sgd", "cudnn_benchmark", "deterministic", "tf32", "horizontal")
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,7 @@ class Accel:
     deterministic: bool | None = None
     numerics: str = numerics.DEFAULT
     tf32: str | None = None  # default (PyTorch's settings), off, on
+    horizontal: str | None = None  # on: a group's students of one architecture as one batched model
     not_applied: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self):
@@ -63,7 +67,8 @@ class Accel:
             if getattr(self, name) is None:
                 object.__setattr__(self, name, policy[name])
         for name, value, allowed in (("amp", self.amp, AMP), ("sgd", self.sgd, SGD_IMPL),
-                                     ("compile", self.compile, COMPILE), ("tf32", self.tf32, numerics.TF32)):
+                                     ("compile", self.compile, COMPILE), ("tf32", self.tf32, numerics.TF32),
+                                     ("horizontal", self.horizontal, HORIZONTAL)):
             if value not in allowed:
                 raise ValueError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
 
@@ -211,12 +216,16 @@ def add_arguments(parser) -> None:
                    help="deterministic algorithms (auto: the policy's)" + policy)
     g.add_argument("--tf32", choices=numerics.TF32, default=None,
                    help="fp32 precision of CUDA matmuls and cuDNN convolutions (default: PyTorch's)" + policy)
+    g.add_argument("--horizontal", choices=HORIZONTAL, default=None,
+                   help="train a fused group's students of one architecture as one batched model (vmap over "
+                        "their stacked weights: not the same bits as apart)" + policy)
 
 
 def from_args(args) -> Accel:
     det = {None: None, "auto": None, "on": True, "off": False}[args.deterministic]
     return Accel(amp=args.amp, channels_last=args.channels_last, compile=args.compile, sgd=args.sgd,
-                 cudnn_benchmark=args.cudnn_benchmark, deterministic=det, numerics=args.numerics, tf32=args.tf32)
+                 cudnn_benchmark=args.cudnn_benchmark, deterministic=det, numerics=args.numerics, tf32=args.tf32,
+                 horizontal=args.horizontal)
 
 
 def to_cli(accel: Accel) -> list[str]:

@@ -11,7 +11,8 @@ point behaves, so that one place decides them and every result can say what ran.
 - ``strict``: ``reproducible`` with TF32 off everywhere (matmuls and cuDNN convolutions): the
   closest a GPU comes to the CPU's numbers.
 - ``fast``: TF32, bf16 autocast (the logits and the losses stay fp32: accel.py's fp32 head),
-  channels-last, cuDNN autotuning; not bit-reproducible. ``torch.compile`` is not part of it: it
+  channels-last, cuDNN autotuning, horizontal fusion (horizontal.py: a group's students of one
+  architecture as one batched model); not bit-reproducible. ``torch.compile`` is not part of it: it
   costs a compilation per network and batch shape (the eval batches, a last partial batch) in every
   run, does not wrap the ``extract()`` path of the feature methods, and no GPU has measured that it
   pays here yet; ``--compile inductor`` adds it.
@@ -32,11 +33,11 @@ TF32 = ("default", "off", "on")
 
 FLAGS: dict[str, dict] = {
     "reproducible": {"deterministic": True, "cudnn_benchmark": False, "tf32": "default", "amp": "off",
-                     "channels_last": False, "compile": "off", "sgd": "foreach"},
+                     "channels_last": False, "compile": "off", "sgd": "foreach", "horizontal": "off"},
     "strict": {"deterministic": True, "cudnn_benchmark": False, "tf32": "off", "amp": "off",
-               "channels_last": False, "compile": "off", "sgd": "foreach"},
+               "channels_last": False, "compile": "off", "sgd": "foreach", "horizontal": "off"},
     "fast": {"deterministic": False, "cudnn_benchmark": True, "tf32": "on", "amp": "bf16",
-             "channels_last": True, "compile": "off", "sgd": "foreach"},
+             "channels_last": True, "compile": "off", "sgd": "foreach", "horizontal": "on"},
 }
 
 CUBLAS_VAR = "CUBLAS_WORKSPACE_CONFIG"

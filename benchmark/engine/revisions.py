@@ -30,7 +30,7 @@ The parts (``PARTS``; paths under ``benchmark/engine/``, where every one of them
                             assembly.py, evaluation.py, run_result.py), optimizers.py, run_rng.py, pretraining.py,
                             precision.py, init_schemes.py, accel.py, terms.py, teachers.py, analysis.py,
                             checkpoints.py, numerics.py (the policies' switches), detops.py (deterministic
-                            forms of CUDA ops)
+                            forms of CUDA ops), horizontal.py (batched students)
 ``recipe``                  schedules.py: ``lr_at``, ``loss_params_at``, ``scale_loss_schedule``
 ==========================  ==============================================================================
 
@@ -98,7 +98,8 @@ DATA_FILES = ("pipeline.py", "data/registry.py", "data/transforms.py", "data/syn
 FOLDER_FILES = ("data/loader.py", "data/streams.py", "data/tensor_decode.py")
 STEP_FILES = ("train.py", "execution.py", "assembly.py", "evaluation.py", "run_result.py", "optimizers.py",
               "run_rng.py", "pretraining.py", "precision.py", "init_schemes.py", "accel.py", "terms.py", "teachers.py",
-              "analysis.py", "checkpoints.py", "numerics.py", "detops.py")
+              "analysis.py", "checkpoints.py", "numerics.py", "detops.py",
+              "horizontal.py")
 RECIPE_FUNCTIONS = ("lr_at", "loss_params_at", "scale_loss_schedule")
 
 

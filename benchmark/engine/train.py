@@ -26,7 +26,7 @@ import time
 import torch
 
 from ..store.layout import METRICS, MODEL, TEST_LOGITS, Store, WriteRefused
-from . import accel, config, revisions, schedules, terms
+from . import accel, config, horizontal, revisions, schedules, terms
 from .accel import Accel
 from .assembly import build_pipeline, build_student, probe_distiller
 from .checkpoints import load_checkpoint, save_checkpoint, tensor_bytes
@@ -112,6 +112,7 @@ class TrainingRun:
         self.metrics_lines = None if store.run_file(self.run_id, METRICS).exists() else 0
         self.epoch_times: list[float] = []
         self.last_eval = None
+        self.horizontal: dict | None = None  # its lane (horizontal.py), as first formed in this process
         self.step_losses: list[torch.Tensor] = []
 
     # ------------------------------------------------------------ checkpoint
@@ -204,6 +205,10 @@ class TrainingRun:
             loss.backward()
             gn = terms.grad_norm(p for g in self.optimizer.param_groups for p in g["params"])
             self.optimizer.step()
+        self.record_step(loss, parts, z_s, y, gn)
+
+    def record_step(self, loss, parts, z_s, y, gn) -> None:
+        """A step's accounting, on the device: loss, terms, gradient norm, accuracy, first losses."""
         self.loss_sum += loss.detach() * len(y)
         self.meter.add(parts, loss, len(y), gn)
         self.correct += (z_s.detach().argmax(1) == y).sum()
@@ -257,7 +262,10 @@ class TrainingRun:
     def execution(self, options: ExecOptions, fused_with: int) -> dict:
         """How the run was executed, as it applied to this run."""
         record = {**options.record(), "fused_with": fused_with,
+                  "horizontal_group": self.horizontal or horizontal.record(self, None, "trained no epoch here"),
                   "read_back": accel.read_back(self.device, self.accel_opts, self.model)}
+        if self.horizontal and self.horizontal["mode"] == "batched" and record["compile"] != "off":
+            record["compile"] = f"requested {record['compile']}, not applied: horizontal lane"
         if self.distiller is not None and record["compile"] != "off":
             # A feature run trains through the networks' extract(), which torch.compile does not wrap.
             record["compile"] = f"requested {record['compile']}, not applied: feature taps"
@@ -343,6 +351,7 @@ def train_runs(cfgs: list[dict], store: Store, options: ExecOptions | None = Non
             continue
         for s in active:
             s.begin_epoch(epoch)
+        batched = horizontal.form(active, accel_opts.horizontal)
         # The teacher's features are computed (once per batch) only if some student needs them.
         features = teacher is not None and any(s.distiller is not None for s in active)
         with_index = any(s.needs_index for s in active)
@@ -357,8 +366,13 @@ def train_runs(cfgs: list[dict], store: Store, options: ExecOptions | None = Non
             with torch.no_grad(), accel.autocast(device, accel_opts):
                 ft = teacher.extract(x) if features else None
                 z_t = ft["logits"] if features else (teacher_forward(x) if teacher is not None else None)
+            for lane in batched:
+                lane.step(x, y, z_t)
             for s in active:
-                s.step(x, y, z_t, ft, index)
+                if not s.in_lane:
+                    s.step(x, y, z_t, ft, index)
+        for lane in batched:
+            lane.unstack()
         for s in active:
             guarded(s, lambda s=s, epoch=epoch: s.end_epoch(epoch, data, options))
     for s in list(students):

@@ -47,7 +47,7 @@ def run_group(store: Store, rids: list[str], opts: WorkerOptions, log=print) -> 
     try:
         cfgs = []
         for rid in leases:
-            append_event(store, rid, kind="claim", worker=opts.name, fused=len(leases))
+            append_event(store, rid, kind="claim", worker=opts.name, fused=len(leases), group=sorted(leases))
             cfg = store.config(rid)
             if cfg is None or C.run_id(cfg) != rid:
                 raise ValueError(f"config.json of run {rid} is missing or does not hash to its id")
@@ -176,7 +176,7 @@ def run_worker(opts: WorkerOptions, log=print) -> dict:
         # A run that just failed goes to the back so that one bad run cannot starve the others.
         ready.sort(key=lambda r: r in retried)
         for rid in ready:
-            outcomes = run_group(store, fusable(states, ready, rid, opts), opts, log)
+            outcomes = run_group(store, fusable(states, ready, rid, opts, store), opts, log)
             for r, outcome in outcomes.items():
                 tally[outcome] = tally.get(outcome, 0) + 1
                 if outcome == "retry":
