@@ -10,8 +10,10 @@ figures:
   # An analysis of each row's run over a temperature sweep, computed from its saved test logits.
   # ATS Fig. 7: derived average and derived standard deviation of each teacher against tau, under
   # plain temperature scaling and, with `ats`, with tau1 = target_scale*tau, tau2 = other_scale*tau.
+  # `logits: train` averages over the training set (computed from each run's saved model into the
+  # store's derived area); the default, test, reads the runs' saved test logits.
   - {kind: analysis_vs_tau, name: fig7, col: Test acc, rows: [...], metrics: [derived_average, derived_std],
-     taus: [0.1, 0.5, 1, 2, 4, 10], ats: {target_scale: 1.25, other_scale: 0.75}}
+     taus: [0.1, 0.5, 1, 2, 4, 10], ats: {target_scale: 1.25, other_scale: 0.75}, logits: train}
   # Top-1 of one cell's runs over a two-axis grid of its own, as a heat map (ATS Fig. 10: KD+ATS,
   # WRN28-8 -> VGG8, tau1 x tau2). The grid replaces the row's; its runs are extra runs of the
   # table, planned only when the figure is asked for (--figures NAME) or with `runs: always`.
@@ -39,6 +41,17 @@ def _analysis():
     return analysis
 
 
+def _logits(fig: dict, measurer, rid: str):
+    """A run's test logits, or with ``logits: train`` its training set's (ATS Fig. 7 averages over
+    the training samples, ats.txt:568), computed once from the saved model into the store's
+    derived area (benchmark/train_logits.py)."""
+    if fig.get("logits", "test") == "train":
+        from .train_logits import train_logits
+
+        return train_logits(measurer.store, rid)
+    return measurer.logits(rid)
+
+
 KINDS = ("lines", "analysis_vs_tau", "heatmap")
 HEATMAP_RUNS = ("on_request", "always")
 METRICS = {
@@ -49,13 +62,19 @@ METRICS = {
     "target_probability": lambda z, y, tau, target_tau: _analysis().target_probability(z, y, tau, target_tau).mean(),
 }
 FIELDS = {"lines": {"kind", "name", "title", "cols", "rows", "ylabel"},
-          "analysis_vs_tau": {"kind", "name", "title", "col", "rows", "metrics", "taus", "ats"},
+          "analysis_vs_tau": {"kind", "name", "title", "col", "rows", "metrics", "taus", "ats", "logits"},
           "heatmap": {"kind", "name", "title", "row", "col", "grid", "runs"}}
 
 
 def figure_names(items: list[str] | None) -> list[str]:
-    """``--figures NAME[,NAME...]`` (given any number of times; ``all``): the names asked for."""
-    return [name for item in items or [] for name in item.split(",") if name]
+    """``--figures NAME[,NAME...]`` (given any number of times; ``all``): the names asked for; a
+    figure id that draws its table's figure (``ats-fig10``) stands for that figure (``fig10``)."""
+    names = [name for item in items or [] for name in item.split(",") if name]
+    if any("-" in n for n in names):
+        from .items import figure_alias
+
+        names = [figure_alias(n) if "-" in n else n for n in names]
+    return names
 
 
 def check_figures_asked(names: list[str], plans) -> None:
@@ -104,6 +123,9 @@ def check_figures(figures, path, rows: list[str], cols: list[str]) -> None:
             if (not isinstance(taus, list) or len(taus) < 2
                     or any(isinstance(t, bool) or not isinstance(t, (int, float)) or t <= 0 for t in taus)):
                 raise BadInput(path, f"{where}.taus", "must be a list of at least two positive numbers")
+            if fig.get("logits", "test") not in ("test", "train"):
+                raise BadInput(path, f"{where}.logits", "must be test (the runs' saved test logits) or train (the "
+                                                        "training set's, computed from the saved model)")
             ats = fig.get("ats")
             if ats is not None and (not isinstance(ats, dict) or set(ats) != {"target_scale", "other_scale"}
                                     or any(not isinstance(v, (int, float)) or v <= 0 for v in ats.values())):
@@ -147,8 +169,13 @@ def _done_run(cell, measurer) -> str | None:
     return None
 
 
-def draw_figure(fig: dict, plan, cells, measurer, path: Path) -> bool:
-    """Draw one figure to ``path``; False when none of its cells has a finished run."""
+def draw_figure(fig: dict, plan, cells, measurer, path: Path):
+    """Draw one figure to ``path``; False when none of its cells has a finished run. The figure
+    ids' own kinds (benchmark/figure_kinds.py) return their quantities instead of True."""
+    if fig["kind"] not in KINDS:
+        from .figure_kinds import draw
+
+        return draw(fig, plan, measurer, path) or False
     import matplotlib
 
     matplotlib.use("Agg")
@@ -209,7 +236,7 @@ def draw_figure(fig: dict, plan, cells, measurer, path: Path) -> bool:
             for col_i, (variant, ats) in enumerate(variants):
                 ax = axes[row_i][col_i]
                 for j, (row, rid) in enumerate(runs.items()):
-                    z, y = measurer.logits(rid)
+                    z, y = _logits(fig, measurer, rid)
                     ys = []
                     for tau in taus:
                         if ats is None:

@@ -9,6 +9,7 @@ implies by resolving it into a run config.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -63,6 +64,7 @@ class Manifest:
     figures: list = field(default_factory=list)
     tolerances: dict = field(default_factory=dict)  # by kind of quantity (benchmark.verdict)
     source: str = ""
+    published: Any = None  # a figure id's published numbers (benchmark/items.py); a table's are tables/<id>.csv
 
 
 @dataclass
@@ -188,7 +190,14 @@ def find_manifest(name: str, root: Path | None = None) -> Path:
         return path
     paths = manifest_paths(root)
     if name not in paths:
-        raise BadInput(name, None, f"unknown table; `python runner.py list` shows the {len(paths)} tables")
+        from .items import item_paths  # figures, analyses and appendix tables by id
+
+        items = item_paths(root)
+        if name in items:
+            return items[name]
+        what = "figure or analysis id" if re.search(r"-(fig|table[a-z]|noisy)", name) else "table"
+        raise BadInput(name, None, f"unknown {what}; `python runner.py list` shows the {len(paths)} tables and "
+                                   f"{len(items)} figures, analyses and appendix tables")
     return paths[name]
 
 
@@ -259,6 +268,11 @@ def check_value(value, where, field_name):
 def load_manifest(path: Path, published_ids=None) -> Manifest:
     from .published import load_published
 
+    if Path(path).parent.name == "figures":  # a figure, analysis or appendix table by id
+        from .items import is_item_path, item_manifest
+
+        if is_item_path(path):
+            return item_manifest(path)
     doc = load_yaml(path)
     _mapping(doc, path, None, MANIFEST_KEYS)
     for key in REQUIRED_MANIFEST_KEYS:

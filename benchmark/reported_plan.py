@@ -116,6 +116,7 @@ def table_plan(store: Store, name: str, profile: str, figures: list[str], jobs: 
         check_not_recorded(store, tid, profile)
         planner = Planner(profile, store=store, figures=figures, cost=False)
         plan = planner.plan(name)
+        _check_item_sources(store, tid, profile, plan)
         for rid in plan.job_ids:
             jobs.jobs.setdefault(rid, planner.jobs[rid])
         now = manifest_record(plan.manifest, planner.catalog)
@@ -131,6 +132,17 @@ def table_plan(store: Store, name: str, profile: str, figures: list[str], jobs: 
                        f"{tid} has no manifest any more ({err.problem}); restore it, or set KD_REPRO_CATALOG to "
                        "the catalogue it was planned from") from None
     return _from_stored(store, stored, manifest, jobs)
+
+
+def _check_item_sources(store: Store, tid: str, profile: str, plan) -> None:
+    """A figure id without a stored plan of its own reads its table's (benchmark/items.py)."""
+    from .items import item_for
+
+    item = item_for(tid)
+    if item is not None:
+        from .items import check_sources
+
+        check_sources(store, item, profile, plan)
 
 
 def _from_stored(store: Store, stored: dict, manifest: Manifest, jobs: PlannedJobs) -> ReportedPlan:
