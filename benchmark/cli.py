@@ -166,8 +166,9 @@ def cmd_list(args) -> int:
     if args.json:
         print(json.dumps(rows, indent=1))
     else:
-        print(tabulate([[r["table"], r["paper"], r["title"][:70], r["cells"], r["runnable_cells"], r["runs"]]
-                        for r in rows], headers=["table", "paper", "title", "cells", "runnable", "runs (paper)"]))
+        print(tabulate([[r["id"], r["label"], r["kind"], r["title"][:60] if r["status"] == "runnable"
+                         else f"cited: {r['reason']}"[:60], r["cells"], r["runnable_cells"], r["runs"]]
+                        for r in rows], headers=["id", "label", "kind", "title", "cells", "runnable", "runs (paper)"]))
     return 0
 
 

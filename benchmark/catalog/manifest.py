@@ -61,6 +61,7 @@ class Manifest:
     figures: list = field(default_factory=list)
     tolerances: dict = field(default_factory=dict)  # by kind of quantity (benchmark.results.verdict)
     source: str = ""
+    published: Any = None  # a figure id's published numbers (benchmark/catalog/items.py); a table's are tables/<id>.csv
 
 
 @dataclass

@@ -20,8 +20,8 @@ from ..engine import config as C
 from ..errors import BadInput
 from ..spec import merge_spec, run_id, set_path
 from ..store.layout import reported_metrics
-from . import costmodel, profiles
-from .manifest import Catalog, Manifest, cached_catalog, find_manifest, load_manifest, zoo_entry
+from . import costmodel, items, profiles
+from .manifest import Catalog, Manifest, cached_catalog, zoo_entry
 from .runcost import DEFAULT_RATE_SOURCE, CostSettings, estimate_run, sizes
 
 # ---------------------------------------------------------------- grids and cells
@@ -263,8 +263,8 @@ class Planner:
     # -- tables
 
     def plan(self, name: str) -> TablePlan:
-        path = find_manifest(name)
-        return self.plan_manifest(load_manifest(path))
+        """A table's plan, or a figure, analysis or appendix table id's (catalog/items.py)."""
+        return self.plan_manifest(items.load(items.find(name)))
 
     def plan_manifest(self, m: Manifest) -> TablePlan:
         base = merge_spec({"dataset": m.dataset, "recipe": m.recipe}, m.defaults)

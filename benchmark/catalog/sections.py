@@ -75,7 +75,8 @@ FIGURE_KINDS = ("lines", "analysis_vs_tau", "heatmap", "curves")
 FIGURE_METRICS = ("derived_average", "derived_std", "derived_variance", "target_probability")
 HEATMAP_RUNS = ("on_request", "always")
 FIGURE_FIELDS = {"lines": {"kind", "name", "title", "cols", "rows", "ylabel"},
-                 "analysis_vs_tau": {"kind", "name", "title", "col", "rows", "metrics", "taus", "ats"},
+                 "analysis_vs_tau": {"kind", "name", "title", "col", "rows", "metrics", "taus", "ats",
+                                     "logits"},
                  "heatmap": {"kind", "name", "title", "row", "col", "grid", "runs"},
                  # test top-1 per epoch: a panel per column, a line per row (KL-MSE's noisy-label curves)
                  "curves": {"kind", "name", "title", "cols", "rows", "ylabel"}}
@@ -120,6 +121,9 @@ def check_figures(figures, path, rows: list[str], cols: list[str]) -> None:
             if (not isinstance(taus, list) or len(taus) < 2
                     or any(isinstance(t, bool) or not isinstance(t, (int, float)) or t <= 0 for t in taus)):
                 raise BadInput(path, f"{where}.taus", "must be a list of at least two positive numbers")
+            if fig.get("logits", "test") not in ("test", "train"):
+                raise BadInput(path, f"{where}.logits", "must be test (the runs' saved test logits) or train (the "
+                                                        "training set's, computed from the saved model)")
             ats = fig.get("ats")
             if ats is not None and (not isinstance(ats, dict) or set(ats) != {"target_scale", "other_scale"}
                                     or any(not isinstance(v, (int, float)) or v <= 0 for v in ats.values())):

@@ -1,4 +1,5 @@
-"""The goldens a user's store depends on: every run id of every table, and the schema's defaults.
+"""The goldens a user's store depends on: every run id of every table (and of every figure,
+analysis and appendix table id, under ``items``), and the schema's defaults.
 
 ``goldens/run_ids.json`` holds, for every table that ``runner.py list`` lists, at every profile,
 each cell's run ids (and the runs of every optional figure); a cell that takes another cell's
@@ -14,7 +15,8 @@ import json
 from pathlib import Path
 
 from .. import schema
-from ..catalog.manifest import load_manifest, manifest_paths
+from ..catalog import items as catalog_items
+from ..catalog.manifest import manifest_paths
 from ..catalog.plan import Planner
 from ..catalog.profiles import PROFILES
 
@@ -39,26 +41,40 @@ def run_ids() -> dict:
     """{"id_scheme", "tables": {table: {profile: {"cells": {"row / col": [ids] | "waiting on ..."},
     "figures": {name: {"grid point": [ids]}}}}}}: cited, aggregate and setting cells have no runs
     and are left out. Planned without a store (so every `from:` cell waits) and without FLOPs."""
-    out: dict = {"id_scheme": schema.ID_SCHEME, "tables": {}}
+    out: dict = {"id_scheme": schema.ID_SCHEME, "tables": {}, "items": {}}
     paths = manifest_paths()
+    figure_ids = catalog_items.item_paths()
     for profile in PROFILES:
         planner = Planner(profile, cost=False, figures=["all"])
-        for table, path in sorted(paths.items()):
-            plan = planner.plan_manifest(load_manifest(path))
-            cells = cell_ids(plan)
-            figures = {name: {json.dumps(p["params"], sort_keys=True): p["runs"] for p in cell.points}
-                       for name, cell in sorted(plan.figure_cells.items())}
-            entry = {"cells": cells}
-            if figures:
-                entry["figures"] = figures
-            out["tables"].setdefault(table, {})[profile] = entry
+        for part, group in (("tables", paths), ("items", figure_ids)):
+            for table, path in sorted(group.items()):
+                out[part].setdefault(table, {})[profile] = _entry(planner.plan_manifest(catalog_items.load(path)))
     return out
+
+
+def _entry(plan) -> dict:
+    figures = {name: {json.dumps(p["params"], sort_keys=True): p["runs"] for p in cell.points}
+               for name, cell in sorted(plan.figure_cells.items())}
+    entry = {"cells": cell_ids(plan)}
+    if figures:
+        entry["figures"] = figures
+    return entry
 
 
 def dumps(doc: dict) -> str:
     """One line per cell, so a diff of the file names the cells that moved."""
-    lines = ["{", f' "id_scheme": {doc["id_scheme"]},', ' "tables": {']
-    tables = list(doc["tables"].items())
+    lines = ["{", f' "id_scheme": {doc["id_scheme"]},']
+    parts = ["tables"] + (["items"] if doc.get("items") else [])
+    for n, part in enumerate(parts):
+        lines += _dump_part(doc[part], part)
+        lines[-1] += "," if n < len(parts) - 1 else ""
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def _dump_part(group: dict, part: str) -> list[str]:
+    lines = [f' "{part}": {{']
+    tables = list(group.items())
     for t, (table, profiles) in enumerate(tables):
         lines.append(f"  {json.dumps(table)}: {{")
         for p, (profile, entry) in enumerate(profiles.items()):
@@ -72,8 +88,7 @@ def dumps(doc: dict) -> str:
                 lines.append("    }" + ("," if k < len(parts) - 1 else ""))
             lines.append("   }" + ("," if p < len(profiles) - 1 else ""))
         lines.append("  }" + ("," if t < len(tables) - 1 else ""))
-    lines += [" }", "}"]
-    return "\n".join(lines) + "\n"
+    return lines + [" }"]
 
 
 def moved(golden: dict, now: dict, limit: int = 12) -> list[str]:
@@ -82,7 +97,13 @@ def moved(golden: dict, now: dict, limit: int = 12) -> list[str]:
     out = []
     if golden.get("id_scheme") != now.get("id_scheme"):
         out.append(f"id scheme {golden.get('id_scheme')} -> {now.get('id_scheme')}")
-    g_tables, n_tables = golden.get("tables", {}), now.get("tables", {})
+    for part in ("tables", "items"):
+        out += _moved_part(golden.get(part, {}), now.get(part, {}), limit)
+    return out
+
+
+def _moved_part(g_tables: dict, n_tables: dict, limit: int) -> list[str]:
+    out = []
     for table in sorted(set(g_tables) | set(n_tables)):
         if table not in n_tables or table not in g_tables:
             out.append(f"{table}: {'removed' if table not in n_tables else 'new'}")

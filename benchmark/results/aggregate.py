@@ -218,7 +218,8 @@ def aggregate_cell(cell: CellPlan, measurer: Measurer) -> CellResult:
 
 def aggregate_table(plan: TablePlan, planner: Planner, store: Store,
                     measurer: Measurer | None = None) -> list[CellResult]:
-    published = load_published(plan.manifest.id)
+    # a figure id carries its published numbers (its table's cells it reads); a table reads tables/<id>.csv
+    published = plan.manifest.published if plan.manifest.published is not None else load_published(plan.manifest.id)
     measurer = measurer or Measurer(store, {rid: planner.jobs[rid].config for rid in plan.job_ids})
     cells = [aggregate_cell(c, measurer) for c in plan.cells]
     for c in cells:
@@ -244,7 +245,8 @@ def aggregate_table(plan: TablePlan, planner: Planner, store: Store,
                 c.status = "cited" if any(o.status == "cited" for o in others) else "setting"
     m = plan.manifest
     tolerances = m.tolerances or resolve_tolerances(m.tolerance, m.path)
-    stds = published_stds(m.id)  # in the cells, or apart (LS-KD's App. D: Tables 2 A, 2 B and 4)
+    # in the cells, or apart (LS-KD's App. D: Tables 2 A, 2 B and 4); a figure id has no tables/<id>.csv
+    stds = published_stds(m.id) if m.published is None else {}
     for c in cells:
         c.kind = "params" if c.rule == "params" else kind_of(cells_plan[(c.row, c.col)].value)
         c.published_std = stds.get((c.row, c.col))

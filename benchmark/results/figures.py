@@ -10,8 +10,10 @@ figures:
   # An analysis of each row's run over a temperature sweep, computed from its saved test logits.
   # ATS Fig. 7: derived average and derived standard deviation of each teacher against tau, under
   # plain temperature scaling and, with `ats`, with tau1 = target_scale*tau, tau2 = other_scale*tau.
+  # `logits: train` averages over the training set (computed from each run's saved model into the
+  # store's derived area); the default, test, reads the runs' saved test logits.
   - {kind: analysis_vs_tau, name: fig7, col: Test acc, rows: [...], metrics: [derived_average, derived_std],
-     taus: [0.1, 0.5, 1, 2, 4, 10], ats: {target_scale: 1.25, other_scale: 0.75}}
+     taus: [0.1, 0.5, 1, 2, 4, 10], ats: {target_scale: 1.25, other_scale: 0.75}, logits: train}
   # Top-1 of one cell's runs over a two-axis grid of its own, as a heat map (ATS Fig. 10: KD+ATS,
   # WRN28-8 -> VGG8, tau1 x tau2). The grid replaces the row's; its runs are extra runs of the
   # table, planned only when the figure is asked for (--figures NAME) or with `runs: always`.
@@ -29,6 +31,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+from ..catalog.sections import FIGURE_KINDS
 from ..errors import BadInput
 from .verdict import WITH_NUMBER
 
@@ -38,6 +41,17 @@ def _analysis():
     from ..engine import analysis
 
     return analysis
+
+
+def _logits(fig: dict, measurer, rid: str):
+    """A run's test logits, or with ``logits: train`` its training set's (ATS Fig. 7 averages over
+    the training samples, ats.txt:568), computed once from the saved model into the store's
+    derived area (benchmark/results/train_logits.py)."""
+    if fig.get("logits", "test") == "train":
+        from .train_logits import train_logits
+
+        return train_logits(measurer.store, rid)
+    return measurer.logits(rid)
 
 
 METRICS = {
@@ -50,8 +64,14 @@ METRICS = {
 
 
 def figure_names(items: list[str] | None) -> list[str]:
-    """``--figures NAME[,NAME...]`` (given any number of times; ``all``): the names asked for."""
-    return [name for item in items or [] for name in item.split(",") if name]
+    """``--figures NAME[,NAME...]`` (given any number of times; ``all``): the names asked for; a
+    figure id that draws its table's figure (``ats-fig10``) stands for that figure (``fig10``)."""
+    names = [name for item in items or [] for name in item.split(",") if name]
+    if any("-" in n for n in names):
+        from ..catalog.items import figure_alias
+
+        names = [figure_alias(n) if "-" in n else n for n in names]
+    return names
 
 
 def check_figures_asked(names: list[str], plans) -> None:
@@ -112,8 +132,13 @@ def _draw_curves(plt, fig: dict, rows: list[str], by_key: dict, measurer) -> boo
     return True
 
 
-def draw_figure(fig: dict, plan, cells, measurer, path: Path) -> bool:
-    """Draw one figure to ``path``; False when none of its cells has a finished run."""
+def draw_figure(fig: dict, plan, cells, measurer, path: Path):
+    """Draw one figure to ``path``; False when none of its cells has a finished run. The figure
+    ids' own kinds (benchmark/results/figure_kinds.py) return their quantities instead of True."""
+    if fig["kind"] not in FIGURE_KINDS:
+        from .figure_kinds import draw
+
+        return draw(fig, plan, measurer, path) or False
     import matplotlib
 
     matplotlib.use("Agg")
@@ -177,7 +202,7 @@ def draw_figure(fig: dict, plan, cells, measurer, path: Path) -> bool:
             for col_i, (variant, ats) in enumerate(variants):
                 ax = axes[row_i][col_i]
                 for j, (row, rid) in enumerate(runs.items()):
-                    z, y = measurer.logits(rid)
+                    z, y = _logits(fig, measurer, rid)
                     ys = []
                     for tau in taus:
                         if ats is None:

@@ -166,7 +166,7 @@ def table_json(plan: TablePlan, cells: list[CellResult], store: Store) -> dict:
 
 
 def table_markdown(plan: TablePlan, cells: list[CellResult], store: Store, plot_name: str | None,
-                   figures: dict[str, str | None] | None = None) -> str:
+                   figures: dict[str, str | None] | None = None, drawn: dict | None = None) -> str:
     m = plan.manifest
     prov = provenance(plan, store)
     cov = coverage(cells)
@@ -226,6 +226,7 @@ def table_markdown(plan: TablePlan, cells: list[CellResult], store: Store, plot_
                 lines.append(f"- {title}: its runs are not planned (ask with `--figures {fig['name']}`)")
             else:
                 lines.append(f"- {title}: waiting for finished runs")
+        lines += _item_lines(plan, drawn)
     ran = readings_that_ran(plan, store)
     if ran:
         lines += ["", "## Readings that ran", "",
@@ -304,6 +305,20 @@ def plot_table(plan: TablePlan, cells: list[CellResult], path: Path) -> bool:
     return True
 
 
+def _item_lines(plan: TablePlan, drawn: dict | None) -> list[str]:
+    """A figure id's caption, readings and claims (benchmark/catalog/items.py, results/figure_kinds.py)."""
+    from ..catalog.items import is_item_path, load_item
+
+    if not is_item_path(plan.manifest.path):
+        return []
+    from .figure_kinds import item_markdown
+
+    fig = plan.manifest.figures[0]
+    result = (drawn or {}).get(fig["name"])
+    return item_markdown(load_item(plan.manifest.path), dict(result) if isinstance(result, dict) else
+                         ({} if result else None), plan.profile)
+
+
 def write_reports(plans: list[TablePlan], planner: Planner | PlannedJobs, store: Store, out: Path) -> list[Path]:
     """<out>/<table>.md, <table>.json and <table>.png per table, and <out>/index.md."""
     tables = []
@@ -317,14 +332,17 @@ def write_reports(plans: list[TablePlan], planner: Planner | PlannedJobs, store:
         table_id = plan.manifest.id
         png = out / f"{table_id}.png"
         has_plot = plot_table(plan, cells, png)
-        figures = {}
+        figures, drawn = {}, {}
         if plan.manifest.figures:
             for fig in plan.manifest.figures:
                 fig_png = out / f"{table_id}.{fig['name']}.png"
-                figures[fig["name"]] = fig_png.name if draw_figure(fig, plan, cells, measurer, fig_png) else None
+                drawn[fig["name"]] = draw_figure(fig, plan, cells, measurer, fig_png)
+                figures[fig["name"]] = fig_png.name if drawn[fig["name"]] else None
         md = out / f"{table_id}.md"
-        md.write_text(table_markdown(plan, cells, store, png.name if has_plot else None, figures))
-        (out / f"{table_id}.json").write_text(json.dumps(table_json(plan, cells, store), indent=1, default=str))
+        md.write_text(table_markdown(plan, cells, store, png.name if has_plot else None, figures, drawn))
+        doc = table_json(plan, cells, store)
+        doc["figures"] = {name: (dict(d) if isinstance(d, dict) else bool(d)) for name, d in drawn.items()}
+        (out / f"{table_id}.json").write_text(json.dumps(doc, indent=1, default=str))
         written.append(md)
         cov = coverage(cells)
         index.append(f"| [{table_id}]({md.name}) | {plan.manifest.paper} | {plan.profile} | {cov['reproduced_cells']}/"

@@ -25,7 +25,8 @@ from __future__ import annotations
 import datetime
 from dataclasses import dataclass
 
-from ..catalog.manifest import Manifest, cached_catalog, find_manifest, load_manifest, table_id
+from ..catalog import items
+from ..catalog.manifest import Manifest, cached_catalog, table_id
 from ..catalog.plan import CellPlan, Job, Planner, TablePlan
 from ..errors import BadInput
 from ..runs.sessions import read_sessions
@@ -116,6 +117,7 @@ def table_plan(store: Store, name: str, profile: str, figures: list[str], jobs: 
         check_not_recorded(store, tid, profile)
         planner = Planner(profile, store=store, figures=figures, cost=False)
         plan = planner.plan(name)
+        _check_item_sources(store, tid, profile, plan)
         for rid in plan.job_ids:
             jobs.jobs.setdefault(rid, planner.jobs[rid])
         now = manifest_record(plan.manifest, planner.catalog)
@@ -123,14 +125,21 @@ def table_plan(store: Store, name: str, profile: str, figures: list[str], jobs: 
                             note=f"no stored plan of {tid} at the {profile} profile in this store (reproduced before "
                                  f"plans were stored, or never): planned from today's {now['path']}")
     try:
-        manifest = load_manifest(find_manifest(name))
+        manifest = items.load(items.find(name))
     except BadInput as err:
-        if "unknown table" not in err.problem and "no such file" not in err.problem:
+        if not err.problem.startswith("unknown ") and "no such file" not in err.problem:
             raise
         raise BadInput(plan_path(store, tid, profile), "table",
                        f"{tid} has no manifest any more ({err.problem}); restore it, or set KD_REPRO_CATALOG to "
                        "the catalogue it was planned from") from None
     return _from_stored(store, stored, manifest, jobs)
+
+
+def _check_item_sources(store: Store, tid: str, profile: str, plan) -> None:
+    """A figure id without a stored plan of its own reads its table's (benchmark/catalog/items.py)."""
+    item = items.item_for(tid)
+    if item is not None:
+        items.check_sources(store, item, profile, plan)
 
 
 def _from_stored(store: Store, stored: dict, manifest: Manifest, jobs: PlannedJobs) -> ReportedPlan:

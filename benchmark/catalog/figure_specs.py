@@ -1,0 +1,82 @@
+"""What a figure id's own figure spec may say (``spec:`` of manifests/<paper>/figures/<id>.yaml,
+benchmark/catalog/items.py) and its structural check, run when the entry is read. The kinds
+beyond a table's own (sections.FIGURE_KINDS) are ATS's analyses of teachers' logits (Figs. 3, 4,
+5, 6, 8, 12); benchmark/results/figure_kinds.py computes and draws them. ``logits: train`` (the
+default of these kinds) reads each run's training-set logits, ``test`` its saved test logits.
+
+```yaml
+# ATS Fig. 4: histograms (200 bins) of the target logit f_y and of sigma(g), the std of the wrong logits
+spec: {kind: logit_histograms, col: Test acc, rows: [...], bins: 200}
+# ATS Fig. 5: mean and std over the samples of the derived and the inherent variance at tau
+spec: {kind: variance_bars, col: Test acc, rows: [...], tau: 1.0}
+# ATS Fig. 6: Spearman, top-5 overlap, Kendall's tau and the L1 distillation distance of p^T at tau
+# between the first teacher of each group and every other one
+spec: {kind: teacher_agreement, col: Test acc, groups: [[...], [...]], tau: 4.0}
+# ATS Figs. 8 and 12: one training sample's probability vector under TS, and under ATS for one row
+spec: {kind: probability_bars, col: Test acc, rows: [...], target_class: 1, tau: 4.0, ats_row: ..., ats: {tau1: 5.0, tau2: 3.0}}
+# ATS Fig. 3: per (teacher, student, tau) point, the teacher's derived average and variance against
+# the KD improvement ratio (Acc_KD - Acc_NoKD) / Acc_NoKD
+spec: {kind: kd_scatter, cols: [...], kd_row: KD, nokd_row: NoKD, taus: [1, 2, 4, 8, 16]}
+```
+"""
+
+from __future__ import annotations
+
+from ..errors import BadInput
+from .sections import FIGURE_KINDS, check_figures
+
+KINDS = ("logit_histograms", "variance_bars", "teacher_agreement", "probability_bars", "kd_scatter")
+FIELDS = {"logit_histograms": {"col", "rows", "bins"},
+          "variance_bars": {"col", "rows", "tau"},
+          "teacher_agreement": {"col", "groups", "rows", "tau"},
+          "probability_bars": {"col", "rows", "target_class", "tau", "ats_row", "ats"},
+          "kd_scatter": {"cols", "kd_row", "nokd_row", "taus"}}
+COMMON = {"kind", "logits"}
+
+
+def _positive(v) -> bool:
+    return not isinstance(v, bool) and isinstance(v, (int, float)) and v > 0
+
+
+def check_spec(spec, path, rows: list[str], cols: list[str]) -> None:
+    """An entry's own figure spec; a table figure's kinds (sections.FIGURE_KINDS) are checked by
+    sections.check_figures, with ``logits`` besides."""
+    if not isinstance(spec, dict):
+        raise BadInput(path, "spec", "must be a mapping")
+    if spec.get("kind") in FIGURE_KINDS:
+        own = {k: v for k, v in spec.items() if k != "logits"}
+        check_figures([{**own, "name": "figure"}], path, rows, cols)
+        if spec.get("logits", "test") not in ("train", "test"):
+            raise BadInput(path, "spec.logits", "must be train or test")
+        return
+    kind = spec.get("kind")
+    if kind not in KINDS:
+        raise BadInput(path, "spec.kind", f"must be one of {', '.join(KINDS + FIGURE_KINDS)}")
+    extra = set(spec) - FIELDS[kind] - COMMON
+    if extra:
+        raise BadInput(path, f"spec.{sorted(extra)[0]}", f"not a field of a {kind} figure")
+    if spec.get("logits", "train") not in ("train", "test"):
+        raise BadInput(path, "spec.logits", "must be train or test")
+    if kind == "teacher_agreement":
+        groups = spec.get("groups")
+        if not isinstance(groups, list) or not groups or any(not isinstance(g, list) or len(g) < 2 for g in groups):
+            raise BadInput(path, "spec.groups", "must be a list of groups of at least two rows (the first is the reference)")
+        spec["rows"] = [r for g in groups for r in g]
+    for key, known, noun in (("rows", rows, "row"), ("cols", cols, "column")):
+        if key in FIELDS[kind] | ({"rows"} if kind == "teacher_agreement" else set()):
+            items = spec.get(key)
+            if not isinstance(items, list) or not items or any(i not in known for i in items):
+                raise BadInput(path, f"spec.{key}", f"must be a non-empty list of {noun}s of the table")
+    for key in ("col", "kd_row", "nokd_row", "ats_row"):
+        if key in FIELDS[kind] and (key != "ats_row" or key in spec):
+            known = cols if key == "col" else rows
+            if spec.get(key) not in known:
+                raise BadInput(path, f"spec.{key}", f"must name a {'column' if key == 'col' else 'row'} of the table")
+    for key in ("tau", "bins", "target_class"):
+        if key in spec and not (_positive(spec[key]) or (key == "target_class" and spec[key] == 0)):
+            raise BadInput(path, f"spec.{key}", "must be a positive number")
+    if kind == "kd_scatter" and (not isinstance(spec.get("taus"), list) or not all(map(_positive, spec["taus"]))):
+        raise BadInput(path, "spec.taus", "must be a list of positive temperatures")
+    if "ats" in spec and (not isinstance(spec["ats"], dict) or set(spec["ats"]) != {"tau1", "tau2"}
+                          or not all(map(_positive, spec["ats"].values()))):
+        raise BadInput(path, "spec.ats", "must be {tau1: number, tau2: number}")

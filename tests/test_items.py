@@ -1,0 +1,158 @@
+"""Figures, analyses and appendix tables as top-level ids (benchmark/catalog/items.py, figure_specs.py;
+benchmark/results/figure_kinds.py, train_logits.py): every item of issue 27's audit listed, runnable or cited with a reason; bad input;
+one figure id reproduced end to end on the tiny test catalogue."""
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from benchmark.catalog import items as catalog_items
+from benchmark.catalog.items import item_paths, load_item, load_items
+from benchmark.errors import BadInput
+from benchmark.results import figure_kinds
+from tests.helpers import REPO, runner
+
+CATALOG = REPO / "tests" / "catalog"
+
+AUDIT = ["ats-fig2", "ats-fig3", "ats-fig4", "ats-fig5", "ats-fig6", "ats-fig7", "ats-fig8", "ats-fig9", "ats-fig10",
+         "ats-fig11", "ats-fig12", "ats-fig13", "atkd-fig1", "atkd-fig2", "lskd-table3", "lskd-tableb1",
+         "lskd-tableb3", "lskd-tableb4", "lskd-tablek1", "lskd-tableg1", "lskd-tableh1", "lskd-tablei1",
+         "lskd-tablei2", "lskd-tablei3", "lskd-tablej1", "lskd-fig1", "lskd-fig2", "lskd-figa1", "lskd-figa2",
+         "lskd-figa3", "lskd-figa4", "lskd-figa5", "lskd-table5", "lskd-tableb2", "klmse-noisy",
+         "klmse-figprelogit", "klmse-tablemethods"]
+RUNNABLE_ATS = ["ats-fig3", "ats-fig4", "ats-fig5", "ats-fig6", "ats-fig7", "ats-fig8", "ats-fig10", "ats-fig12",
+                "ats-fig13"]
+
+
+def test_every_audited_item_is_an_id_runnable_or_cited_with_a_reason():
+    items = {i.id: i for i in load_items()}
+    assert set(AUDIT) <= set(items)
+    for item in items.values():
+        assert item.label.split()[0] in ("ATS", "ATKD", "LS-KD", "KL-MSE")
+        assert (item.status == "cited") == bool(item.cited) and (item.cited or item.table)
+        if item.cited:
+            assert len(item.cited) > 40  # a reason, not a word
+    assert all(items[i].status == "runnable" for i in RUNNABLE_ATS)
+    assert "machine translation" in items["lskd-table5"].cited and "machine translation" in items["lskd-tableb2"].cited
+    assert items["ats-fig7"].figure["logits"] == "train"  # the paper's training set (ats.txt:568)
+
+
+def test_a_figure_id_plans_the_same_runs_as_its_table():
+    from benchmark.catalog.plan import Planner
+
+    planner = Planner("smoke", cost=False)
+    fig = planner.plan("ats-fig8")
+    table = planner.plan("ats-table5")
+    by_key = {(c.row, c.col): c.job_ids() for c in table.cells}
+    assert fig.cells and all(c.job_ids() == by_key[(c.row, c.col)] for c in fig.cells)
+    alias = Planner("smoke", cost=False, figures=["fig10"]).plan("ats-table2").figure_cells["fig10"]
+    assert Planner("smoke", cost=False).plan("ats-fig10").figure_cells["fig10"].points == alias.points
+
+
+def test_find_and_load_take_a_table_or_a_figure_id_and_the_manifest_reader_only_tables():
+    from benchmark.catalog.manifest import find_manifest
+
+    table = catalog_items.load(catalog_items.find("ats-table5"))
+    assert table.id == "ats-table5" and table.published is None  # a table's numbers: tables/<id>.csv
+    path = catalog_items.find("ats-fig7")
+    assert path.parent.name == "figures" and path.stem == "ats-fig7"
+    fig = catalog_items.load(path)
+    assert fig.id == "ats-fig7" and fig.published is not None and fig.figures[0]["name"] == "fig7"
+    assert {r["id"] for r in fig.rows} < {r["id"] for r in table.rows}  # only the rows the figure reads
+    with pytest.raises(BadInput, match="unknown table"):
+        find_manifest("ats-fig7")  # manifest.py knows no figure ids (items.py imports it, not the reverse)
+    with pytest.raises(BadInput, match="unknown figure or analysis id"):
+        catalog_items.find("ats-fig99")
+    with pytest.raises(BadInput, match="unknown table;"):
+        catalog_items.find("ats-nope")
+
+
+def _item_file(tmp_path, text: str) -> Path:
+    path = tmp_path / "manifests" / "ats" / "figures" / "ats-figx.yaml"
+    path.parent.mkdir(parents=True)
+    path.write_text(text)
+    return path
+
+
+def test_a_digitised_reading_without_its_source_is_bad_input(tmp_path):
+    base = ("id: ats-figx\npaper: ATS\nlabel: ATS Fig. X\nkind: figure\ntitle: t\nsource: s\nfrom: ats-table5\n"
+            "spec: {kind: variance_bars, col: Test acc, rows: [CIFAR-10 Teachers/RES14]}\n")
+    ok = _item_file(tmp_path, base + "readings: [{quantity: q, value: 1.0, digitised: true, source: 'Fig. X, bar 1'}]\n")
+    assert load_item(ok).readings[0]["digitised"] is True
+    ok.write_text(base + "readings: [{quantity: q, value: 1.0, digitised: true}]\n")
+    with pytest.raises(BadInput) as err:
+        load_item(ok)
+    assert err.value.field == "readings[0].source" and "digitised reading needs its source" in err.value.problem
+
+
+def test_unknown_figure_id_is_one_line_exit_2_nothing_written(tmp_path):
+    store = tmp_path / "store"
+    proc = runner("report", "ats-fig99", "--store", str(store), "--out", str(tmp_path / "out"))
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().count("\n") == 0 and "ats-fig99: unknown figure" in proc.stderr
+    assert not store.exists() and not (tmp_path / "out").exists()
+
+
+def test_rank_metrics_on_known_vectors():
+    p = torch.tensor([[0.1, 0.2, 0.3, 0.4], [0.1, 0.2, 0.3, 0.4]])
+    q = torch.tensor([[0.05, 0.15, 0.3, 0.5], [0.4, 0.3, 0.2, 0.1]])
+    assert figure_kinds.spearman(p, q).tolist() == pytest.approx([1.0, -1.0])
+    assert figure_kinds.kendall(p, q).tolist() == pytest.approx([1.0, -1.0])
+    r = torch.tensor([[0.1, 0.3, 0.2, 0.4]])  # one swapped pair of 6: (5 - 1) / 6
+    assert float(figure_kinds.kendall(p[:1], r)) == pytest.approx(4 / 6)
+    wide = torch.arange(8.0)[None]
+    assert float(figure_kinds.top5_overlap(wide, wide.flip(1))) == pytest.approx(2 / 8)  # {3..7} & {0..4}
+
+
+def test_claims_on_quantities():
+    claims = [{"text": "a", "compare": {"left": "x", "op": ">", "right": "y", "factor": 2}},
+              {"text": "b", "compare": {"left": "x", "op": "<", "right": 1}},
+              {"text": "c", "compare": {"left": "z", "op": "<", "right": 1}}]
+    got = [c["status"] for c in figure_kinds.judge_claims(claims, {"x": 5.0, "y": 2.0})]
+    assert got == ["held", "not held", "undecided"]
+
+
+@pytest.fixture
+def test_catalog(monkeypatch):
+    monkeypatch.setenv("KD_REPRO_CATALOG", str(CATALOG))
+    assert "klmse-figtest" in item_paths()
+
+
+def test_reproduce_a_figure_id_at_smoke_writes_the_figure_into_the_report(tmp_path, test_catalog):
+    store, out = tmp_path / "store", tmp_path / "store" / "reports"
+    proc = runner("reproduce", "klmse-figtest", "--profile", "smoke", "--store", str(store), "--workers", "1",
+                  timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    md = (out / "klmse-figtest.md").read_text()
+    assert "![" in md and (out / "klmse-figtest.figure.png").stat().st_size > 1000
+    assert "**Test Fig. 1.** Compared:" in md and "digitised reading" in md and "**held**" in md
+    doc = json.loads((out / "klmse-figtest.json").read_text())
+    assert "mean_target_logit/WRN-16-2" in doc["figures"]["figure"]
+    (rid,) = [p.name for p in (store / "derived").iterdir()]
+    saved = torch.load(store / "derived" / rid / "train_logits.pt", weights_only=True)
+    assert saved["logits"].dtype == torch.float16 and saved["logits"].shape == (300, 100)  # 3 per class
+    assert not (store / "runs" / rid / "train_logits.pt").exists()  # the run folder stays as it finished
+
+
+def test_report_of_a_figure_whose_runs_are_not_in_its_tables_stored_plan(tmp_path, test_catalog):
+    """The table was reproduced from a manifest that planned other runs for the cell the figure reads."""
+    import dataclasses
+
+    from benchmark.catalog.manifest import find_manifest, load_manifest
+    from benchmark.catalog.plan import Planner
+    from benchmark.store.layout import Store
+    from benchmark.store.stored_plan import write_plans
+
+    m = load_manifest(find_manifest("klmse-table4"))
+    cols = [{**c, "set": {"teacher": "resnet8@tiny"}} if c["id"] == "KL tau=inf" else c for c in m.columns]
+    planner = Planner("smoke", cost=False)
+    store = Store(tmp_path / "store")
+    write_plans(store, [planner.plan_manifest(dataclasses.replace(m, columns=cols))], planner, [], {"version": "t"})
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    proc = runner("report", "klmse-figtest", "--store", str(store.root), "--profile", "smoke",
+                  "--out", str(tmp_path / "out"))
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr and proc.stderr.strip().count("\n") == 0
+    assert "plans/klmse-table4/smoke.json" in proc.stderr and "klmse-figtest reads cell WRN-16-2 / KL tau=inf" in proc.stderr
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
