@@ -251,7 +251,10 @@ def test_a_run_is_not_resumed_under_the_other_mode(teacher, tmp_path):
 
 
 def test_a_worker_reforms_a_batched_group_on_resume(tmp_path):
-    from benchmark.runs.queue import WorkerOptions, append_event, fusable, runnable, scan
+    from benchmark.runs.events import append_event
+    from benchmark.runs.fusing import fusable
+    from benchmark.runs.options import WorkerOptions
+    from benchmark.runs.queue import runnable, scan
 
     store = Store(tmp_path)
     cfgs = [C.resolve(tiny(loss=loss, data=SMALL)) for loss in
