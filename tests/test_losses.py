@@ -18,6 +18,7 @@ from benchmark.losses import (
     make_loss,
     mse_loss,
 )
+from tests.test_dkd import ref_dkd
 
 N, C = 4, 5
 
@@ -459,7 +460,7 @@ def test_names_and_defaults_compute_the_papers_losses(data):
     """A manifest that names only the loss trains the papers' setting: the registry's loss with no
     options equals the hand-written formula with the papers' numbers written out here."""
     z_s, z_t, y = data
-    assert set(loss_names()) == {"ce", "ls", "kd", "ats", "atkd", "mse"}
+    assert set(loss_names()) == {"ce", "ls", "kd", "ats", "atkd", "mse", "dkd"}
     want = {
         "ce": ref_ce(z_s, y),
         # LS-KD's teachers: alpha in {0.0, 0.1} (Table 2 columns); 0.1 is the smoothed one
@@ -473,6 +474,8 @@ def test_names_and_defaults_compute_the_papers_losses(data):
         "atkd": ref_atkd(z_s, z_t, y, ddof=0, eps=0.0, ce_w=0.1, kd_w=0.9),
         # KL-MSE public code: F.mse_loss over batch and classes, no CE
         "mse": sum((a - b) ** 2 for s, t in zip(z_s.tolist(), z_t.tolist()) for a, b in zip(s, t)) / (N * C),
+        # DKD, mdistiller's cfg.py: CE 1, alpha 1, beta 8, T 4 (tests/test_dkd.py: the formula by hand)
+        "dkd": sum(ref_dkd(z_s, z_t, y).values()),
     }
     for name in loss_names():
         assert value(make_loss(name)(z_s, z_t, y)) == pytest.approx(want[name], rel=1e-12), name

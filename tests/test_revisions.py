@@ -129,10 +129,12 @@ def _bump(path: Path, part: str) -> None:
 
 def test_bump_and_same_record_history_and_bad_uses_are_one_line(tmp_path, monkeypatch):
     path = _ledger_copy(tmp_path, monkeypatch)
+    before = [h["revision"] for h in json.loads(path.read_text())["parts"]["loss:mse"]["history"]]
+    assert set(before) == {1}  # revision 1, maybe with "no numeric change" entries
     run = in_process("revisions", "bump", "loss:mse", "--why", "test: a numeric change")
     assert run.returncode == 0 and "loss:mse: revision 2" in run.stdout
     entry = json.loads(path.read_text())["parts"]["loss:mse"]
-    assert entry["revision"] == 2 and [h["revision"] for h in entry["history"]] == [1, 2]
+    assert entry["revision"] == 2 and [h["revision"] for h in entry["history"]] == [*before, 2]
     assert entry["history"][-1]["why"] == "test: a numeric change" and entry["digest"] == R.part_digest("loss:mse")
     same = in_process("revisions", "same", "loss:mse", "--why", "nothing changed")
     assert same.returncode == 2 and "nothing to record" in same.stderr

@@ -21,8 +21,6 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from benchmark import terms as T
-
 from .base import kd_term, up
 from .fitnet import FitNet
 
@@ -57,16 +55,8 @@ class SCKD(FitNet):
         g_ce = grad(ce)
         return ce, kd, hint, bool(_dot(grad(kd), g_ce) > 0), bool(_dot(grad(hint), g_ce) > 0)
 
-    def forward(self, fs, ft, y, index=None):
+    def weighted_terms(self, fs, ft, y, index=None):
         ce, kd, hint, use_kd, use_hint = self.gates(fs, ft, y)
-        total = T.record("ce", self.ce_weight * ce)
-        # A gated-off term is recorded as 0 for this step (the terms still sum to the total).
-        if use_kd:
-            total = T.add(total, "kd", self.kd_weight * kd)
-        else:
-            T.record("kd", torch.zeros_like(kd))
-        if use_hint:
-            total = T.add(total, "feature", self.weight * hint)
-        else:
-            T.record("feature", torch.zeros_like(hint))
-        return total
+        # A gated-off term is 0 for this step (x + 0 is x: the sum is that of the terms used).
+        return {"ce": self.ce_weight * ce, "kd": self.kd_weight * kd if use_kd else torch.zeros_like(kd),
+                "feature": self.weight * hint if use_hint else torch.zeros_like(hint)}
