@@ -57,13 +57,13 @@ def _kl(log_p_t: torch.Tensor, log_p_s: torch.Tensor) -> torch.Tensor:
 
 def _decoupled(z: torch.Tensor, target: torch.Tensor, tau: float) -> tuple[torch.Tensor, torch.Tensor]:
     """(log b, log p^): log [p_t, 1 - p_t] (N, 2) and the log-softmax of the non-target logits (N, C-1)."""
-    n, c = z.shape
     z = z / tau
-    is_target = F.one_hot(target, c).bool()
-    non_target = z[~is_target].view(n, c - 1)
+    # the non-target classes of each row, in order, by gather (a boolean mask would sync the host on CUDA)
+    others = torch.arange(z.shape[1] - 1, device=z.device).expand(z.shape[0], -1)
+    non_target = z.gather(1, others + (others >= target[:, None]))
     log_all = torch.logsumexp(z, dim=1, keepdim=True)
-    log_b = torch.cat([z[is_target].view(n, 1), torch.logsumexp(non_target, dim=1, keepdim=True)], dim=1) - log_all
-    return log_b, F.log_softmax(non_target, dim=1)
+    log_b = torch.cat([z.gather(1, target[:, None]), torch.logsumexp(non_target, dim=1, keepdim=True)], dim=1)
+    return log_b - log_all, F.log_softmax(non_target, dim=1)
 
 
 def dkd_terms(z_s: torch.Tensor, z_t: torch.Tensor, y: torch.Tensor, *, ce_weight: float = 1.0,
