@@ -114,7 +114,8 @@ def model_info(name: str) -> dict:
     """
     _, family, size = _entry(name)
     info = {"name": name, "family": family, "input_size": size}
-    return {**info, "input_shape": SPEECH_INPUT_SHAPE} if family == "speech" else info
+    # a list: describe_models' rows are cached as JSON and must read back equal
+    return {**info, "input_shape": list(SPEECH_INPUT_SHAPE)} if family == "speech" else info
 
 
 def count_params(model: nn.Module) -> int:
