@@ -16,9 +16,10 @@ value: KD's student temperature) or ``Switch("form", {...})`` (one value per val
 option: ATKD's code forms). A field that is not part of the identity (where the data lives, a
 note, which epoch a table reports) never enters the id.
 
-Checks are declarative (kind, choices, bounds) so that a config can be validated without torch;
-rules between options (ATKD's code forms fix some of them, tau=inf needs student_tau=inf) stay
-with the method's code.
+Checks are declarative (kind, choices, bounds, and ``Rule``s between options: ATKD's code forms
+fix some of them, tau=inf needs student_tau=inf) so that a config, and every method's options, are
+validated without torch: ``check_method_options`` is the one check, at config time and when a
+method is built (benchmark/engine/methods).
 
 Imports only the standard library: spec.py (a leaf) builds run ids from it.
 """
@@ -62,6 +63,16 @@ class When:
     """Part of the identity only while the field ``path`` has the value ``equals``."""
     path: str
     equals: Any
+
+
+@dataclass(frozen=True)
+class Rule:
+    """Between a method's options: while ``when`` has the value ``equals``, each option of ``then``
+    must have its value there; ``says`` words the problem (formatted with when, equals, option, value)."""
+    when: str
+    equals: Any
+    then: dict
+    says: str = "{when}={equals!r} needs {option}={value!r}"
 
 
 @dataclass(frozen=True)
@@ -209,6 +220,19 @@ LOGIT_LOSSES: dict[str, dict[str, Option]] = {
              "form": _choice("paper", "paper", "code2020", "code2023")},
     "mse": {"reduction": _choice("mean", *_REDUCTION), "ce_weight": _f(0.0), "kd_weight": _f(1.0)},
     "label_match": {"reduction": _choice("batchmean", *_REDUCTION), "ce_weight": _f(0.0), "kd_weight": _f(1.0)},
+    # DKD (benchmark/engine/methods/dkd.py): mdistiller's CIFAR defaults, mdistiller/engine/cfg.py:163-167
+    "dkd": {"ce_weight": _weight(1.0), "alpha": _weight(1.0), "beta": _weight(8.0), "tau": _pos(4.0),
+            "warmup_epochs": _f(20.0, 0.0)},
+}
+
+# Rules between options, checked after the defaults are filled in (benchmark/engine/losses.py says why).
+_KD_INF = "tau=inf is the limit of tau^2 * KL: it needs {option}={value!r}"
+METHOD_RULES: dict[str, tuple[Rule, ...]] = {
+    "kd": (Rule("tau", math.inf, {"student_tau": math.inf}, "tau=inf needs {option}=inf (or None)"),
+           Rule("student_tau", math.inf, {"tau": math.inf}, "student_tau=inf needs {option}=inf"),
+           Rule("tau", math.inf, {"tau_squared": True, "divergence": "kl"}, _KD_INF)),
+    "atkd": tuple(Rule("form", form, fixed, "form {equals!r} computes {option}={value!r} (the authors' code)")
+                  for form, fixed in ATKD_FORM_FIXED.items()),
 }
 
 # Every feature distiller: CE 1, KD 0 at tau 4, plus its own options (benchmark/engine/distillers/).
@@ -221,7 +245,7 @@ FEATURE_DISTILLERS: dict[str, dict[str, Option]] = {
     "sp": {**_BASE, "weight": _weight(3000.0)},
     "cc": {**_BASE, "weight": _weight(0.02), "feat_dim": Option(128, "int", minimum=1),
            "embed": _choice("linear", "linear", "normalized")},
-    "vid": {**_BASE, "weight": _weight(1.0), "init_var": _f(5.0)},
+    "vid": {**_BASE, "weight": _weight(1.0), "init_var": _f(5.0, 1e-5, above_minimum=True)},  # > VID.EPS
     "rkd": {**_BASE, "weight": _weight(1.0), "w_dist": _f(25.0), "w_angle": _f(50.0)},
     "pkt": {**_BASE, "weight": _weight(30000.0)},
     "nst": {**_BASE, "weight": _weight(50.0)},
@@ -320,12 +344,20 @@ def check_method_options(name: str, params: dict) -> dict:
             try:
                 out[key] = check_value(opt, params[key])
             except ValueError as err:
-                raise ValueError(f"loss {name!r}: parameter {key!r} {err}") from None
+                raise ValueError(f"loss {name!r}: {key} {err}") from None
         elif not isinstance(opt.default, (Follows, Switch)):
             out[key] = opt.default
     for key, opt in options.items():
         if key not in out:
             out[key] = default_of(opt, out)
+        if out[key] is None and isinstance(opt.default, Follows):  # None: "the other option's value"
+            out[key] = out[opt.default.option]
+    for rule in METHOD_RULES.get(name, ()):
+        if _same(out[rule.when], rule.equals):
+            for option, value in rule.then.items():
+                if not _same(out[option], value):
+                    problem = rule.says.format(when=rule.when, equals=rule.equals, option=option, value=value)
+                    raise ValueError(f"loss {name!r}: {problem}; got {option}={out[option]!r}")
     return {key: out[key] for key in options}
 
 

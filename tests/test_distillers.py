@@ -356,10 +356,10 @@ def test_published_defaults():
 
 
 @pytest.mark.parametrize("loss, message", [
-    ({"name": "fitnet", "weight": "big"}, "'weight' must be float"),
-    ({"name": "crd", "nce_k": 1.5}, "'nce_k' must be int"),
+    ({"name": "fitnet", "weight": "big"}, "weight must be a number, got 'big'"),
+    ({"name": "crd", "nce_k": 1.5}, "nce_k must be an integer, got 1.5"),
     ({"name": "at", "beta": 3}, "unknown parameter"),
-    ({"name": "crd", "nce_m": 2.0}, "nce_m must be in"),
+    ({"name": "crd", "nce_m": 2.0}, "nce_m must be <= 1, got 2.0"),
     ({"name": "fitnets"}, "feature-based: fitnet"),
 ])
 def test_bad_loss_params_are_bad_input_naming_the_field(loss, message):

@@ -16,9 +16,12 @@ CATALOG = REPO / "tests" / "catalog"
 @pytest.fixture
 def cache(tmp_path, monkeypatch):
     monkeypatch.setenv("KD_REPRO_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(flops, "TABLE", tmp_path / "no-table.json")  # the disk cache alone (tests/test_flops.py: the table)
+    flops.table.cache_clear()
     flops.forward_flops.cache_clear()
     yield tmp_path / "cache"
     flops.forward_flops.cache_clear()
+    flops.table.cache_clear()
 
 
 def test_flops_are_counted_once_and_read_back_only_under_the_same_stamp(cache):
@@ -39,9 +42,12 @@ def test_an_unwritable_cache_only_costs_time(tmp_path, monkeypatch):
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
     monkeypatch.setenv("KD_REPRO_CACHE", str(blocker))
+    monkeypatch.setattr(flops, "TABLE", tmp_path / "no-table.json")
+    flops.table.cache_clear()
     flops.forward_flops.cache_clear()
     assert flops.forward_flops("resnet8", 10, 32) == flops.count_forward_flops("resnet8", 10, 32)
     flops.forward_flops.cache_clear()
+    flops.table.cache_clear()
 
 
 def test_list_rows_are_replanned_when_a_catalogue_file_changes(cache, tmp_path, monkeypatch):

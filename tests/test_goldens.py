@@ -12,7 +12,7 @@ from benchmark.catalog.manifest import load_manifest, manifest_paths
 from benchmark.catalog.plan import Planner
 from benchmark.commands import idgolden
 from benchmark.engine import config as C
-from benchmark.engine import losses
+from benchmark.engine import losses, methods
 from tests.helpers import tiny
 
 pytestmark = pytest.mark.xdist_group("goldens")
@@ -60,11 +60,11 @@ def test_a_changed_default_is_caught():
 
 
 def _kd_with_made_up_option(default):
-    """kd_loss with one more keyword-only option that changes nothing at its default."""
-    sig = inspect.signature(losses.kd_loss)
+    """kd_terms with one more keyword-only option that changes nothing at its default."""
+    sig = inspect.signature(losses.kd_terms)
 
     def kd(z_s, z_t, y, *, made_up=default, **params):
-        return losses.kd_loss(z_s, z_t, y, **params)
+        return losses.kd_terms(z_s, z_t, y, **params)
 
     params = [p for p in sig.parameters.values()] + [
         inspect.Parameter("made_up", inspect.Parameter.KEYWORD_ONLY, default=default)]
@@ -79,13 +79,15 @@ def made_up_options(monkeypatch):
     monkeypatch.setitem(schema.CONFIG_FIELDS, "recipe.made_up", schema.Option(7, "int"))
     monkeypatch.setitem(C.RECIPE_DEFAULTS, "made_up", 7)
     monkeypatch.setitem(schema.METHODS, "kd", {**schema.METHODS["kd"], "made_up": schema.Option(1.0, "float")})
-    monkeypatch.setitem(losses._LOSSES, "kd", (_kd_with_made_up_option(1.0), True))
+    monkeypatch.setattr(losses, "kd_terms_made_up", _kd_with_made_up_option(1.0), raising=False)
+    monkeypatch.setitem(methods.REGISTRY, "kd", methods.Entry("benchmark.engine.losses:kd_terms_made_up"))
 
 
 def test_a_new_option_with_a_default_moves_no_id_of_any_table(made_up_options):
     golden = idgolden.load(idgolden.RUN_IDS_FILE)
     kd = C.resolve(tiny(loss={"name": "kd"}, teacher={"run": "0" * 16}))
     assert kd["recipe"]["made_up"] == 7 and kd["loss"]["made_up"] == 1.0  # every resolved config carries them
+    assert losses.make_loss("kd").params["made_up"] == 1.0  # and the method's code takes it
     planner = Planner("paper", cost=False, figures=["all"])
     for table, path in manifest_paths().items():
         plan = planner.plan_manifest(load_manifest(path))

@@ -57,6 +57,7 @@ def test_the_mode_catches_a_host_read_inside_backward():
 
 LOSSES = {
     "kd": {"name": "kd"},  # the control: the engine's step itself reads nothing
+    "dkd": {"name": "dkd"},  # a logit loss through the Method protocol: its non-target logits by gather
     "crd": {"name": "crd", "nce_k": 16},  # a K-subset per row (Floyd)
     "crd-few-others": {"name": "crd", "nce_k": 76},  # 72 other-class samples < K: with replacement
     "crd-with-replacement": {"name": "crd", "nce_k": 16, "sampler": "with_replacement"},
@@ -79,7 +80,7 @@ def test_two_training_steps_read_nothing_on_the_host(teacher_file, tmp_path, cas
         with torch.no_grad():
             ft = teacher.extract(x)
         with NoHostSync():
-            run.step(x, y, ft["logits"], ft if run.distiller is not None else None, index)
+            run.step(x, y, ft["logits"], ft if run.method.taps else None, index)
     after = [p.detach() for g in run.optimizer.param_groups for p in g["params"]]
     assert not torch.equal(before[0], after[0])  # it did train
     assert torch.isfinite(run.loss_sum)

@@ -18,6 +18,7 @@ from benchmark.engine.losses import (
     make_loss,
     mse_loss,
 )
+from tests.test_dkd import ref_dkd
 
 N, C = 4, 5
 
@@ -459,7 +460,7 @@ def test_names_and_defaults_compute_the_papers_losses(data):
     """A manifest that names only the loss trains the papers' setting: the registry's loss with no
     options equals the hand-written formula with the papers' numbers written out here."""
     z_s, z_t, y = data
-    assert set(loss_names()) == {"ce", "ls", "kd", "ats", "atkd", "mse", "label_match"}
+    assert set(loss_names()) == {"ce", "ls", "kd", "ats", "atkd", "mse", "label_match", "dkd"}
     want = {
         "ce": ref_ce(z_s, y),
         # LS-KD's teachers: alpha in {0.0, 0.1} (Table 2 columns); 0.1 is the smoothed one
@@ -475,6 +476,8 @@ def test_names_and_defaults_compute_the_papers_losses(data):
         "mse": sum((a - b) ** 2 for s, t in zip(z_s.tolist(), z_t.tolist()) for a, b in zip(s, t)) / (N * C),
         # KL-MSE's tau -> 0 limit: the student's top logit minus its logit at the teacher's top class
         "label_match": mean([max(s) - s[t.index(max(t))] for s, t in zip(z_s.tolist(), z_t.tolist())]),
+        # DKD, mdistiller's cfg.py: CE 1, alpha 1, beta 8, T 4 (tests/test_dkd.py: the formula by hand)
+        "dkd": sum(ref_dkd(z_s, z_t, y).values()),
     }
     for name in loss_names():
         assert value(make_loss(name)(z_s, z_t, y)) == pytest.approx(want[name], rel=1e-12), name

@@ -309,3 +309,17 @@ def test_weights_and_teachers_load_repdistillers_last_pth_with_its_namespace(tmp
     other = repdistiller_last_pth(tmp_path / "other.pth", source, __import__("pathlib").PurePosixPath("x"))
     with pytest.raises(pickle.UnpicklingError):
         build_model("resnet8", 10, weights=other)
+
+
+def test_the_torch_free_name_lists_are_the_builders_dicts():
+    """models/__init__.py names the VGGs and torchvision's networks without importing them (config
+    checks and planning need no torch): the lists must be the dicts their builders read, and the
+    speech models' input shape speech.py's."""
+    from benchmark.engine import models
+    from benchmark.engine.models.imagenet import TORCHVISION
+    from benchmark.engine.models.speech import INPUT_SHAPE
+    from benchmark.engine.models.vgg import CONFIGS
+
+    assert set(models.VGG_NAMES) == set(CONFIGS)
+    assert set(models.TORCHVISION_NAMES) == set(TORCHVISION)
+    assert models.SPEECH_INPUT_SHAPE == INPUT_SHAPE

@@ -178,7 +178,7 @@ def test_networks_match_ats_table5():
     conv1, block, fc = 40 * 96 + 96 + 2 * 96, 9 * 96 + 2 * 96 + 96 * 96 + 2 * 96, 96 * 35 + 35
     assert count_params(ds) == conv1 + 5 * block + fc == 59_843
     assert round(count_params(ds) / 1e3, 1) == 59.8
-    assert model_info("dscnn")["input_shape"] == (1, 101, 40)
+    assert model_info("dscnn")["input_shape"] == [1, 101, 40]
 
 
 def test_resnet15_dilations_and_dscnn_same_padding():

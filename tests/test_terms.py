@@ -6,6 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from benchmark.engine import methods
 from benchmark.engine import terms as T
 from benchmark.engine.distillers import make_distiller
 from benchmark.engine.losses import make_loss
@@ -42,16 +43,28 @@ def test_kd_terms_are_the_weighted_ce_and_kl():
     assert float(parts["kd"]) == pytest.approx(0.75 * float(kl_ref(z_s, z_t, 2.0)), rel=1e-6)
 
 
-def test_recording_is_scoped_and_off_by_default():
+def test_terms_are_returned_per_call_not_collected_aside():
+    """Each call returns its own terms (no context collects them): a loss called inside another's
+    accounting adds nothing to it, and a plain call returns the sum alone."""
     z_s, z_t, y = batch(2)
     loss = make_loss("kd")
-    with T.recording() as outer:
-        loss(z_s, z_t, y)
-        with T.recording() as inner:
-            make_loss("ce")(z_s, None, y)
+    outer = loss.loss_terms(methods.Step(z_s, z_t, y))
+    inner = make_loss("ce").loss_terms(methods.Step(z_s, None, y))
     assert set(outer) == {"ce", "kd"} and set(inner) == {"ce"}
     assert float(outer["ce"]) == pytest.approx(0.1 * float(F.cross_entropy(z_s, y)))
-    loss(z_s, z_t, y)  # no recording open: nothing to record into, no error
+    assert torch.equal(methods.total(outer), loss(z_s, z_t, y))  # the call: the terms' sum, bit for bit
+    assert not hasattr(T, "recording") and not hasattr(T, "record")
+
+
+def test_atkd_code2023_returns_its_terms():
+    """The code2023 form used to return its total only: its CE and KD terms now reach the metrics."""
+    z_s, z_t, y = batch(3)
+    loss = make_loss("atkd", form="code2023")
+    parts = loss.terms(z_s, z_t, y)
+    assert set(parts) == {"ce", "kd", "total"}
+    assert torch.equal(parts["total"], parts["ce"] + parts["kd"])
+    w = z_t.std(dim=1, keepdim=True) / z_s.std(dim=1, keepdim=True)
+    assert float(parts["ce"]) == pytest.approx(0.1 * float(F.cross_entropy(z_s * w, y)), rel=1e-6)
 
 
 def test_distiller_terms():

@@ -36,8 +36,8 @@ from __future__ import annotations
 import copy
 
 from ..engine import config, schedules
-from ..engine.distillers import distiller_defaults, is_distiller
 from ..errors import BadInput
+from ..schema import METHODS, method_defaults
 
 PROFILES = ("smoke", "quick", "paper")
 
@@ -132,13 +132,13 @@ def scale_recipe(recipe: dict, fraction: float) -> dict:
 
 
 def scale_loss_params(loss: dict, profile: str) -> dict:
-    """A feature method's schedule under the profile. Its epoch counts shrink as the recipe's do:
-    ``init_epochs`` (a pre-training stage: AB, FT, FSP, IE-AT; smoke 1) and ``warmup_epochs``
-    (ReviewKD's loss warm-up; smoke 0, so its one epoch trains with the whole loss).
-    Smoke also scales a stage's ``init_lr`` by SMOKE_STAGE_LR_SCALE (stand-in teachers)."""
-    if profile == "paper" or not isinstance(loss, dict) or not is_distiller(loss.get("name")):
+    """A method's own schedule under the profile. The epoch counts among its options shrink as the
+    recipe's do: ``init_epochs`` (a pre-training stage: AB, FT, FSP, IE-AT; smoke 1) and
+    ``warmup_epochs`` (ReviewKD's and DKD's loss warm-up; smoke 0, so its one epoch trains with the
+    whole loss). Smoke also scales a stage's ``init_lr`` by SMOKE_STAGE_LR_SCALE (stand-in teachers)."""
+    if profile == "paper" or not isinstance(loss, dict) or loss.get("name") not in METHODS:
         return loss
-    defaults = distiller_defaults(loss["name"])
+    defaults = method_defaults(loss["name"])
     out = dict(loss)
     for key, smoke in (("init_epochs", 1), ("warmup_epochs", 0.0)):
         if key not in defaults:

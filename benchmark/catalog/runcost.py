@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..engine.distillers import is_distiller
+from ..engine.methods import pretraining_epochs
 from ..errors import BadInput
 from . import costmodel
 from .flops import forward_flops  # cached per model, classes and input side
@@ -76,7 +76,7 @@ def workload(cfg: dict, teacher_cfg: dict | None) -> costmodel.Workload:
     batch = recipe["batch_size"]
     if recipe.get("steps_per_epoch"):  # the cap of the suite's own short runs
         n_train = min(n_train, recipe["steps_per_epoch"] * batch)
-    init_epochs = cfg["loss"].get("init_epochs", 0) if is_distiller(cfg["loss"]["name"]) else 0
+    init_epochs = pretraining_epochs(cfg["loss"])
     return costmodel.Workload(
         student=student, teacher=teacher, train_images=n_train, test_images=n_test, batch=batch,
         eval_batch=recipe.get("eval_batch_size") or batch, epochs=recipe["epochs"],
@@ -121,5 +121,5 @@ def estimate_flops(cfg: dict, teacher_cfg: dict | None) -> float:
     per_epoch = n_train * (3 * student + teacher) + n_test * student
     total = recipe["epochs"] * per_epoch + (n_train * student if recipe["final_train_eval"] else 0)
     # A pre-training stage (AB, FT, FSP) costs about a training epoch without the evaluation.
-    init_epochs = cfg["loss"].get("init_epochs", 0) if is_distiller(cfg["loss"]["name"]) else 0
+    init_epochs = pretraining_epochs(cfg["loss"])
     return total + init_epochs * n_train * (3 * student + teacher)

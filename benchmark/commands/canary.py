@@ -151,12 +151,11 @@ def loss_probe(cfg: dict) -> float | None:
     arithmetic, so every platform starts from the same bits; None for a feature method."""
     import torch
 
-    from ..engine.distillers import is_distiller
-    from ..engine.losses import make_loss
+    from ..engine import methods
 
-    if is_distiller(cfg["loss"]["name"]):
+    if methods.entry(cfg["loss"]["name"]).taps:  # it needs the networks' features, not logits alone
         return None
-    loss = make_loss(cfg["loss"]["name"], **{k: v for k, v in cfg["loss"].items() if k != "name"})
+    loss = methods.build(cfg["loss"]["name"], {k: v for k, v in cfg["loss"].items() if k != "name"})
     n, c = 8, 10
     z_s = torch.tensor([[((i * 7919 + j * 104729) % 1000) / 125.0 - 4.0 for j in range(c)] for i in range(n)],
                        dtype=torch.float64)

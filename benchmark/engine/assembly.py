@@ -1,12 +1,14 @@
 """A run assembled from its config: the data pipeline (tensors on the device, or a DataLoader over
 image files, with the dataset's augmentation), the student network (initialised from the run's
-seed alone) and a feature run's distiller (its adapters shaped by one probe forward)."""
+seed alone) and the run's method (engine/methods: a logit loss, or a distiller whose adapters one
+probe forward shapes)."""
 
 from __future__ import annotations
 
 import torch
 
 from ..errors import BadInput
+from . import methods
 from .data import (
     Relabeled,
     dataset_dir,
@@ -19,7 +21,6 @@ from .data import (
     synthetic_arrays,
 )
 from .data.loader import LoaderPipeline
-from .distillers import make_distiller
 from .execution import ExecOptions
 from .init_schemes import apply_init_scheme
 from .models import build_model
@@ -129,11 +130,14 @@ def build_student(cfg: dict, device: torch.device) -> torch.nn.Module:
         return apply_init_scheme(model, cfg["recipe"].get("init_scheme", "torch")).to(device)
 
 
-def probe_distiller(cfg: dict, student: torch.nn.Module, teacher, data, device: torch.device):
-    """A feature run's distiller, its adapters shaped by one probe forward of both networks."""
+def build_method(cfg: dict, student: torch.nn.Module, teacher, data, device: torch.device):
+    """The run's method (engine/methods); one with taps gets adapters shaped by one probe forward
+    of both networks."""
+    name, params = cfg["loss"]["name"], {k: v for k, v in cfg["loss"].items() if k != "name"}
+    if not methods.entry(name).taps:
+        return methods.build(name, params)
     if teacher is None or data is None:
-        raise RunFailed(f"loss {cfg['loss']['name']!r} needs the teacher and the data to build its adapters")
-    params = {k: v for k, v in cfg["loss"].items() if k != "name"}
+        raise RunFailed(f"loss {name!r} needs the teacher and the data to build its adapters")
     x = data.probe_batch()
     was_training = student.training
     student.eval()  # the probe must not move the BatchNorm statistics
@@ -144,12 +148,13 @@ def probe_distiller(cfg: dict, student: torch.nn.Module, teacher, data, device: 
         # Its own seed: the student's initial weights stay those of a CE run of the same seed.
         torch.manual_seed(derive_seed("distiller", cfg["seed"]))
         try:
-            distiller = make_distiller(cfg["loss"]["name"], probe_s, probe_t,
-                                       get_spec(cfg["dataset"]).num_classes,
-                                       train_labels=data.train_targets(), **params)
-            distiller.attach_teacher(teacher)
+            method = methods.build(name, params, student_probe=probe_s, teacher_probe=probe_t,
+                                   num_classes=get_spec(cfg["dataset"]).num_classes,
+                                   train_labels=data.train_targets())
+            method.attach_teacher(teacher)
         except ValueError as err:
-            raise RunFailed(f"loss {cfg['loss']['name']!r}: {err}") from None
-    distiller.to(device).train()
-    distiller.attach(student)
-    return distiller
+            raise RunFailed(f"loss {name!r}: {err}") from None
+    method.adapters.to(device)
+    method.train()
+    method.attach(student)
+    return method

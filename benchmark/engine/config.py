@@ -39,6 +39,7 @@ from ..errors import BadInput
 # reach them as config.run_id.
 from ..schema import identity  # noqa: F401
 from ..spec import ID_LENGTH, canonical_json, is_run_id, run_id  # noqa: F401
+from . import methods
 from .init_schemes import effective_scheme
 from .schedules import loss_params_at, schedule_steps
 
@@ -98,8 +99,6 @@ def resolve(raw: Any, where: str = "config") -> dict:
     Raises BadInput naming the file (``where``), the field and the problem.
     """
     from .data import dataset_names
-    from .distillers import distiller_names, is_distiller, resolve_params
-    from .losses import loss_names, make_loss
 
     if not isinstance(raw, dict) or not raw:
         raise BadInput(where, None, "a run config must be a non-empty mapping")
@@ -155,22 +154,11 @@ def resolve(raw: Any, where: str = "config") -> dict:
     if not isinstance(loss, dict) or "name" not in loss:
         raise BadInput(where, "loss", "must be a loss name or a mapping with a 'name'")
     params = {k: v for k, v in loss.items() if k != "name"}
-    try:
-        if loss["name"] not in loss_names() and not is_distiller(loss["name"]):
-            raise ValueError(f"unknown loss {loss['name']!r}; known: {', '.join(loss_names())}; "
-                             f"feature-based: {', '.join(distiller_names())}")
-        if is_distiller(loss["name"]):
-            # A feature-based method (benchmark.engine.distillers): its adapters need the networks, so
-            # only the parameters are checked here; they always need a teacher.
-            name, resolved, needs_teacher = loss["name"], resolve_params(loss["name"], **params), True
-        else:
-            made = make_loss(loss["name"], **params)
-            name, resolved, needs_teacher = made.name, made.params, made.needs_teacher
-        # The declared kinds and bounds (benchmark/schema.py) hold too: what later checks without torch.
-        schema.check_method_options(name, params)
+    try:  # the method's options, checked as declared (benchmark/schema.py): no torch, nothing built
+        name, resolved = loss["name"], methods.resolve(loss["name"], params)
     except (ValueError, TypeError) as err:
         raise BadInput(where, "loss", str(err)) from None
-    if needs_teacher and cfg["teacher"] is None:
+    if methods.entry(name).needs_teacher and cfg["teacher"] is None:
         raise BadInput(where, "teacher", f"loss {loss['name']!r} needs a teacher")
     cfg["loss"] = {"name": name, **resolved}
 
@@ -302,16 +290,14 @@ def _resolve_loss_schedule(schedule, loss: dict, where: str) -> dict | None:
     run id does not depend on how the schedule was spelled). Every step's options must make a valid
     loss, and the loss's own value of a scheduled option must be the one of epoch 0 (the config
     then says what the first epoch trains with, and one run has one id)."""
-    from .distillers import is_distiller
-    from .losses import make_loss
-
     if schedule is None:
         return None
     field = "recipe.loss_schedule"
     if not isinstance(schedule, dict) or not schedule:
         raise BadInput(where, field, "must be null or a mapping {loss option: {epoch: value, ...}}")
-    if is_distiller(loss["name"]):
-        raise BadInput(where, field, f"applies to the logit losses of benchmark.engine.losses, not to {loss['name']!r}")
+    if not methods.entry(loss["name"]).schedulable:
+        raise BadInput(where, field, f"applies to methods without adapters (the logit losses), not to "
+                                     f"{loss['name']!r}")
     out = {}
     for option, raw_steps in schedule.items():
         here = f"{field}.{option}"
@@ -336,11 +322,11 @@ def _resolve_loss_schedule(schedule, loss: dict, where: str) -> dict | None:
     params = {k: v for k, v in loss.items() if k != "name"}
     for epoch in sorted({e for steps in out.values() for e, _ in steps}):
         try:  # the loss as it will be at this epoch: checked now, not mid-training
-            made = make_loss(loss["name"], **{**params, **loss_params_at({"loss_schedule": out}, epoch)})
+            made = methods.resolve(loss["name"], {**params, **loss_params_at({"loss_schedule": out}, epoch)})
         except (ValueError, TypeError) as err:
             raise BadInput(where, field, f"at epoch {epoch}: {err}") from None
         for option, steps in out.items():  # the values as the loss coerces them (ints -> floats)
             for step in steps:
                 if step[0] == epoch:
-                    step[1] = made.params[option]
+                    step[1] = made[option]
     return out

@@ -33,16 +33,16 @@ from __future__ import annotations
 import torch
 from torch.func import functional_call, stack_module_state, vmap
 
-from . import accel, terms
+from . import accel, methods, terms
 
 MODES = ("on", "off")
 
 
 def why_apart(run) -> str | None:
     """Why ``run`` (a train.TrainingRun) cannot train in a lane; None when it can."""
-    if run.distiller is not None:
-        return (f"loss {run.cfg['loss']['name']!r} is a feature distiller: its taps, adapters and extract() "
-                "are not batched yet")
+    if run.method.taps or run.method.adapters is not None:
+        return (f"loss {run.cfg['loss']['name']!r} reads feature taps or trains adapters: its taps, adapters "
+                "and extract() are not batched yet")
     if any(isinstance(m, torch.nn.modules.dropout._DropoutNd) and m.p > 0 for m in run.model.modules()):
         return "its network has dropout: one batched kernel has no per-run random stream"
     if any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and m.momentum is None for m in run.model.modules()):
@@ -125,17 +125,19 @@ class Lane:
                 raise ValueError(f"runs of one lane at different steps: some hold a momentum buffer for {name}")
         return opt
 
-    def step(self, x: torch.Tensor, y: torch.Tensor, z_t: torch.Tensor | None, per_run: bool = False) -> None:
+    def step(self, x: torch.Tensor, y: torch.Tensor, z_t: torch.Tensor | None, per_run: bool = False,
+             progress: float = 0.0) -> None:
         """One SGD step of every run. ``per_run``: x, y and z_t carry a leading run dimension (runs
-        of other seeds or teachers, each with its own batch); else all runs see the same batch."""
+        of other seeds or teachers, each with its own batch); else all runs see the same batch.
+        ``progress``: the fraction of the epoch's steps done before this one (methods.Step)."""
         run0 = self.runs[0]
         with accel.autocast(run0.device, run0.accel_opts):
             z = (self.forward_each if per_run else self.forward)(self.params, self.buffers, x)
         losses, parts = [], []
         for i, r in enumerate(self.runs):
             yi, ti = (y[i], None if z_t is None else z_t[i]) if per_run else (y, z_t)
-            with terms.recording() as p:
-                losses.append(r.loss_fn(z[i], ti, yi))
+            p = r.method.loss_terms(methods.Step(z[i], ti, yi, r.epoch, progress))
+            losses.append(methods.total(p))
             parts.append(p)
         self.optimizer.zero_grad(set_to_none=True)
         torch.stack(losses).sum().backward()

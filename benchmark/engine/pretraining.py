@@ -71,7 +71,7 @@ def pretrain(run: TrainingRun, data, teacher, options: ExecOptions) -> None:
         loss_sum, seen = torch.zeros((), device=run.device), 0
         meter = terms.TermMeter(run.device)
         run.model.eval()
-        run.distiller.eval()
+        run.method.train(False)
         for m in stage.modules:
             m.train()
         for x, y in data.train_batches(run.seed, f"init{k}.{e}"):
@@ -81,15 +81,14 @@ def pretrain(run: TrainingRun, data, teacher, options: ExecOptions) -> None:
             with run.rng.own():
                 with accel.autocast(run.device, run.accel_opts):
                     fs = run.model.extract(x) if stage.needs_student else None
-                with terms.recording() as parts:
-                    loss = stage.loss(fs, ft, y)
+                loss = stage.loss(fs, ft, y)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 gn = terms.grad_norm(params)
                 opt.step()
             loss_sum += loss.detach() * len(y)
             seen += len(y)
-            meter.add({"stage": loss, **parts}, loss, len(y), gn)
+            meter.add({"stage": loss}, loss, len(y), gn)
         train_loss = loss_sum.item() / max(seen, 1)
         epoch_terms = meter.summary()
         if not math.isfinite(train_loss):

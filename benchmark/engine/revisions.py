@@ -18,7 +18,8 @@ The parts (``PARTS``; paths under ``benchmark/engine/``, where every one of them
                             CE or KD run stale
 ``models``                  the registry and shared layers: ``models/__init__.py``, ``common.py``, ``weights.py``
 ``loss:<name>``             one logit loss of losses.py: its function and what it references there
-                            (``loss:kd`` also ``kd_term``, the KD term every feature run adds)
+                            (``loss:kd`` also ``kd_term``, the KD term every feature run adds);
+                            ``loss:dkd`` the file ``methods/dkd.py``
 ``distiller:<name>``        ``distillers/<name>.py`` and the distillers modules it imports (base.py aside)
 ``distiller-base``          ``distillers/base.py``: the shared taps, adapters and loss assembly
 ``data``                    pipeline.py, data/registry.py, transforms.py, synthetic.py, sources.py (loaders), noise.py
@@ -30,7 +31,8 @@ The parts (``PARTS``; paths under ``benchmark/engine/``, where every one of them
                             assembly.py, evaluation.py, run_result.py), optimizers.py, run_rng.py, pretraining.py,
                             precision.py, init_schemes.py, accel.py, terms.py, teachers.py, analysis.py,
                             checkpoints.py, numerics.py (the policies' switches), detops.py (deterministic
-                            forms of CUDA ops), horizontal.py (batched students)
+                            forms of CUDA ops), horizontal.py (batched students), methods/__init__.py (the
+                            Method protocol: the terms' sum)
 ``recipe``                  schedules.py: ``lr_at``, ``loss_params_at``, ``scale_loss_schedule``
 ==========================  ==============================================================================
 
@@ -88,8 +90,8 @@ class Part:
 
 MODEL_FILES = ("cifar_resnet", "cifar_resnet50", "imagenet", "mobilenetv2", "resnext", "shufflenetv1",
                "shufflenetv2", "speech", "vgg", "wrn")
-LOSS_FUNCTIONS = {"ce": ("ce_loss",), "ls": ("ls_loss",), "kd": ("kd_loss", "kd_term"), "ats": ("ats_loss",),
-                  "atkd": ("atkd_loss",), "mse": ("mse_loss",), "label_match": ("label_match_loss",)}
+LOSS_FUNCTIONS = {"ce": ("ce_terms",), "ls": ("ls_terms",), "kd": ("kd_terms", "kd_term"), "ats": ("ats_terms",),
+                  "atkd": ("atkd_terms",), "mse": ("mse_terms",), "label_match": ("label_match_terms",)}
 DISTILLERS = ("ab", "at", "cc", "crd", "fitnet", "fsp", "ft", "ieat", "nst", "overhaul", "pkt", "reviewkd",
               "rkd", "sckd", "sp", "vid")
 DATA_FILES = ("pipeline.py", "data/registry.py", "data/transforms.py", "data/synthetic.py", "data/sources.py",
@@ -98,8 +100,8 @@ DATA_FILES = ("pipeline.py", "data/registry.py", "data/transforms.py", "data/syn
 FOLDER_FILES = ("data/loader.py", "data/streams.py", "data/tensor_decode.py")
 STEP_FILES = ("train.py", "execution.py", "assembly.py", "evaluation.py", "run_result.py", "optimizers.py",
               "run_rng.py", "pretraining.py", "precision.py", "init_schemes.py", "accel.py", "terms.py", "teachers.py",
-              "analysis.py", "checkpoints.py", "numerics.py", "detops.py",
-              "horizontal.py")
+              "analysis.py", "checkpoints.py", "numerics.py", "detops.py", "horizontal.py",
+              "methods/__init__.py")
 RECIPE_FUNCTIONS = ("lr_at", "loss_params_at", "scale_loss_schedule")
 
 
@@ -111,6 +113,7 @@ def _parts() -> dict[str, Part]:
         parts[f"taps:{f}"] = Part((f"models/{f}.py",), what=f"the feature taps of models/{f}.py (feature runs)")
     for name, functions in LOSS_FUNCTIONS.items():
         parts[f"loss:{name}"] = Part(("losses.py",), functions, what=f"the {name} loss ({', '.join(functions)})")
+    parts["loss:dkd"] = Part(("methods/dkd.py",), what="the DKD loss (methods/dkd.py)")
     parts["distiller-base"] = Part(("distillers/base.py",), what="the distillers' shared taps, adapters, loss sum")
     for name in DISTILLERS:
         parts[f"distiller:{name}"] = Part((f"distillers/{name}.py",), siblings=True, what=f"the {name} distiller")

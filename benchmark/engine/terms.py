@@ -1,56 +1,15 @@
-"""Loss terms: what a loss or distiller adds up, recorded next to the total.
+"""Loss terms: what a method adds up, accounted next to the total.
 
-A loss computes its total as before, ``L = sum_i w_i * T_i``, but through :func:`add`, which
-records each weighted term ``w_i * T_i`` under a name ("ce", "kd", "feature", ...) when a
-:func:`recording` is open. Nothing changes for callers that do not record: the total is the
-same tensor, computed by the same operations in the same order, so the training trajectory is
-bit-identical with and without recording.
-
-    with recording() as terms:
-        total = loss(z_s, z_t, y)
-    terms  # {"ce": w_ce * CE, "kd": w_kd * KD}, summing to ``total``
-
-The terms are weighted (their sum is the total, in the order they were added), so a diverging
-run shows which addend blew up. Terms are tensors on the loss's device (no host sync).
+A method (benchmark/engine/methods) returns its weighted terms ``{name: w_i * T_i}`` ("ce", "kd",
+"feature", ...); the loss is their sum, ``L = sum_i w_i * T_i``, in the order given. The trainer
+passes them here each step: :class:`TermMeter` keeps each term's epoch mean beside the total, so a
+diverging run shows which addend blew up. Terms are tensors on the loss's device (no host sync
+per step).
 """
 
 from __future__ import annotations
 
-import contextlib
-import contextvars
-from typing import Iterator
-
 import torch
-
-_ACTIVE: contextvars.ContextVar[dict | None] = contextvars.ContextVar("kd_repro_terms", default=None)
-
-
-@contextlib.contextmanager
-def recording() -> Iterator[dict[str, torch.Tensor]]:
-    """Collect the terms recorded inside the block into the yielded dict (nested blocks each
-    get their own dict: an inner loss call does not leak into the outer record)."""
-    terms: dict[str, torch.Tensor] = {}
-    token = _ACTIVE.set(terms)
-    try:
-        yield terms
-    finally:
-        _ACTIVE.reset(token)
-
-
-def record(name: str, value: torch.Tensor) -> torch.Tensor:
-    """Record ``value`` (detached) as term ``name`` if a recording is open; return ``value``.
-    A name recorded twice in one call is summed (e.g. a term added in two places)."""
-    terms = _ACTIVE.get()
-    if terms is not None:
-        v = value.detach()
-        terms[name] = terms[name] + v if name in terms else v
-    return value
-
-
-def add(total: torch.Tensor | None, name: str, value: torch.Tensor) -> torch.Tensor:
-    """``total + value`` (``value`` when ``total`` is None), recording ``value`` as ``name``."""
-    record(name, value)
-    return value if total is None else total + value
 
 
 def grad_norm(params) -> torch.Tensor | None:

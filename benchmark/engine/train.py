@@ -12,10 +12,11 @@ the same weights, bit for bit, as a run that was never interrupted (on the CPU).
 Here: ``TrainingRun`` (one run's state and its epoch: ``begin_epoch``, ``step``, ``end_epoch``,
 ``finish``) and ``train_runs``, the loop over epochs and batches that drives several fused runs.
 Beside it: execution.py (``ExecOptions``), assembly.py (a config's data pipeline, the network
-``build_student`` and a feature run's distiller ``probe_distiller``), evaluation.py (evaluate,
-precise BN), provenance.py, run_result.py (the result records), teachers.py (loading the frozen
-teacher), optimizers.py, pretraining.py (AB/FT/FSP/IE-AT stages before epoch 0), checkpoints.py,
-run_rng.py (each run's own random stream), train_errors.py (RunFailed, StopRun).
+``build_student`` and the run's method ``build_method``: a logit loss, or a distiller whose
+adapters a probe forward shapes), evaluation.py (evaluate, precise BN), provenance.py,
+run_result.py (the result records), teachers.py (loading the frozen teacher), optimizers.py,
+pretraining.py (AB/FT/FSP/IE-AT stages before epoch 0), checkpoints.py, run_rng.py (each run's
+own random stream), train_errors.py (RunFailed, StopRun).
 """
 
 from __future__ import annotations
@@ -26,14 +27,12 @@ import time
 import torch
 
 from ..store.layout import METRICS, MODEL, TEST_LOGITS, Store, WriteRefused
-from . import accel, config, horizontal, revisions, schedules, terms
+from . import accel, config, horizontal, methods, revisions, schedules, terms
 from .accel import Accel
-from .assembly import build_pipeline, build_student, probe_distiller
+from .assembly import build_method, build_pipeline, build_student
 from .checkpoints import load_checkpoint, save_checkpoint, tensor_bytes
-from .distillers import is_distiller
 from .evaluation import evaluate, recalibrate_bn
 from .execution import ExecOptions
-from .losses import make_loss
 from .optimizers import make_optimizer
 from .pipeline import batch_indices
 from .pretraining import InitStages, pretrain
@@ -53,11 +52,6 @@ def fuse_key(cfg: dict) -> str:
     return config.canonical_json({k: ident.get(k) for k in ("dataset", "data", "recipe", "seed", "teacher")})
 
 
-def needs_features(cfg: dict) -> bool:
-    """Whether the run's loss is a feature-based method (it needs the networks' extract())."""
-    return is_distiller(cfg["loss"]["name"])
-
-
 # The loss of each of the first steps of the first epoch is kept in that epoch's metrics: a change
 # to a loss or to the data shows there at once, before it is averaged away.
 FIRST_STEPS_RECORDED = 8
@@ -65,13 +59,13 @@ FIRST_STEPS_RECORDED = 8
 
 class TrainingRun:
     """One run's training state (a student, or a teacher trained from scratch): its network, its
-    loss or distiller, its optimizer, its random stream and its history; checkpointed every epoch.
+    method, its optimizer, its random stream and its history; checkpointed every epoch.
 
-    The parts live apart: the network comes from ``build_student``, a feature run's distiller from
-    ``probe_distiller`` (adapters shaped by one probe forward; they are trained by the same
-    optimizer and saved in the same checkpoint), the optimizer from optimizers.py, the
+    The parts live apart: the network comes from ``build_student``, the method from
+    ``build_method`` (a method's adapters, if it has any, are trained by the same optimizer and
+    saved in the same checkpoint), the optimizer from optimizers.py, the
     pre-training stages from pretraining.py, the checkpoint from checkpoints.py, the random stream
-    from run_rng.py. ``data`` and ``teacher`` are needed only by feature runs. The epoch itself is
+    from run_rng.py. ``data`` and ``teacher`` are needed only by methods with taps. The epoch itself is
     ``begin_epoch`` / ``step`` per batch / ``end_epoch``, driven by ``train_runs``."""
 
     def __init__(self, cfg: dict, store: Store, device: torch.device, accel_opts: Accel = Accel(), teacher=None,
@@ -81,18 +75,14 @@ class TrainingRun:
         self.recipe, self.seed = cfg["recipe"], cfg["seed"]
         self.model = build_student(cfg, device)
         self.forward = accel.prepare_model(self.model, accel_opts)
-        self.distiller = None
-        if needs_features(cfg):
-            self.distiller = probe_distiller(cfg, self.model, teacher, data, device)
-            self.loss_fn = None
-            # Adapters after the student's parameters, in one SGD optimizer (as RepDistiller's
-            # trainable_list): the same lr, momentum and weight decay.
-            self.optimizer = make_optimizer(torch.nn.ModuleList([self.model, self.distiller]), self.recipe,
-                                            accel_opts)
-        else:
-            self.loss_fn = make_loss(**cfg["loss"])
-            self.optimizer = make_optimizer(self.model, self.recipe, accel_opts)
-        self.init = InitStages(self.distiller.init_stages(self.model) if self.distiller is not None else [])
+        self.method = build_method(cfg, self.model, teacher, data, device)
+        adapters = self.method.adapters
+        # Adapters after the student's parameters, in one SGD optimizer (as RepDistiller's
+        # trainable_list): the same lr, momentum and weight decay.
+        self.optimizer = make_optimizer(self.model if adapters is None else
+                                        torch.nn.ModuleList([self.model, adapters]), self.recipe, accel_opts)
+        self.init = InitStages(self.method.init_stages(self.model))
+        self.epoch = 0
         self.history: list[dict] = []
         self.next_epoch = 0
         # The numerics revisions of the parts this run uses (benchmark/engine/revisions.py; not in its id):
@@ -123,16 +113,16 @@ class TrainingRun:
         state = {"run_id": self.run_id, "epoch": epoch, "model": self.model.state_dict(),
                  "optimizer": self.optimizer.state_dict(), "rng_cpu": self.rng.cpu, "rng_cuda": self.rng.cuda,
                  "history": self.history, "revisions": self.revisions, "numerics": self.accel_opts.label()}
-        if self.distiller is not None:
-            state["distiller"] = self.distiller.state_dict()  # adapters, CRD's banks
+        if self.method.adapters is not None:
+            state["distiller"] = self.method.adapters.state_dict()  # adapters, CRD's banks
         state.update(self.init.state_dict())
         return state
 
     def restore(self, state: dict) -> None:
         """Continue from a checkpoint: the state after its epoch, the next epoch to run."""
         self.model.load_state_dict(state["model"])
-        if self.distiller is not None:
-            self.distiller.load_state_dict(state["distiller"])
+        if self.method.adapters is not None:
+            self.method.adapters.load_state_dict(state["distiller"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.rng = RunRandom(self.device, state["rng_cpu"], state.get("rng_cuda"))
         self.history, self.next_epoch = list(state["history"]), state["epoch"] + 1
@@ -162,7 +152,7 @@ class TrainingRun:
 
     @property
     def needs_index(self) -> bool:
-        return self.distiller is not None and self.distiller.needs_index
+        return self.method.needs_index
 
     def pretrain(self, data, teacher, options: ExecOptions) -> None:
         """The pre-training stages still to run (pretraining.py)."""
@@ -175,12 +165,14 @@ class TrainingRun:
         # A loss schedule (recipe.loss_schedule) sets its options from the epoch alone, so a resumed
         # run trains each epoch with the same loss as an uninterrupted one.
         self.scheduled = schedules.loss_params_at(self.recipe, epoch)
-        if self.scheduled:
-            self.loss_fn = make_loss(**{**self.cfg["loss"], **self.scheduled})
+        if self.scheduled:  # only methods without taps are scheduled (config.py): rebuilt from the options
+            loss = self.cfg["loss"]
+            self.method = methods.build(loss["name"], {**{k: v for k, v in loss.items() if k != "name"},
+                                                       **self.scheduled})
+        self.epoch = epoch
         self.model.train()
-        if self.distiller is not None:
-            self.distiller.train()
-            self.distiller.start_epoch(epoch, self.recipe["epochs"])
+        self.method.train()
+        self.method.start_epoch(epoch, self.recipe["epochs"])
         self.loss_sum = torch.zeros((), device=self.device)
         self.meter = terms.TermMeter(self.device)
         self.correct = torch.zeros((), device=self.device, dtype=torch.long)
@@ -188,19 +180,16 @@ class TrainingRun:
         self.record_steps, self.step_losses = epoch == 0, []
         self.t0 = time.time()
 
-    def step(self, x, y, z_t, ft=None, index=None) -> None:
-        """One SGD step. ``ft``: the teacher's extract() of x (feature runs), ``index``: the
-        samples' training-set indices (CRD)."""
+    def step(self, x, y, z_t, ft=None, index=None, progress: float = 0.0) -> None:
+        """One SGD step. ``ft``: the teacher's extract() of x (methods with taps), ``index``: the
+        samples' training-set indices (CRD), ``progress``: the fraction of the epoch done."""
         with self.rng.own():
             with accel.autocast(self.device, self.accel_opts):
-                if self.distiller is not None:
-                    fs = self.model.extract(x)
-                    z_s = fs["logits"]
-                else:
-                    z_s = self.forward(x)
-            # the losses compute in float32 under any autocast; their terms are recorded aside
-            with terms.recording() as parts:
-                loss = self.distiller(fs, ft, y, index) if self.distiller is not None else self.loss_fn(z_s, z_t, y)
+                fs = self.model.extract(x) if self.method.taps else None
+                z_s = fs["logits"] if fs is not None else self.forward(x)
+            # the methods compute in float32 under any autocast; the loss is their terms' sum
+            parts = self.method.loss_terms(methods.Step(z_s, z_t, y, self.epoch, progress, fs, ft, index))
+            loss = methods.total(parts)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             gn = terms.grad_norm(p for g in self.optimizer.param_groups for p in g["params"])
@@ -266,7 +255,7 @@ class TrainingRun:
                   "read_back": accel.read_back(self.device, self.accel_opts, self.model)}
         if self.horizontal and self.horizontal["mode"] == "batched" and record["compile"] != "off":
             record["compile"] = f"requested {record['compile']}, not applied: horizontal lane"
-        if self.distiller is not None and record["compile"] != "off":
+        if self.method.taps and record["compile"] != "off":
             # A feature run trains through the networks' extract(), which torch.compile does not wrap.
             record["compile"] = f"requested {record['compile']}, not applied: feature taps"
         return record
@@ -353,7 +342,7 @@ def train_runs(cfgs: list[dict], store: Store, options: ExecOptions | None = Non
             s.begin_epoch(epoch)
         batched = horizontal.form(active, accel_opts.horizontal)
         # The teacher's features are computed (once per batch) only if some student needs them.
-        features = teacher is not None and any(s.distiller is not None for s in active)
+        features = teacher is not None and any(s.method.taps for s in active)
         with_index = any(s.needs_index for s in active)
         steps = len(batch_indices(data.num_train, data.batch_size, data.drop_last, data.steps_per_epoch))
         every = max(1, min(options.step_every, steps // 8))
@@ -367,10 +356,10 @@ def train_runs(cfgs: list[dict], store: Store, options: ExecOptions | None = Non
                 ft = teacher.extract(x) if features else None
                 z_t = ft["logits"] if features else (teacher_forward(x) if teacher is not None else None)
             for lane in batched:
-                lane.step(x, y, z_t)
+                lane.step(x, y, z_t, progress=i / steps)
             for s in active:
                 if not s.in_lane:
-                    s.step(x, y, z_t, ft, index)
+                    s.step(x, y, z_t, ft, index, progress=i / steps)
         for lane in batched:
             lane.unstack()
         for s in active:

@@ -2,8 +2,9 @@
 
 A distiller is an ``nn.Module`` built from one *probe* forward of the student and of the
 teacher (their ``extract()`` dicts on a tiny batch), so adapters get their shapes from the
-real networks. ``forward(fs, ft, y, index)`` gets the ``extract()`` dicts of this batch (the
-teacher's computed without grad) and returns
+real networks. ``weighted_terms(fs, ft, y, index)`` gets the ``extract()`` dicts of this batch (the
+teacher's computed without grad) and returns the weighted terms ``{"ce", "kd", "feature"}`` (those
+with a non-zero weight) whose sum, ``forward(fs, ft, y, index)``, is
 
     L = ce_weight * CE(z_s, y) + kd_weight * tau^2 * KL(p_t(tau) || p_s(tau)) + weight * feature_term
 
@@ -28,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from benchmark.engine import terms as T
+from benchmark.engine import methods
 from benchmark.engine.detops import adaptive_avg_pool2d
 from benchmark.engine.losses import kd_term
 from benchmark.engine.precision import upcast
@@ -109,10 +110,16 @@ class Distiller(nn.Module):
     """Base class: ``PARAMS`` (name -> default) are the method's options beyond BASE_PARAMS.
 
     Subclasses implement ``feature_loss(fs, ft, y, index)`` and may override
-    ``check(params)`` (value checks that need no probe, run at config time).
+    ``check(params)`` (value checks that need no probe, run when the distiller is built; config
+    time checks the options declared in benchmark/schema.py).
+
+    A Method of benchmark/engine/methods: it declares taps, is its own ``adapters`` and returns its terms
+    from ``loss_terms(step)``.
     """
 
     PARAMS: dict[str, Any] = {}
+    taps = True                  # reads the networks' extract() dicts
+    needs_teacher = True
     needs_index = False          # CRD: the samples' dataset indices
     needs_train_labels = False   # CRD: the labels of the whole training set (negatives)
 
@@ -153,25 +160,39 @@ class Distiller(nn.Module):
     def feature_loss(self, fs: dict, ft: dict, y: torch.Tensor, index: torch.Tensor | None) -> torch.Tensor:
         raise NotImplementedError
 
-    def logit_terms(self, fs: dict, ft: dict, y: torch.Tensor) -> torch.Tensor:
+    @property
+    def adapters(self) -> nn.Module:
+        """What the trainer optimises after the student and checkpoints: this module."""
+        return self
+
+    def logit_terms(self, fs: dict, ft: dict, y: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The weighted "ce" and "kd" terms (those with a non-zero weight)."""
         z_s = up(fs["logits"])
-        total = z_s.new_zeros(())
-        # Each addend is recorded as a term (benchmark.engine.terms); the sum is computed as before.
+        out = {}
         if self.ce_weight:
-            total = T.add(total, "ce", self.ce_weight * F.cross_entropy(z_s, y))
+            out["ce"] = self.ce_weight * F.cross_entropy(z_s, y)
         if self.kd_weight:
-            total = T.add(total, "kd", self.kd_weight * kd_term(z_s, ft["logits"].detach(), self.tau))
-        return total
+            out["kd"] = self.kd_weight * kd_term(z_s, ft["logits"].detach(), self.tau)
+        return out
+
+    def weighted_terms(self, fs: dict, ft: dict, y: torch.Tensor,
+                       index: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """The weighted terms ("ce", "kd", "feature"; those with a non-zero weight, in that order)."""
+        out = self.logit_terms(fs, ft, y)
+        if self.weight:
+            out["feature"] = self.weight * self.feature_loss(fs, ft, y, index)
+        return out
+
+    def loss_terms(self, step: methods.Step) -> dict[str, torch.Tensor]:
+        """The Method protocol: the terms of this step."""
+        return self.weighted_terms(step.student_features, step.teacher_features, step.targets, step.index)
 
     def forward(self, fs: dict, ft: dict, y: torch.Tensor, index: torch.Tensor | None = None) -> torch.Tensor:
-        total = self.logit_terms(fs, ft, y)
-        if self.weight:
-            total = T.add(total, "feature", self.weight * self.feature_loss(fs, ft, y, index))
-        return total
+        # Summed from the first term: 0 + x is x exactly, so this is the old zeros-first sum bit for bit.
+        return methods.total(self.weighted_terms(fs, ft, y, index))
 
     def terms(self, fs: dict, ft: dict, y: torch.Tensor, index: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """The weighted terms of ``forward`` ("ce", "kd", "feature"; those with a non-zero weight,
         detached) plus ``"total"``, the value ``forward`` returns (with its graph)."""
-        with T.recording() as parts:
-            total = self(fs, ft, y, index)
-        return {**parts, "total": total}
+        parts = self.weighted_terms(fs, ft, y, index)
+        return {**{k: v.detach() for k, v in parts.items()}, "total": methods.total(parts)}

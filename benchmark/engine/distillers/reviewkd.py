@@ -101,7 +101,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from benchmark.engine import terms as T
 from benchmark.engine.detops import adaptive_avg_pool2d
 
 from .base import Distiller, preact_taps, taps, up
@@ -259,9 +258,9 @@ class ReviewKD(Distiller):
         outs = self.fuse(fs, [tuple(t.shape[-2:]) for t in targets])
         return hcl(outs, targets)
 
-    def forward(self, fs, ft, y, index=None):
-        total = self.logit_terms(fs, ft, y)
+    def weighted_terms(self, fs, ft, y, index=None):
+        out = self.logit_terms(fs, ft, y)
         if self.weight:
             # computed even at factor 0 (epoch 0): zero gradients, as train.py's product gives
-            total = T.add(total, "feature", (self.weight * self.warmup()) * self.feature_loss(fs, ft, y, index))
-        return total
+            out["feature"] = (self.weight * self.warmup()) * self.feature_loss(fs, ft, y, index)
+        return out

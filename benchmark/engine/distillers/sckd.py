@@ -24,7 +24,6 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from benchmark.engine import terms as T
 from benchmark.engine.detops import adaptive_avg_pool2d
 
 from .base import kd_term, taps, up
@@ -73,15 +72,14 @@ class SCKD(FitNet):
         g_ce, zero = grad(ce), ce.new_zeros(())
         return _dot(grad(kd), g_ce, zero) > 0, _dot(grad(hint), g_ce, zero) > 0
 
-    def forward(self, fs, ft, y, index=None):
+    def weighted_terms(self, fs, ft, y, index=None):
         z_s, z_t = up(fs["logits"]), ft["logits"].detach()
         r, f_t = self.hint_pair(fs, ft)
         ce = F.cross_entropy(z_s, y)
         use_kd, use_hint = self.gates(ce, kd_term(z_s, z_t, self.tau), (r - f_t).pow(2).mean())
-        total = T.record("ce", self.ce_weight * ce)
-        # Both terms again, from inputs cut where gated off; a gated-off term is 0 (recorded as 0:
-        # the terms still sum to the total) and sends no gradient, with no host sync.
+        # Both terms again, from inputs cut where gated off; a gated-off term is 0 (the terms still
+        # sum to the total) and sends no gradient, with no host sync.
         kd = kd_term(cut(z_s, use_kd), z_t, self.tau)
         hint = (cut(r, use_hint) - f_t).pow(2).mean()
-        total = T.add(total, "kd", torch.where(use_kd, self.kd_weight * kd, 0.0))
-        return T.add(total, "feature", torch.where(use_hint, self.weight * hint, 0.0))
+        return {"ce": self.ce_weight * ce, "kd": torch.where(use_kd, self.kd_weight * kd, 0.0),
+                "feature": torch.where(use_hint, self.weight * hint, 0.0)}
