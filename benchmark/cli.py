@@ -526,7 +526,7 @@ def cmd_revisions(args) -> int:
 
 
 def _check_mask(args) -> None:
-    """CUDA_VISIBLE_DEVICES naming a GPU the machine lacks: one line, exit 2 (benchmark/packing.py;
+    """CUDA_VISIBLE_DEVICES naming a GPU the machine lacks: one line, exit 2 (benchmark/runs/packing.py;
     SLURM's nodes have their own masks, and a machine without GPUs has nothing to check)."""
     device = getattr(args, "device", None)
     if device is not None and (device == "auto" or device.startswith("cuda")):
@@ -613,7 +613,7 @@ def _launch_args(s) -> None:
                    help="workers in all (default: --workers-per-gpu per visible GPU, else 1 on the CPU); SLURM: jobs")
     s.add_argument("--workers-per-gpu", default="auto", metavar="K|auto",
                    help="worker processes sharing each visible GPU (SLURM: tasks per GPU of a job); auto: from the "
-                        "free GPU memory, the runs' sizes and whether they are launch-bound (benchmark/packing.py)")
+                        "free GPU memory, the runs' sizes and whether they are launch-bound (benchmark/runs/packing.py)")
     s.add_argument("--launcher", default="local", choices=["local", "slurm", "submitit-local"])
     s.add_argument("--partition", default=None)
     s.add_argument("--gpus-per-node", type=int, default=1)

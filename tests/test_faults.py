@@ -19,7 +19,7 @@ from benchmark.engine.train import train_run
 from benchmark.runs.options import WorkerOptions
 from benchmark.runs.queue import scan
 from benchmark.runs.worker import run_worker
-from benchmark.store.layout.layout import Store, atomic_write_json
+from benchmark.store.layout import Store, atomic_write_json
 from tests.helpers import REPO, repdistiller_last_pth, stop_after_epoch, tiny
 
 
@@ -360,7 +360,7 @@ def test_result_without_metrics_and_a_lost_model_resume_to_the_same_result(tmp_p
 
 
 def test_a_finished_run_is_immutable(tmp_path):
-    from benchmark.store.layout.layout import WriteRefused
+    from benchmark.store.layout import WriteRefused
 
     store, rid, _ = _finished(tmp_path)
     before = snapshot(store.run_dir(rid))
@@ -375,7 +375,7 @@ def test_full_disk_is_a_clean_line_and_the_runs_are_retried(tmp_path, capsys, mo
     """With every write into the store failing with ENOSPC the worker neither crashes nor
     spins: each run is tried max_attempts times, nothing is marked failed (that write fails
     too), and once space is back the same command finishes them."""
-    import benchmark.store.layout.layout as store_module
+    import benchmark.store.layout as store_module
 
     store = Store(tmp_path / "store")
     cfg = C.resolve(tiny(recipe={"epochs": 1}))

@@ -213,7 +213,7 @@ def test_a_feature_distiller_trains_alone(teacher):
     cfg = C.resolve(tiny(teacher={"run": tid}, loss={"name": "crd"}, data=SMALL))
     cpu = torch.device("cpu")
     run = TrainingRun(cfg, store, cpu, teacher=load_teacher(cfg, store, cpu), data=build_pipeline(cfg, ExecOptions()))
-    assert horizontal.why_apart(run) == "loss 'crd' is a feature distiller: its taps, adapters and extract() are " \
+    assert horizontal.why_apart(run) == "loss 'crd' reads feature taps or trains adapters: its taps, adapters and extract() are " \
                                         "not batched yet"
 
 

@@ -17,6 +17,7 @@ import yaml
 from benchmark.engine import accel as A
 from benchmark.engine import config as C
 from benchmark.engine import detops, numerics
+from benchmark.engine import methods as M
 from benchmark.engine import train as T
 from benchmark.engine.accel import Accel
 from benchmark.engine.assembly import build_pipeline
@@ -220,16 +221,13 @@ def test_under_bf16_the_loss_sees_fp32_logits_of_both_networks(tmp_path, monkeyp
     store = Store(tmp_path)
     teacher = train_run(C.resolve(small()), store, ExecOptions())
     seen = []
-    real = T.make_loss
+    real = M.Step
 
-    def spying_make_loss(**params):  # the real loss, its inputs kept
-        loss = real(**params)
-
-        def call(z_s, z_t, y):
-            seen.append((z_s.detach().clone(), z_t.detach().clone()))
-            return loss(z_s, z_t, y)
-        return call
-    monkeypatch.setattr(T, "make_loss", spying_make_loss)
+    def spying_step(*args, **kwargs):  # the real step context, the logits the method sees kept
+        step = real(*args, **kwargs)
+        seen.append((step.student_logits.detach().clone(), step.teacher_logits.detach().clone()))
+        return step
+    monkeypatch.setattr(M, "Step", spying_step)
     student = small(teacher={"run": teacher["id"]}, loss={"name": "kd", "tau": 4.0}, seed=1)
     result = train_run(C.resolve(student), store, ExecOptions(accel=Accel(amp="bf16")))
     assert result["status"] == "done" and len(seen) == 2

@@ -168,7 +168,7 @@ def run_bench(device: str = "cpu", steps: int = 20, warmup: int = 3, batch_size:
         if horizontal_sizes:
             from .bench_horizontal import horizontal_cases
 
-            fusion = horizontal_cases(horizontal_sizes, cfg, store, dev, accel, pipe, teacher_forward, warmup, steps,
+            fusion = horizontal_cases(_timed, horizontal_sizes, cfg, store, dev, accel, pipe, teacher_forward, warmup, steps,
                                       log)
     decode = None
     if decode_images:

@@ -11,12 +11,12 @@ import torch
 from ..engine import horizontal
 from ..engine.accel import autocast, prepare_input
 from ..engine.train import Student
-from .bench import _timed
 
 
-def horizontal_cases(sizes, cfg: dict, store, dev: torch.device, accel, pipe, teacher_forward, warmup: int,
+def horizontal_cases(timed, sizes, cfg: dict, store, dev: torch.device, accel, pipe, teacher_forward, warmup: int,
                      steps: int, log) -> list[dict]:
-    """For each N in ``sizes``: seconds for ``steps`` steps of N students apart, then batched."""
+    """For each N in ``sizes``: seconds for ``steps`` steps of N students apart, then batched, each
+    timed by ``timed`` (bench's own timer, passed in: bench imports this module)."""
     cases = []
     epoch = [100]
 
@@ -48,7 +48,7 @@ def horizontal_cases(sizes, cfg: dict, store, dev: torch.device, accel, pipe, te
         out = {"name": f"horizontal{n}", "students": n, "steps": steps}
         for label, fn in (("separate", separate), ("batched", batched)):
             log(f"timing {n} student{'s' if n > 1 else ''} {label}: {warmup} + {steps} steps")
-            out[f"{label}_seconds"] = _timed(fn, batches, warmup, steps, dev)
+            out[f"{label}_seconds"] = timed(fn, batches, warmup, steps, dev)
             out[f"{label}_per_student_images_per_s"] = steps * pipe.batch_size * n / out[f"{label}_seconds"]
         out["ratio"] = out["separate_seconds"] / out["batched_seconds"]
         cases.append(out)

@@ -257,7 +257,7 @@ class Launch:
 
     launcher: str = "local"
     workers: int = 0                # 0: K per visible GPU, else K (on the CPU); else the total
-    per_gpu: int | None = None      # K, --workers-per-gpu; None: auto (benchmark/packing.py)
+    per_gpu: int | None = None      # K, --workers-per-gpu; None: auto (benchmark/runs/packing.py)
     partition: str | None = None    # the SLURM options
     gpus_per_node: int = 1
     cpus_per_task: int = 8

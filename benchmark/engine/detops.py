@@ -29,12 +29,13 @@ from torch import nn
 # (file under benchmark/, line, what): every adaptive average pool of the package that can run on a
 # map with a gradient, or to more than 1x1; all of them call this module's adaptive_avg_pool2d.
 INVENTORY = (
-    ("distillers/base.py", 92, "match_spatial: AT, NST and VID pool the larger student or teacher map"),
-    ("distillers/base.py", 93, "match_spatial: the same, the other side"),
+    ("distillers/base.py", 93, "match_spatial: AT, NST and VID pool the larger student or teacher map"),
+    ("distillers/base.py", 94, "match_spatial: the same, the other side"),
     ("distillers/fsp.py", 31, "fsp_matrix: the larger of two consecutive student maps (pre-training stage)"),
     ("distillers/fsp.py", 33, "fsp_matrix: the same, the other side"),
     ("distillers/fitnet.py", 72, "FitNet's 1x1 fall-back: the teacher's map (no gradient; kept for uniformity)"),
-    ("distillers/reviewkd.py", 162, "ReviewKD's HCL pyramid: 4x4, 2x2 and 1x1 of student and teacher maps"),
+    ("distillers/reviewkd.py", 161, "ReviewKD's HCL pyramid: 4x4, 2x2 and 1x1 of student and teacher maps"),
+    ("distillers/sckd.py", 60, "SCKD: the teacher map pooled to the regressor's output size"),
     ("models/imagenet.py", 129, "torchvision's AlexNet: its 6x6 avgpool, replaced by this module's AdaptiveAvgPool2d"),
     ("models/imagenet.py", 176, "AlexNet-small (ATS Table 5): its 2x2 avgpool"),
 )

@@ -14,7 +14,7 @@ kernels, and another process's kernels fill those gaps. Where the workers go:
   SLURM jobs (submitit) do the same per task: K tasks per GPU of the job, task r on entry r mod G
   of the job's own mask.
 - **auto** (the default) is 1 on the CPU, and on CUDA 1 unless the runs to train are mostly
-  overhead-bound in the cost model (benchmark/costmodel.py: launch-bound, so packing pays);
+  overhead-bound in the cost model (benchmark/catalog/costmodel.py: launch-bound, so packing pays);
   then K = min(MAX_AUTO, what the visible GPUs' free memory holds, the CPU cores per GPU), where a
   worker needs CUDA_CONTEXT_BYTES plus the largest run's training memory (memory_bytes) times
   MEMORY_SLACK. Under SLURM the nodes' free memory is not known where the jobs are submitted, so
