@@ -7,7 +7,8 @@ three ways, on the same device, data and models:
   images, RandomCrop(32, padding=4) + RandomHorizontalFlip + ToTensor + Normalize, a DataLoader,
   one student per process, the teacher forwarded every step;
 - ``engine``: the suite's trainer (uint8 data on the device, crop and flip there in batches, no
-  per-step host synchronisation) with one student;
+  per-step host synchronisation) with one student: the trainer's own per-batch step
+  (``train.GroupStep``, what ``train_runs`` calls), not a copy of it;
 - ``engine_fused4``: the same with four students fused: one data stream and one teacher forward
   per batch for four students.
 
@@ -27,12 +28,12 @@ import time
 import torch
 
 from ..engine import config as C
-from ..engine.accel import Accel, autocast, configure, prepare_input, prepare_model, read_back
+from ..engine.accel import Accel, configure, prepare_model, read_back
 from ..engine.data import get_spec, synthetic_arrays
 from ..engine.losses import make_loss
 from ..engine.models import build_model
 from ..engine.pipeline import Augmentation, TensorPipeline
-from ..engine.train import Student, make_optimizer
+from ..engine.train import GroupStep, Student, make_optimizer
 from ..store.layout import Store
 
 
@@ -135,7 +136,7 @@ def run_bench(device: str = "cpu", steps: int = 20, warmup: int = 3, batch_size:
     # -- the engine, one and four students
     pipe = TensorPipeline(train, test, cifar100.mean, cifar100.std, Augmentation(4, True), batch_size=batch_size,
                           drop_last=True, device=dev)
-    teacher_forward = prepare_model(teacher, accel)
+    step = GroupStep(dev, accel, teacher, prepare_model(teacher, accel))
     with tempfile.TemporaryDirectory() as tmp:
         store = Store(tmp)
         for k in (1, 4):
@@ -146,12 +147,8 @@ def run_bench(device: str = "cpu", steps: int = 20, warmup: int = 3, batch_size:
             for s in group:
                 s.begin_epoch(0)
 
-            def engine_step(x, y, group=group):
-                x = prepare_input(x, accel)
-                with torch.no_grad(), autocast(dev, accel):
-                    z_t = teacher_forward(x)
-                for s in group:
-                    s.step(x, y, z_t)
+            def engine_step(x, y, group=group):  # the trainer's own per-batch step (train.GroupStep)
+                step(x, y, None, group)
 
             epoch = [0]
 
@@ -168,8 +165,7 @@ def run_bench(device: str = "cpu", steps: int = 20, warmup: int = 3, batch_size:
         if horizontal_sizes:
             from .bench_horizontal import horizontal_cases
 
-            fusion = horizontal_cases(_timed, horizontal_sizes, cfg, store, dev, accel, pipe, teacher_forward, warmup, steps,
-                                      log)
+            fusion = horizontal_cases(_timed, horizontal_sizes, cfg, store, dev, accel, pipe, step, warmup, steps, log)
     decode = None
     if decode_images:
         from .decoderate import decode_rates

@@ -9,14 +9,15 @@ from __future__ import annotations
 import torch
 
 from ..engine import horizontal
-from ..engine.accel import autocast, prepare_input
 from ..engine.train import Student
 
 
-def horizontal_cases(timed, sizes, cfg: dict, store, dev: torch.device, accel, pipe, teacher_forward, warmup: int,
+def horizontal_cases(timed, sizes, cfg: dict, store, dev: torch.device, accel, pipe, step, warmup: int,
                      steps: int, log) -> list[dict]:
     """For each N in ``sizes``: seconds for ``steps`` steps of N students apart, then batched, each
-    timed by ``timed`` (bench's own timer, passed in: bench imports this module)."""
+    timed by ``timed`` (bench's own timer, passed in: bench imports this module). ``step`` is the
+    trainer's per-batch step (train.GroupStep) with bench's teacher; the lanes come from
+    ``horizontal.form``, as in the trainer, with the mode off (apart) and on (batched)."""
     cases = []
     epoch = [100]
 
@@ -29,24 +30,13 @@ def horizontal_cases(timed, sizes, cfg: dict, store, dev: torch.device, accel, p
                 for i in range(n)]
         for r in runs:
             r.begin_epoch(0)
-        lane = horizontal.Lane(runs)
-
-        def teacher(x):
-            x = prepare_input(x, accel)
-            with torch.no_grad(), autocast(dev, accel):
-                return x, teacher_forward(x)
-
-        def separate(x, y, runs=runs):
-            x, z_t = teacher(x)
-            for r in runs:
-                r.step(x, y, z_t)
-
-        def batched(x, y, lane=lane):
-            x, z_t = teacher(x)
-            lane.step(x, y, z_t)
-
         out = {"name": f"horizontal{n}", "students": n, "steps": steps}
-        for label, fn in (("separate", separate), ("batched", batched)):
+        for label, mode in (("separate", "off"), ("batched", "on")):
+            lanes = horizontal.form(runs, mode)
+
+            def fn(x, y, runs=runs, lanes=lanes):
+                step(x, y, None, runs, lanes)
+
             log(f"timing {n} student{'s' if n > 1 else ''} {label}: {warmup} + {steps} steps")
             out[f"{label}_seconds"] = timed(fn, batches, warmup, steps, dev)
             out[f"{label}_per_student_images_per_s"] = steps * pipe.batch_size * n / out[f"{label}_seconds"]

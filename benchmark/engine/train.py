@@ -103,6 +103,7 @@ class TrainingRun:
         self.epoch_times: list[float] = []
         self.last_eval = None
         self.horizontal: dict | None = None  # its lane (horizontal.py), as first formed in this process
+        self.in_lane = False  # set each epoch by horizontal.form
         self.step_losses: list[torch.Tensor] = []
 
     # ------------------------------------------------------------ checkpoint
@@ -276,6 +277,29 @@ def numerics_mismatch(state: dict, accel_opts: Accel) -> str | None:
 Student = TrainingRun
 
 
+class GroupStep:
+    """One batch of a fused group's epoch: the teacher forwarded once (its features only when
+    ``features``: some run's method reads taps), then every lane (horizontal.py) and every run not
+    in a lane stepped on it. What ``train_runs`` calls per batch, and what ``bench`` times (it
+    builds its own GroupStep, so the step it measures is this one, not a copy)."""
+
+    def __init__(self, device: torch.device, accel_opts: Accel, teacher=None, teacher_forward=None):
+        self.device, self.accel_opts = device, accel_opts
+        self.teacher, self.teacher_forward = teacher, teacher_forward
+
+    def __call__(self, x, y, index, runs: list, lanes: list = (), features: bool = False,
+                 progress: float = 0.0) -> None:
+        x = accel.prepare_input(x, self.accel_opts)
+        with torch.no_grad(), accel.autocast(self.device, self.accel_opts):
+            ft = self.teacher.extract(x) if features else None
+            z_t = ft["logits"] if features else (self.teacher_forward(x) if self.teacher is not None else None)
+        for lane in lanes:
+            lane.step(x, y, z_t, progress=progress)
+        for s in runs:
+            if not s.in_lane:
+                s.step(x, y, z_t, ft, index, progress=progress)
+
+
 def train_runs(cfgs: list[dict], store: Store, options: ExecOptions | None = None) -> dict[str, dict | None]:
     """Train runs that share a fuse_key together: one data stream, one teacher forward per batch.
 
@@ -308,7 +332,8 @@ def train_runs(cfgs: list[dict], store: Store, options: ExecOptions | None = Non
     students: list[TrainingRun] = []
     try:
         teacher = load_teacher(cfg0, store, device)
-        teacher_forward = accel.prepare_model(teacher, accel_opts) if teacher is not None else None
+        step = GroupStep(device, accel_opts, teacher,
+                         accel.prepare_model(teacher, accel_opts) if teacher is not None else None)
     except RunFailed as err:
         for cfg in todo:
             results[config.run_id(cfg)] = failed_result(cfg, config.run_id(cfg), str(err), options)
@@ -351,15 +376,7 @@ def train_runs(cfgs: list[dict], store: Store, options: ExecOptions | None = Non
                 options.on_step({"runs": [s.run_id for s in active], "epoch": epoch + 1, "epochs": epochs,
                                  "step": i, "steps": steps, "images": i * data.batch_size})
             x, y, index = batch if with_index else (*batch, None)
-            x = accel.prepare_input(x, accel_opts)
-            with torch.no_grad(), accel.autocast(device, accel_opts):
-                ft = teacher.extract(x) if features else None
-                z_t = ft["logits"] if features else (teacher_forward(x) if teacher is not None else None)
-            for lane in batched:
-                lane.step(x, y, z_t, progress=i / steps)
-            for s in active:
-                if not s.in_lane:
-                    s.step(x, y, z_t, ft, index, progress=i / steps)
+            step(x, y, index, active, batched, features, progress=i / steps)
         for lane in batched:
             lane.unstack()
         for s in active:
