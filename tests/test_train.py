@@ -1,5 +1,6 @@
 """The one-run trainer: results, exact resume after a kill, corrupt checkpoints, failures."""
 
+import copy
 import json
 import os
 import signal
@@ -215,6 +216,39 @@ def test_kill_9_then_rerun_gives_identical_result(tmp_path):
     assert resumed["resumed_from_epoch"] >= 2
     assert comparable(resumed) == comparable(reference)
     assert history(store, rid) == history(Store(tmp_path / "ref"), rid)
+
+
+def _precise_bn_loop(model, batches) -> None:
+    """The loop precise BN was before it called torch's update_bn (evaluation.py at 5470281)."""
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    was_training, momenta = model.training, [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None
+    model.train()
+    with torch.no_grad():
+        for batch in batches:
+            model(batch[0])
+    for m, momentum in zip(norms, momenta):
+        m.momentum = momentum
+    model.train(was_training)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_bn_recalibration_through_update_bn_gives_the_bits_of_the_old_loop(dtype):
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.BatchNorm2d(8), torch.nn.ReLU(),
+                              torch.nn.Conv2d(8, 4, 3), torch.nn.BatchNorm2d(4, momentum=0.3), torch.nn.Flatten(),
+                              torch.nn.Linear(4 * 4 * 4, 6), torch.nn.BatchNorm1d(6)).to(dtype)
+    batches = [(torch.randn(7, 3, 8, 8, dtype=dtype) * (i + 1) + i, None) for i in range(5)]
+    ours, old = copy.deepcopy(net).eval(), copy.deepcopy(net).eval()
+    recalibrate_bn(ours, batches)
+    _precise_bn_loop(old, batches)
+    buffers = dict(old.named_buffers())
+    for name, b in ours.named_buffers():
+        assert torch.equal(b, buffers[name]), name
+    assert [m.momentum for m in ours if hasattr(m, "momentum")] == [0.1, 0.3, 0.1] and not ours.training
+    assert not torch.equal(ours[1].running_mean, net[1].running_mean)  # it did recompute them
 
 
 def test_bn_recalibration_is_the_plain_average_of_batch_statistics():

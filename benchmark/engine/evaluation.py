@@ -12,20 +12,17 @@ from .accel import Accel
 @torch.no_grad()
 def recalibrate_bn(model: torch.nn.Module, batches, accel_opts: Accel = Accel()) -> None:
     """Precise BN: every BatchNorm's running mean/var becomes the plain average of its batch
-    statistics over ``batches`` (train mode, momentum None), as torch's cumulative average."""
-    norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
-    if not norms:
-        return
-    was_training, momenta = model.training, [m.momentum for m in norms]
-    for m in norms:
-        m.reset_running_stats()
-        m.momentum = None
-    model.train()
-    for batch in batches:
-        model(accel.prepare_input(batch[0], accel_opts))
-    for m, momentum in zip(norms, momenta):
-        m.momentum = momentum
-    model.train(was_training)
+    statistics over ``batches`` (train mode, momentum None), as torch's cumulative average.
+
+    This is ``torch.optim.swa_utils.update_bn``: it resets every BatchNorm's statistics, sets
+    momentum None, forwards each batch's first element in train mode and restores momenta and mode,
+    which gives the same bits as the loop this code had (tests/test_train.py compares them in
+    float32 and float64). What is ours: the batch goes through ``accel.prepare_input`` (channels-last,
+    the device's layout), as the training step's input does, and no autograd graph is built
+    (``no_grad`` around it; update_bn alone would record one per batch and throw it away)."""
+    from torch.optim.swa_utils import update_bn
+
+    update_bn((accel.prepare_input(batch[0], accel_opts) for batch in batches), model)
 
 
 @torch.no_grad()
