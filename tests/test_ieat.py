@@ -93,7 +93,7 @@ def test_reconstruction_loss_and_the_stage():
     g = torch.Generator().manual_seed(0)
     fs, ft = fake(g), fake(g, channels=(3, 5, 7), grad=False)
     d = build(fs, ft, factor_dim=3, init_epochs=7, init_lr=0.02)
-    (stage,) = d.init_stages(torch.nn.Linear(1, 1))
+    (stage,) = d.pretrain_stages(torch.nn.Linear(1, 1))
     assert (stage.epochs, stage.lr, stage.needs_student) == (7, 0.02, False)
     assert stage.modules == [d.teacher_ae]
     ae = d.teacher_ae
@@ -157,7 +157,7 @@ def test_without_autoencoder_odd_channels():
     fs = fake(g, channels=(3, 4, 5), sides=(8, 8, 8))
     ft = fake(g, channels=(3, 5, 7), sides=(8, 4, 4), grad=False)
     d = build(fs, ft, autoencoder=False, ce_weight=0.0, weight=1.0)
-    assert d.init_stages(None) == [] and not list(d.parameters())
+    assert d.pretrain_stages(None) == [] and not list(d.parameters())
     f_s, f_t = F.relu(fs["preact_taps"][-1]), F.relu(ft["preact_taps"][-1])
     # 5 channels: 2 inherit, 3 explore; the 8x8 student maps pooled to the teacher's 4x4
     ref = ref_at(f_s[:, :2], f_t) - ref_at(f_s[:, 2:], f_t)
@@ -197,7 +197,7 @@ def test_one_step_of_each_stage_through_real_networks():
         return torch.optim.SGD(ps, lr=lr, momentum=0.9, weight_decay=5e-4)
 
     # stage 1: as the trainer runs it (student and distiller in eval mode, the stage's modules in train mode)
-    (stage,) = d.init_stages(student)
+    (stage,) = d.pretrain_stages(student)
     student.eval()
     d.eval()
     for m in stage.modules:

@@ -133,9 +133,9 @@ def test_ft_stage_rate_is_repdistillers_for_the_student(student, lr):
     x = torch.randn(2, 3, 32, 32)
     with torch.no_grad():
         probe_s, probe_t = s.extract(x), t.extract(x)
-    (stage,) = make_distiller("ft", probe_s, probe_t, 10).init_stages(s)
+    (stage,) = make_distiller("ft", probe_s, probe_t, 10).pretrain_stages(s)
     assert stage.lr == lr
-    (given,) = make_distiller("ft", probe_s, probe_t, 10, init_lr=0.2).init_stages(s)
+    (given,) = make_distiller("ft", probe_s, probe_t, 10, init_lr=0.2).pretrain_stages(s)
     assert given.lr == 0.2
 
 
@@ -175,7 +175,7 @@ def test_stage_step_moves_exactly_the_stage_modules(name):
     with torch.no_grad():
         probe_s, probe_t, ft = student.eval().extract(x[:2]), teacher.extract(x[:2]), teacher.extract(x)
     d = make_distiller(name, probe_s, probe_t, 10)
-    (stage,) = d.init_stages(student)
+    (stage,) = d.pretrain_stages(student)
     trained = {id(p) for m in stage.modules for p in m.parameters()}
     snapshot = {id(p): p.detach().clone() for p in [*student.parameters(), *d.parameters()]}
     opt = torch.optim.SGD([p for m in stage.modules for p in m.parameters()], lr=0.05, momentum=0.9)
@@ -219,7 +219,7 @@ def test_wrn_stage_leaves_the_final_bn_untrained_and_in_eval_mode():
     x = torch.randn(4, 3, 32, 32)
     with torch.no_grad():
         probe_s, probe_t, ft = student.eval().extract(x[:2]), teacher.extract(x[:2]), teacher.extract(x)
-    (stage,) = make_distiller("ab", probe_s, probe_t, 10).init_stages(student)
+    (stage,) = make_distiller("ab", probe_s, probe_t, 10).pretrain_stages(student)
     trained = {id(p) for m in stage.modules for p in m.parameters()}
     assert not any(id(p) in trained for p in student.bn1.parameters())
     student.eval()  # the trainer's stage: the student in eval mode, the stage's modules in train mode

@@ -87,7 +87,7 @@ def test_every_method_runs_on_every_benchmark_pair(teacher, student, method):
     with torch.no_grad():
         ft = t.extract(x)
     index = torch.tensor([0, 101])
-    stages = d.init_stages(s)
+    stages = d.pretrain_stages(s)
     for stage in stages:  # AB, FT, FSP: the pre-training stage's loss
         loss = stage.loss(s.extract(x) if stage.needs_student else None, ft, labels[index])
         assert torch.isfinite(loss)

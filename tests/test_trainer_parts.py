@@ -4,9 +4,9 @@ pre-training stages' progress as the checkpoint holds it."""
 import pytest
 import torch
 
-from benchmark.engine.distillers.base import InitStage
+from benchmark.engine.distillers.base import PretrainStage
 from benchmark.engine.models.weights import unwrap_state_dict
-from benchmark.engine.pretraining import InitStages
+from benchmark.engine.pretraining import PretrainProgress
 from benchmark.engine.run_rng import RunRandom
 
 
@@ -42,16 +42,16 @@ def test_a_run_draws_from_its_own_stream_and_leaves_the_global_one_alone():
 
 
 def test_stage_progress_round_trips_through_the_checkpoint():
-    assert InitStages([]).state_dict() == {} and InitStages([]).summary() == {}
-    stages = [InitStage("a", 2, 0.1, [], lambda fs, ft, y: None), InitStage("b", 1, 0.01, [], lambda fs, ft, y: None)]
-    done = InitStages(stages)
+    assert PretrainProgress([]).state_dict() == {} and PretrainProgress([]).summary() == {}
+    stages = [PretrainStage("a", 2, 0.1, [], lambda fs, ft, y: None), PretrainStage("b", 1, 0.01, [], lambda fs, ft, y: None)]
+    done = PretrainProgress(stages)
     assert done.schedule == [(0, 0), (0, 1), (1, 0)] and done.pending
     done.done, done.history, done.optimizer_state = 1, [{"stage": "a", "epoch": 1}], {"state": {}}
-    back = InitStages(stages)
+    back = PretrainProgress(stages)
     back.load_state_dict({"epoch": -1, **done.state_dict()})
     assert (back.done, back.history, back.optimizer_state, back.resumed_from) == (1, done.history, {"state": {}}, 1)
     back.done = 3
     assert not back.pending
-    later = InitStages(stages)
+    later = PretrainProgress(stages)
     later.load_state_dict({"epoch": 4, "init_done": 3})  # in the main training: the stages are behind it
     assert not later.pending and later.resumed_from is None

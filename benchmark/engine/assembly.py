@@ -118,14 +118,14 @@ def build_pipeline(cfg: dict, options: ExecOptions):
 
 def build_student(cfg: dict, device: torch.device) -> torch.nn.Module:
     """The run's network, initialised from the run's seed alone (its own forked stream), from
-    pinned init weights if the config names them, then the recipe's init scheme."""
-    init = cfg["init"]
-    if init and init["sha256"] and sha256_of(init["weights"]) != init["sha256"]:
-        raise RunFailed(f"init weights {init['weights']} do not match their sha256")
+    pinned pretrained weights if the config names them (its ``init``), then the recipe's init scheme."""
+    pretrained = cfg["init"]  # the config's key ``init``: pretrained weights to start from
+    if pretrained and pretrained["sha256"] and sha256_of(pretrained["weights"]) != pretrained["sha256"]:
+        raise RunFailed(f"init weights {pretrained['weights']} do not match their sha256")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(derive_seed("init", cfg["seed"]))
         model = build_model(cfg["model"], get_spec(cfg["dataset"]).num_classes,
-                            weights=init["weights"] if init else None)
+                            weights=pretrained["weights"] if pretrained else None)
         # After the network's own init, as the ATS code applies weights_init to a built student.
         return apply_init_scheme(model, cfg["recipe"].get("init_scheme", "torch")).to(device)
 

@@ -548,7 +548,7 @@ class Loss:
     def start_epoch(self, epoch: int, epochs: int) -> None:
         pass
 
-    def init_stages(self, student) -> list:
+    def pretrain_stages(self, student) -> list:
         return []
 
     def attach(self, student) -> None:

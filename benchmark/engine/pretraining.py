@@ -1,6 +1,13 @@
 """Pre-training stages (RepDistiller's init(), used by AB, FT, FSP and IE-AT): epochs of plain SGD
 at a constant rate on some modules, run per run before the main training, one checkpoint per
-epoch, so a run killed inside a stage resumes inside it."""
+epoch, so a run killed inside a stage resumes inside it.
+
+Names: a method's stages are ``PretrainStage``s (distillers/base.py, from its ``pretrain_stages``),
+a run's progress through them ``PretrainProgress`` (``TrainingRun.pretraining``). "init" in the code
+names only the re-initialisation scheme (init_schemes.py, ``recipe.init_scheme``); the stored names
+that predate this split stay as they are, being contracts: the checkpoint's ``init_done`` /
+``init_history`` / ``init_optimizer``, the result's ``init_stages``, the options ``init_epochs`` /
+``init_lr`` and the config's ``init`` (pretrained weights, assembly.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +18,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from . import accel, terms
-from .distillers.base import InitStage
+from .distillers.base import PretrainStage
 from .optimizers import stage_optimizer
 from .train_errors import RunFailed
 
@@ -20,11 +27,11 @@ if TYPE_CHECKING:
     from .train import TrainingRun
 
 
-class InitStages:
+class PretrainProgress:
     """The stages of one run and how far they got: flattened to (stage, epoch) pairs; the
     progress (epochs done, their metrics, the stage optimizer's state) is part of the checkpoint."""
 
-    def __init__(self, stages: list[InitStage]):
+    def __init__(self, stages: list[PretrainStage]):
         self.stages = stages
         self.schedule = [(k, e) for k, st in enumerate(stages) for e in range(st.epochs)]
         self.done, self.history, self.optimizer_state = 0, [], None
@@ -58,15 +65,15 @@ def pretrain(run: TrainingRun, data, teacher, options: ExecOptions) -> None:
     """The run's pre-training stages still to run, one checkpoint per epoch (RepDistiller's init():
     SGD at a constant rate, the recipe's momentum and weight decay, on the stage's modules; the
     student in eval mode, the stage's modules in train mode)."""
-    init = run.init
+    progress = run.pretraining
     opt = None
-    while init.pending:
-        k, e = init.schedule[init.done]
-        stage = init.stages[k]
+    while progress.pending:
+        k, e = progress.schedule[progress.done]
+        stage = progress.stages[k]
         if opt is None or e == 0:
             opt, params = stage_optimizer(stage.modules, stage.lr, run.recipe, run.accel_opts)
-            if e > 0 and init.optimizer_state is not None:  # resumed inside this stage
-                opt.load_state_dict(init.optimizer_state)
+            if e > 0 and progress.optimizer_state is not None:  # resumed inside this stage
+                opt.load_state_dict(progress.optimizer_state)
         t0 = time.time()
         loss_sum, seen = torch.zeros((), device=run.device), 0
         meter = terms.TermMeter(run.device)
@@ -95,13 +102,13 @@ def pretrain(run: TrainingRun, data, teacher, options: ExecOptions) -> None:
             raise RunFailed(f"non-finite loss ({train_loss}) in epoch {e + 1} of pre-training stage {stage.name}: "
                             + terms.nonfinite_reason(epoch_terms))
         epoch_terms.pop("first_nonfinite")
-        init.history.append({"stage": stage.name, "epoch": e + 1, "lr": stage.lr,
-                             "train_loss": train_loss, **epoch_terms, "time_s": time.time() - t0})
-        init.done += 1
+        progress.history.append({"stage": stage.name, "epoch": e + 1, "lr": stage.lr,
+                                 "train_loss": train_loss, **epoch_terms, "time_s": time.time() - t0})
+        progress.done += 1
         last_of_stage = e == stage.epochs - 1
         if last_of_stage:
             opt.zero_grad(set_to_none=True)  # no stale gradient reaches the main optimizer
-        init.optimizer_state = None if last_of_stage else opt.state_dict()
+        progress.optimizer_state = None if last_of_stage else opt.state_dict()
         run.save_checkpoint(epoch=-1)
         run.write_metrics(options)
         if options.on_epoch:

@@ -31,7 +31,7 @@ def done_result(run: TrainingRun, train_eval: dict | None, execution: dict) -> d
         "revisions": run.revisions,
         "epochs_per_s": len(run.epoch_times) / sum(run.epoch_times) if run.epoch_times else None,
         "resumed_from_epoch": run.resumed_from,
-        **run.init.summary(),
+        **run.pretraining.summary(),
         "checkpoint_notes": run.notes,
         "execution": execution,
         "provenance": provenance(run.device),

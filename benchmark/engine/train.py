@@ -35,7 +35,7 @@ from .evaluation import evaluate, recalibrate_bn
 from .execution import ExecOptions
 from .optimizers import make_optimizer
 from .pipeline import batch_indices
-from .pretraining import InitStages, pretrain
+from .pretraining import PretrainProgress, pretrain
 from .run_result import done_result, failed_result
 from .run_rng import RunRandom
 from .teachers import load_teacher
@@ -81,7 +81,7 @@ class TrainingRun:
         # trainable_list): the same lr, momentum and weight decay.
         self.optimizer = make_optimizer(self.model if adapters is None else
                                         torch.nn.ModuleList([self.model, adapters]), self.recipe, accel_opts)
-        self.init = InitStages(self.method.init_stages(self.model))
+        self.pretraining = PretrainProgress(self.method.pretrain_stages(self.model))
         self.epoch = 0
         self.history: list[dict] = []
         self.next_epoch = 0
@@ -116,7 +116,7 @@ class TrainingRun:
                  "history": self.history, "revisions": self.revisions, "numerics": self.accel_opts.label()}
         if self.method.adapters is not None:
             state["distiller"] = self.method.adapters.state_dict()  # adapters, CRD's banks
-        state.update(self.init.state_dict())
+        state.update(self.pretraining.state_dict())
         return state
 
     def restore(self, state: dict) -> None:
@@ -127,7 +127,7 @@ class TrainingRun:
         self.optimizer.load_state_dict(state["optimizer"])
         self.rng = RunRandom(self.device, state["rng_cpu"], state.get("rng_cuda"))
         self.history, self.next_epoch = list(state["history"]), state["epoch"] + 1
-        self.init.load_state_dict(state)
+        self.pretraining.load_state_dict(state)
         # a checkpoint from before revisions were recorded holds none: revision 1 of every part
         self.revisions = revisions.lowest(state.get("revisions", {}), self.revisions)
 
@@ -138,7 +138,7 @@ class TrainingRun:
         """metrics.jsonl: the pre-training stages' epochs (with ``stage``), then the main epochs;
         and, with ``options.tensorboard``, the same as TensorBoard events. The lines not yet
         written are appended; the first write after a resume rewrites the file whole."""
-        lines = [*self.init.history, *self.history]
+        lines = [*self.pretraining.history, *self.history]
         if self.metrics_lines is None:
             self.store.rewrite_metrics(self.run_id, lines)
         else:
@@ -235,8 +235,8 @@ class TrainingRun:
     def finish(self, data, options: ExecOptions, fused_with: int) -> dict:
         """Write the final weights and test logits; return the result."""
         if self.metrics_lines is None:  # resumed after the last epoch: drop what a kill may have torn
-            self.store.rewrite_metrics(self.run_id, [*self.init.history, *self.history])
-            self.metrics_lines = len(self.init.history) + len(self.history)
+            self.store.rewrite_metrics(self.run_id, [*self.pretraining.history, *self.history])
+            self.metrics_lines = len(self.pretraining.history) + len(self.history)
         ev = self.last_eval or evaluate(self.model, data.test_batches())  # resumed after the last epoch
         self.store.write_run_file(self.run_id, MODEL, tensor_bytes(self.model.state_dict()))
         # Test logits feed ensembles and analyses (logit sums of ~1e-5 need float32); ImageNet-size
@@ -355,7 +355,7 @@ def train_runs(cfgs: list[dict], store: Store, options: ExecOptions | None = Non
                 if isinstance(err, RunFailed) else None
 
     # Pre-training stages run per student (each with its own batches), before the fused loop.
-    for s in [s for s in students if s.init.pending]:
+    for s in [s for s in students if s.pretraining.pending]:
         guarded(s, lambda s=s: s.pretrain(data, teacher, options))
 
     epochs = cfg0["recipe"]["epochs"]

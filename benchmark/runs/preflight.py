@@ -74,20 +74,20 @@ def check_teacher_checkpoint(teacher: dict, dataset: str) -> BadInput | None:
     return None
 
 
-def check_init_weights(init: dict, model_name: str, dataset: str) -> BadInput | None:
+def check_pretrained_weights(pretrained: dict, model_name: str, dataset: str) -> BadInput | None:
     from ..engine.data import get_spec
     from ..engine.models import build_model
     from ..engine.models.weights import RefusedPickle, sha256_of
 
-    path, where = init["weights"], f"init weights {init['weights']}"
+    path, where = pretrained["weights"], f"init weights {pretrained['weights']}"
     try:
         digest = sha256_of(path)
     except FileNotFoundError:
         return BadInput(where, None, "does not exist; put the pretrained file there or fix init.weights")
     except OSError as err:
         return BadInput(where, None, f"cannot be read ({_first_line(err)})")
-    if init.get("sha256") and digest != init["sha256"]:
-        return BadInput(where, None, f"its sha256 is {digest}, not the {init['sha256']} the config names")
+    if pretrained.get("sha256") and digest != pretrained["sha256"]:
+        return BadInput(where, None, f"its sha256 is {digest}, not the {pretrained['sha256']} the config names")
     try:
         build_model(model_name, get_spec(dataset).num_classes, weights=path)
     except RefusedPickle as err:
@@ -120,7 +120,7 @@ def problems(configs: Iterable[dict], data_root: str | None = None) -> list[BadI
                  lambda cfg=cfg, teacher=teacher: check_teacher_checkpoint(teacher, cfg["dataset"]))
         if cfg.get("init"):
             once(("init", cfg["init"]["weights"], cfg["model"], cfg["dataset"]),
-                 lambda cfg=cfg: check_init_weights(cfg["init"], cfg["model"], cfg["dataset"]))
+                 lambda cfg=cfg: check_pretrained_weights(cfg["init"], cfg["model"], cfg["dataset"]))
     return found
 
 

@@ -9,8 +9,8 @@
 a Method of benchmark/engine/methods (the one registry, which names each distiller's class here): it
 declares taps, returns its terms from ``loss_terms(step)`` and is its own ``adapters`` (regressors,
 embeddings, CRD's memory banks): the trainer puts them in the student's optimizer and checkpoint.
-Methods with a pre-training stage (AB, FT, FSP, IE-AT) return it from ``init_stages`` (see
-``base.InitStage``); the trainer runs it first. Each module's docstring gives its paper's
+Methods with a pre-training stage (AB, FT, FSP, IE-AT) return it from ``pretrain_stages`` (see
+``base.PretrainStage``); the trainer runs it first. Each module's docstring gives its paper's
 equation, the features it taps and the published CRD-benchmark weight used as default.
 
 A run config names a method as its loss (``loss: {name: fitnet, weight: 100}``);
@@ -27,11 +27,11 @@ if TYPE_CHECKING:
     from .base import Distiller
 
 __all__ = ["make_distiller", "distiller_names", "distiller_defaults", "resolve_params", "build_method",
-           "Distiller", "InitStage", "taps"]
+           "Distiller", "PretrainStage", "taps"]
 
 
-def __getattr__(name: str):  # Distiller, InitStage, taps: from base.py, on first use
-    if name in ("Distiller", "InitStage", "taps"):
+def __getattr__(name: str):  # Distiller, PretrainStage, taps: from base.py, on first use
+    if name in ("Distiller", "PretrainStage", "taps"):
         from . import base
 
         return getattr(base, name)

@@ -33,7 +33,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .base import InitStage, feature_modules, preact_taps, up
+from .base import PretrainStage, feature_modules, preact_taps, up
 from .fitnet import ConvReg
 from .stage import StagedDistiller
 
@@ -71,8 +71,8 @@ class AB(StagedDistiller):
                     for w, (r, s, t) in zip(self.layer_weights, pairs))
         return total / len(y) * 3 / 1000
 
-    def init_stages(self, student):
-        return [InitStage("ab-connectors", self.params["init_epochs"], self.params["init_lr"],
+    def pretrain_stages(self, student):
+        return [PretrainStage("ab-connectors", self.params["init_epochs"], self.params["init_lr"],
                           [self.connectors, *feature_modules(student)], self.stage_loss)]
 
     def feature_loss(self, fs, ft, y, index):

@@ -67,7 +67,7 @@ def feature_modules(student: nn.Module) -> list[nn.Module]:
 
 
 @dataclass
-class InitStage:
+class PretrainStage:
     """A pre-training stage, run before the main training (RepDistiller's ``init()``, used by
     AB, FT and FSP): ``epochs`` epochs of plain SGD at a constant ``lr`` (the recipe's momentum
     and weight decay) on the parameters of ``modules`` only, minimising ``loss(fs, ft, y)``.
@@ -153,7 +153,7 @@ class Distiller(nn.Module):
         ``epochs``), also the first one after a resume: a method whose loss follows the epoch
         (ReviewKD's warm-up, IE-AT's weight decay) sets it here. Nothing by default."""
 
-    def init_stages(self, student: nn.Module) -> list[InitStage]:
+    def pretrain_stages(self, student: nn.Module) -> list[PretrainStage]:
         """Pre-training stages to run, in order, before the main training (none by default)."""
         return []
 

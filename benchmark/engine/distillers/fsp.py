@@ -21,7 +21,7 @@ import torch
 
 from benchmark.engine.detops import adaptive_avg_pool2d
 
-from .base import InitStage, feature_modules, taps, up
+from .base import PretrainStage, feature_modules, taps, up
 from .stage import StagedDistiller
 
 
@@ -54,8 +54,8 @@ class FSP(StagedDistiller):
         pairs = zip(fsp_matrices(taps(fs)[:-1]), fsp_matrices(taps(ft)[:-1]))
         return sum((g_s - g_t).pow(2).mean() for g_s, g_t in pairs)
 
-    def init_stages(self, student):
-        return [InitStage("fsp-student", self.params["init_epochs"], self.params["init_lr"],
+    def pretrain_stages(self, student):
+        return [PretrainStage("fsp-student", self.params["init_epochs"], self.params["init_lr"],
                           feature_modules(student), self.stage_loss)]
 
     def feature_loss(self, fs, ft, y, index):

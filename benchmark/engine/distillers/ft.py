@@ -28,7 +28,7 @@ from benchmark.engine.models.shufflenetv1 import ShuffleNetV1
 from benchmark.engine.models.shufflenetv2 import ShuffleNetV2
 from benchmark.engine.models.wrn import WideResNet
 
-from .base import InitStage, match_spatial, taps, up
+from .base import PretrainStage, match_spatial, taps, up
 from .stage import StagedDistiller
 
 
@@ -81,9 +81,9 @@ class FT(StagedDistiller):
         f_t = up(taps(ft)[-2])
         return F.mse_loss(self.paraphraser.decoder(self.paraphraser.encoder(f_t)), f_t)
 
-    def init_stages(self, student):
+    def pretrain_stages(self, student):
         lr = self.params["init_lr"] if self.params["init_lr"] is not None else repdistiller_ft_lr(student)
-        return [InitStage("ft-paraphraser", self.params["init_epochs"], lr,
+        return [PretrainStage("ft-paraphraser", self.params["init_epochs"], lr,
                           [self.paraphraser], self.stage_loss, needs_student=False)]
 
     def feature_loss(self, fs, ft, y, index):

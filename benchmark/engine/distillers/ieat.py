@@ -23,7 +23,7 @@ VGGs; the post-BN map for WRNs), else the last entry of ``taps``. IE-KD's VGG re
 feature, so the VGG13->VGG8 pair was adapted by the ATS authors in a way nobody published; we
 use VGG's last map (512 x 4 x 4).
 
-Stage 1 (``init_stages``, IE_KD.py ``train_student`` for ``num_epoch_embedS`` = 30 epochs at
+Stage 1 (``pretrain_stages``, IE_KD.py ``train_student`` for ``num_epoch_embedS`` = 30 epochs at
 ``lr_decayS`` = 0.1, constant): an auto-encoder A_t = (E_t, D_t) on the teacher's f_t (the
 teacher frozen in eval mode; only A_t in train mode and optimised),
 
@@ -81,7 +81,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .at import attention_map
-from .base import InitStage, match_spatial, taps, up
+from .base import PretrainStage, match_spatial, taps, up
 from .stage import StagedDistiller
 
 
@@ -176,10 +176,10 @@ class IEAT(StagedDistiller):
         f_t = up(last_map(ft)).detach()
         return (self.teacher_ae(f_t) - f_t).abs().mean()
 
-    def init_stages(self, student):
+    def pretrain_stages(self, student):
         if not self.autoencoder:
             return []
-        return [InitStage("ieat-teacher-autoencoder", self.params["init_epochs"], self.params["init_lr"],
+        return [PretrainStage("ieat-teacher-autoencoder", self.params["init_epochs"], self.params["init_lr"],
                           [self.teacher_ae], self.reconstruction_loss, needs_student=False)]
 
     def teacher_factor(self, ft: dict) -> torch.Tensor:

@@ -12,7 +12,7 @@ method of its own file here (DKD, ``dkd.py``). Whatever it is, it is
 - **asked what it needs** instead of being told apart by kind: ``taps`` (the feature taps of both
   networks, and adapters shaped by one probe forward), ``needs_index`` (the samples' dataset
   indices), ``adapters`` (an ``nn.Module`` of trained adapters and buffers, or None), its
-  pre-training stages (``init_stages(student)``), its per-epoch hook (``start_epoch``), ``train()``.
+  pre-training stages (``pretrain_stages(student)``), its per-epoch hook (``start_epoch``), ``train()``.
 
 The registry below is the only place that knows which code builds which method. Adding a method is
 one file (its loss, docstring with the paper's equation, its builder) plus one line here, and its
