@@ -42,7 +42,7 @@ def small(epochs: int = 1, **changes):
 def restore_switches():
     """A test that sets another policy leaves the process as the default policy sets it."""
     yield
-    A.configure(CPU, Accel().resolved(CPU))
+    A.configure(Accel().resolved(CPU))
 
 
 # ---------------------------------------------------------------- the policies' switches
@@ -50,14 +50,14 @@ def restore_switches():
 
 def test_reproducible_and_strict_set_deterministic_kernels_read_back_from_torch(restore_switches):
     model = torch.nn.Conv2d(3, 4, 3)
-    A.configure(CPU, Accel(numerics="strict").resolved(CPU))
+    A.configure(Accel(numerics="strict").resolved(CPU))
     strict = A.read_back(CPU, Accel(numerics="strict").resolved(CPU), model)
     assert strict["deterministic_algorithms"] and not strict["deterministic_warn_only"]  # raises, never warns
     assert strict["cudnn_deterministic"] and not strict["cudnn_benchmark"]
     assert strict["fp32_precision"] == {"api": "fp32_precision", "cuda_matmul": "ieee", "cudnn_conv": "ieee"}
     assert (strict["autocast_dtype"], strict["memory_format"]) == (None, "contiguous")
 
-    A.configure(CPU, Accel().resolved(CPU))
+    A.configure(Accel().resolved(CPU))
     default = A.read_back(CPU, Accel().resolved(CPU), model)
     assert default["numerics"] == "reproducible"
     assert default["deterministic_algorithms"] and not default["deterministic_warn_only"]
@@ -73,7 +73,7 @@ def test_fast_on_the_cpu_runs_what_it_can_and_says_what_it_could_not(restore_swi
                                       "tf32": "no TF32 on cpu: its fp32 kernels are full precision"}
     assert fast.overrides() == {}  # what the CPU could not apply is no override of the policy
     model = A.prepare_model(torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3)), fast)
-    A.configure(CPU, fast)
+    A.configure(fast)
     got = A.read_back(CPU, fast, model)
     assert not got["deterministic_algorithms"] and not got["cudnn_benchmark"]
     assert (got["autocast_dtype"], got["memory_format"]) == ("bfloat16", "channels_last")
@@ -196,7 +196,7 @@ def test_a_fused_group_never_mixes_policies(tmp_path):
     done = results[C.run_id(fresh)]
     assert done["status"] == "done" and done["execution"]["read_back"]["numerics"] == "strict"
     assert done["execution"]["read_back"]["fp32_precision"]["cuda_matmul"] == "ieee"
-    A.configure(CPU, Accel().resolved(CPU))
+    A.configure(Accel().resolved(CPU))
 
 
 # ---------------------------------------------------------------- the two leaks

@@ -255,7 +255,7 @@ def check_value(value, where, field_name):
                                       f"{'|'.join(ANALYSES)}, ...}}, got {value!r}")
 
 
-def load_manifest(path: Path, published_ids=None) -> Manifest:
+def load_manifest(path: Path) -> Manifest:
     from .published import load_published
 
     doc = load_yaml(path)

@@ -95,9 +95,9 @@ def estimate_run(cfg: dict, teacher_cfg: dict | None, flops_per_s: float | None 
                               overhead_divisor=overhead_divisor)
 
 
-def estimate_gpu_hours(cfg: dict, catalog, teacher_cfg: dict | None, flops_per_s: float | None = None,
+def estimate_gpu_hours(cfg: dict, teacher_cfg: dict | None, flops_per_s: float | None = None,
                        settings: CostSettings | None = None) -> float:
-    """The run's hours (estimate_run); ``catalog`` is unused, kept for the callers' signature."""
+    """The run's hours (estimate_run)."""
     return estimate_run(cfg, teacher_cfg, flops_per_s, settings).hours
 
 

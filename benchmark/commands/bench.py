@@ -94,7 +94,7 @@ def run_bench(device: str = "cpu", steps: int = 20, warmup: int = 3, batch_size:
 
     dev = torch.device(device)
     accel = accel.resolved(dev)
-    configure(dev, accel)  # for both loops (RepDistiller's own loop sets cudnn.benchmark too)
+    configure(accel)  # for both loops (RepDistiller's own loop sets cudnn.benchmark too)
     torch.manual_seed(0)
     per_class = max(1, images // 100)
     cifar100 = get_spec("cifar100")  # the normalisation the recipes train with

@@ -116,7 +116,7 @@ def step_agreement(check: Check) -> dict:
 
     dev = torch.device(check.device)
     for d in {dev, torch.device("cpu")}:
-        accel.configure(d, accel.Accel(numerics="strict").resolved(d))
+        accel.configure(accel.Accel(numerics="strict").resolved(d))
     z_s, z_t, y = _fixed_logits()
     losses = {}
     for name, params in LOSSES.items():
@@ -303,7 +303,7 @@ def step_memory_syncs(check: Check) -> dict:
     dev, cuda = torch.device(check.device), check.device.startswith("cuda")
     batch, steps = (128, 20) if cuda else (4, 2)  # on the CPU no number applies: the least that runs
     opts = accel.Accel().resolved(dev)
-    accel.configure(dev, opts)
+    accel.configure(opts)
     spec = get_spec("cifar100")
     train = synthetic_arrays("cifar100", "train", per_class=max(1, batch * (steps + 2) // 100 + 1))
     pipe = TensorPipeline(train, synthetic_arrays("cifar100", "test", per_class=1), spec.mean, spec.std,

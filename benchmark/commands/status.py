@@ -45,8 +45,7 @@ def gpu_hours_left(store: Store, states: dict[str, JobState], flops_per_s: float
             continue
         teacher_run = (s.config.get("teacher") or {}).get("run")
         try:
-            left += estimate_gpu_hours(s.config, None, store.config(teacher_run) if teacher_run else None,
-                                       flops_per_s)
+            left += estimate_gpu_hours(s.config, store.config(teacher_run) if teacher_run else None, flops_per_s)
         except (KeyError, ValueError, TypeError):
             continue
     return left

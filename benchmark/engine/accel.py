@@ -101,8 +101,9 @@ class Accel:
                 "overrides": self.overrides(), "not_applied": dict(self.not_applied)}
 
 
-def configure(device: torch.device, accel: Accel) -> None:
-    """Process-wide switches; called once per group of runs (with ``accel`` resolved for ``device``)."""
+def configure(accel: Accel) -> None:
+    """Process-wide switches (so no device: they hold for every device); called once per group of
+    runs, with ``accel`` resolved for the group's device."""
     import torch
 
     numerics.prepare_environment(bool(accel.deterministic))  # the command's entry set it already

@@ -327,7 +327,7 @@ def train_runs(cfgs: list[dict], store: Store, options: ExecOptions | None = Non
         store.ensure_config(config.run_id(cfg), cfg)
     device = torch.device(options.device)
     accel_opts = options.accel.resolved(device)
-    accel.configure(device, accel_opts)
+    accel.configure(accel_opts)
     start = time.time()
     students: list[TrainingRun] = []
     try:

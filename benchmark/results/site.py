@@ -63,7 +63,7 @@ def _page(title: str, body: list[str]) -> str:
             + "\n".join(body) + "\n</body>\n</html>\n")
 
 
-def _table(headers: list[str], rows: list[list[str]], row_class: str = "row") -> str:
+def _table(headers: list[str], rows: list[list[str]]) -> str:
     """An HTML table; the cells are HTML already (escaped by the caller)."""
     head = "<tr>" + "".join(f"<th>{h}</th>" for h in headers) + "</tr>"
     body = "".join("<tr>" + "".join(c if c.startswith("<td") else f"<td>{c}</td>" for c in r) + "</tr>" for r in rows)
