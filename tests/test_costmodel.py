@@ -93,7 +93,7 @@ def test_the_bounds_move_with_what_they_depend_on():
     assert _job(Planner("paper", device_kind="v100", numerics="fast", loader_workers=1), spec).bound == "data"
 
 
-def test_a_measured_rate_replaces_compute_and_overhead_but_not_the_loader(tmp_path):
+def test_a_measured_rate_replaces_compute_and_overhead_but_not_the_loader():
     spec = TARGETS["c"][0]
     planner = Planner("paper", rate=(1e15, "test"), numerics="fast")
     job = _job(planner, spec)

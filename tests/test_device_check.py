@@ -78,7 +78,7 @@ def test_the_calibration_is_accepted_by_plan(dry_run, tmp_path):
 def test_a_failed_comparison_makes_the_exit_code_1(tmp_path, monkeypatch):
     monkeypatch.setattr(D, "STEPS", D.STEPS[:1])  # agreement alone: seconds, not the whole dry run
     assert cli("device-check", "--dry-run-cpu", "--out", tmp_path / "ok").returncode == 0
-    monkeypatch.setattr(D, "max_rel_diff", lambda a, b: 1.0)
+    monkeypatch.setattr(D, "max_rel_diff", lambda *_: 1.0)
     res = cli("device-check", "--dry-run-cpu", "--out", tmp_path / "bad")
     assert res.returncode == 1
     step = json.loads((tmp_path / "bad" / D.JSON_FILE).read_text())["steps"][0]
@@ -118,7 +118,7 @@ def test_bad_out_or_budget_is_one_line_exit_2_and_nothing_written(tmp_path, case
 
 
 def test_a_step_that_raises_fails_and_the_next_one_still_runs(tmp_path, monkeypatch):
-    def boom(check):
+    def boom(_check):  # a Step's function gets the check
         raise RuntimeError("an op with no deterministic kernel\nsecond line")
 
     monkeypatch.setattr(D, "STEPS", (D.Step("boom", boom, 60), D.STEPS[0]))
@@ -131,5 +131,5 @@ def test_a_step_that_raises_fails_and_the_next_one_still_runs(tmp_path, monkeypa
 def test_not_applicable_passes_on_the_dry_run_only(monkeypatch):
     monkeypatch.setattr(D, "STEPS", tuple(s for s in D.STEPS if s.name == "memory_syncs"))
     for dry_run in (True, False):  # the CPU as if it were the device: the rule, not the measurement
-        report = D._run_steps(D.Check("cpu", dry_run), "cpu", 480, lambda message: None)
+        report = D._run_steps(D.Check("cpu", dry_run), "cpu", 480, lambda _message: None)
         assert report["steps"][0]["status"] == "not_applicable" and report["passed"] is dry_run

@@ -58,7 +58,7 @@ def build(name, fs, ft, **params):
     return d
 
 
-def only_feature(name, **extra):
+def only_feature(**extra):
     return dict(ce_weight=0.0, kd_weight=0.0, weight=1.0, **extra)
 
 
@@ -155,7 +155,7 @@ def bn_relu(h, bn):
 
 def test_at(pair):
     fs, ft, y = pair
-    d = build("at", fs, ft, **only_feature("at"))
+    d = build("at", fs, ft, **only_feature())
     ref = sum(ref_at(s, t) for s, t in zip(fs["stages"], ft["stages"]))
     check(d(fs, ft, y), ref, fs["stages"])
 
@@ -163,33 +163,33 @@ def test_at(pair):
 def test_at_pools_the_larger_map():
     g = torch.Generator().manual_seed(3)
     fs, ft = feats(g, sides=(8, 4, 4)), feats(g, channels=(2, 2, 2), sides=(4, 4, 2))
-    d = build("at", fs, ft, **only_feature("at"))
+    d = build("at", fs, ft, **only_feature())
     ref = sum(ref_at(s, t) for s, t in zip(fs["stages"], ft["stages"]))
     check(d(fs, ft, None), ref, fs["stages"])
 
 
 def test_sp(pair):
     fs, ft, y = pair
-    d = build("sp", fs, ft, **only_feature("sp"))
+    d = build("sp", fs, ft, **only_feature())
     check(d(fs, ft, y), ref_sp(fs["stages"][-1], ft["stages"][-1]), fs["stages"])
 
 
 def test_nst(pair):
     fs, ft, y = pair
-    d = build("nst", fs, ft, **only_feature("nst"))
+    d = build("nst", fs, ft, **only_feature())
     ref = sum(ref_nst(s, t) for s, t in zip(fs["stages"], ft["stages"]))
     check(d(fs, ft, y), ref, fs["stages"])
 
 
 def test_rkd(pair):
     fs, ft, y = pair
-    d = build("rkd", fs, ft, **only_feature("rkd"))
+    d = build("rkd", fs, ft, **only_feature())
     check(d(fs, ft, y), ref_rkd(fs["penultimate"], ft["penultimate"]), [fs["penultimate"]])
 
 
 def test_pkt(pair):
     fs, ft, y = pair
-    d = build("pkt", fs, ft, **only_feature("pkt"))
+    d = build("pkt", fs, ft, **only_feature())
     check(d(fs, ft, y), ref_pkt(fs["penultimate"], ft["penultimate"]), [fs["penultimate"]])
 
 
@@ -214,7 +214,7 @@ def test_fitnet_regressor_shapes():
     assert build("fitnet", s, feats(g, sides=(8, 6, 2))).regressor.conv.kernel_size == (3, 3)  # 8 -> 6
     # 8 -> 10 (smaller, not half): 1x1 conv, the teacher map pooled down to 8x8 in the loss
     t = feats(g, sides=(8, 10, 2))
-    d = build("fitnet", s, t, **only_feature("fitnet"))
+    d = build("fitnet", s, t, **only_feature())
     conv = d.regressor.conv
     assert conv.kernel_size == (1, 1)
     h = bn_relu(F.conv2d(s["stages"][1], conv.weight, conv.bias), d.regressor.bn)
@@ -226,7 +226,7 @@ def test_fitnet_regressor_shapes():
 def test_cc(pair, embed):
     """linear: RepDistiller's LinearEmbed (train_student.py l. 211-214); normalized: its Embed."""
     fs, ft, y = pair
-    d = build("cc", fs, ft, **only_feature("cc", feat_dim=3, embed=embed))
+    d = build("cc", fs, ft, **only_feature(feat_dim=3, embed=embed))
     unit = (lambda z: z / z.norm(dim=1, keepdim=True)) if embed == "normalized" else (lambda z: z)
     def e(lin, x):
         return unit(x @ lin.weight.t() + lin.bias)
@@ -243,7 +243,7 @@ def test_cc_defaults_to_repdistillers_linear_embedding():
 
 def test_vid(pair):
     fs, ft, y = pair
-    d = build("vid", fs, ft, **only_feature("vid"))
+    d = build("vid", fs, ft, **only_feature())
     total = 0
     for layer, s, t in zip(d.layers, fs["stages"], ft["stages"]):
         w = [m.weight for m in layer.regressor if isinstance(m, torch.nn.Conv2d)]

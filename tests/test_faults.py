@@ -116,8 +116,8 @@ CONFIG_ROWS = [
 ]
 
 
-@pytest.mark.parametrize("name, raw, needle", CONFIG_ROWS, ids=[r[0] for r in CONFIG_ROWS])
-def test_bad_run_configs(tmp_path, capsys, name, raw, needle):
+@pytest.mark.parametrize("raw, needle", [r[1:] for r in CONFIG_ROWS], ids=[r[0] for r in CONFIG_ROWS])
+def test_bad_run_configs(tmp_path, capsys, raw, needle):
     path = write_config(tmp_path, raw)
     before = snapshot(tmp_path)
     code, _, err = run_cli(capsys, "train", path, "--store", tmp_path / "store", "--device", "cpu")
@@ -383,7 +383,7 @@ def test_full_disk_is_a_clean_line_and_the_runs_are_retried(tmp_path, capsys, mo
     store.ensure_config(rid, cfg)
     real = store_module.write_temp
 
-    def full(path, data):
+    def full(path, _data):  # write_temp's signature
         raise OSError(28, "No space left on device", str(path))
     monkeypatch.setattr(store_module, "write_temp", full)
     said = []
@@ -410,7 +410,7 @@ def test_worker_preflight_refuses_a_pending_run_with_a_bad_teacher_file_and_writ
     assert snapshot(tmp_path) == before
 
 
-def test_error_boundary_kinds_and_debug(tmp_path):
+def test_error_boundary_kinds_and_debug():
     import errno
 
     from benchmark.errors import BadInput

@@ -278,7 +278,7 @@ def test_events_land_after_the_lease_is_lost_and_after_the_result_and_the_run_st
     with pytest.raises(WriteRefused, match="finished"):
         store_b.write_run_file(rid, "metrics.jsonl", b"")
     with pytest.raises(ValueError, match="fenced"):  # the unfenced path takes the lease and the events only
-        store_b.write_unfenced(rid, "result.json", lambda current: b"{}")
+        store_b.write_unfenced(rid, "result.json", lambda _current: b"{}")
 
 
 def test_an_event_after_a_line_cut_by_a_kill_stays_whole(tmp_path):

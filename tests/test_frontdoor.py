@@ -24,7 +24,8 @@ def cache(tmp_path, monkeypatch):
     flops.table.cache_clear()
 
 
-def test_flops_are_counted_once_and_read_back_only_under_the_same_stamp(cache):
+@pytest.mark.usefixtures("cache")
+def test_flops_are_counted_once_and_read_back_only_under_the_same_stamp():
     counted = flops.count_forward_flops("resnet8", 10, 32)
     assert flops.forward_flops("resnet8", 10, 32) == counted
     assert diskcache.read("flops", flops.stamp()) == {"resnet8|10|32": counted}
@@ -50,7 +51,8 @@ def test_an_unwritable_cache_only_costs_time(tmp_path, monkeypatch):
     flops.table.cache_clear()
 
 
-def test_list_rows_are_replanned_when_a_catalogue_file_changes(cache, tmp_path, monkeypatch):
+@pytest.mark.usefixtures("cache")
+def test_list_rows_are_replanned_when_a_catalogue_file_changes(tmp_path, monkeypatch):
     root = tmp_path / "catalog"
     shutil.copytree(CATALOG, root)
     monkeypatch.setenv("KD_REPRO_CATALOG", str(root))
@@ -91,7 +93,8 @@ def test_a_download_without_network_says_so_in_one_line_and_keeps_nothing(tmp_pa
     assert sorted(p.name for p in (tmp_path / "keep").iterdir()) == ["mine.txt"]
 
 
-def test_model_rows_are_the_built_models_and_read_back(cache):
+@pytest.mark.usefixtures("cache")
+def test_model_rows_are_the_built_models_and_read_back():
     from benchmark.engine.models import describe_models
 
     rows = listing.model_rows(10)

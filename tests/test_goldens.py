@@ -63,7 +63,7 @@ def _kd_with_made_up_option(default):
     """kd_terms with one more keyword-only option that changes nothing at its default."""
     sig = inspect.signature(losses.kd_terms)
 
-    def kd(z_s, z_t, y, *, made_up=default, **params):
+    def kd(z_s, z_t, y, *, made_up=default, **params):  # noqa: ARG001 (made_up: declared, changes nothing)
         return losses.kd_terms(z_s, z_t, y, **params)
 
     params = [p for p in sig.parameters.values()] + [
@@ -83,7 +83,8 @@ def made_up_options(monkeypatch):
     monkeypatch.setitem(methods.REGISTRY, "kd", methods.Entry("benchmark.engine.losses:kd_terms_made_up"))
 
 
-def test_a_new_option_with_a_default_moves_no_id_of_any_table(made_up_options):
+@pytest.mark.usefixtures("made_up_options")
+def test_a_new_option_with_a_default_moves_no_id_of_any_table():
     golden = idgolden.load(idgolden.RUN_IDS_FILE)
     kd = C.resolve(tiny(loss={"name": "kd"}, teacher={"run": "0" * 16}))
     assert kd["recipe"]["made_up"] == 7 and kd["loss"]["made_up"] == 1.0  # every resolved config carries them

@@ -41,11 +41,11 @@ def test_the_mode_catches_host_reads(probe):
 def test_the_mode_catches_a_host_read_inside_backward():
     class ReadsInBackward(torch.autograd.Function):
         @staticmethod
-        def forward(ctx, x):
+        def forward(_ctx, x):
             return x.clone()
 
         @staticmethod
-        def backward(ctx, g):
+        def backward(_ctx, g):
             return g * float(g.sum())
 
     x = torch.randn(3, requires_grad=True)

@@ -117,7 +117,7 @@ def test_cmyk_and_non_jpeg_files_fall_back_to_pil_counted(tmp_path):
     assert _pipeline(root, 0).record()["decode_fallbacks"] == 0  # pil: PIL decodes everything anyway
 
 
-def test_jpeg_channels_reads_the_frame_header(tmp_path):
+def test_jpeg_channels_reads_the_frame_header():
     import io
 
     from PIL import Image

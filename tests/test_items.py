@@ -122,7 +122,8 @@ def test_catalog(monkeypatch):
     assert "klmse-figtest" in item_paths()
 
 
-def test_reproduce_a_figure_id_at_smoke_writes_the_figure_into_the_report(tmp_path, test_catalog):
+@pytest.mark.usefixtures("test_catalog")
+def test_reproduce_a_figure_id_at_smoke_writes_the_figure_into_the_report(tmp_path):
     store, out = tmp_path / "store", tmp_path / "store" / "reports"
     proc = runner("reproduce", "klmse-figtest", "--profile", "smoke", "--store", str(store), "--workers", "1",
                   timeout=600)
@@ -138,7 +139,8 @@ def test_reproduce_a_figure_id_at_smoke_writes_the_figure_into_the_report(tmp_pa
     assert not (store / "runs" / rid / "train_logits.pt").exists()  # the run folder stays as it finished
 
 
-def test_report_of_a_figure_whose_runs_are_not_in_its_tables_stored_plan(tmp_path, test_catalog):
+@pytest.mark.usefixtures("test_catalog")
+def test_report_of_a_figure_whose_runs_are_not_in_its_tables_stored_plan(tmp_path):
     """The table was reproduced from a manifest that planned other runs for the cell the figure reads."""
     import dataclasses
 

@@ -48,7 +48,8 @@ def restore_switches():
 # ---------------------------------------------------------------- the policies' switches
 
 
-def test_reproducible_and_strict_set_deterministic_kernels_read_back_from_torch(restore_switches):
+@pytest.mark.usefixtures("restore_switches")
+def test_reproducible_and_strict_set_deterministic_kernels_read_back_from_torch():
     model = torch.nn.Conv2d(3, 4, 3)
     A.configure(Accel(numerics="strict").resolved(CPU))
     strict = A.read_back(CPU, Accel(numerics="strict").resolved(CPU), model)
@@ -67,7 +68,8 @@ def test_reproducible_and_strict_set_deterministic_kernels_read_back_from_torch(
     assert default["cublas_workspace_config"]["value"] is not None  # configure sets it when it is missing
 
 
-def test_fast_on_the_cpu_runs_what_it_can_and_says_what_it_could_not(restore_switches):
+@pytest.mark.usefixtures("restore_switches")
+def test_fast_on_the_cpu_runs_what_it_can_and_says_what_it_could_not():
     fast = Accel(numerics="fast").resolved(CPU)
     assert dict(fast.not_applied) == {"cudnn_benchmark": "no cuDNN on cpu",
                                       "tf32": "no TF32 on cpu: its fp32 kernels are full precision"}
@@ -132,7 +134,8 @@ def _config_file(tmp_path, cfg) -> Path:
     return path
 
 
-def test_train_records_the_policy_and_every_flag_as_read_back(tmp_path, restore_switches):
+@pytest.mark.usefixtures("restore_switches")
+def test_train_records_the_policy_and_every_flag_as_read_back(tmp_path):
     path = _config_file(tmp_path, small())
     for policy in ("reproducible", "fast"):
         store = tmp_path / policy
@@ -217,7 +220,8 @@ def _bf16_rounded(t: torch.Tensor) -> bool:
     return torch.equal(t, t.bfloat16().float())
 
 
-def test_under_bf16_the_loss_sees_fp32_logits_of_both_networks(tmp_path, monkeypatch, restore_switches):
+@pytest.mark.usefixtures("restore_switches")
+def test_under_bf16_the_loss_sees_fp32_logits_of_both_networks(tmp_path, monkeypatch):
     store = Store(tmp_path)
     teacher = train_run(C.resolve(small()), store, ExecOptions())
     seen = []

@@ -40,7 +40,7 @@ def test_each_launched_worker_receives_one_masked_gpu_as_its_own_mask(tmp_path, 
     started = []
 
     class RecordingPopen:  # what the worker processes would be started with (their env)
-        def __init__(self, cmd, env, **kw):
+        def __init__(self, cmd, env, **_kw):
             started.append((cmd, env))
     monkeypatch.setattr(reproduce.subprocess, "Popen", RecordingPopen)
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "1,3")

@@ -127,7 +127,7 @@ def test_io_error_fails_that_run_after_retries_and_the_worker_goes_on(tmp_path, 
             raise OSError(28, "No space left on device")
         return real(path, data)
     monkeypatch.setattr(store_module, "write_temp", full_disk)
-    tally = run_worker(WorkerOptions(store=str(store.root), poll_seconds=0.1, max_attempts=2), log=lambda m: None)
+    tally = run_worker(WorkerOptions(store=str(store.root), poll_seconds=0.1, max_attempts=2), log=lambda _m: None)
     assert store.is_done(good)
     res = store.result(bad)
     assert res["status"] == "failed" and "No space left on device" in res["reason"]

@@ -78,7 +78,7 @@ def test_epochs_frame_holds_every_term_summing_to_the_loss(trained):
     assert list(R.epochs(store, [plan.job_ids[0]])["epoch"]) == list(one["epoch"])
 
 
-def test_cells_frame_is_the_reports_cells_and_csv_writes_it(trained, tmp_path):
+def test_cells_frame_is_the_reports_cells_and_csv_writes_it(trained):
     planner, plan, store = trained
     frame = R.cells(store, TABLE)
     from benchmark.results.aggregate import aggregate_table

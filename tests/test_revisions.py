@@ -326,7 +326,7 @@ def test_rerun_stale_retrains_exactly_the_stale_runs_after_archiving_them(copy_o
     assert json.loads(in_process("status", "--store", store.root, "--json").stdout)["stale"] == 0
 
 
-def test_a_garbage_revision_record_is_one_line_and_nothing_is_written(copy_of, tmp_path, monkeypatch):
+def test_a_garbage_revision_record_is_one_line_and_nothing_is_written(copy_of, tmp_path):
     store, by_loss = copy_of
     mse = by_loss["mse"][0]
     res = json.loads(store.run_file(mse, "result.json").read_text())

@@ -153,7 +153,7 @@ def _no_manifest(edited, tmp_path, monkeypatch):
     (lambda s, *_: _rewrite(s, lambda d: d["jobs"][0].__setitem__("id", "ABC")), ": jobs[0].id[0]: not a run id"),
     (lambda s, *_: s.plan_file(TABLE, "smoke").unlink(), ": missing, but the store's sessions say klmse-table5 was "
                                                          "reproduced at the smoke profile with its plan stored"),
-    (lambda s, edited, tmp_path, mp: _no_manifest(edited, tmp_path, mp), ": table: klmse-table5 has no manifest any more"),
+    (lambda _s, edited, tmp_path, mp: _no_manifest(edited, tmp_path, mp), ": table: klmse-table5 has no manifest any more"),
 ], ids=["not-json", "no-cells", "path-as-run-id", "bad-job-id", "missing", "manifest-gone"])
 def test_bad_stored_plans_exit_2_with_one_line_and_write_nothing(edited, tmp_path, monkeypatch, damage, says):
     store = _copy(edited, tmp_path)

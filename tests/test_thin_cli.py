@@ -49,11 +49,11 @@ def test_hours_left_skips_a_run_the_cost_model_cannot_cost_and_surfaces_other_er
 
     store = Store(tmp_path)
     assert gpu_hours_left(store, _pending({"model": "resnet9000", "dataset": "nope", "teacher": None}), None) == 0.0
-    monkeypatch.setattr(runcost, "estimate_gpu_hours", lambda *a: 2.5)
+    monkeypatch.setattr(runcost, "estimate_gpu_hours", lambda *_: 2.5)
     assert gpu_hours_left(store, {**_pending({"model": "m"}), "b": SimpleNamespace(state="done", config={})},
                           None) == 2.5
 
-    def broken(*a):
+    def broken(*_):
         raise RuntimeError("a bug in the cost model")
     monkeypatch.setattr(runcost, "estimate_gpu_hours", broken)
     with pytest.raises(RuntimeError, match="a bug"):
@@ -75,7 +75,7 @@ def test_the_parent_closes_its_copy_of_a_local_workers_log(tmp_path, monkeypatch
     started = []
 
     class FakePopen:
-        def __init__(self, cmd, stdout, **kw):
+        def __init__(self, _cmd, stdout, **_kw):  # Popen(cmd, stdout=...)
             assert not stdout.closed  # open while the child is started
             started.append(stdout)
     monkeypatch.setattr(reproduce.subprocess, "Popen", FakePopen)

@@ -50,7 +50,7 @@ def test_a_run_trains_records_and_is_skipped_when_done(tmp_path):
     logits = torch.load(store.run_dir(rid) / "test_logits.pt", weights_only=True)["logits"]
     assert logits.shape == (60, 10)
     # done: a second call trains nothing
-    again = train_run(cfg, store, ExecOptions(on_epoch=lambda m: pytest.fail("trained again")))
+    again = train_run(cfg, store, ExecOptions(on_epoch=lambda _m: pytest.fail("trained again")))
     assert again == json.loads((store.run_dir(rid) / "result.json").read_text())
 
 
@@ -80,7 +80,7 @@ def test_a_fresh_run_appends_its_metrics_in_place(tmp_path):
     store = Store(tmp_path)
     path = store.run_file(C.run_id(cfg), METRICS)
     inodes = []
-    train_run(cfg, store, ExecOptions(on_epoch=lambda m: inodes.append(path.stat().st_ino)))
+    train_run(cfg, store, ExecOptions(on_epoch=lambda _m: inodes.append(path.stat().st_ino)))
     assert len(inodes) == 3 and len(set(inodes)) == 1  # one file grown epoch by epoch, never replaced
 
 

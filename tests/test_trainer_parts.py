@@ -43,7 +43,7 @@ def test_a_run_draws_from_its_own_stream_and_leaves_the_global_one_alone():
 
 def test_stage_progress_round_trips_through_the_checkpoint():
     assert PretrainProgress([]).state_dict() == {} and PretrainProgress([]).summary() == {}
-    stages = [PretrainStage("a", 2, 0.1, [], lambda fs, ft, y: None), PretrainStage("b", 1, 0.01, [], lambda fs, ft, y: None)]
+    stages = [PretrainStage("a", 2, 0.1, [], lambda *_: None), PretrainStage("b", 1, 0.01, [], lambda *_: None)]
     done = PretrainProgress(stages)
     assert done.schedule == [(0, 0), (0, 1), (1, 0)] and done.pending
     done.done, done.history, done.optimizer_state = 1, [{"stage": "a", "epoch": 1}], {"state": {}}

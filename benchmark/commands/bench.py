@@ -89,7 +89,7 @@ def run_bench(device: str = "cpu", steps: int = 20, warmup: int = 3, batch_size:
     image-folder decode rate per backend on that many generated JPEGs (decoderate.py), as ``decode``.
     ``packing``: process counts K for the packing cases (packbench.py; under ``packing`` in the result).
     ``horizontal_sizes``: also N students apart and batched for each N (bench_horizontal.py)."""
-    log = log or (lambda message: None)
+    log = log or (lambda _message: None)
     from torchvision import transforms as T
 
     dev = torch.device(device)

@@ -115,7 +115,7 @@ def _next_float32(x: float) -> float:
     return struct.unpack("<f", struct.pack("<I", bits + 1))[0]
 
 
-def run(store_root: str | None = None, log=lambda msg: None, perturbed: bool = False, threads: int = 1,
+def run(store_root: str | None = None, log=lambda _msg: None, perturbed: bool = False, threads: int = 1,
         device: str = "cpu") -> dict:
     """Train the canary (on the CPU, one thread, unless ``device`` names another) and return its
     numbers in the golden layout. Off the CPU the platform names the device, so ``compare`` never
@@ -222,7 +222,7 @@ def measure_drift(plain: dict, perturbed: list[dict]) -> dict:
     return out
 
 
-def golden_with_drift(store_root: str | None = None, log=lambda msg: None) -> dict:
+def golden_with_drift(store_root: str | None = None, log=lambda _msg: None) -> dict:
     """The canary, plus its drift measured here (an input one ulp away; two threads)."""
     numbers = run(store_root, log)
     log("canary: measuring the drift (inputs one ulp away, then two threads)")

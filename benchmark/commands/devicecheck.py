@@ -422,7 +422,7 @@ def out_folder(out) -> Path:
     return path
 
 
-def run_check(out, dry_run_cpu: bool = False, budget: float = DEFAULT_BUDGET, log=lambda msg: None) -> int:
+def run_check(out, dry_run_cpu: bool = False, budget: float = DEFAULT_BUDGET, log=lambda _msg: None) -> int:
     """Run the steps, write the report and the calibration under ``out``; the exit code."""
     import platform
 

@@ -167,7 +167,7 @@ def snapshot(day_dir: Path, table_ids: list[str], failed_runs: list[str], profil
             "failed_runs": sorted(failed_runs), "canary": canary}
 
 
-def history(out: Path, before: str, warn=lambda msg: None) -> list[dict]:
+def history(out: Path, before: str, warn=lambda _msg: None) -> list[dict]:
     """Every readable earlier night under ``out``, oldest first. An unreadable ``nightly.json``
     (a crash, a hand edit) is skipped with one warning: it must not stop tonight's run."""
     from ..results.site import DATE

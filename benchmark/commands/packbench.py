@@ -96,7 +96,7 @@ def measure(device: str, counts, steps: int, warmup: int, batch_size: int, cpus:
     import multiprocessing as mp
     import os
 
-    log = log or (lambda message: None)
+    log = log or (lambda _message: None)
     cpus = cpus or os.cpu_count() or 1
     ctx = mp.get_context("spawn")
     cases = []

@@ -542,13 +542,13 @@ class Loss:
         return {**{k: v.detach() for k, v in parts.items()}, "total": methods.total(parts)}
 
     # The rest of the protocol: nothing to do for a loss.
-    def train(self, mode: bool = True) -> Loss:
+    def train(self, mode: bool = True) -> Loss:  # noqa: ARG002 (the Method protocol's train)
         return self
 
     def start_epoch(self, epoch: int, epochs: int) -> None:
         pass
 
-    def pretrain_stages(self, student) -> list:
+    def pretrain_stages(self, student) -> list:  # noqa: ARG002 (the Method protocol's pretrain_stages)
         return []
 
     def attach(self, student) -> None:

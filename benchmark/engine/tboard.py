@@ -83,7 +83,7 @@ def _plans_stamp(store: Store) -> tuple:
 
 
 @lru_cache(maxsize=8)
-def _tables(root: str, stamp: tuple) -> dict[str, list[str]]:
+def _tables(root: str, stamp: tuple) -> dict[str, list[str]]:  # noqa: ARG001 (stamp: only the cache key)
     store = Store(root)
     # strict=False: a damaged plan labels nothing; it must not fail the run being trained
     return {rid: e["tables"] for rid, e in run_tables(store, stored_tables(store), strict=False).items()}

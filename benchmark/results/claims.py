@@ -43,7 +43,7 @@ def evaluate_claim(claim: dict, value, rows: list[str], cols: list[str], decided
     ``decided(cell_a, cell_b, va, vb)``, where given, says whether the seeds' spread can tell the
     two numbers apart (benchmark.results.verdict.difference_decided): a comparison or trend step it cannot
     decide leaves the claim ``undecided`` rather than held or not held on the means alone."""
-    decided = decided or (lambda a, b, va, vb: True)
+    decided = decided or (lambda *_: True)
     if "compare" in claim:
         body = claim["compare"]
         op = OPS[body["op"]]

@@ -7,7 +7,7 @@ import signal
 import threading
 
 
-def _raise_interrupt(signum, frame):
+def _raise_interrupt(_signum, _frame):  # a signal handler's signature
     raise KeyboardInterrupt
 
 

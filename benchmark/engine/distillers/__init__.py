@@ -61,7 +61,7 @@ def resolve_params(name: str, **params: Any) -> dict[str, Any]:
     return methods.resolve(name, params)
 
 
-def build_method(entry: methods.Entry, name: str, cls: type[Distiller], params: dict[str, Any], *,
+def build_method(entry: methods.Entry, name: str, cls: type[Distiller], params: dict[str, Any], *,  # noqa: ARG001 (the registry's builder signature (methods.build))
                  student_probe: dict, teacher_probe: dict, num_classes: int, train_labels=None) -> Distiller:
     """The registry's builder of a feature method (benchmark/engine/methods): adapters shaped from the probe
     ``extract()`` dicts; ``params`` already resolved."""

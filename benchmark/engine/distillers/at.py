@@ -25,7 +25,7 @@ def attention_map(f, p: float = 2.0):
 class AT(Distiller):
     PARAMS = {"weight": 1000.0, "p": 2.0}
 
-    def feature_loss(self, fs, ft, y, index):
+    def feature_loss(self, fs, ft, y, index):  # noqa: ARG002 (Distiller.feature_loss's signature)
         total = 0.0
         for f_s, f_t in zip(taps(fs)[1:-1], taps(ft)[1:-1]):
             f_s, f_t = match_spatial(f_s, f_t)

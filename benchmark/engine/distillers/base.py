@@ -123,7 +123,7 @@ class Distiller(nn.Module):
     needs_index = False          # CRD: the samples' dataset indices
     needs_train_labels = False   # CRD: the labels of the whole training set (negatives)
 
-    def __init__(self, student_probe: dict, teacher_probe: dict, num_classes: int, **params: Any):
+    def __init__(self, student_probe: dict, teacher_probe: dict, num_classes: int, **params: Any):  # noqa: ARG002 (the probes shape the subclasses' adapters)
         super().__init__()
         self.params = params
         self.ce_weight, self.kd_weight, self.tau = params["ce_weight"], params["kd_weight"], params["tau"]
@@ -153,7 +153,7 @@ class Distiller(nn.Module):
         ``epochs``), also the first one after a resume: a method whose loss follows the epoch
         (ReviewKD's warm-up, IE-AT's weight decay) sets it here. Nothing by default."""
 
-    def pretrain_stages(self, student: nn.Module) -> list[PretrainStage]:
+    def pretrain_stages(self, student: nn.Module) -> list[PretrainStage]:  # noqa: ARG002 (the Method protocol's pretrain_stages)
         """Pre-training stages to run, in order, before the main training (none by default)."""
         return []
 

@@ -56,6 +56,6 @@ class CC(Distiller):
         self.embed_s = make(student_probe["penultimate"].shape[1], params["feat_dim"])
         self.embed_t = make(teacher_probe["penultimate"].shape[1], params["feat_dim"])
 
-    def feature_loss(self, fs, ft, y, index):
+    def feature_loss(self, fs, ft, y, index):  # noqa: ARG002 (Distiller.feature_loss's signature)
         d = (self.embed_s(up(taps(fs)[-1])) - self.embed_t(up(taps(ft)[-1]))).abs()
         return (d[:-1] * d[1:]).sum(1).mean()

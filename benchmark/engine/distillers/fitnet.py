@@ -65,7 +65,7 @@ class FitNet(Distiller):
             raise ValueError(f"hint_layer {self.layer} is not a feature map of both networks")
         self.regressor = ConvReg(s[self.layer].shape, t[self.layer].shape)
 
-    def feature_loss(self, fs, ft, y, index):
+    def feature_loss(self, fs, ft, y, index):  # noqa: ARG002 (Distiller.feature_loss's signature)
         f_s, f_t = taps(fs)[self.layer], taps(ft)[self.layer]
         r = up(self.regressor(f_s))
         if r.shape[-2:] != f_t.shape[-2:]:  # only the 1x1 fall-back of ConvReg gets here

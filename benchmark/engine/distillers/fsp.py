@@ -50,7 +50,7 @@ class FSP(StagedDistiller):
             raise ValueError(f"fsp needs equal channel counts; student {[m.shape[1] for m in s]}, "
                              f"teacher {[m.shape[1] for m in t]}")
 
-    def stage_loss(self, fs, ft, y):
+    def stage_loss(self, fs, ft, y):  # noqa: ARG002 (PretrainStage.loss's signature)
         pairs = zip(fsp_matrices(taps(fs)[:-1]), fsp_matrices(taps(ft)[:-1]))
         return sum((g_s - g_t).pow(2).mean() for g_s, g_t in pairs)
 
@@ -58,5 +58,5 @@ class FSP(StagedDistiller):
         return [PretrainStage("fsp-student", self.params["init_epochs"], self.params["init_lr"],
                           feature_modules(student), self.stage_loss)]
 
-    def feature_loss(self, fs, ft, y, index):
+    def feature_loss(self, fs, ft, y, index):  # noqa: ARG002 (Distiller.feature_loss's signature)
         return up(fs["logits"]).new_zeros(())

@@ -77,7 +77,7 @@ class FT(StagedDistiller):
         m = int(c_t * params["k"])
         self.translator = _convs([c_s, c_s, m, m], transposed=False, bn=True)
 
-    def stage_loss(self, fs, ft, y):
+    def stage_loss(self, fs, ft, y):  # noqa: ARG002 (PretrainStage.loss's signature)
         f_t = up(taps(ft)[-2])
         return F.mse_loss(self.paraphraser.decoder(self.paraphraser.encoder(f_t)), f_t)
 
@@ -86,7 +86,7 @@ class FT(StagedDistiller):
         return [PretrainStage("ft-paraphraser", self.params["init_epochs"], lr,
                           [self.paraphraser], self.stage_loss, needs_student=False)]
 
-    def feature_loss(self, fs, ft, y, index):
+    def feature_loss(self, fs, ft, y, index):  # noqa: ARG002 (Distiller.feature_loss's signature)
         with torch.no_grad():  # the paraphraser is fixed after its stage (not in RepDistiller's trainable_list)
             factor_t = self.paraphraser.encoder(up(taps(ft)[-2]))
         factor_s, factor_t = match_spatial(self.translator(up(taps(fs)[-2])), factor_t)

@@ -161,7 +161,7 @@ class IEAT(StagedDistiller):
             self.encoder_exp = Coder(c_s - self.split, m)  # embedTE's encoder
         self.set_epoch(0)
 
-    def start_epoch(self, epoch: int, epochs: int) -> None:
+    def start_epoch(self, epoch: int, epochs: int) -> None:  # noqa: ARG002 (the Method protocol's start_epoch)
         self.set_epoch(epoch)
 
     def set_epoch(self, epoch: int) -> None:
@@ -171,12 +171,12 @@ class IEAT(StagedDistiller):
         self.inh_w = self.params["inh_weight"] * factor
         self.exp_w = self.params["exp_weight"] * factor
 
-    def reconstruction_loss(self, fs, ft, y):
+    def reconstruction_loss(self, fs, ft, y):  # noqa: ARG002 (PretrainStage.loss's signature)
         """Stage 1: RecLoss (norm 1) of the teacher's auto-encoder."""
         f_t = up(last_map(ft)).detach()
         return (self.teacher_ae(f_t) - f_t).abs().mean()
 
-    def pretrain_stages(self, student):
+    def pretrain_stages(self, student):  # noqa: ARG002 (the Method protocol's pretrain_stages)
         if not self.autoencoder:
             return []
         return [PretrainStage("ieat-teacher-autoencoder", self.params["init_epochs"], self.params["init_lr"],
@@ -202,7 +202,7 @@ class IEAT(StagedDistiller):
             return f_inh, f_exp
         return self.encoder_inh(f_inh), self.encoder_exp(f_exp)
 
-    def feature_loss(self, fs, ft, y, index):
+    def feature_loss(self, fs, ft, y, index):  # noqa: ARG002 (Distiller.feature_loss's signature)
         z_t = self.teacher_factor(ft)
         z_inh, z_exp = self.parts(fs)
         p = self.params["p"]

@@ -81,7 +81,7 @@ class Overhaul(Distiller):
         for i, bn in enumerate(norms()):
             getattr(self, f"margin{i}").copy_(bn_margin(bn))
 
-    def feature_loss(self, fs, ft, y, index):
+    def feature_loss(self, fs, ft, y, index):  # noqa: ARG002 (Distiller.feature_loss's signature)
         s, t = _maps(fs, "student"), _maps(ft, "teacher")
         n = len(s)
         total = sum(partial_l2(up(r(a)), up(b.detach()), getattr(self, f"margin{i}")) / 2 ** (n - i - 1)

@@ -29,7 +29,7 @@ def conditional_probs(x):
 class PKT(Distiller):
     PARAMS = {"weight": 30000.0}
 
-    def feature_loss(self, fs, ft, y, index):
+    def feature_loss(self, fs, ft, y, index):  # noqa: ARG002 (Distiller.feature_loss's signature)
         p_s = conditional_probs(up(taps(fs)[-1]).flatten(1))
         p_t = conditional_probs(up(taps(ft)[-1]).flatten(1))
         return (p_t * torch.log((p_t + EPS) / (p_s + EPS))).mean()

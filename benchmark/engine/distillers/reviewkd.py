@@ -234,7 +234,7 @@ class ReviewKD(Distiller):
         self.abfs = nn.ModuleList(ABF(a.shape[1], mid, b.shape[1], fuse=i < n - 1)
                                   for i, (a, b) in enumerate(zip(s, t)))
 
-    def start_epoch(self, epoch: int, epochs: int) -> None:
+    def start_epoch(self, epoch: int, epochs: int) -> None:  # noqa: ARG002 (the Method protocol's start_epoch)
         """The 0-based epoch about to run sets the warm-up factor."""
         if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
             raise ValueError(f"epoch must be an int >= 0, got {epoch!r}")
@@ -253,7 +253,7 @@ class ReviewKD(Distiller):
             outs[i], residual = self.abfs[i](feats[i], residual, target_sizes[i])
         return outs
 
-    def feature_loss(self, fs, ft, y, index):
+    def feature_loss(self, fs, ft, y, index):  # noqa: ARG002 (Distiller.feature_loss's signature)
         targets = teacher_levels(ft)
         outs = self.fuse(fs, [tuple(t.shape[-2:]) for t in targets])
         return hcl(outs, targets)

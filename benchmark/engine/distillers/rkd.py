@@ -44,7 +44,7 @@ def angles(x):
 class RKD(Distiller):
     PARAMS = {"weight": 1.0, "w_dist": 25.0, "w_angle": 50.0}
 
-    def feature_loss(self, fs, ft, y, index):
+    def feature_loss(self, fs, ft, y, index):  # noqa: ARG002 (Distiller.feature_loss's signature)
         s, t = up(taps(fs)[-1]).flatten(1), up(taps(ft)[-1]).flatten(1)
         with torch.no_grad():
             d_t = by_mean_distance(pairwise_distance(t))

@@ -72,7 +72,7 @@ class SCKD(FitNet):
         g_ce, zero = grad(ce), ce.new_zeros(())
         return _dot(grad(kd), g_ce, zero) > 0, _dot(grad(hint), g_ce, zero) > 0
 
-    def weighted_terms(self, fs, ft, y, index=None):
+    def weighted_terms(self, fs, ft, y, index=None):  # noqa: ARG002 (Distiller.weighted_terms's signature)
         z_s, z_t = up(fs["logits"]), ft["logits"].detach()
         r, f_t = self.hint_pair(fs, ft)
         ce = F.cross_entropy(z_s, y)

@@ -58,5 +58,5 @@ class VID(Distiller):
         self.layers = nn.ModuleList(
             VIDLayer(s.shape[1], t.shape[1], t.shape[1], params["init_var"]) for s, t in pairs)
 
-    def feature_loss(self, fs, ft, y, index):
+    def feature_loss(self, fs, ft, y, index):  # noqa: ARG002 (Distiller.feature_loss's signature)
         return sum(layer(s, t) for layer, s, t in zip(self.layers, taps(fs)[1:-1], taps(ft)[1:-1]))
