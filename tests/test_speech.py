@@ -10,7 +10,6 @@ import torch
 from benchmark.engine.losses import make_loss
 from benchmark.engine.models import build_model
 
-
 # --------------------------------------------------------------------------- ATS's tau^2 option
 
 
