@@ -364,7 +364,7 @@ def test_download_refuses_hand_placed_datasets(tmp_path):
 # --------------------------------------------------------------------------- synthetic stand-ins
 
 
-@pytest.mark.parametrize("name", [n for n, s in DATASETS.items() if s.kind != "audio"])  # gsc: test_speech.py
+@pytest.mark.parametrize("name", [n for n, s in DATASETS.items() if s.kind != "audio"])  # gsc: test_data_speech.py
 def test_synthetic_shapes_and_classes(name):
     spec = get_spec(name)
     size = 32 if name in ("cifar10", "cifar100", "svhn") else 64  # 224-px datasets are generated at 64 px

@@ -140,7 +140,7 @@ def _input_side(name: str) -> int:
 
 
 def _input(name: str, n: int = 2, device=None) -> torch.Tensor:
-    """Images, or for speech models a short MFCC input [n, 1, 21, 40] (tests/test_speech.py has the full size)."""
+    """Images, or for speech models a short MFCC input [n, 1, 21, 40] (tests/test_models_speech.py has the full size)."""
     if model_info(name)["family"] == "speech":
         return torch.randn(n, 1, 21, 40, device=device)
     side = _input_side(name)

@@ -9,7 +9,7 @@ import torch
 
 from benchmark.engine import config as C
 from benchmark.engine.assembly import build_pipeline
-from benchmark.engine.data import Relabeled, noisy_labels
+from benchmark.engine.data.noise import Relabeled, noisy_labels
 from benchmark.engine.execution import ExecOptions
 from benchmark.spec import run_id
 
