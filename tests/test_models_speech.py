@@ -27,3 +27,12 @@ def test_resnet15_dilations_and_dscnn_same_padding():
     out = ds.extract(torch.randn(2, 1, 101, 40))
     assert out["stages"][0].shape == (2, 96, 26, 20)  # "SAME": ceil(ceil(101 / 2) / 2), ceil(40 / 2)
     assert out["logits"].shape == (2, 35)
+
+
+def test_same_padding_is_tensorflows():
+    """Output ceil(size / stride); the odd padding pixel goes at the end."""
+    from benchmark.engine.models.speech import INPUT_SHAPE, _same_pad
+
+    assert _same_pad(101, 10, 2) == (4, 5)  # out 51: 50 x 2 + 10 - 101 = 9
+    assert _same_pad(40, 4, 1) == (1, 2) and _same_pad(8, 1, 2) == (0, 0)
+    assert INPUT_SHAPE == (1, 101, 40)  # one channel, 101 MFCC frames of 40 coefficients
