@@ -19,7 +19,18 @@ PACKAGE = REPO / "benchmark"
 TESTS = REPO / "tests"
 
 # module (dotted, under benchmark/) -> why it has no test module of its own
+# (all nine: modules whose tests other branches were editing when this list was made; move or rename
+# their tests after those merges)
 ALLOWED: dict[str, str] = {
+    "benchmark.catalog.figure_specs": "tested in test_items.py (figures at smoke are being reworked there)",
+    "benchmark.catalog.profiles": "tested in test_plan.py and test_stage.py (the smoke profile is being reworked)",
+    "benchmark.commands.bench": "tested in test_packing.py (bench's tests are being written on another branch)",
+    "benchmark.commands.bench_horizontal": "no test yet: bench's tests are being written on another branch",
+    "benchmark.commands.devicecheck": "tested in test_device_check.py (being edited; rename to test_devicecheck.py)",
+    "benchmark.commands.idgolden": "tested in test_goldens.py (being edited)",
+    "benchmark.commands.packbench": "tested in test_packing.py (being edited)",
+    "benchmark.results.figure_kinds": "tested in test_items.py (figures at smoke are being reworked there)",
+    "benchmark.results.figures": "tested in test_items.py, test_report.py, test_manifest.py (figures being reworked)",
 }
 
 
@@ -42,7 +53,7 @@ def _name(path: Path) -> str:
     return path.parent.name if path.name == "__init__.py" else path.stem
 
 
-def test_name(path: Path, shared: Counter) -> str:
+def mirror_name(path: Path, shared: Counter) -> str:
     """The test module's file name for a module (see the module docstring)."""
     name = _name(path)
     if shared[name] > 1:
@@ -67,7 +78,7 @@ def mirror() -> dict[str, str]:
     """module -> its test module's file name, for every module with logic."""
     mods = logic_modules()
     shared = Counter(_name(p) for p in mods)
-    return {dotted(p): test_name(p, shared) for p in mods}
+    return {dotted(p): mirror_name(p, shared) for p in mods}
 
 
 def missing() -> dict[str, str]:
@@ -106,7 +117,7 @@ def test_the_rule_names_test_modules_as_the_readme_says(tmp_path):
         (pkg / rel).write_text(text)
     mods = sorted(p for p in pkg.rglob("*.py") if has_logic(p))
     shared = Counter(_name(p) for p in mods)
-    got = {str(p.relative_to(pkg)): test_name(p, shared) for p in mods}
+    got = {str(p.relative_to(pkg)): mirror_name(p, shared) for p in mods}
     assert got == {"engine/data/speech.py": "test_data_speech.py", "engine/models/speech.py": "test_models_speech.py",
                    "engine/models/__init__.py": "test_models.py", "runs/queue.py": "test_queue.py"}
     (tmp_path / "t.py").write_text("from benchmark.engine import config\nimport benchmark.runs.queue\n"
