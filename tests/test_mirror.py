@@ -12,6 +12,7 @@ be in ALLOWED below, with the reason; the list is meant to shrink.
 
 import ast
 from collections import Counter
+from functools import lru_cache
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -62,7 +63,8 @@ def mirror_name(path: Path, shared: Counter) -> str:
     return f"test_{name}.py"
 
 
-def imported_modules(path: Path) -> set[str]:
+@lru_cache(maxsize=None)
+def imported_modules(path: Path) -> frozenset[str]:
     """Every ``benchmark`` module a test file imports, at any depth, with each name it imports from one
     (``from benchmark.engine import config`` counts as importing ``benchmark.engine.config``)."""
     found = set()
@@ -71,7 +73,7 @@ def imported_modules(path: Path) -> set[str]:
             found |= {a.name for a in n.names if a.name.startswith("benchmark")}
         elif isinstance(n, ast.ImportFrom) and n.level == 0 and (n.module or "").startswith("benchmark"):
             found |= {n.module} | {f"{n.module}.{a.name}" for a in n.names}
-    return found
+    return frozenset(found)
 
 
 def mirror() -> dict[str, str]:
@@ -81,6 +83,7 @@ def mirror() -> dict[str, str]:
     return {dotted(p): mirror_name(p, shared) for p in mods}
 
 
+@lru_cache(maxsize=1)
 def missing() -> dict[str, str]:
     """The modules with logic whose test module is absent or does not import them."""
     out = {}
