@@ -215,3 +215,16 @@ def small_feature_run(teacher: dict, loss: dict, epochs: int) -> dict:
 
 def same_result(a: dict, b: dict) -> bool:
     return (a["metrics"], a["weights_digest"]) == (b["metrics"], b["weights_digest"])
+
+
+def write_wav(path, samples, rate=16000, channels=1, width=2):
+    """int16 samples (or any ints) into a WAV file with the standard library."""
+    import wave
+
+    import numpy as np
+
+    with wave.open(str(path), "wb") as f:
+        f.setnchannels(channels)
+        f.setsampwidth(width)
+        f.setframerate(rate)
+        f.writeframes(np.asarray(samples, dtype="<i2").tobytes())

@@ -97,3 +97,14 @@ def test_models_json_contract():
     for name in ("resnet8", "resnet110", "resnet32x4", "vgg13", "shufflev1", "mobilenetv2", "resnext29_64x4d",
                  "resnet18", "resnext101_32x8d", "alexnet_small", "convnext_tiny"):
         assert name in by_name
+
+
+def test_horizontal_sizes_are_a_list_of_positive_integers():
+    import argparse
+
+    from benchmark import cli as module
+
+    assert module._sizes("1,4,8,16") == (1, 4, 8, 16) and module._sizes("3") == (3,)
+    for bad in ("", "0,2", "-1", "a", "1,,2", "1.5"):
+        with pytest.raises(argparse.ArgumentTypeError, match="not a list of positive integers"):
+            module._sizes(bad)

@@ -20,7 +20,7 @@ from benchmark.runs.options import WorkerOptions
 from benchmark.runs.queue import scan
 from benchmark.runs.worker import run_worker
 from benchmark.store.layout import Store, atomic_write_json
-from tests.helpers import REPO, repdistiller_last_pth, stop_after_epoch, tiny
+from tests.helpers import REPO, stop_after_epoch, tiny
 
 
 def snapshot(root):
@@ -175,25 +175,6 @@ def test_bad_teacher_checkpoints_are_found_before_anything_is_written(tmp_path, 
     code, _, err = run_cli(capsys, "train", cfg, "--store", tmp_path / "store", "--device", "cpu")
     assert_one_line(code, err, 2, f"teacher checkpoint {path}", needle)
     assert snapshot(tmp_path) == before and not (tmp_path / "store").exists()
-
-
-def test_preflight_reads_a_repdistiller_last_pth_teacher_as_the_trainer_does(tmp_path):
-    """RepDistiller's ``*_last.pth`` pickles the run's argparse Namespace beside the weights: the
-    pre-flight loads it as the trainer does (models.weights.load_file), so a good file passes and
-    one of the wrong class count is still refused with what does not fit."""
-    import argparse
-
-    from benchmark.runs.preflight import check_teacher_checkpoint
-    opt = argparse.Namespace(model="resnet8", learning_rate=0.05, trial="0")
-    for classes, fits in ((10, True), (100, False)):
-        path = repdistiller_last_pth(tmp_path / f"resnet8-{classes}_last.pth", build_model("resnet8", classes).state_dict(),
-                                     opt)
-        teacher = {"checkpoint": str(path), "sha256": hashlib.sha256(path.read_bytes()).hexdigest(), "model": "resnet8"}
-        found = check_teacher_checkpoint(teacher, "cifar10")
-        if fits:
-            assert found is None, found.message()
-        else:
-            assert found is not None and "does not fit resnet8 with 10 classes" in found.message()
 
 
 @pytest.mark.parametrize("kind, needle", [("missing", "does not exist"), ("garbage", "does not load into resnet8"),

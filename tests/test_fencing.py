@@ -281,16 +281,6 @@ def test_events_land_after_the_lease_is_lost_and_after_the_result_and_the_run_st
         store_b.write_unfenced(rid, "result.json", lambda _current: b"{}")
 
 
-def test_an_event_after_a_line_cut_by_a_kill_stays_whole(tmp_path):
-    from benchmark.runs.events import append_event
-
-    store = Store(tmp_path)
-    _, rid = enqueue(store, tiny())
-    (store.run_dir(rid) / "events.jsonl").write_text('{"kind": "claim", "time": 1}\n{"kind": "fin')
-    append_event(store, rid, kind="claim", worker="w")
-    assert [e["kind"] for e in events(store, rid)] == ["claim", "claim"]
-
-
 def test_retry_failed_removes_a_failed_result_under_the_runs_lock(tmp_path):
     from types import SimpleNamespace
 

@@ -1,6 +1,7 @@
-"""Methods with a pre-training stage (AB, FT, FSP): each loss against a hand-written float64
-formula, the stage's SGD moving exactly the stage's modules, the models' pre-activation taps,
-and the trainer's stage (killed mid-stage + resumed == uninterrupted, fused == apart)."""
+"""Methods with a pre-training stage (AB, FT, FSP) across the package: the stage's SGD moving exactly
+the stage's modules, the models' pre-activation taps, and the trainer's stage (killed mid-stage +
+resumed == uninterrupted, fused == apart). Each loss against its hand-written float64 formula is in
+test_ab.py, test_fsp.py and test_ft.py, the shared defaults in test_stage.py."""
 
 
 import pytest
@@ -8,135 +9,15 @@ import torch
 import torch.nn.functional as F
 from torchvision.models.shufflenetv2 import channel_shuffle
 
-from benchmark.catalog.profiles import SMOKE_STAGE_LR_SCALE, scale_loss_params
 from benchmark.engine import config as C
-from benchmark.engine.distillers import make_distiller, resolve_params
-from benchmark.engine.distillers.base import feature_modules
-from benchmark.engine.distillers.fsp import fsp_matrix
+from benchmark.engine.distillers import make_distiller
 from benchmark.engine.execution import ExecOptions
 from benchmark.engine.models import build_model
 from benchmark.engine.train import train_run, train_runs
 from benchmark.store.layout import Store
 from tests.helpers import same_result, small_feature_run, teacher_checkpoint
 
-DT = torch.float64
-
-
-def grads_equal(value, ref, inputs):
-    assert value.item() == pytest.approx(ref.item(), rel=1e-9, abs=1e-12)
-    for a, b in zip(torch.autograd.grad(value, inputs, retain_graph=True),
-                    torch.autograd.grad(ref, inputs, retain_graph=True)):
-        torch.testing.assert_close(a, b, rtol=1e-7, atol=1e-10)
-
-
-def maps(g, channels, sides, n=3, grad=True):
-    return [torch.randn(n, c, s, s, generator=g, dtype=DT).requires_grad_(grad) for c, s in zip(channels, sides)]
-
-
-def fake(stages, stem, n=3):
-    return {"logits": torch.zeros(n, 5, dtype=DT), "penultimate": torch.zeros(n, 4, dtype=DT),
-            "stages": stages, "taps": [stem, *stages], "preact_taps": [stem, *stages]}
-
-
 # ---- losses against hand-written formulas ----------------------------------------------------
-
-
-def test_ab_alternative_l2_with_layer_weights():
-    g = torch.Generator().manual_seed(0)
-    s_maps, t_maps = maps(g, (2, 3, 4), (4, 2, 2)), maps(g, (2, 3, 4), (4, 2, 2), grad=False)
-    stem = torch.zeros(3, 2, 4, 4, dtype=DT)
-    d = make_distiller("ab", fake(s_maps, stem), fake(t_maps, stem), 5, margin=0.5).double()
-    assert all(isinstance(c, torch.nn.Identity) for c in d.connectors)  # same shapes: no connector
-    # Heo Eq. 5 rewritten: below a positive teacher neuron relu(m - s)^2, above a non-positive one relu(s + m)^2
-    per_layer = [torch.where(t > 0, F.relu(0.5 - s) ** 2, F.relu(s + 0.5) ** 2).sum() for s, t in zip(s_maps, t_maps)]
-    ref = (per_layer[0] / 4 + per_layer[1] / 2 + per_layer[2]) / 3 * 3 / 1000
-    grads_equal(d.stage_loss(fake(s_maps, stem), fake(t_maps, stem), torch.zeros(3)), ref, s_maps)
-
-
-def test_fsp_matrix_and_loss():
-    g = torch.Generator().manual_seed(1)
-    bottom, top = maps(g, (2, 3), (4, 2))
-    ref = torch.zeros(3, 3, 2, dtype=DT)
-    pooled = bottom.reshape(3, 2, 2, 2, 2, 2).mean(dim=(3, 5))  # 4x4 -> 2x2 average pool
-    for b in range(3):
-        for i in range(3):
-            for j in range(2):
-                ref[b, i, j] = (top[b, i] * pooled[b, j]).sum() / 4
-    grads_equal(fsp_matrix(bottom, top).sum(), ref.sum(), [bottom, top])
-    torch.testing.assert_close(fsp_matrix(bottom, top), ref)
-
-    s_maps, t_maps = maps(g, (2, 2, 3), (4, 4, 2)), maps(g, (2, 2, 3), (4, 4, 2), grad=False)
-    d = make_distiller("fsp", fake(s_maps[1:], s_maps[0]), fake(t_maps[1:], t_maps[0]), 5)
-    loss = d.stage_loss(fake(s_maps[1:], s_maps[0]), fake(t_maps[1:], t_maps[0]), None)
-    ref = sum(((fsp_matrix(a, b) - fsp_matrix(c, e)) ** 2).mean()
-              for a, b, c, e in zip(s_maps[:-1], s_maps[1:], t_maps[:-1], t_maps[1:]))
-    grads_equal(loss, ref, s_maps)
-
-
-def test_fsp_needs_equal_channels():
-    g = torch.Generator().manual_seed(2)
-    s, t = maps(g, (2, 2, 3), (4, 4, 2)), maps(g, (2, 4, 3), (4, 4, 2))
-    with pytest.raises(ValueError, match="equal channel counts"):
-        make_distiller("fsp", fake(s[1:], s[0]), fake(t[1:], t[0]), 5)
-
-
-def test_ft_factor_loss_and_frozen_paraphraser():
-    g = torch.Generator().manual_seed(3)
-    (f_s,), (f_t,) = maps(g, (3,), (4,)), maps(g, (4,), (2,), grad=False)
-    stem = torch.zeros(3, 2, 4, 4, dtype=DT)
-    fs, ft = fake([f_s], stem), fake([f_t], stem)
-    torch.manual_seed(0)
-    d = make_distiller("ft", fs, ft, 5).double()
-    assert d.paraphraser.encoder[-2].out_channels == 2 and d.translator[-2].num_features == 2  # k = 0.5 of 4
-    u = d.translator(f_s)                                   # (3, 2, 4, 4): pooled to the teacher's 2x2
-    u = u.reshape(3, 2, 2, 2, 2, 2).mean(dim=(3, 5))
-    v = d.paraphraser.encoder(f_t)
-    a = (u ** 2).mean(1).flatten(1)
-    b = (v ** 2).mean(1).flatten(1)
-    ref = (a / a.norm(dim=1, keepdim=True) - b / b.norm(dim=1, keepdim=True)).abs().mean()
-    loss = d.feature_loss(fs, ft, None, None)
-    grads_equal(loss, ref, [f_s])
-    loss.backward()
-    assert all(p.grad is None for p in d.paraphraser.parameters())       # fixed after its stage
-    assert all(p.grad is not None for p in d.translator.parameters())
-    rec = d.paraphraser.decoder(d.paraphraser.encoder(f_t))
-    assert d.stage_loss(None, ft, None).item() == pytest.approx(((rec - f_t) ** 2).mean().item(), rel=1e-12)
-
-
-def test_published_defaults_and_profile_scaling():
-    for name, w in {"ab": 1.0, "ft": 200.0, "fsp": 50.0}.items():
-        p = resolve_params(name)
-        lr = None if name == "ft" else 0.05  # FT: RepDistiller's rule on the student (test below)
-        assert (p["weight"], p["ce_weight"], p["kd_weight"], p["init_epochs"], p["init_lr"]) == (w, 1.0, 0.0, 30, lr)
-    assert scale_loss_params({"name": "ab"}, "smoke")["init_epochs"] == 1
-    assert scale_loss_params({"name": "ft", "init_epochs": 30}, "quick")["init_epochs"] == 8  # 30 / 4, rounded
-    assert scale_loss_params({"name": "ft", "init_epochs": 30}, "paper") == {"name": "ft", "init_epochs": 30}
-    assert scale_loss_params({"name": "kd", "tau": 4.0}, "smoke") == {"name": "kd", "tau": 4.0}
-    assert scale_loss_params({"name": "reviewkd", "warmup_epochs": 20.0}, "quick")["warmup_epochs"] == 5.0
-    assert scale_loss_params({"name": "reviewkd"}, "smoke")["warmup_epochs"] == 0.0
-    # smoke's stand-in teachers: the stage rate shrinks (default or given); quick keeps it
-    assert scale_loss_params({"name": "fsp"}, "smoke")["init_lr"] == pytest.approx(0.05 * SMOKE_STAGE_LR_SCALE)
-    assert scale_loss_params({"name": "ft", "init_lr": 0.01}, "smoke")["init_lr"] == pytest.approx(1e-4)
-    assert "init_lr" not in scale_loss_params({"name": "ft"}, "quick")
-    assert "init_lr" not in scale_loss_params({"name": "reviewkd"}, "smoke")
-    with pytest.raises(ValueError, match="init_epochs must be >= 0"):
-        resolve_params("fsp", init_epochs=-1)
-
-
-@pytest.mark.parametrize("student, lr", [("resnet8", 0.01), ("resnet8x4", 0.01), ("wrn_16_1", 0.01), ("vgg8", 0.05),
-                                         ("mobilenetv2", 0.01), ("shufflev1", 0.01), ("resnet50_cifar", 0.05)])
-def test_ft_stage_rate_is_repdistillers_for_the_student(student, lr):
-    """helper/pretrain.py l. 22-27: 0.01 for CIFAR ResNet/WRN students, else --learning_rate, which
-    train_student.py l. 93-94 sets to 0.01 for MobileNetV2/ShuffleV1/ShuffleV2 (0.05 by default)."""
-    torch.manual_seed(0)
-    s, t = build_model(student, 10).eval(), build_model("resnet8", 10).eval()
-    x = torch.randn(2, 3, 32, 32)
-    with torch.no_grad():
-        probe_s, probe_t = s.extract(x), t.extract(x)
-    (stage,) = make_distiller("ft", probe_s, probe_t, 10).pretrain_stages(s)
-    assert stage.lr == lr
-    (given,) = make_distiller("ft", probe_s, probe_t, 10, init_lr=0.2).pretrain_stages(s)
-    assert given.lr == 0.2
 
 
 # ---- the models' pre-activation taps -----------------------------------------------------
@@ -189,26 +70,6 @@ def test_stage_step_moves_exactly_the_stage_modules(name):
         # FT's stage reads the teacher only; AB's connectors are identities for resnet8/resnet14
         assert moved == (id(p) in trained), (name, p.shape)
     assert not any(id(p) in trained for p in student.fc.parameters())  # the classifier is not pre-trained
-
-
-# RepDistiller's get_feat_modules of each student family (models/*.py): what AB's and FSP's
-# stage trains. WRN leaves out its final bn1, MobileNetV2 its conv2, ShuffleV2 its conv2/bn2.
-FEAT_MODULES = {
-    "wrn_16_1": ["conv1", "block1", "block2", "block3"],
-    "mobilenetv2": ["conv1", "blocks"],
-    "shufflev2": ["conv1", "bn1", "layer1", "layer2", "layer3"],
-    "shufflev1": ["conv1", "bn1", "layer1", "layer2", "layer3"],
-    "resnet8": ["conv1", "bn1", "layer1", "layer2", "layer3"],
-    "vgg8": ["block0", "block1", "block2", "block3", "block4"],
-    "resnet50_cifar": ["conv1", "bn1", "layer1", "layer2", "layer3", "layer4"],
-}
-
-
-@pytest.mark.parametrize("name", sorted(FEAT_MODULES))
-def test_feature_modules_are_repdistillers(name):
-    m = build_model(name, 10)
-    names = {id(mod): n for n, mod in m.named_children()}
-    assert [names[id(mod)] for mod in feature_modules(m)] == FEAT_MODULES[name]
 
 
 def test_wrn_stage_leaves_the_final_bn_untrained_and_in_eval_mode():

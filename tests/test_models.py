@@ -3,7 +3,6 @@
 import pytest
 import torch
 from torch import nn
-from torchvision import models as tvm
 
 from benchmark.engine.models import build_model, count_params, describe_models, model_info, model_names
 
@@ -50,19 +49,6 @@ def test_params_match_ats_table5(name, classes):
     assert meta_params(name, classes) / 1e6 == pytest.approx(TABLE5[(name, classes)], rel=0.05)
 
 
-def test_repdistiller_cifar_resnet50():
-    """RepDistiller's "ResNet50" (models/resnetv2.py l. 75-174) with 100 classes: torchvision's
-    resnet50 (25,557,032 parameters at 1000 classes) with a 3x3x3x64 stem instead of 7x7x3x64
-    (1,728 for 9,408) and a 2048 x 100 classifier (204,900 for 2,049,000): 23,705,252."""
-    assert meta_params("resnet50_cifar", 100) == 25_557_032 - 9_408 + 1_728 - 2_049_000 + 204_900
-    assert meta_params("resnet50", 1000) == 25_557_032  # the number the derivation starts from
-    m = build_model("resnet50_cifar", 100)
-    keys = set(m.state_dict())  # RepDistiller's parameter names, so its released checkpoint loads
-    assert {"conv1.weight", "layer1.0.shortcut.0.weight", "layer4.2.bn3.running_var", "linear.weight"} <= keys
-    assert not any(k.startswith("layer1.1.shortcut") for k in keys)  # identity shortcuts: no parameters
-    assert model_info("resnet50_cifar") == {"name": "resnet50_cifar", "family": "cifar", "input_size": 32}
-
-
 def test_registry_lists_expected_names():
     names = model_names()
     assert names == sorted(names) and len(set(names)) == len(names)
@@ -84,20 +70,6 @@ def test_unknown_model():
         build_model("resnet9000", 10)
     with pytest.raises(ValueError, match="unknown model"):
         model_info("vgg99")
-
-
-@pytest.mark.parametrize("name", ["wrn_27_2", "wrn_6_2", "wrn_28_0"])
-def test_wrn_rejects_invalid_depth_or_width(name):
-    with pytest.raises(ValueError, match="WRN depth must be 6n\\+4"):
-        build_model(name, 10)
-    with pytest.raises(ValueError):
-        model_info(name)
-
-
-def test_wrn_any_valid_depth_width():
-    model = build_model("wrn_22_3", 7)  # (22-4)/6 = 3 blocks per stage, widths 48/96/192
-    assert [len(model.get_submodule(f"block{i}.layer")) for i in (1, 2, 3)] == [3, 3, 3]
-    assert model.fc.in_features == 192 and model.fc.out_features == 7
 
 
 # RepDistiller's resnet8 at 100 classes, counted by hand: convolutions (k x k x in x out, no bias),
@@ -140,7 +112,7 @@ def _input_side(name: str) -> int:
 
 
 def _input(name: str, n: int = 2, device=None) -> torch.Tensor:
-    """Images, or for speech models a short MFCC input [n, 1, 21, 40] (tests/test_speech.py has the full size)."""
+    """Images, or for speech models a short MFCC input [n, 1, 21, 40] (tests/test_models_speech.py has the full size)."""
     if model_info(name)["family"] == "speech":
         return torch.randn(n, 1, 21, 40, device=device)
     side = _input_side(name)
@@ -181,27 +153,6 @@ def test_train_step_batch_of_two(name):
     loss = nn.functional.cross_entropy(model(torch.randn(2, 3, 32, 32)), torch.tensor([0, 4]))
     loss.backward()
     assert all(p.grad is not None for p in model.parameters())
-
-
-def test_alexnet_small_sizes_and_torchvision_features():
-    model = build_model("alexnet_small", 200).eval()
-    with torch.no_grad():
-        assert model(torch.randn(2, 3, 224, 224)).shape == (2, 200)
-        assert model(torch.randn(2, 3, 64, 64)).shape == (2, 200)
-    with torch.device("meta"):
-        reference = tvm.alexnet(num_classes=200).features.state_dict()
-    ours = model.features.state_dict()
-    assert {k: v.shape for k, v in ours.items()} == {k: v.shape for k, v in reference.items()}
-
-
-def test_wrn_26_2_layout_and_small_input():
-    model = build_model("wrn_26_2", 200).eval()
-    # Depth counts weight layers on the main path, not the 1x1 projection shortcuts.
-    convs = [n for n, m in model.named_modules() if isinstance(m, nn.Conv2d) and "downsample" not in n]
-    assert len(convs) + 1 == 26  # 8 bottlenecks x 3 convs + stem conv + fc
-    assert model.layer1[0].conv2.out_channels == 128  # wide: width_per_group 128, as WRN50-2
-    with torch.no_grad():
-        assert model(torch.randn(2, 3, 32, 32)).shape == (2, 200)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA (run on a GPU machine)")

@@ -17,7 +17,7 @@ from benchmark.runs.options import WorkerOptions
 from benchmark.runs.queue import counts, scan
 from benchmark.runs.worker import run_worker
 from benchmark.store.layout import LEASE, Store, atomic_write_json
-from tests.helpers import REPO, cli, forked_runner, runner, tiny
+from tests.helpers import REPO, cli, forked_runner, tiny
 
 
 def enqueue(store, raws):
@@ -89,7 +89,7 @@ def test_repeated_sigkills_end_with_each_run_done_once_and_identical(tmp_path):
     for rid in ids:
         assert kinds(store, rid).count("finish") == 1, rid
         assert comparable(store, rid) == comparable(reference, rid), rid
-    status = runner("status", "--store", store.root, "--json")
+    status = cli("status", "--store", store.root, "--json")
     assert status.returncode == 0
     c = json.loads(status.stdout)
     assert (c["done"], c["failed"], c["pending"], c["running"]) == (5, 0, 0, 0)
@@ -142,7 +142,7 @@ def test_failed_run_blocks_its_dependents_which_are_never_attempted(tmp_path):
     states = scan(store)
     assert states[teacher].state == "failed" and "non-finite" in states[teacher].reason
     assert states[student].state == "blocked" and events(store, student) == []
-    status = runner("status", "--store", store.root, "--json")
+    status = cli("status", "--store", store.root, "--json")
     doc = json.loads(status.stdout)
     assert status.returncode == 1 and doc["failed"] == 1 and doc["blocked"] == 1
     assert {"done", "running", "pending", "failed"} <= set(doc)

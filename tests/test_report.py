@@ -9,7 +9,6 @@ import torch
 from benchmark.catalog.plan import Planner
 from benchmark.catalog.published import load_published
 from benchmark.results.aggregate import Measurer, aggregate_table, ensemble_top1
-from benchmark.results.claims import evaluate_claim
 from benchmark.results.report import write_reports
 from benchmark.runs.options import WorkerOptions
 from benchmark.runs.worker import run_worker
@@ -79,27 +78,6 @@ def test_figures_wait_for_runs_in_an_empty_store(tmp_path, monkeypatch):
     assert not list((tmp_path / "out").glob("*.fig7.png"))
 
 
-@pytest.mark.parametrize("figure, field", [
-    ({"kind": "bars", "name": "x"}, "figures[0].kind"),
-    ({"kind": "lines", "name": "x"}, "figures[0].cols"),
-    ({"kind": "curves", "name": "x"}, "figures[0].cols"),
-    ({"kind": "curves", "name": "x", "cols": ["a"], "col": "a"}, "figures[0].col"),
-    ({"kind": "lines", "name": "../x", "cols": ["a"]}, "figures[0].name"),
-    ({"kind": "lines", "name": "x", "cols": ["nope"]}, "figures[0].cols"),
-    ({"kind": "analysis_vs_tau", "name": "x", "col": "a", "metrics": ["entropy"], "taus": [1, 2]}, "figures[0].metrics"),
-    ({"kind": "analysis_vs_tau", "name": "x", "col": "a", "metrics": ["derived_std"], "taus": [1]}, "figures[0].taus"),
-    ({"kind": "analysis_vs_tau", "name": "x", "col": "a", "metrics": ["derived_std"], "taus": [1, 2],
-      "colour": "red"}, "figures[0].colour"),
-])
-def test_malformed_figures_are_named(figure, field):
-    from benchmark.catalog.sections import check_figures
-    from benchmark.errors import BadInput
-
-    with pytest.raises(BadInput) as err:
-        check_figures([figure], "m.yaml", ["r"], ["a", "b"])
-    assert field in str(err.value)
-
-
 def test_cells_measure_what_the_manifest_says(trained):
     planner, plans, store = trained
     cells = {(c.row, c.col): c for c in aggregate_table(plans[0], planner, store)}
@@ -122,45 +100,6 @@ def test_ensemble_is_the_top1_of_averaged_probabilities(trained):
     (za, y), (zb, _) = m.logits(a), m.logits(b)
     hand = ((za.softmax(1) + zb.softmax(1)).argmax(1) == y).float().mean().item() * 100
     assert ensemble_top1(m, [a, b]) == pytest.approx(hand)
-
-
-def test_claims_held_not_held_undecided():
-    vals = {("A", "x"): 1.0, ("A", "y"): 2.0, ("B", "x"): 0.5, ("B", "y"): 3.0, ("C", "x"): None, ("C", "y"): 1.0}
-    value = lambda r, c: vals[(r, c)]  # noqa: E731
-    rows, cols = ["A", "B", "C"], ["x", "y"]
-    beats = {"text": "A > B everywhere", "compare": {"left": {"row": "A"}, "op": ">", "right": {"row": "B"},
-                                                      "over": "columns"}}
-    assert evaluate_claim(beats, value, rows, cols)["status"] == "not held"  # 2.0 < 3.0 at y
-    one = {"text": "A > B at x", "compare": {"left": {"row": "A", "col": "x"}, "op": ">",
-                                             "right": {"row": "B", "col": "x"}}}
-    assert evaluate_claim(one, value, rows, cols)["status"] == "held"
-    rising = {"text": "A rises", "trend": {"row": "A", "direction": "increasing"}}
-    assert evaluate_claim(rising, value, rows, cols)["status"] == "held"
-    assert evaluate_claim({"text": "C rises", "trend": {"row": "C", "direction": "increasing"}}, value, rows,
-                          cols)["status"] == "undecided"
-    col_trend = {"text": "y falls down the rows", "trend": {"col": "y", "direction": "decreasing"}}
-    assert evaluate_claim(col_trend, value, rows, cols)["status"] == "not held"
-    # Restricted to some columns / rows, the same claims hold.
-    beats_at_x = {"text": "A > B at x", "compare": {**beats["compare"], "cols": ["x"]}}
-    assert evaluate_claim(beats_at_x, value, rows, cols)["status"] == "held"
-    b_falls = {"text": "y falls from B to C", "trend": {"col": "y", "direction": "decreasing", "rows": ["B", "C"]}}
-    assert evaluate_claim(b_falls, value, rows, cols)["status"] == "held"
-
-
-@pytest.mark.parametrize("claim, field", [
-    ({"text": "t", "compare": {"left": {"row": "A"}, "op": ">", "right": {"row": "B"}, "over": "columns",
-                               "cols": ["nope"]}}, "claims[0].compare.cols"),
-    ({"text": "t", "compare": {"left": {"row": "A"}, "op": ">", "right": {"row": "B"}, "over": "columns",
-                               "rows": ["A"]}}, "claims[0].compare.rows"),
-    ({"text": "t", "trend": {"row": "A", "direction": "increasing", "rows": ["A"]}}, "claims[0].trend"),
-])
-def test_malformed_claim_subsets_are_named(claim, field):
-    from benchmark.catalog.sections import check_claims
-    from benchmark.errors import BadInput
-
-    with pytest.raises(BadInput) as err:
-        check_claims([claim], "m.yaml", ["A", "B"], ["x", "y"])
-    assert field in str(err.value)
 
 
 def test_report_lists_claims_on_reproduced_and_published(trained, tmp_path):

@@ -11,16 +11,18 @@ from html.parser import HTMLParser
 
 import pandas as pd
 import pytest
+import torch
 
 from benchmark.catalog.plan import Planner
 from benchmark.commands.nightly import snapshot
 from benchmark.results import frames as R
+from benchmark.results.aggregate import aggregate_table
 from benchmark.results.report import table_json, write_reports
 from benchmark.results.site import write_site
 from benchmark.runs.options import WorkerOptions
 from benchmark.runs.sessions import record_session
 from benchmark.runs.worker import run_worker
-from benchmark.store.layout import Store
+from benchmark.store.layout import TEST_LOGITS, Store
 from benchmark.store.stored_plan import write_plans
 from tests.helpers import REPO, cli
 
@@ -78,16 +80,49 @@ def test_epochs_frame_holds_every_term_summing_to_the_loss(trained):
     assert list(R.epochs(store, [plan.job_ids[0]])["epoch"]) == list(one["epoch"])
 
 
+# KL-MSE Table 4's published row (tables/klmse-table4.csv, the paper's slides) and its columns' runs
+PUBLISHED = {"KL tau=0.1": 51.64, "KL tau=0.5": 52.07, "KL tau=1": 51.36, "KL tau=5": 50.11, "KL tau=20": 49.69,
+             "KL tau=inf": 49.46, "MSE": 49.20}
+KL_TAUS = {"KL tau=0.1": 0.1, "KL tau=0.5": 0.5, "KL tau=1": 1.0, "KL tau=5": 5.0, "KL tau=20": 20.0}
+
+
+def _reported(store, rid, key):
+    m = store.result(rid)["metrics"]
+    return m[m["reported_epoch"]][key]
+
+
+def _expected_cells(store, plan) -> pd.DataFrame:
+    """The cells of the test manifest's klmse-table4 at the smoke profile, written out by hand: which
+    run each column reads (found from the configs), what it reads from it (top-1; top-5 for tau=20;
+    the teacher's top-1 for tau=inf; for MSE the mean ATKD sharpness gap at tau 4 of the test logits,
+    log sum exp(v/4) - log sum exp(z/4)), delta = reproduced - published, never judged at smoke."""
+    configs = {rid: store.config(rid) for rid in plan.job_ids}
+    kd = {c["loss"]["tau"]: rid for rid, c in configs.items() if c["loss"]["name"] == "kd"}
+    (teacher,) = [rid for rid, c in configs.items() if not c.get("teacher")]
+    (mse,) = [rid for rid, c in configs.items() if c["loss"]["name"] == "mse"]
+    runs = {col: kd[tau] for col, tau in KL_TAUS.items()} | {"KL tau=inf": teacher, "MSE": mse}
+    logits = {r: torch.load(store.run_file(r, TEST_LOGITS), weights_only=True)["logits"].double() for r in (mse, teacher)}
+    gap = (torch.logsumexp(logits[teacher] / 4.0, 1) - torch.logsumexp(logits[mse] / 4.0, 1)).mean().item()
+    reproduced = {col: _reported(store, runs[col], "top5" if col == "KL tau=20" else "top1") for col in PUBLISHED}
+    reproduced["MSE"] = gap
+    return pd.DataFrame([{"table": TABLE, "profile": "smoke", "row": "WRN-16-2", "col": col, "rule": "value",
+                          "published": pub, "reproduced": reproduced[col], "std": None, "n": 1,
+                          "delta": reproduced[col] - pub, "status": "not comparable", "published_top5": None,
+                          "reproduced_top5": None, "winner": None, "note": None, "runs": runs[col]}
+                         for col, pub in PUBLISHED.items()], columns=R.CELL_COLUMNS)
+
+
 def test_cells_frame_is_the_reports_cells_and_csv_writes_it(trained):
     planner, plan, store = trained
     frame = R.cells(store, TABLE)
-    from benchmark.results.aggregate import aggregate_table
-    doc = table_json(plan, aggregate_table(plan, planner, store), store)
-    assert len(frame) == len(doc["cells"])
-    for (_, row), cell in zip(frame.iterrows(), doc["cells"]):
+    want = _expected_cells(store, plan)
+    pd.testing.assert_frame_equal(frame, want, check_dtype=False, rtol=1e-6, atol=1e-6)
+    doc = table_json(plan, aggregate_table(plan, planner, store), store)  # the report's JSON reads the same
+    assert len(doc["cells"]) == len(want)
+    for (_, row), cell in zip(want.iterrows(), doc["cells"]):
         assert (row["row"], row["col"], row["status"]) == (cell["row"], cell["col"], cell["status"])
         for key in ("published", "reproduced", "delta"):
-            assert (pd.isna(row[key]) and cell[key] is None) or row[key] == cell[key]
+            assert cell[key] == pytest.approx(row[key], rel=1e-6, abs=1e-6)
     assert set(frame["status"]) <= {"not comparable", "measured", "cited", "setting"}  # smoke: never ticked
     measured = frame[frame["reproduced"].notna() & (frame["rule"] == "value")]
     assert len(measured) and set(measured["n"]) == {1}  # one seed at the smoke profile
@@ -96,6 +131,7 @@ def test_cells_frame_is_the_reports_cells_and_csv_writes_it(trained):
     csv = pd.read_csv(io.StringIO(out.stdout))
     assert list(csv.columns) == R.CELL_COLUMNS
     assert list(csv["reproduced"].fillna(-1)) == pytest.approx(list(frame["reproduced"].astype(float).fillna(-1)))
+    assert list(csv["reproduced"]) == pytest.approx(list(want["reproduced"]), rel=1e-6, abs=1e-6)
 
 
 @pytest.mark.skipif(not R_TB_AVAILABLE, reason="tensorboard is not installed (pip install -e '.[test]')")

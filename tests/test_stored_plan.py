@@ -190,3 +190,23 @@ def test_tensorboard_export_reads_the_stored_plan_without_the_planner(edited, tm
     out = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     assert out.stdout.splitlines() == [TABLE, "runs", "[]"]
+
+
+def test_a_written_plan_reads_back_and_indexes_its_runs(tmp_path, monkeypatch):
+    """write_plans / read_plan / stored_tables / run_tables on a store with nothing trained."""
+    from benchmark.store.stored_plan import plan_path, read_plan, run_tables, stored_tables, write_plans
+
+    monkeypatch.setenv("KD_REPRO_CATALOG", str(REPO / "tests" / "catalog"))
+    planner = Planner("smoke", cost=False)
+    plan = planner.plan(TABLE)
+    store = Store(tmp_path / "store")
+    assert read_plan(store, TABLE, "smoke") is None and stored_tables(store) == []
+    (path,) = write_plans(store, [plan], planner, [], {"version": "v", "code_revision": "r"})
+    assert path == store.plan_file(TABLE, "smoke") and stored_tables(store) == [(TABLE, "smoke")]
+    doc = read_plan(store, TABLE, "smoke")
+    assert (doc["table"], doc["profile"], doc["suite"]) == (TABLE, "smoke", {"version": "v", "code_revision": "r"})
+    assert sorted(j["id"] for j in doc["jobs"]) == sorted(plan.job_ids)
+    assert run_tables(store, [(TABLE, "smoke"), (TABLE, "paper")]) == \
+        {rid: {"tables": [TABLE], "profile": "smoke", "role": planner.jobs[rid].role} for rid in plan.job_ids}
+    with pytest.raises(BadInput, match="a stored plan is named by the table id"):
+        plan_path(store, "../x", "smoke")

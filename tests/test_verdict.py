@@ -4,9 +4,6 @@ import math
 
 import pytest
 
-from benchmark.catalog.sections import DEFAULT_TOLERANCES, resolve_tolerances
-from benchmark.errors import BadInput
-from benchmark.results.claims import evaluate_claim
 from benchmark.results.verdict import difference_decided, judge, kind_of, seed_interval
 
 T2 = 4.302652729749464  # t(0.975, df=2), from a t table
@@ -17,18 +14,6 @@ def test_kinds_of_cell_values():
     assert kind_of("train_loss") == "loss"
     assert kind_of({"analysis": "sharpness_gap", "teacher_tau": 4.0}) == "gap"
     assert kind_of({"analysis": "entropy"}) == "analysis"
-
-
-def test_tolerances_one_number_or_a_mapping_by_kind():
-    assert resolve_tolerances(0.3, "m.yaml") == {k: 0.3 for k in DEFAULT_TOLERANCES}
-    tol = resolve_tolerances({"loss": 0.2}, "m.yaml")
-    assert tol == {**DEFAULT_TOLERANCES, "loss": 0.2}
-    with pytest.raises(BadInput, match="tolerance.gaps"):
-        resolve_tolerances({"gaps": 0.1}, "m.yaml")
-    with pytest.raises(BadInput, match="tolerance.loss"):
-        resolve_tolerances({"loss": -1}, "m.yaml")
-    with pytest.raises(BadInput, match="tolerance"):
-        resolve_tolerances(float("nan"), "m.yaml")
 
 
 def test_seed_interval_is_welch_with_the_t_quantile():
@@ -58,27 +43,3 @@ def test_difference_decided_by_the_spread():
     assert not difference_decided(70.0, 70.3, (0.5, 3), (0.5, 3))   # half-width 1.757
     assert difference_decided(70.0, 72.0, (0.5, 3), (0.5, 3))
     assert difference_decided(70.0, 70.3, None, None)               # single runs: the means decide
-
-
-def test_claims_use_the_spread():
-    claim = {"text": "A beats B in every column",
-             "compare": {"left": {"row": "A"}, "op": ">", "right": {"row": "B"}, "over": "columns"}}
-    values = {("A", "c1"): 72.0, ("B", "c1"): 70.0, ("A", "c2"): 70.3, ("B", "c2"): 70.0}
-    spreads = {k: (0.5, 3) for k in values}
-
-    def decided(a, b, va, vb):
-        return difference_decided(va, vb, spreads[a], spreads[b])
-
-    value = lambda r, c: values[(r, c)]  # noqa: E731
-    on_means = evaluate_claim(claim, value, ["A", "B"], ["c1", "c2"])
-    assert on_means["status"] == "held"
-    spread = evaluate_claim(claim, value, ["A", "B"], ["c1", "c2"], decided=decided)
-    assert spread["status"] == "undecided" and "spread cannot decide 1 of 2" in spread["detail"]
-    values[("A", "c2")] = 67.0  # fails beyond the spread
-    assert evaluate_claim(claim, value, ["A", "B"], ["c1", "c2"], decided=decided)["status"] == "not held"
-    values[("A", "c2")] = 69.8  # fails within the spread: cannot say
-    assert evaluate_claim(claim, value, ["A", "B"], ["c1", "c2"], decided=decided)["status"] == "undecided"
-    trend = {"text": "rises", "trend": {"row": "A", "direction": "increasing"}}
-    values.update({("A", "c1"): 70.0, ("A", "c2"): 70.2})
-    assert evaluate_claim(trend, value, ["A", "B"], ["c1", "c2"])["status"] == "held"
-    assert evaluate_claim(trend, value, ["A", "B"], ["c1", "c2"], decided=decided)["status"] == "undecided"

@@ -14,7 +14,7 @@ n_fft 480, hop 160, 40 mel bands, fmin 20, fmax 4000, then the log of the positi
     mfcc[t, k]  = sum_m D[k, m] logmel[m, t]   D: the orthonormal DCT-II (librosa.filters.dct)
 
 torchaudio has no build for this torch, so nothing here needs it; the formulas are small enough
-to be tested against a hand computation and scipy's DCT (tests/test_speech.py).
+to be tested against a hand computation and scipy's DCT (tests/test_audio.py).
 """
 
 from __future__ import annotations

@@ -1,7 +1,9 @@
-"""recipe.loss_schedule: per-epoch loss options (ATKD's ImageNet code), resolved, hashed, applied,
+"""The schedules (benchmark/engine/schedules.py): the learning rate per epoch, and
+recipe.loss_schedule: per-epoch loss options (ATKD's ImageNet code), resolved, hashed, applied,
 resumed and fused."""
 
 import json
+import math
 
 import pytest
 
@@ -11,7 +13,7 @@ from benchmark.engine.execution import ExecOptions
 from benchmark.engine.train import train_run, train_runs
 from benchmark.errors import BadInput
 from benchmark.store.layout import Store
-from tests.helpers import small_feature_run, stop_after_epoch, teacher_checkpoint
+from tests.helpers import small_feature_run, stop_after_epoch, teacher_checkpoint, tiny
 
 KD = {"name": "kd", "tau": 4.0, "ce_weight": 0.1, "kd_weight": 0.9}
 STEPS = {"kd_weight": {0: 0.9, 1: 0.5, 2: 0.1}, "ce_weight": {0: 0.1, 1: 0.5, 2: 0.9}}
@@ -109,3 +111,18 @@ def test_fused_runs_with_a_schedule_equal_apart(teacher, tmp_path):
         got = fused[apart["id"]]
         assert got["execution"]["fused_with"] == 2
         assert (got["metrics"], got["weights_digest"]) == (apart["metrics"], apart["weights_digest"])
+
+
+def test_lr_schedules():
+    r = C.resolve(tiny(recipe={"epochs": 240, "optimizer": {"lr": 0.05},
+                               "schedule": {"name": "multistep", "milestones": [150, 180, 210], "gamma": 0.1,
+                                            "warmup_epochs": 5}}))["recipe"]
+    assert S.lr_at(r, 0) == pytest.approx(0.01)
+    assert S.lr_at(r, 4) == pytest.approx(0.05)
+    assert S.lr_at(r, 149) == pytest.approx(0.05)
+    assert S.lr_at(r, 150) == pytest.approx(0.005)
+    assert S.lr_at(r, 239) == pytest.approx(0.00005)
+    cos = C.resolve(tiny(recipe={"epochs": 10, "optimizer": {"lr": 0.1}, "schedule": {"name": "cosine"}}))["recipe"]
+    assert S.lr_at(cos, 0) == pytest.approx(0.1)
+    assert S.lr_at(cos, 5) == pytest.approx(0.05)
+    assert S.lr_at(cos, 9) == pytest.approx(0.1 * 0.5 * (1 + math.cos(math.pi * 0.9)))

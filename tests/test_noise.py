@@ -1,17 +1,16 @@
 """Label noise on the training split (data.label_noise; benchmark/engine/data/noise.py)."""
 
 import math
-import subprocess
-import sys
 
 import pytest
 import torch
 
 from benchmark.engine import config as C
 from benchmark.engine.assembly import build_pipeline
-from benchmark.engine.data import Relabeled, noisy_labels
+from benchmark.engine.data.noise import Relabeled, noisy_labels
 from benchmark.engine.execution import ExecOptions
 from benchmark.spec import run_id
+from tests.helpers import cli
 
 K, N = 100, 20000
 CLEAN = torch.arange(N) % K
@@ -97,8 +96,7 @@ def test_bad_noise_is_one_line_exit_2_nothing_written(tmp_path, noise, problem):
     cfg.write_text("dataset: cifar10\nmodel: resnet8\nloss: {name: ce}\n"
                    f"data: {{source: synthetic, label_noise: {noise}}}\n")
     store = tmp_path / "store"
-    out = subprocess.run([sys.executable, "runner.py", "train", str(cfg), "--store", str(store)],
-                         capture_output=True, text=True)
+    out = cli("train", cfg, "--store", store)  # main() in this process: no interpreter to start
     assert out.returncode == 2
     lines = (out.stdout + out.stderr).strip().splitlines()
     assert len(lines) == 1 and problem in lines[0] and "run.yaml" in lines[0]

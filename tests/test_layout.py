@@ -1,4 +1,6 @@
-"""metrics.jsonl: one line appended per epoch, fenced like every other run write; a torn last
+"""The store's layout and its writes (benchmark/store/layout.py).
+
+metrics.jsonl: one line appended per epoch, fenced like every other run write; a torn last
 line (a kill mid-append) is ignored by readers and replaced when the run resumes."""
 
 import json
