@@ -20,7 +20,7 @@ from ..engine import config as C
 from ..errors import BadInput
 from ..spec import merge_spec, run_id, set_path
 from ..store.layout import reported_metrics
-from . import costmodel, items, profiles
+from . import costmodel, items, profiles, resolvememo
 from .manifest import Catalog, Manifest, cached_catalog, zoo_entry
 from .runcost import DEFAULT_RATE_SOURCE, CostSettings, estimate_run, sizes
 
@@ -163,6 +163,7 @@ class Planner:
         # cost=False (`list`): no FLOPs, every job's gpu_hours stays 0, and a model that cannot take
         # the dataset's input size is found by `plan` and `reproduce`, not here
         self.cost = cost
+        self._memo = resolvememo.ResolveMemo()  # each distinct raw config resolved once
 
     # -- runs
 
@@ -177,7 +178,10 @@ class Planner:
         recipe = self.catalog.recipes[name]
         data = merge_spec(recipe.get("data") or {}, spec.get("data_changes") or {})
         train = merge_spec(recipe.get("recipe") or {}, spec.get("recipe_changes") or {})
-        _check_unscaled_recipe(train, where, field_name)
+        recipe_key = resolvememo.key(train)
+        if not self._memo.recipe_checked(recipe_key):
+            _check_unscaled_recipe(train, where, field_name)
+            self._memo.recipe_passed(recipe_key)
         loss = spec.get("loss") or {"name": "ce"}
         raw = {"dataset": spec["dataset"], "data": data, "model": spec["model"],
                "loss": {"name": loss} if isinstance(loss, str) else loss, "recipe": train,
@@ -224,22 +228,29 @@ class Planner:
         raw = self._raw_config(spec, where, field_name)
         teacher, dep = self.teacher_ref(spec, base, where, field_name)
         raw["teacher"] = teacher
-        try:
-            cfg = C.resolve(raw, where=str(where))
-        except BadInput as err:
-            raise BadInput(where, f"{field_name}: {err.field}" if err.field else field_name, err.problem) from None
-        rid = run_id(cfg)
-        job = self.jobs.get(rid)
-        if job is None:
-            job = self.jobs[rid] = Job(rid, cfg, [dep] if dep else [], role)
-            if self.cost:
-                est = self._estimate(cfg, dep, where, field_name)
-                job.gpu_hours, job.bound = est.hours, est.bound
-        elif role == "teacher":
+        raw_key = resolvememo.key(raw)  # taken before resolve, which may coerce raw's values in place
+        rid = self._memo.run_id(raw_key)
+        if rid not in self.jobs:  # not resolved by this planner yet (None names no job)
+            try:
+                cfg = C.resolve(raw, where=str(where))
+            except BadInput as err:
+                raise BadInput(where, f"{field_name}: {err.field}" if err.field else field_name, err.problem) from None
+            rid = run_id(cfg)
+            self._memo.remember(raw_key, rid)
+            if rid not in self.jobs:
+                self._new_job(rid, cfg, dep, role, where, field_name)
+        job = self.jobs[rid]
+        if role == "teacher":
             job.role = "teacher"
         if label and label not in job.labels:
             job.labels.append(label)
         return rid
+
+    def _new_job(self, rid: str, cfg: dict, dep: str | None, role: str, where, field_name) -> None:
+        job = self.jobs[rid] = Job(rid, cfg, [dep] if dep else [], role)
+        if self.cost:
+            est = self._estimate(cfg, dep, where, field_name)
+            job.gpu_hours, job.bound = est.hours, est.bound
 
     def _estimate(self, cfg: dict, dep: str | None, where, field_name) -> costmodel.Estimate:
         try:
