@@ -424,8 +424,19 @@ def get_path(cfg: dict | None, path: str) -> Any:
     return node
 
 
+# Types whose values are equal as JSON exactly when they are equal (floats by repr: JSON writes a
+# float's repr, so 0.0 and -0.0 differ); any other pair is compared as JSON.
+_EXACT_BY_EQUALITY = frozenset({str, int, bool, type(None)})
+
+
 def _same(a: Any, b: Any) -> bool:
     """Equal as JSON (so 1 is not 1.0 and True is not 1): what the hash would see."""
+    kind = type(a)
+    if kind is type(b):  # the common case, a scalar against its default, without encoding JSON
+        if kind in _EXACT_BY_EQUALITY:
+            return a == b
+        if kind is float:
+            return repr(a) == repr(b)
     return json.dumps(a, sort_keys=True, default=str) == json.dumps(b, sort_keys=True, default=str)
 
 

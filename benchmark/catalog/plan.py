@@ -10,7 +10,6 @@ decision is benchmark/catalog/profiles.py's, which this module asks.
 
 from __future__ import annotations
 
-import copy
 import itertools
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +17,7 @@ from statistics import mean
 
 from ..engine import config as C
 from ..errors import BadInput
-from ..spec import merge_spec, run_id, set_path
+from ..spec import copy_tree, merge_spec, run_id, set_path
 from ..store.layout import reported_metrics
 from . import costmodel, items, profiles, resolvememo
 from .manifest import Catalog, Manifest, cached_catalog, zoo_entry
@@ -41,7 +40,7 @@ def _check_unscaled_recipe(recipe: dict, where, field_name) -> None:
     """The recipe as the manifest gives it, checked before a profile rewrites its epochs (the
     smoke profile sets one epoch, quick rounds up to one: `epochs: -5` must not pass as 1)."""
     try:
-        C.resolve_recipe(copy.deepcopy(recipe), str(where))
+        C.resolve_recipe(copy_tree(recipe), str(where))
     except BadInput as err:
         raise BadInput(where, f"{field_name} ({err.field})" if err.field else field_name, err.problem) from None
 
@@ -374,7 +373,7 @@ class Planner:
             if isinstance(x, str) and x.startswith("$"):
                 if x[1:] not in variables:
                     raise BadInput(m.path, where, f"no variable {x!r} in the column's or row's vars")
-                return copy.deepcopy(variables[x[1:]])
+                return copy_tree(variables[x[1:]])
             if isinstance(x, dict):
                 return {k: subst(v, where) for k, v in x.items()}
             if isinstance(x, list):
