@@ -366,10 +366,7 @@ def check_fields(node: dict, prefix: str, skip: tuple = ()) -> list[tuple[str, s
     recipe) checked in place, ints made floats where the kind says; returns [(path, problem)] of
     those that fail. ``skip``: path prefixes checked elsewhere (a schedule's fields depend on its name)."""
     problems = []
-    for path, opt in CONFIG_FIELDS.items():
-        if not path.startswith(prefix + ".") or (skip and path.startswith(skip)):
-            continue
-        keys = path[len(prefix) + 1:].split(".")
+    for path, keys, opt in _declared_under(prefix, skip):
         parent = node
         for key in keys[:-1]:
             parent = parent.get(key) if isinstance(parent, dict) else None
@@ -380,6 +377,23 @@ def check_fields(node: dict, prefix: str, skip: tuple = ()) -> list[tuple[str, s
         except ValueError as err:
             problems.append((path, str(err)))
     return problems
+
+
+# (prefix, skip) -> (CONFIG_FIELDS's items when found, [(path, keys under prefix, option)])
+_UNDER: dict[tuple[str, tuple], tuple[tuple, list[tuple[str, tuple[str, ...], Option]]]] = {}
+
+
+def _declared_under(prefix: str, skip: tuple) -> list[tuple[str, tuple[str, ...], Option]]:
+    """[(path, its keys under ``prefix``, option)] of the declared fields under ``prefix`` but not
+    under ``skip``, in declaration order: found once (a plan checks thousands of recipes), found
+    again when CONFIG_FIELDS has changed since (a test declares a field)."""
+    now = tuple(CONFIG_FIELDS.items())
+    made = _UNDER.get((prefix, skip))
+    if made is None or made[0] != now:
+        made = _UNDER[(prefix, skip)] = (now, [
+            (path, tuple(path[len(prefix) + 1:].split(".")), opt) for path, opt in now
+            if path.startswith(prefix + ".") and not (skip and path.startswith(skip))])
+    return made[1]
 
 
 def method_defaults(name: str) -> dict[str, Any]:
@@ -437,6 +451,8 @@ def _same(a: Any, b: Any) -> bool:
             return a == b
         if kind is float:
             return repr(a) == repr(b)
+        if kind is list:  # a list's JSON is its items' JSON in order
+            return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
     return json.dumps(a, sort_keys=True, default=str) == json.dumps(b, sort_keys=True, default=str)
 
 

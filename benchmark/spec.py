@@ -43,14 +43,15 @@ def copy_tree(tree: Any, memo: dict | None = None) -> Any:
     if kind is dict:
         mapping: dict = {}
         memo[id(tree)] = mapping
-        for key, value in tree.items():
-            mapping[copy_tree(key, memo)] = copy_tree(value, memo)
+        for key, value in tree.items():  # scalars inline: most of a tree, and a call each is slow
+            mapping[key if type(key) in _ATOMS else copy_tree(key, memo)] = \
+                value if type(value) in _ATOMS else copy_tree(value, memo)
         return mapping
     if kind is list:
         items: list = []
         memo[id(tree)] = items
         for value in tree:
-            items.append(copy_tree(value, memo))
+            items.append(value if type(value) in _ATOMS else copy_tree(value, memo))
         return items
     return copy.deepcopy(tree, memo)
 
@@ -90,6 +91,11 @@ def is_run_id(text: str) -> bool:
 
 
 def canonical_json(obj: Any) -> str:
+    try:  # without an infinity (or a NaN) there is nothing to fix: the same text, several times faster
+        return json.dumps(obj, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    except ValueError:
+        pass
+
     def fix(v):
         if isinstance(v, float) and math.isinf(v):
             return "inf" if v > 0 else "-inf"

@@ -199,6 +199,17 @@ class Planner:
         teacher = spec.get("teacher")
         if teacher is None:
             return None, None
+        # all a teacher depends on (an inline one takes the table's dataset and recipe); a table's
+        # students share a few teachers, each found once
+        teacher_key = resolvememo.key((teacher, spec.get("dataset"), base.get("dataset"), base.get("recipe")))
+        known = self._memo.teacher(teacher_key)
+        if known is not None and (known[1] is None or known[1] in self.jobs):
+            return dict(known[0]), known[1]
+        ref, teacher_id = self._teacher_ref(teacher, spec, base, where, field_name)
+        self._memo.remember_teacher(teacher_key, ref, teacher_id)
+        return ref, teacher_id
+
+    def _teacher_ref(self, teacher, spec: dict, base: dict, where, field_name) -> tuple[dict, str | None]:
         if isinstance(teacher, str):
             tspec, entry = zoo_entry(self.catalog, spec["dataset"], teacher, where, f"{field_name}.teacher")
             tspec = merge_spec({"dataset": spec["dataset"], "seed": 0}, tspec)

@@ -25,6 +25,7 @@ class ResolveMemo:
     def __init__(self) -> None:
         self._ids: dict[str, str] = {}
         self._checked: set[str] = set()
+        self._teachers: dict[str, tuple[dict, str | None]] = {}
 
     def run_id(self, raw_key: str) -> str | None:
         """The id the raw config of this key resolved to before, or None. The caller takes the
@@ -39,3 +40,11 @@ class ResolveMemo:
 
     def recipe_passed(self, recipe_key: str) -> None:
         self._checked.add(recipe_key)
+
+    def teacher(self, teacher_key: str) -> tuple[dict, str | None] | None:
+        """(config's teacher field, teacher job id) found before for this key, or None; the
+        caller copies the field (a dict of strings) before handing it out."""
+        return self._teachers.get(teacher_key)
+
+    def remember_teacher(self, teacher_key: str, ref: dict, teacher_id: str | None) -> None:
+        self._teachers[teacher_key] = (dict(ref), teacher_id)
