@@ -439,20 +439,27 @@ def get_path(cfg: dict | None, path: str) -> Any:
 
 
 # Types whose values are equal as JSON exactly when they are equal (floats by repr: JSON writes a
-# float's repr, so 0.0 and -0.0 differ); any other pair is compared as JSON.
+# float's repr, so 0.0 and -0.0 differ), and the types JSON has a form of its own for: two values of
+# two different ones of these are never equal as JSON (1 is not 1.0, true or "1"). Any other pair
+# (a tuple, a dict with keys that are not strings, a value JSON writes by str()) is compared as JSON.
 _EXACT_BY_EQUALITY = frozenset({str, int, bool, type(None)})
+_JSON_NATIVE = frozenset({str, int, float, bool, type(None), list, dict})
 
 
 def _same(a: Any, b: Any) -> bool:
     """Equal as JSON (so 1 is not 1.0 and True is not 1): what the hash would see."""
     kind = type(a)
-    if kind is type(b):  # the common case, a scalar against its default, without encoding JSON
+    if kind is type(b):  # the common case, a value against its default, without encoding JSON
         if kind in _EXACT_BY_EQUALITY:
             return a == b
         if kind is float:
             return repr(a) == repr(b)
         if kind is list:  # a list's JSON is its items' JSON in order
             return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+        if kind is dict and all(type(k) is str for k in a) and all(type(k) is str for k in b):
+            return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)  # sort_keys: order aside
+    elif kind in _JSON_NATIVE and type(b) in _JSON_NATIVE:
+        return False
     return json.dumps(a, sort_keys=True, default=str) == json.dumps(b, sort_keys=True, default=str)
 
 

@@ -163,6 +163,9 @@ class Planner:
         # the dataset's input size is found by `plan` and `reproduce`, not here
         self.cost = cost
         self._memo = resolvememo.ResolveMemo()  # each distinct raw config resolved once
+        # a job's hours with its per-step overhead shared (catalog/scaling.py), {(job id, divisor): hours}:
+        # plan costs each table's runs and then all of them
+        self.shared_overhead_hours: dict[tuple[str, float], float] = {}
 
     # -- runs
 

@@ -45,10 +45,13 @@ def scenario_hours(jobs, planner) -> dict:
             if divisor == 1.0:
                 hours[name] += j.gpu_hours
                 continue
-            if work is None:
-                work = _workload(j, planner)
-            hours[name] += estimate_workload(work, planner.flops_per_s, planner.cost_settings,
-                                             overhead_divisor=divisor).hours
+            known = planner.shared_overhead_hours.get((j.id, divisor))
+            if known is None:
+                if work is None:
+                    work = _workload(j, planner)
+                known = planner.shared_overhead_hours[(j.id, divisor)] = estimate_workload(
+                    work, planner.flops_per_s, planner.cost_settings, overhead_divisor=divisor).hours
+            hours[name] += known
     return {k: round(v, 4) for k, v in hours.items()}
 
 
