@@ -38,7 +38,7 @@ class _StrictLoader(_RefuseDuplicateKeys, yaml.SafeLoader):
 
 
 # libyaml's parser under the same safe constructor: about 10x faster on the catalogue's files, the
-# same documents (tests/test_yamlfile.py compares every YAML file of the repository)
+# same documents (tests/test_plan_speed.py compares every YAML file of the repository)
 if getattr(yaml, "__with_libyaml__", False):
     class _FastStrictLoader(_RefuseDuplicateKeys, yaml.CSafeLoader):
         """CSafeLoader (libyaml's parser, the same constructor) that refuses duplicate keys."""
