@@ -18,13 +18,13 @@ STUDENT = {**BASE, "model": "resnet8", "loss": {"name": "kd", "tau": 4.0}, "teac
 class _Forgetful(resolvememo.ResolveMemo):
     """A memo that never finds anything: planning as before the memo."""
 
-    def run_id(self, raw_key):
+    def run_id(self, _raw_key):
         return None
 
-    def recipe_checked(self, recipe_key):
+    def recipe_checked(self, _recipe_key):
         return False
 
-    def teacher(self, teacher_key):
+    def teacher(self, _teacher_key):
         return None
 
 
