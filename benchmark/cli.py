@@ -196,7 +196,8 @@ def cmd_plan(args) -> int:
              s["counts"]["pending"], fmt_hours(s["pending_gpu_hours"]), s["bound"] or "-"] for s in summaries]
     print(tabulate(rows, headers=["table", "cells", "cited", "runs", "pending", "GPU time left", "bound"]))
     all_ids = {j for p in plans for j in p.job_ids}
-    pending = [j for j in all_ids if not store.is_done(j)]
+    unfinished = {j for s in summaries for j in s["pending"]}  # the store read once per run, by table_summary
+    pending = [j for j in all_ids if j in unfinished]
     split = {}
     for j in pending:
         split[planner.jobs[j].bound] = split.get(planner.jobs[j].bound, 0) + planner.jobs[j].gpu_hours

@@ -366,10 +366,7 @@ def check_fields(node: dict, prefix: str, skip: tuple = ()) -> list[tuple[str, s
     recipe) checked in place, ints made floats where the kind says; returns [(path, problem)] of
     those that fail. ``skip``: path prefixes checked elsewhere (a schedule's fields depend on its name)."""
     problems = []
-    for path, opt in CONFIG_FIELDS.items():
-        if not path.startswith(prefix + ".") or (skip and path.startswith(skip)):
-            continue
-        keys = path[len(prefix) + 1:].split(".")
+    for path, keys, opt in _declared_under(prefix, skip):
         parent = node
         for key in keys[:-1]:
             parent = parent.get(key) if isinstance(parent, dict) else None
@@ -380,6 +377,23 @@ def check_fields(node: dict, prefix: str, skip: tuple = ()) -> list[tuple[str, s
         except ValueError as err:
             problems.append((path, str(err)))
     return problems
+
+
+# (prefix, skip) -> (CONFIG_FIELDS's items when found, [(path, keys under prefix, option)])
+_UNDER: dict[tuple[str, tuple], tuple[tuple, list[tuple[str, tuple[str, ...], Option]]]] = {}
+
+
+def _declared_under(prefix: str, skip: tuple) -> list[tuple[str, tuple[str, ...], Option]]:
+    """[(path, its keys under ``prefix``, option)] of the declared fields under ``prefix`` but not
+    under ``skip``, in declaration order: found once (a plan checks thousands of recipes), found
+    again when CONFIG_FIELDS has changed since (a test declares a field)."""
+    now = tuple(CONFIG_FIELDS.items())
+    made = _UNDER.get((prefix, skip))
+    if made is None or made[0] != now:
+        made = _UNDER[(prefix, skip)] = (now, [
+            (path, tuple(path[len(prefix) + 1:].split(".")), opt) for path, opt in now
+            if path.startswith(prefix + ".") and not (skip and path.startswith(skip))])
+    return made[1]
 
 
 def method_defaults(name: str) -> dict[str, Any]:
@@ -424,8 +438,28 @@ def get_path(cfg: dict | None, path: str) -> Any:
     return node
 
 
+# Types whose values are equal as JSON exactly when they are equal (floats by repr: JSON writes a
+# float's repr, so 0.0 and -0.0 differ), and the types JSON has a form of its own for: two values of
+# two different ones of these are never equal as JSON (1 is not 1.0, true or "1"). Any other pair
+# (a tuple, a dict with keys that are not strings, a value JSON writes by str()) is compared as JSON.
+_EXACT_BY_EQUALITY = frozenset({str, int, bool, type(None)})
+_JSON_NATIVE = frozenset({str, int, float, bool, type(None), list, dict})
+
+
 def _same(a: Any, b: Any) -> bool:
     """Equal as JSON (so 1 is not 1.0 and True is not 1): what the hash would see."""
+    kind = type(a)
+    if kind is type(b):  # the common case, a value against its default, without encoding JSON
+        if kind in _EXACT_BY_EQUALITY:
+            return a == b
+        if kind is float:
+            return repr(a) == repr(b)
+        if kind is list:  # a list's JSON is its items' JSON in order
+            return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+        if kind is dict and all(type(k) is str for k in a) and all(type(k) is str for k in b):
+            return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)  # sort_keys: order aside
+    elif kind in _JSON_NATIVE and type(b) in _JSON_NATIVE:
+        return False
     return json.dumps(a, sort_keys=True, default=str) == json.dumps(b, sort_keys=True, default=str)
 
 

@@ -10,7 +10,6 @@ decision is benchmark/catalog/profiles.py's, which this module asks.
 
 from __future__ import annotations
 
-import copy
 import itertools
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,9 +17,9 @@ from statistics import mean
 
 from ..engine import config as C
 from ..errors import BadInput
-from ..spec import merge_spec, run_id, set_path
+from ..spec import copy_tree, merge_spec, run_id, set_path
 from ..store.layout import reported_metrics
-from . import costmodel, items, profiles
+from . import costmodel, items, profiles, resolvememo
 from .manifest import Catalog, Manifest, cached_catalog, zoo_entry
 from .runcost import DEFAULT_RATE_SOURCE, CostSettings, estimate_run, sizes
 
@@ -41,7 +40,7 @@ def _check_unscaled_recipe(recipe: dict, where, field_name) -> None:
     """The recipe as the manifest gives it, checked before a profile rewrites its epochs (the
     smoke profile sets one epoch, quick rounds up to one: `epochs: -5` must not pass as 1)."""
     try:
-        C.resolve_recipe(copy.deepcopy(recipe), str(where))
+        C.resolve_recipe(copy_tree(recipe), str(where))
     except BadInput as err:
         raise BadInput(where, f"{field_name} ({err.field})" if err.field else field_name, err.problem) from None
 
@@ -163,6 +162,10 @@ class Planner:
         # cost=False (`list`): no FLOPs, every job's gpu_hours stays 0, and a model that cannot take
         # the dataset's input size is found by `plan` and `reproduce`, not here
         self.cost = cost
+        self._memo = resolvememo.ResolveMemo()  # each distinct raw config resolved once
+        # a job's hours with its per-step overhead shared (catalog/scaling.py), {(job id, divisor): hours}:
+        # plan costs each table's runs and then all of them
+        self.shared_overhead_hours: dict[tuple[str, float], float] = {}
 
     # -- runs
 
@@ -177,7 +180,10 @@ class Planner:
         recipe = self.catalog.recipes[name]
         data = merge_spec(recipe.get("data") or {}, spec.get("data_changes") or {})
         train = merge_spec(recipe.get("recipe") or {}, spec.get("recipe_changes") or {})
-        _check_unscaled_recipe(train, where, field_name)
+        recipe_key = resolvememo.key(train)
+        if not self._memo.recipe_checked(recipe_key):
+            _check_unscaled_recipe(train, where, field_name)
+            self._memo.recipe_passed(recipe_key)
         loss = spec.get("loss") or {"name": "ce"}
         raw = {"dataset": spec["dataset"], "data": data, "model": spec["model"],
                "loss": {"name": loss} if isinstance(loss, str) else loss, "recipe": train,
@@ -196,6 +202,17 @@ class Planner:
         teacher = spec.get("teacher")
         if teacher is None:
             return None, None
+        # all a teacher depends on (an inline one takes the table's dataset and recipe); a table's
+        # students share a few teachers, each found once
+        teacher_key = resolvememo.key((teacher, spec.get("dataset"), base.get("dataset"), base.get("recipe")))
+        known = self._memo.teacher(teacher_key)
+        if known is not None and (known[1] is None or known[1] in self.jobs):
+            return dict(known[0]), known[1]
+        ref, teacher_id = self._teacher_ref(teacher, spec, base, where, field_name)
+        self._memo.remember_teacher(teacher_key, ref, teacher_id)
+        return ref, teacher_id
+
+    def _teacher_ref(self, teacher, spec: dict, base: dict, where, field_name) -> tuple[dict, str | None]:
         if isinstance(teacher, str):
             tspec, entry = zoo_entry(self.catalog, spec["dataset"], teacher, where, f"{field_name}.teacher")
             tspec = merge_spec({"dataset": spec["dataset"], "seed": 0}, tspec)
@@ -224,22 +241,29 @@ class Planner:
         raw = self._raw_config(spec, where, field_name)
         teacher, dep = self.teacher_ref(spec, base, where, field_name)
         raw["teacher"] = teacher
-        try:
-            cfg = C.resolve(raw, where=str(where))
-        except BadInput as err:
-            raise BadInput(where, f"{field_name}: {err.field}" if err.field else field_name, err.problem) from None
-        rid = run_id(cfg)
-        job = self.jobs.get(rid)
-        if job is None:
-            job = self.jobs[rid] = Job(rid, cfg, [dep] if dep else [], role)
-            if self.cost:
-                est = self._estimate(cfg, dep, where, field_name)
-                job.gpu_hours, job.bound = est.hours, est.bound
-        elif role == "teacher":
+        raw_key = resolvememo.key(raw)  # taken before resolve, which may coerce raw's values in place
+        rid = self._memo.run_id(raw_key)
+        if rid not in self.jobs:  # not resolved by this planner yet (None names no job)
+            try:
+                cfg = C.resolve(raw, where=str(where))
+            except BadInput as err:
+                raise BadInput(where, f"{field_name}: {err.field}" if err.field else field_name, err.problem) from None
+            rid = run_id(cfg)
+            self._memo.remember(raw_key, rid)
+            if rid not in self.jobs:
+                self._new_job(rid, cfg, dep, role, where, field_name)
+        job = self.jobs[rid]
+        if role == "teacher":
             job.role = "teacher"
         if label and label not in job.labels:
             job.labels.append(label)
         return rid
+
+    def _new_job(self, rid: str, cfg: dict, dep: str | None, role: str, where, field_name) -> None:
+        job = self.jobs[rid] = Job(rid, cfg, [dep] if dep else [], role)
+        if self.cost:
+            est = self._estimate(cfg, dep, where, field_name)
+            job.gpu_hours, job.bound = est.hours, est.bound
 
     def _estimate(self, cfg: dict, dep: str | None, where, field_name) -> costmodel.Estimate:
         try:
@@ -363,7 +387,7 @@ class Planner:
             if isinstance(x, str) and x.startswith("$"):
                 if x[1:] not in variables:
                     raise BadInput(m.path, where, f"no variable {x!r} in the column's or row's vars")
-                return copy.deepcopy(variables[x[1:]])
+                return copy_tree(variables[x[1:]])
             if isinstance(x, dict):
                 return {k: subst(v, where) for k, v in x.items()}
             if isinstance(x, list):

@@ -89,8 +89,14 @@ def estimate_run(cfg: dict, teacher_cfg: dict | None, flops_per_s: float | None 
     """The run's hours and the bound they hit (benchmark/catalog/costmodel.py), under ``settings`` (default:
     the H100 calibration, the reproducible policy, 16 loader workers); a measured ``flops_per_s``
     stands for compute and overhead; ``overhead_divisor``: packing and fusion (catalog/scaling.py)."""
+    return estimate_workload(workload(cfg, teacher_cfg), flops_per_s, settings, overhead_divisor)
+
+
+def estimate_workload(work: costmodel.Workload, flops_per_s: float | None = None, settings: CostSettings | None = None,
+                      overhead_divisor: float = 1.0) -> costmodel.Estimate:
+    """estimate_run of a workload already built (catalog/scaling.py costs one run four ways)."""
     settings = settings or CostSettings()
-    return costmodel.estimate(workload(cfg, teacher_cfg), settings.cal(), settings.device_kind, settings.numerics,
+    return costmodel.estimate(work, settings.cal(), settings.device_kind, settings.numerics,
                               settings.loader_workers, measured_flops_per_s=flops_per_s,
                               overhead_divisor=overhead_divisor)
 

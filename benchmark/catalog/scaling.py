@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections import Counter
 
 from . import costmodel
-from .runcost import estimate_run
+from .runcost import estimate_workload, workload
 
 SCENARIOS = ("neither", "packing", "fusion", "fusion_and_packing")
 
@@ -39,17 +39,26 @@ def scenario_hours(jobs, planner) -> dict:
     for j in jobs:
         fused = scaling.fusion_divisor(groups[fusion_key(j.config)])
         packed = scaling.packing_divisor()
+        work = None  # the run's workload, built once for its three shared-overhead estimates
         for name, divisor in (("neither", 1.0), ("packing", packed), ("fusion", fused),
                               ("fusion_and_packing", fused * packed)):
-            hours[name] += j.gpu_hours if divisor == 1.0 else _hours(j, planner, divisor)
+            if divisor == 1.0:
+                hours[name] += j.gpu_hours
+                continue
+            known = planner.shared_overhead_hours.get((j.id, divisor))
+            if known is None:
+                if work is None:
+                    work = _workload(j, planner)
+                known = planner.shared_overhead_hours[(j.id, divisor)] = estimate_workload(
+                    work, planner.flops_per_s, planner.cost_settings, overhead_divisor=divisor).hours
+            hours[name] += known
     return {k: round(v, 4) for k, v in hours.items()}
 
 
-def _hours(job, planner, divisor: float) -> float:
+def _workload(job, planner) -> costmodel.Workload:
     dep = job.deps[0] if job.deps else None
     teacher = planner.jobs[dep].config if dep in planner.jobs else None
-    return estimate_run(job.config, teacher, planner.flops_per_s, planner.cost_settings,
-                        overhead_divisor=divisor).hours
+    return workload(job.config, teacher)
 
 
 def assumptions(planner) -> dict:
