@@ -7,11 +7,11 @@ import pytest
 import torch
 
 from benchmark.engine import config as C
-from benchmark.engine import horizontal
+from benchmark.engine import horizontal, methods
 from benchmark.engine.accel import Accel
 from benchmark.engine.models import build_model
 from benchmark.engine.teachers import load_teacher
-from benchmark.engine.train import ExecOptions, TrainingRun, build_pipeline, evaluate, train_runs
+from benchmark.engine.train import ExecOptions, TrainingRun, build_pipeline, evaluate, step_lane, train_runs
 from benchmark.store.layout import MODEL, Store
 from tests.helpers import stop_after_epoch, tiny, trained_teacher
 
@@ -32,8 +32,8 @@ def make_runs(tmp_path, name, dtype, losses=LOSSES, seed=0):
     return runs
 
 
-def teacher_net(dtype):
-    torch.manual_seed(99)
+def teacher_net(dtype, which=0):
+    torch.manual_seed(99 + which)
     return build_model("resnet8", 10).to(dtype).eval()
 
 
@@ -122,6 +122,106 @@ def test_each_student_its_own_batch_when_seeds_differ(tmp_path):
         assert rel(f, a) < 1e-12
 
 
+# ---------------------------------------------------------------- seeds, teachers and feature methods in one lane
+
+TEACHERS = (FAKE_TEACHER, {"run": "fedcba9876543210"})
+MIXED = ((0, 0), (1, 0), (0, 1), (2, 1))  # (seed, teacher) per member: four streams, each its own batches
+
+
+def mixed_runs(tmp_path, name, dtype, losses, members=MIXED):
+    """Fresh runs of the given (seed, teacher) each; a feature method is built on its teacher's
+    network (a probe forward in float32), then everything is moved to ``dtype``."""
+    store, cpu, runs = Store(tmp_path / name), torch.device("cpu"), []
+    for loss, (seed, t) in zip(losses, members):
+        cfg = C.resolve(tiny(teacher=TEACHERS[t], loss=loss, data=SMALL, seed=seed))
+        taps = methods.entry(loss["name"]).taps
+        net = dict(teacher=teacher_net(torch.float32, t), data=build_pipeline(cfg, ExecOptions())) if taps else {}
+        runs.append(TrainingRun(cfg, store, cpu, **net))
+        runs[-1].model.to(dtype)
+        if runs[-1].method.adapters is not None:
+            runs[-1].method.adapters.to(dtype)  # in place: its optimizer keeps the same parameters
+    return runs
+
+
+def train_streams(runs, dtype, epochs, steps=None, batched=True):
+    """Train ``runs`` each on its own stream ((seed, teacher): its batches, its teacher's outputs),
+    in one lane (train.step_lane, as train_runs does) or each apart."""
+    data = build_pipeline(runs[0].cfg, ExecOptions())
+    keys = sorted({(r.seed, r.cfg["teacher"]["run"]) for r in runs})
+    nets = {k: teacher_net(dtype, [t["run"] for t in TEACHERS].index(k[1])) for k in keys}
+    features = any(r.method.taps for r in runs)
+    for epoch in range(epochs):
+        for r in runs:
+            r.begin_epoch(epoch)
+        lane = horizontal.Lane(runs) if batched else None
+        for i, batches in enumerate(zip(*(data.train_batches(k[0], epoch, with_index=True) for k in keys))):
+            if steps is not None and i == steps:
+                break
+            of = {}
+            for k, (x, y, index) in zip(keys, batches):
+                x = x.to(dtype)
+                with torch.no_grad():
+                    ft = nets[k].extract(x) if features else None
+                    of[k] = (x, y, index, ft["logits"] if features else nets[k](x), ft)
+            inputs = [of[(r.seed, r.cfg["teacher"]["run"])] for r in runs]
+            if lane:
+                step_lane(lane, inputs, i / 3)
+            else:
+                for r, (x, y, index, z_t, ft) in zip(runs, inputs):
+                    r.step(x, y, z_t, ft, index, progress=i / 3)
+        if lane:
+            lane.unstack()
+    return data
+
+
+CRD = {"name": "crd", "nce_k": 16}
+MIXED_LOSSES = ({"name": "kd", "tau": 4.0}, {"name": "ats"}, CRD, {"name": "kd", "tau": 8.0})
+
+
+@pytest.mark.parametrize("dtype, tolerance", [(torch.float32, 1e-6), (torch.float64, 1e-12)])
+def test_one_step_of_other_seeds_teachers_and_crd_batched_equals_apart(tmp_path, dtype, tolerance):
+    fused, apart = (mixed_runs(tmp_path, n, dtype, MIXED_LOSSES) for n in ("fused", "apart"))
+    assert rel(fused[0], fused[1]) > 0.1  # another seed: other initial weights
+    before = [flat(r).clone() for r in apart]
+    train_streams(fused, dtype, epochs=1, steps=1)
+    train_streams(apart, dtype, epochs=1, steps=1, batched=False)
+    for f, a, b in zip(fused, apart, before):
+        assert not torch.equal(flat(a), b)
+        assert rel(f, a) < tolerance, f.cfg["loss"]
+        assert torch.allclose(f.meter.grad_sum, a.meter.grad_sum, rtol=tolerance * 10)
+    crd_f, crd_a = fused[2].method, apart[2].method
+    for name, t in crd_a.state_dict().items():  # CRD's embeddings and memory banks: each run's own, moved alike
+        assert ((crd_f.state_dict()[name] - t).double().norm() / t.double().norm()).item() < tolerance, name
+
+
+def test_several_epochs_of_other_seeds_teachers_and_crd_batched_equal_apart_in_float64(tmp_path):
+    dtype = torch.float64
+    fused, apart = (mixed_runs(tmp_path, n, dtype, MIXED_LOSSES) for n in ("fused", "apart"))
+    train_streams(fused, dtype, epochs=3)  # 9 steps, across the lr milestone at epoch 2
+    data = train_streams(apart, dtype, epochs=3, batched=False)
+    test = [(x.to(dtype), y) for x, y in data.test_batches()]
+    for f, a in zip(fused, apart):
+        assert rel(f, a) < 1e-9, f.cfg["loss"]
+        for pf, pa in zip(f.optimizer.param_groups[0]["params"], a.optimizer.param_groups[0]["params"]):
+            bf, ba = f.optimizer.state[pf]["momentum_buffer"], a.optimizer.state[pa]["momentum_buffer"]
+            assert ((bf - ba).norm() / ba.norm()).item() < 1e-9  # adapters' momentum too (CRD's embeddings)
+        assert abs(evaluate(f.model, test)["top1"] - evaluate(a.model, test)["top1"]) <= 100 / 40 + 1e-9
+
+
+FEATURE_METHODS = [n for n in methods.names(taps=True) if n not in horizontal.NOT_BATCHED]
+
+
+@pytest.mark.parametrize("name", FEATURE_METHODS)
+def test_every_batched_feature_method_one_step_equals_apart_in_float64(tmp_path, name):
+    """Each feature method beside a KD run of another seed: one step in a lane equals it apart."""
+    losses = [{"name": name, **({"nce_k": 16} if name == "crd" else {})}, {"name": "kd"}]
+    fused, apart = (mixed_runs(tmp_path, n, torch.float64, losses, MIXED[:2]) for n in ("fused", "apart"))
+    train_streams(fused, torch.float64, epochs=1, steps=1)
+    train_streams(apart, torch.float64, epochs=1, steps=1, batched=False)
+    for f, a in zip(fused, apart):
+        assert rel(f, a) < 1e-12, f.cfg["loss"]
+
+
 def test_a_failing_student_leaves_the_others_as_apart(tmp_path):
     dtype = torch.float64
     fused, apart = make_runs(tmp_path, "fused", dtype, LOSSES[:3]), make_runs(tmp_path, "apart", dtype, LOSSES[:3])
@@ -207,14 +307,16 @@ def test_trainer_batched_equals_apart_within_rounding_and_one_test_image(both, t
     assert on[r14]["weights_digest"] == off[r14]["weights_digest"]
 
 
-def test_a_feature_distiller_trains_alone(teacher):
-    """CRD (and every feature method): its taps, adapters and memory banks are not batched yet."""
+def test_sckd_trains_alone_and_crd_does_not(teacher):
+    """SCKD differentiates by the student's own parameters; CRD's adapters and banks batch."""
     store, tid = teacher
     cfg = C.resolve(tiny(teacher={"run": tid}, loss={"name": "crd"}, data=SMALL))
     cpu = torch.device("cpu")
     run = TrainingRun(cfg, store, cpu, teacher=load_teacher(cfg, store, cpu), data=build_pipeline(cfg, ExecOptions()))
-    assert horizontal.why_apart(run) == "loss 'crd' reads feature taps or trains adapters: its taps, adapters and extract() are " \
-                                        "not batched yet"
+    assert horizontal.why_apart(run) is None  # CRD trains in a lane: its embeddings and banks stay its own
+    sckd = C.resolve(tiny(teacher={"run": tid}, loss={"name": "sckd"}, data=SMALL))
+    run = TrainingRun(sckd, store, cpu, teacher=load_teacher(sckd, store, cpu), data=build_pipeline(sckd, ExecOptions()))
+    assert "student's own parameters" in horizontal.why_apart(run)
 
 
 def test_resume_of_a_batched_group_is_exact(both, teacher, tmp_path):
