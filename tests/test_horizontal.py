@@ -387,3 +387,38 @@ def test_the_flag_reaches_the_workers_and_follows_the_policy():
         assert accel.from_args(parser.parse_args(accel.to_cli(a))) == a
     with pytest.raises(ValueError, match="horizontal"):
         Accel(horizontal="maybe")
+
+
+def test_reproduce_gives_the_same_cells_with_horizontal_on_and_off(tmp_path, monkeypatch, capsys):
+    """The done-when of issue 26 on the tests' KL-MSE Table 4 (klmse-table1's layout: a KD tau grid and
+    MSE on one student architecture, 6 students in one lane), smoke profile: each reproduced cell
+    within one test image. The teacher is trained once (under off) and copied: fusion is about the students."""
+    import json
+
+    from benchmark import cli
+    from benchmark.engine.data import get_spec
+    from tests.helpers import REPO
+
+    monkeypatch.setenv("KD_REPRO_CATALOG", str(REPO / "tests" / "catalog"))
+    cells, stores = {}, {m: Store(tmp_path / m) for m in ("off", "on")}
+    for mode in ("off", "on"):
+        if mode == "on":
+            for rid in [p.name for p in stores["off"].root.joinpath("runs").iterdir()]:
+                if (stores["off"].config(rid) or {}).get("teacher") is None:
+                    shutil.copytree(stores["off"].run_dir(rid), stores["on"].run_dir(rid))
+        argv = ["reproduce", "klmse-table4", "--profile", "smoke", "--store", stores[mode].root, "--device", "cpu",
+                "--horizontal", mode, "--quiet", "--no-report"]
+        assert cli.main([str(a) for a in argv]) == 0, capsys.readouterr()
+        capsys.readouterr()
+        assert cli.main(["report", "klmse-table4", "--store", str(stores[mode].root), "--format", "json"]) in (0, 1)
+        cells[mode] = {(c["row"], c["col"]): c["reproduced"] for c in json.loads(capsys.readouterr().out)["cells"]}
+    on_results = [stores["on"].result(p.name) for p in stores["on"].root.joinpath("runs").iterdir()]
+    groups = [r["execution"]["horizontal_group"] for r in on_results if r["config"]["teacher"] is not None]
+    assert len(groups) == 6 and all(g["mode"] == "batched" and g["size"] == 6 for g in groups)
+    cfg = on_results[0]["config"]
+    one_image = 100 / (cfg["data"]["synthetic"]["test_per_class"] * get_spec(cfg["dataset"]).num_classes)
+    assert cells["on"].keys() == cells["off"].keys() and len(cells["on"]) == 7
+    for key, off in cells["off"].items():
+        # MSE's cell is an analysis of the test logits (the sharpness gap), not an accuracy: within 1%
+        bound = abs(off) * 1e-2 if key[1] == "MSE" else one_image + 1e-9
+        assert off is not None and abs(cells["on"][key] - off) <= bound, (key, cells["on"][key], off)
