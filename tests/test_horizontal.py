@@ -422,3 +422,25 @@ def test_reproduce_gives_the_same_cells_with_horizontal_on_and_off(tmp_path, mon
         # MSE's cell is an analysis of the test logits (the sharpness gap), not an accuracy: within 1%
         bound = abs(off) * 1e-2 if key[1] == "MSE" else one_image + 1e-9
         assert off is not None and abs(cells["on"][key] - off) <= bound, (key, cells["on"][key], off)
+
+
+def test_a_worker_fuses_other_seeds_and_teachers_of_its_architecture_only_under_on(tmp_path):
+    from benchmark.runs.fusing import fusable
+    from benchmark.runs.options import WorkerOptions
+    from benchmark.runs.queue import runnable, scan
+
+    store = Store(tmp_path)
+    cfgs = [C.resolve(tiny(data=SMALL, seed=0)), C.resolve(tiny(data=SMALL, seed=0, model="resnet14")),
+            C.resolve(tiny(data=SMALL, seed=1)), C.resolve(tiny(data=SMALL, seed=1, model="resnet14")),
+            C.resolve(tiny(data=SMALL, seed=0, recipe={"epochs": 3}))]
+    ids = [C.run_id(c) for c in cfgs]
+    for rid, cfg in zip(ids, cfgs):
+        store.ensure_config(rid, cfg)
+    states = scan(store)
+    ready = runnable(states)
+    on, off = (WorkerOptions(store=str(tmp_path), accel=Accel(horizontal=m)) for m in ("on", "off"))
+    # its stream (seed 0: resnet8 and resnet14), and its architecture of another seed; never another recipe
+    assert sorted(fusable(states, ready, ids[0], on, store)) == sorted(ids[:3])
+    assert sorted(fusable(states, ready, ids[0], off, store)) == sorted(ids[:2])
+    with pytest.raises(ValueError, match="seed or teacher"):
+        train_runs(cfgs[::2][:2], store, ExecOptions())  # seeds 0 and 1 under off: apart
