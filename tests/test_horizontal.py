@@ -402,7 +402,9 @@ def test_reproduce_gives_the_same_cells_with_horizontal_on_and_off(tmp_path, mon
     monkeypatch.setenv("KD_REPRO_CATALOG", str(REPO / "tests" / "catalog"))
     cells, stores = {}, {m: Store(tmp_path / m) for m in ("off", "on")}
     for mode in ("off", "on"):
-        if mode == "on":
+        if mode == "on":  # the store's layout record, then the teacher's run folder
+            stores["on"].root.mkdir(parents=True, exist_ok=True)
+            shutil.copy(stores["off"].root / "store.json", stores["on"].root / "store.json")
             for rid in [p.name for p in stores["off"].root.joinpath("runs").iterdir()]:
                 if (stores["off"].config(rid) or {}).get("teacher") is None:
                     shutil.copytree(stores["off"].run_dir(rid), stores["on"].run_dir(rid))
