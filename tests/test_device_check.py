@@ -54,8 +54,14 @@ def test_the_dry_run_passes_and_writes_every_step(dry_run):
     assert {(b["policy"], b["batch_size"]) for b in steps["throughput"]["bench"].values()} == \
         {(p, b) for p in ("reproducible", "strict", "fast") for b in (2, 4)}
     assert steps["decode"]["images_per_s_per_worker"] > 0 and steps["decode"]["images"] == 8
+    # issue 26's measurements by bench's functions, in small form: fusion N = 1, 2, packing K = 1, 2, both decoders
+    scaling = steps["scaling"]
+    assert set(scaling["horizontal_ratio_vs_separate"]) == {"1", "2"}
+    assert set(scaling["packing_ratio_vs_one_process"]) == {"1", "2"} and scaling["packing_ratio_vs_one_process"]["1"] == 1
+    assert set(scaling["decode"]) == {"pil", "nvjpeg"} and all(d["images_per_s"] > 0 for d in scaling["decode"].values())
     md = (out / D.MD_FILE).read_text()
     assert "dry run on the CPU" in md and "| memory_syncs | not_applicable |" in md
+    assert "horizontal fusion, separate / batched time: N=1:" in md
     assert all(f"| {n} | passed |" in md for n in steps if n != "memory_syncs")
 
 

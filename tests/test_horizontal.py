@@ -7,11 +7,11 @@ import pytest
 import torch
 
 from benchmark.engine import config as C
-from benchmark.engine import horizontal
+from benchmark.engine import horizontal, methods
 from benchmark.engine.accel import Accel
 from benchmark.engine.models import build_model
 from benchmark.engine.teachers import load_teacher
-from benchmark.engine.train import ExecOptions, TrainingRun, build_pipeline, evaluate, train_runs
+from benchmark.engine.train import ExecOptions, TrainingRun, build_pipeline, evaluate, step_lane, train_runs
 from benchmark.store.layout import MODEL, Store
 from tests.helpers import stop_after_epoch, tiny, trained_teacher
 
@@ -32,8 +32,8 @@ def make_runs(tmp_path, name, dtype, losses=LOSSES, seed=0):
     return runs
 
 
-def teacher_net(dtype):
-    torch.manual_seed(99)
+def teacher_net(dtype, which=0):
+    torch.manual_seed(99 + which)
     return build_model("resnet8", 10).to(dtype).eval()
 
 
@@ -122,6 +122,106 @@ def test_each_student_its_own_batch_when_seeds_differ(tmp_path):
         assert rel(f, a) < 1e-12
 
 
+# ---------------------------------------------------------------- seeds, teachers and feature methods in one lane
+
+TEACHERS = (FAKE_TEACHER, {"run": "fedcba9876543210"})
+MIXED = ((0, 0), (1, 0), (0, 1), (2, 1))  # (seed, teacher) per member: four streams, each its own batches
+
+
+def mixed_runs(tmp_path, name, dtype, losses, members=MIXED):
+    """Fresh runs of the given (seed, teacher) each; a feature method is built on its teacher's
+    network (a probe forward in float32), then everything is moved to ``dtype``."""
+    store, cpu, runs = Store(tmp_path / name), torch.device("cpu"), []
+    for loss, (seed, t) in zip(losses, members):
+        cfg = C.resolve(tiny(teacher=TEACHERS[t], loss=loss, data=SMALL, seed=seed))
+        taps = methods.entry(loss["name"]).taps
+        net = dict(teacher=teacher_net(torch.float32, t), data=build_pipeline(cfg, ExecOptions())) if taps else {}
+        runs.append(TrainingRun(cfg, store, cpu, **net))
+        runs[-1].model.to(dtype)
+        if runs[-1].method.adapters is not None:
+            runs[-1].method.adapters.to(dtype)  # in place: its optimizer keeps the same parameters
+    return runs
+
+
+def train_streams(runs, dtype, epochs, steps=None, batched=True):
+    """Train ``runs`` each on its own stream ((seed, teacher): its batches, its teacher's outputs),
+    in one lane (train.step_lane, as train_runs does) or each apart."""
+    data = build_pipeline(runs[0].cfg, ExecOptions())
+    keys = sorted({(r.seed, r.cfg["teacher"]["run"]) for r in runs})
+    nets = {k: teacher_net(dtype, [t["run"] for t in TEACHERS].index(k[1])) for k in keys}
+    features = any(r.method.taps for r in runs)
+    for epoch in range(epochs):
+        for r in runs:
+            r.begin_epoch(epoch)
+        lane = horizontal.Lane(runs) if batched else None
+        for i, batches in enumerate(zip(*(data.train_batches(k[0], epoch, with_index=True) for k in keys))):
+            if steps is not None and i == steps:
+                break
+            of = {}
+            for k, (x, y, index) in zip(keys, batches):
+                x = x.to(dtype)
+                with torch.no_grad():
+                    ft = nets[k].extract(x) if features else None
+                    of[k] = (x, y, index, ft["logits"] if features else nets[k](x), ft)
+            inputs = [of[(r.seed, r.cfg["teacher"]["run"])] for r in runs]
+            if lane:
+                step_lane(lane, inputs, i / 3)
+            else:
+                for r, (x, y, index, z_t, ft) in zip(runs, inputs):
+                    r.step(x, y, z_t, ft, index, progress=i / 3)
+        if lane:
+            lane.unstack()
+    return data
+
+
+CRD = {"name": "crd", "nce_k": 16}
+MIXED_LOSSES = ({"name": "kd", "tau": 4.0}, {"name": "ats"}, CRD, {"name": "kd", "tau": 8.0})
+
+
+@pytest.mark.parametrize("dtype, tolerance", [(torch.float32, 1e-6), (torch.float64, 1e-12)])
+def test_one_step_of_other_seeds_teachers_and_crd_batched_equals_apart(tmp_path, dtype, tolerance):
+    fused, apart = (mixed_runs(tmp_path, n, dtype, MIXED_LOSSES) for n in ("fused", "apart"))
+    assert rel(fused[0], fused[1]) > 0.1  # another seed: other initial weights
+    before = [flat(r).clone() for r in apart]
+    train_streams(fused, dtype, epochs=1, steps=1)
+    train_streams(apart, dtype, epochs=1, steps=1, batched=False)
+    for f, a, b in zip(fused, apart, before):
+        assert not torch.equal(flat(a), b)
+        assert rel(f, a) < tolerance, f.cfg["loss"]
+        assert torch.allclose(f.meter.grad_sum, a.meter.grad_sum, rtol=tolerance * 10)
+    crd_f, crd_a = fused[2].method, apart[2].method
+    for name, t in crd_a.state_dict().items():  # CRD's embeddings and memory banks: each run's own, moved alike
+        assert ((crd_f.state_dict()[name] - t).double().norm() / t.double().norm()).item() < tolerance, name
+
+
+def test_several_epochs_of_other_seeds_teachers_and_crd_batched_equal_apart_in_float64(tmp_path):
+    dtype = torch.float64
+    fused, apart = (mixed_runs(tmp_path, n, dtype, MIXED_LOSSES) for n in ("fused", "apart"))
+    train_streams(fused, dtype, epochs=3)  # 9 steps, across the lr milestone at epoch 2
+    data = train_streams(apart, dtype, epochs=3, batched=False)
+    test = [(x.to(dtype), y) for x, y in data.test_batches()]
+    for f, a in zip(fused, apart):
+        assert rel(f, a) < 1e-9, f.cfg["loss"]
+        for pf, pa in zip(f.optimizer.param_groups[0]["params"], a.optimizer.param_groups[0]["params"]):
+            bf, ba = f.optimizer.state[pf]["momentum_buffer"], a.optimizer.state[pa]["momentum_buffer"]
+            assert ((bf - ba).norm() / ba.norm()).item() < 1e-9  # adapters' momentum too (CRD's embeddings)
+        assert abs(evaluate(f.model, test)["top1"] - evaluate(a.model, test)["top1"]) <= 100 / 40 + 1e-9
+
+
+FEATURE_METHODS = [n for n in methods.names(taps=True) if n not in horizontal.NOT_BATCHED]
+
+
+@pytest.mark.parametrize("name", FEATURE_METHODS)
+def test_every_batched_feature_method_one_step_equals_apart_in_float64(tmp_path, name):
+    """Each feature method beside a KD run of another seed: one step in a lane equals it apart."""
+    losses = [{"name": name, **({"nce_k": 16} if name == "crd" else {})}, {"name": "kd"}]
+    fused, apart = (mixed_runs(tmp_path, n, torch.float64, losses, MIXED[:2]) for n in ("fused", "apart"))
+    train_streams(fused, torch.float64, epochs=1, steps=1)
+    train_streams(apart, torch.float64, epochs=1, steps=1, batched=False)
+    for f, a in zip(fused, apart):
+        assert rel(f, a) < 1e-12, f.cfg["loss"]
+
+
 def test_a_failing_student_leaves_the_others_as_apart(tmp_path):
     dtype = torch.float64
     fused, apart = make_runs(tmp_path, "fused", dtype, LOSSES[:3]), make_runs(tmp_path, "apart", dtype, LOSSES[:3])
@@ -207,14 +307,16 @@ def test_trainer_batched_equals_apart_within_rounding_and_one_test_image(both, t
     assert on[r14]["weights_digest"] == off[r14]["weights_digest"]
 
 
-def test_a_feature_distiller_trains_alone(teacher):
-    """CRD (and every feature method): its taps, adapters and memory banks are not batched yet."""
+def test_sckd_trains_alone_and_crd_does_not(teacher):
+    """SCKD differentiates by the student's own parameters; CRD's adapters and banks batch."""
     store, tid = teacher
     cfg = C.resolve(tiny(teacher={"run": tid}, loss={"name": "crd"}, data=SMALL))
     cpu = torch.device("cpu")
     run = TrainingRun(cfg, store, cpu, teacher=load_teacher(cfg, store, cpu), data=build_pipeline(cfg, ExecOptions()))
-    assert horizontal.why_apart(run) == "loss 'crd' reads feature taps or trains adapters: its taps, adapters and extract() are " \
-                                        "not batched yet"
+    assert horizontal.why_apart(run) is None  # CRD trains in a lane: its embeddings and banks stay its own
+    sckd = C.resolve(tiny(teacher={"run": tid}, loss={"name": "sckd"}, data=SMALL))
+    run = TrainingRun(sckd, store, cpu, teacher=load_teacher(sckd, store, cpu), data=build_pipeline(sckd, ExecOptions()))
+    assert "student's own parameters" in horizontal.why_apart(run)
 
 
 def test_resume_of_a_batched_group_is_exact(both, teacher, tmp_path):
@@ -285,3 +387,62 @@ def test_the_flag_reaches_the_workers_and_follows_the_policy():
         assert accel.from_args(parser.parse_args(accel.to_cli(a))) == a
     with pytest.raises(ValueError, match="horizontal"):
         Accel(horizontal="maybe")
+
+
+def test_reproduce_gives_the_same_cells_with_horizontal_on_and_off(tmp_path, monkeypatch, capsys):
+    """The done-when of issue 26 on the tests' KL-MSE Table 4 (klmse-table1's layout: a KD tau grid and
+    MSE on one student architecture, 6 students in one lane), smoke profile: each reproduced cell
+    within one test image. The teacher is trained once (under off) and copied: fusion is about the students."""
+    import json
+
+    from benchmark import cli
+    from benchmark.engine.data import get_spec
+    from tests.helpers import REPO
+
+    monkeypatch.setenv("KD_REPRO_CATALOG", str(REPO / "tests" / "catalog"))
+    cells, stores = {}, {m: Store(tmp_path / m) for m in ("off", "on")}
+    for mode in ("off", "on"):
+        if mode == "on":  # the store's layout record, then the teacher's run folder
+            stores["on"].root.mkdir(parents=True, exist_ok=True)
+            shutil.copy(stores["off"].root / "store.json", stores["on"].root / "store.json")
+            for rid in [p.name for p in stores["off"].root.joinpath("runs").iterdir()]:
+                if (stores["off"].config(rid) or {}).get("teacher") is None:
+                    shutil.copytree(stores["off"].run_dir(rid), stores["on"].run_dir(rid))
+        argv = ["reproduce", "klmse-table4", "--profile", "smoke", "--store", stores[mode].root, "--device", "cpu",
+                "--horizontal", mode, "--quiet", "--no-report"]
+        assert cli.main([str(a) for a in argv]) == 0, capsys.readouterr()
+        capsys.readouterr()
+        assert cli.main(["report", "klmse-table4", "--store", str(stores[mode].root), "--format", "json"]) in (0, 1)
+        cells[mode] = {(c["row"], c["col"]): c["reproduced"] for c in json.loads(capsys.readouterr().out)["cells"]}
+    on_results = [stores["on"].result(p.name) for p in stores["on"].root.joinpath("runs").iterdir()]
+    groups = [r["execution"]["horizontal_group"] for r in on_results if r["config"]["teacher"] is not None]
+    assert len(groups) == 6 and all(g["mode"] == "batched" and g["size"] == 6 for g in groups)
+    cfg = on_results[0]["config"]
+    one_image = 100 / (cfg["data"]["synthetic"]["test_per_class"] * get_spec(cfg["dataset"]).num_classes)
+    assert cells["on"].keys() == cells["off"].keys() and len(cells["on"]) == 7
+    for key, off in cells["off"].items():
+        # MSE's cell is an analysis of the test logits (the sharpness gap), not an accuracy: within 1%
+        bound = abs(off) * 1e-2 if key[1] == "MSE" else one_image + 1e-9
+        assert off is not None and abs(cells["on"][key] - off) <= bound, (key, cells["on"][key], off)
+
+
+def test_a_worker_fuses_other_seeds_and_teachers_of_its_architecture_only_under_on(tmp_path):
+    from benchmark.runs.fusing import fusable
+    from benchmark.runs.options import WorkerOptions
+    from benchmark.runs.queue import runnable, scan
+
+    store = Store(tmp_path)
+    cfgs = [C.resolve(tiny(data=SMALL, seed=0)), C.resolve(tiny(data=SMALL, seed=0, model="resnet14")),
+            C.resolve(tiny(data=SMALL, seed=1)), C.resolve(tiny(data=SMALL, seed=1, model="resnet14")),
+            C.resolve(tiny(data=SMALL, seed=0, recipe={"epochs": 3}))]
+    ids = [C.run_id(c) for c in cfgs]
+    for rid, cfg in zip(ids, cfgs):
+        store.ensure_config(rid, cfg)
+    states = scan(store)
+    ready = runnable(states)
+    on, off = (WorkerOptions(store=str(tmp_path), accel=Accel(horizontal=m)) for m in ("on", "off"))
+    # its stream (seed 0: resnet8 and resnet14), and its architecture of another seed; never another recipe
+    assert sorted(fusable(states, ready, ids[0], on, store)) == sorted(ids[:3])
+    assert sorted(fusable(states, ready, ids[0], off, store)) == sorted(ids[:2])
+    with pytest.raises(ValueError, match="seed or teacher"):
+        train_runs(cfgs[::2][:2], store, ExecOptions())  # seeds 0 and 1 under off: apart

@@ -86,6 +86,36 @@ def test_two_training_steps_read_nothing_on_the_host(teacher_file, tmp_path, cas
     assert torch.isfinite(run.loss_sum)
 
 
+def test_a_lane_of_crd_and_kd_of_two_seeds_reads_nothing_on_the_host(teacher_file, tmp_path):
+    """Horizontal fusion's step (engine/horizontal.py): CRD beside KD of another seed, each row its
+    own batch, two steps, no host read."""
+    from benchmark.engine import config as C
+    from benchmark.engine import horizontal
+    from benchmark.engine.train import step_lane
+
+    crd = small_feature_run(teacher_file, LOSSES["crd"], epochs=1)
+    cfgs = [crd, C.resolve({**crd, "seed": 1, "loss": {"name": "kd"}})]
+    store, device = Store(tmp_path), torch.device("cpu")
+    data = build_pipeline(crd, ExecOptions())
+    teacher = load_teacher(crd, store, device)
+    runs = [TrainingRun(c, store, device, teacher=teacher, data=data) for c in cfgs]
+    for r in runs:
+        r.begin_epoch(0)
+    lane = horizontal.Lane(runs)
+    streams = zip(*(data.train_batches(c["seed"], 0, with_index=True) for c in cfgs))
+    before = [p.detach().clone() for p in lane.params.values()]
+    for _, batches in zip(range(2), streams):
+        inputs = []
+        for x, y, index in batches:
+            with torch.no_grad():
+                ft = teacher.extract(x)
+            inputs.append((x, y, index, ft["logits"], ft))
+        with NoHostSync():
+            step_lane(lane, inputs, 0.0)
+    assert not torch.equal(before[0], next(iter(lane.params.values())))  # it did train
+    assert all(torch.isfinite(r.loss_sum) for r in runs)
+
+
 # ---- SCKD: a gated-off term that is not finite --------------------------------------------
 
 

@@ -21,6 +21,7 @@ with four fused students / reference images/s. Numbers are measured, never assum
 
 from __future__ import annotations
 
+import collections
 import os
 import tempfile
 import time
@@ -28,12 +29,12 @@ import time
 import torch
 
 from ..engine import config as C
-from ..engine.accel import Accel, configure, prepare_model, read_back
+from ..engine.accel import Accel, configure, read_back
 from ..engine.data import get_spec, synthetic_arrays
 from ..engine.losses import make_loss
 from ..engine.models import build_model
 from ..engine.pipeline import Augmentation, TensorPipeline
-from ..engine.train import GroupStep, Student, make_optimizer
+from ..engine.train import GroupStep, Stream, Student, make_optimizer
 from ..store.layout import Store
 
 
@@ -136,7 +137,9 @@ def run_bench(device: str = "cpu", steps: int = 20, warmup: int = 3, batch_size:
     # -- the engine, one and four students
     pipe = TensorPipeline(train, test, cifar100.mean, cifar100.std, Augmentation(4, True), batch_size=batch_size,
                           drop_last=True, device=dev)
-    step = GroupStep(dev, accel, teacher, prepare_model(teacher, accel))
+    # One stream (bench's data, its teacher) that every run reads, whatever its seed.
+    stream = Stream(cfg, pipe, teacher, accel)
+    step = GroupStep(dev, accel, collections.defaultdict(lambda: stream))
     with tempfile.TemporaryDirectory() as tmp:
         store = Store(tmp)
         for k in (1, 4):
@@ -148,7 +151,7 @@ def run_bench(device: str = "cpu", steps: int = 20, warmup: int = 3, batch_size:
                 s.begin_epoch(0)
 
             def engine_step(x, y, group=group):  # the trainer's own per-batch step (train.GroupStep)
-                step(x, y, None, group)
+                step([(stream, (x, y))], group)
 
             epoch = [0]
 
@@ -165,7 +168,8 @@ def run_bench(device: str = "cpu", steps: int = 20, warmup: int = 3, batch_size:
         if horizontal_sizes:
             from .bench_horizontal import horizontal_cases
 
-            fusion = horizontal_cases(_timed, horizontal_sizes, cfg, store, dev, accel, pipe, step, warmup, steps, log)
+            fusion = horizontal_cases(_timed, horizontal_sizes, cfg, store, dev, accel, pipe, step, stream, warmup,
+                                      steps, log)
     decode = None
     if decode_images:
         from .decoderate import decode_rates

@@ -12,11 +12,11 @@ from ..engine import horizontal
 from ..engine.train import Student
 
 
-def horizontal_cases(timed, sizes, cfg: dict, store, dev: torch.device, accel, pipe, step, warmup: int,
+def horizontal_cases(timed, sizes, cfg: dict, store, dev: torch.device, accel, pipe, step, stream, warmup: int,
                      steps: int, log) -> list[dict]:
     """For each N in ``sizes``: seconds for ``steps`` steps of N students apart, then batched, each
     timed by ``timed`` (bench's own timer, passed in: bench imports this module). ``step`` is the
-    trainer's per-batch step (train.GroupStep) with bench's teacher; the lanes come from
+    trainer's per-batch step (train.GroupStep) on bench's ``stream`` (its data and teacher); the lanes come from
     ``horizontal.form``, as in the trainer, with the mode off (apart) and on (batched)."""
     cases = []
     epoch = [100]
@@ -35,7 +35,7 @@ def horizontal_cases(timed, sizes, cfg: dict, store, dev: torch.device, accel, p
             lanes = horizontal.form(runs, mode)
 
             def fn(x, y, runs=runs, lanes=lanes):
-                step(x, y, None, runs, lanes)
+                step([(stream, (x, y))], runs, lanes)
 
             log(f"timing {n} student{'s' if n > 1 else ''} {label}: {warmup} + {steps} steps")
             out[f"{label}_seconds"] = timed(fn, batches, warmup, steps, dev)

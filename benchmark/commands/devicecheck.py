@@ -2,7 +2,7 @@
 
     python runner.py device-check [--out DIR] [--budget SECONDS] [--dry-run-cpu]
 
-Runs six steps in this order, in this process (the interpreter that runs ``runner.py``), on
+Runs seven steps in this order, in this process (the interpreter that runs ``runner.py``), on
 ``cuda`` (or, with ``--dry-run-cpu``, the same steps on the CPU, with the same code paths and
 smaller sizes, so CI exercises everything but the device):
 
@@ -23,6 +23,10 @@ smaller sizes, so CI exercises everything but the device):
    device), so the comparison is the measured-drift one. The comparison made is recorded.
 4. ``throughput``: ``bench`` (benchmark/commands/bench.py) at batch 64 and 128 under each numerics policy,
    images/s per case (the dry run: batch 2 and 4, one timed step, no loader workers).
+   ``scaling``: issue 26's measurements by bench's own functions (bench_horizontal, packbench,
+   decoderate): horizontal fusion at N = 1, 4, 8, 16 students as a ratio against the same students
+   trained separately, packing at 1, 2 and 4 processes against one, and the image-folder decode
+   rate per backend (pil; nvjpeg, which is nvJPEG on CUDA); the dry run at N = 1, 2, K = 1, 2.
 5. ``decode``: one loader worker's images/s on generated JPEGs through ImageFolder and the ImageNet
    training transform (the host's CPU: the same on the dry run, with fewer images).
 6. ``memory_syncs``: the engine's KD step's peak memory and host synchronisations per step,
@@ -35,9 +39,7 @@ only; on CUDA it would fail. A step that would start after ``--budget`` seconds
 (default 480) is skipped; a step that ran longer than its own budget (``STEPS``) is failed, and so
 is a step that raised (its error is the reason; the next steps still run). The steps run in this
 process, so an over-long step is judged when it ends, not interrupted.
-Issue 25's processes per GPU is not implemented: the report does not list it, rather than give it a
-status it did not earn (on the dry run it would run on the CPU too: only what is CUDA-only by
-nature may be ``not_applicable``).
+Processes per GPU are measured by ``scaling`` (bench's packing cases: K processes side by side).
 
 ``--out DIR`` is a folder (created if missing; default ``device-check``): it receives
 ``device-check.json``, ``device-check.md`` and ``calibration.json``, the cost model's calibration
@@ -238,6 +240,34 @@ def step_throughput(check: Check) -> dict:
     return {"passed": True, "why": None, "bench": out}
 
 
+# ---------------------------------------------------------------- 4b. fusion, packing, decode per backend
+
+# Issue 26's measurements, as ``bench`` makes them (its own functions: bench_horizontal, packbench,
+# decoderate): horizontal fusion at N students against the same N trained separately, K processes
+# side by side against one, and the image-folder decode rate per backend. The dry run: the least
+# that runs every path (N = 1, 2; K = 1, 2; 8 JPEGs).
+SCALING = {"horizontal_sizes": (1, 4, 8, 16), "packing": (1, 2, 4), "decode_images": 256, "steps": 20, "warmup": 3}
+SCALING_DRY = {"horizontal_sizes": (1, 2), "packing": (1, 2), "decode_images": 8, "steps": 1, "warmup": 0,
+               "images": 200, "loader_workers": 0}
+
+
+def step_scaling(check: Check) -> dict:
+    """Horizontal fusion, packing and decode per backend (``bench --horizontal-sizes 1,4,8,16
+    --packing 1,2,4``) at the smaller bench batch, under ``--numerics reproducible``."""
+    from .bench import run_bench
+
+    sizes = SCALING_DRY if check.dry_run else SCALING
+    res = run_bench(check.device, batch_size=check.bench_batches[0], **sizes)
+    fusion = {str(c["students"]): round(c["ratio"], 3) for c in res["horizontal"]}
+    packing = {str(c["processes"]): round(c["ratio"], 3) for c in res["packing"]["cases"]}
+    decode = {r["backend"]: {"images_per_s": r["images_per_s"], "decoder": r["decoder"]} for r in res["decode"]}
+    numbers = [*fusion.values(), *packing.values(), *(d["images_per_s"] for d in decode.values())]
+    ok = all(v > 0 for v in numbers) and len(fusion) == len(sizes["horizontal_sizes"])
+    return {"passed": ok, "why": None if ok else "a measurement is missing or not positive",
+            "batch_size": res["batch_size"], "horizontal_ratio_vs_separate": fusion,
+            "packing_ratio_vs_one_process": packing, "packing_note": res["packing"]["note"], "decode": decode}
+
+
 # ---------------------------------------------------------------- 5. decode
 
 
@@ -354,7 +384,8 @@ class Step:
 
 
 STEPS = (Step("agreement", step_agreement, 60), Step("resume_fused", step_resume_fused, 90),
-         Step("canary", step_canary, 120), Step("throughput", step_throughput, 180), Step("decode", step_decode, 30),
+         Step("canary", step_canary, 120), Step("throughput", step_throughput, 180), Step("scaling", step_scaling, 180),
+         Step("decode", step_decode, 30),
          Step("memory_syncs", step_memory_syncs, 60))
 
 
@@ -514,6 +545,14 @@ def markdown(report: dict) -> str:
         if s["name"] == "decode" and "images_per_s_per_worker" in s:
             lines += ["", f"## decode: {s['images_per_s_per_worker']} images/s per loader worker "
                           f"({s['images']} generated JPEGs, ImageNet's training transform)"]
+        if s["name"] == "scaling" and "horizontal_ratio_vs_separate" in s:
+            fusion = ", ".join(f"N={n}: {r}" for n, r in s["horizontal_ratio_vs_separate"].items())
+            packing = ", ".join(f"K={k}: {r}" for k, r in s["packing_ratio_vs_one_process"].items())
+            decode = ", ".join(f"{b}: {d['images_per_s']}" for b, d in s["decode"].items())
+            lines += ["", f"## scaling (batch {s['batch_size']})", "",
+                      f"- horizontal fusion, separate / batched time: {fusion}",
+                      f"- packing, images/s against one process: {packing} ({s['packing_note']})",
+                      f"- image-folder decode, images/s: {decode}"]
         if s["name"] == "memory_syncs" and s["status"] in ("passed", "not_applicable"):
             numbers = ("not applicable on the CPU" if s["peak_memory_mib"] is None else
                        f"peak {s['peak_memory_mib']} MiB, {s['syncs_per_step']} host syncs per step")

@@ -32,17 +32,23 @@ from __future__ import annotations
 
 import torch
 from torch.func import functional_call, stack_module_state, vmap
+from torch.utils._pytree import tree_flatten, tree_unflatten
 
 from . import accel, methods, terms
 
 MODES = ("on", "off")
 
 
+# Feature methods that cannot train in a lane, and why (every other one can: see the module docstring).
+NOT_BATCHED = {"sckd": "its gates differentiate the loss by the student's own parameters (attach()), which a lane "
+                       "replaces by rows of stacked tensors"}
+
+
 def why_apart(run) -> str | None:
     """Why ``run`` (a train.TrainingRun) cannot train in a lane; None when it can."""
-    if run.method.taps or run.method.adapters is not None:
-        return (f"loss {run.cfg['loss']['name']!r} reads feature taps or trains adapters: its taps, adapters "
-                "and extract() are not batched yet")
+    name = run.cfg["loss"]["name"]
+    if name in NOT_BATCHED:
+        return f"loss {name!r}: {NOT_BATCHED[name]}"
     if any(isinstance(m, torch.nn.modules.dropout._DropoutNd) and m.p > 0 for m in run.model.modules()):
         return "its network has dropout: one batched kernel has no per-run random stream"
     if any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and m.momentum is None for m in run.model.modules()):
@@ -98,11 +104,36 @@ class Lane:
         params, self.buffers = stack_module_state(models)
         self.params = {n: params[n] for n in self.names}
         # The model itself runs each stacked forward: functional_call swaps its tensors for the stacked
-        # ones for the call only; its own forward (an fp32 head under autocast included) is what runs.
-        shared = models[0]
-        self.forward = vmap(lambda p, b, x: functional_call(shared, (p, b), (x,)), in_dims=(0, 0, None))
-        self.forward_each = vmap(lambda p, b, x: functional_call(shared, (p, b), (x,)), in_dims=(0, 0, 0))
+        # ones for the call only; its own forward (an fp32 head under autocast included) is what runs,
+        # or its extract() when a member's method reads feature taps.
+        self.taps = any(r.method.taps for r in runs)
+        net = _Extract(models[0]) if self.taps else models[0]
+        prefix = "net." if self.taps else ""
+        self._spec, self._none = None, []
+
+        def call(p, b, x):
+            out = functional_call(net, ({prefix + k: v for k, v in p.items()}, {prefix + k: v for k, v in b.items()}),
+                                  (x,))
+            if not self.taps:
+                return out
+            leaves, self._spec = tree_flatten(out)  # vmap returns tensors only: the Nones are put back after
+            self._none = [t is None for t in leaves]
+            return [t for t in leaves if t is not None]
+
+        self.forward = vmap(call, in_dims=(0, 0, None))
+        self.forward_each = vmap(call, in_dims=(0, 0, 0))
         self.optimizer = self._stacked_optimizer()
+
+    def _rows(self, x: torch.Tensor, per_run: bool) -> list:
+        """Each run's output of the stacked forward: its logits, or its extract() dict."""
+        out = (self.forward_each if per_run else self.forward)(self.params, self.buffers, x)
+        if not self.taps:
+            return list(out)
+        rows = []
+        for i in range(len(self.runs)):
+            it = iter([t[i] for t in out])
+            rows.append(tree_unflatten([None if none else next(it) for none in self._none], self._spec))
+        return rows
 
     def _stacked_optimizer(self) -> torch.optim.SGD:
         """The runs' SGD over the stacked tensors: the same groups and settings, the momentum
@@ -112,8 +143,10 @@ class Lane:
             if [_hyper(g) for g in r.optimizer.param_groups] != [_hyper(g) for g in first.param_groups]:
                 raise ValueError(f"runs {self.runs[0].run_id} and {r.run_id} differ in their optimizer's settings")
         name_of = {id(p): n for n, p in self.runs[0].model.named_parameters()}
-        groups = [{**_hyper(g), "params": [self.params[name_of[id(p)]] for p in g["params"]]}
+        # the networks' parameters only: a method's adapters stay in each run's own optimizer
+        groups = [{**_hyper(g), "params": [self.params[name_of[id(p)]] for p in g["params"] if id(p) in name_of]}
                   for g in first.param_groups]
+        groups = [g for g in groups if g["params"]]
         opt = torch.optim.SGD(groups, lr=groups[0]["lr"])
         per_run = [dict(r.model.named_parameters()) for r in self.runs]
         for name in self.names:
@@ -125,27 +158,40 @@ class Lane:
                 raise ValueError(f"runs of one lane at different steps: some hold a momentum buffer for {name}")
         return opt
 
-    def step(self, x: torch.Tensor, y: torch.Tensor, z_t: torch.Tensor | None, per_run: bool = False,
-             progress: float = 0.0) -> None:
-        """One SGD step of every run. ``per_run``: x, y and z_t carry a leading run dimension (runs
-        of other seeds or teachers, each with its own batch); else all runs see the same batch.
-        ``progress``: the fraction of the epoch's steps done before this one (methods.Step)."""
+    def step(self, x: torch.Tensor, y, z_t, per_run: bool = False, progress: float = 0.0, ft=None,
+             index=None) -> None:
+        """One SGD step of every run. ``per_run``: x is stacked with a leading run dimension and y,
+        z_t, ft and index are indexed by run (runs of other seeds or teachers, each with its own
+        batch); else all runs see the same batch. ``progress``: the fraction of the epoch's steps
+        done before this one (methods.Step). ``ft``: the teacher's extract() (methods with taps),
+        ``index``: the samples' dataset indices (CRD)."""
         run0 = self.runs[0]
         with accel.autocast(run0.device, run0.accel_opts):
-            z = (self.forward_each if per_run else self.forward)(self.params, self.buffers, x)
-        losses, parts = [], []
+            rows = self._rows(x, per_run)
+        losses, parts, logits = [], [], []
         for i, r in enumerate(self.runs):
-            yi, ti = (y[i], None if z_t is None else z_t[i]) if per_run else (y, z_t)
-            p = r.method.loss_terms(methods.Step(z[i], ti, yi, r.epoch, progress))
+            yi, ti, fti, ii = (y[i], _at(z_t, i), _at(ft, i), _at(index, i)) if per_run else (y, z_t, ft, index)
+            fs = rows[i] if self.taps else None
+            z = fs["logits"] if self.taps else rows[i]
+            with r.rng.own():  # a method's draws (CRD's negatives) come from the run's own stream
+                p = r.method.loss_terms(methods.Step(z, ti, yi, r.epoch, progress, fs if r.method.taps else None,
+                                                     fti if r.method.taps else None, ii))
             losses.append(methods.total(p))
             parts.append(p)
+            logits.append(z)
         self.optimizer.zero_grad(set_to_none=True)
+        for r in self.runs:
+            if r.method.adapters is not None:
+                r.optimizer.zero_grad(set_to_none=True)
         torch.stack(losses).sum().backward()
         for i, r in enumerate(self.runs):
-            gn = terms.grad_norm(_Row(self.params[n], i) for n in self.names)
-            yi = y[i] if per_run else y
-            r.record_step(losses[i], parts[i], z[i], yi, gn)
+            adapters = [] if r.method.adapters is None else list(r.method.adapters.parameters())
+            gn = terms.grad_norm([*(_Row(self.params[n], i) for n in self.names), *adapters])
+            r.record_step(losses[i], parts[i], logits[i], y[i] if per_run else y, gn)
         self.optimizer.step()
+        for r in self.runs:
+            if r.method.adapters is not None:  # its adapters only: the network's own tensors got no gradient
+                r.optimizer.step()
 
     @torch.no_grad()
     def unstack(self) -> None:
@@ -159,6 +205,21 @@ class Lane:
                     r.optimizer.state[p]["momentum_buffer"] = buf[i].clone()
             for name, b in r.model.named_buffers():
                 b.copy_(self.buffers[name][i])
+
+
+def _at(values, i):
+    return None if values is None else values[i]
+
+
+class _Extract(torch.nn.Module):
+    """A network whose forward is its extract() (functional_call runs a module's forward)."""
+
+    def __init__(self, net: torch.nn.Module):
+        super().__init__()
+        self.net = net
+
+    def forward(self, x):
+        return self.net.extract(x)
 
 
 class _Row:

@@ -34,7 +34,7 @@ from .checkpoints import load_checkpoint, save_checkpoint, tensor_bytes
 from .evaluation import evaluate, recalibrate_bn
 from .execution import ExecOptions
 from .optimizers import make_optimizer
-from .pipeline import batch_indices
+from .pipeline import TensorPipeline, batch_indices
 from .pretraining import PretrainProgress, pretrain
 from .run_result import done_result, failed_result
 from .run_rng import RunRandom
@@ -50,6 +50,70 @@ def fuse_key(cfg: dict) -> str:
     computation as training them apart."""
     ident = config.identity(cfg)
     return config.canonical_json({k: ident.get(k) for k in ("dataset", "data", "recipe", "seed", "teacher")})
+
+
+def lane_key(cfg: dict) -> str:
+    """Runs with the same lane key may train in one loop under ``--horizontal on``: the same data
+    and recipe (so the same steps per epoch and the same optimizer settings), whatever their seeds
+    and teachers; each (seed, teacher) is a stream of its own (its own batches, its own teacher
+    forward), and a lane of one architecture stacks the rows of all its streams."""
+    ident = config.identity(cfg)
+    return config.canonical_json({k: ident.get(k) for k in ("dataset", "data", "recipe")})
+
+
+class Stream:
+    """The batches and the teacher of the runs that share a fuse_key: one data order (the seed)
+    and one teacher forward per batch."""
+
+    def __init__(self, cfg: dict, data, teacher, accel_opts: Accel):
+        self.seed, self.data, self.teacher = cfg["seed"], data, teacher
+        self.forward = accel.prepare_model(teacher, accel_opts) if teacher is not None else None
+
+    def batches(self, epoch: int, with_index: bool):
+        """The stream's batches of ``epoch``: (x, y) or, ``with_index``, (x, y, index)."""
+        return self.data.train_batches(self.seed, epoch, with_index=with_index)
+
+    def prepare(self, batch: tuple, features: bool, device, accel_opts: Accel) -> tuple:
+        """(x, y, index, z_t, ft) of one batch: ``ft`` the teacher's extract() when ``features``."""
+        x, y, index = batch if len(batch) == 3 else (*batch, None)
+        x = accel.prepare_input(x, accel_opts)
+        with torch.no_grad(), accel.autocast(device, accel_opts):
+            ft = self.teacher.extract(x) if features and self.teacher is not None else None
+            z_t = ft["logits"] if ft is not None else (self.forward(x) if self.teacher is not None else None)
+        return x, y, index, z_t, ft
+
+
+def step_lane(lane, inputs: list, progress: float) -> None:
+    """One step of a lane whose runs read ``inputs`` (each run's stream's (x, y, index, z_t, ft)):
+    one batch for all when they share a stream, else each row its own."""
+    if all(b is inputs[0] for b in inputs):
+        x, y, index, z_t, ft = inputs[0]
+        lane.step(x, y, z_t, progress=progress, ft=ft, index=index)
+    else:
+        x, y, index, z_t, ft = zip(*inputs)
+        lane.step(torch.stack(x), y, z_t, per_run=True, progress=progress, ft=ft, index=index)
+
+
+class GroupStep:
+    """One batch of a fused group's epoch: each live stream's batch prepared (the teacher forwarded
+    once per stream, its features only when ``features``: some run's method reads taps), then every
+    lane (horizontal.py) and every run not in a lane stepped on its stream's batch. What
+    ``train_runs`` calls per batch, and what ``bench`` times (it builds its own GroupStep, so the
+    step it measures is this one, not a copy)."""
+
+    def __init__(self, device: torch.device, accel_opts: Accel, stream_of: dict):
+        self.device, self.accel_opts, self.stream_of = device, accel_opts, stream_of  # run id -> Stream
+
+    def __call__(self, batches: list[tuple], runs: list, lanes: list = (), features: bool = False,
+                 progress: float = 0.0) -> None:
+        """``batches``: (stream, its raw batch) for each live stream."""
+        of = {id(st): st.prepare(b, features, self.device, self.accel_opts) for st, b in batches}
+        for lane in lanes:
+            step_lane(lane, [of[id(self.stream_of[r.run_id])] for r in lane.runs], progress)
+        for s in runs:
+            if not s.in_lane:
+                x, y, index, z_t, ft = of[id(self.stream_of[s.run_id])]
+                s.step(x, y, z_t, ft, index, progress=progress)
 
 
 # The loss of each of the first steps of the first epoch is kept in that epoch's metrics: a change
@@ -82,6 +146,7 @@ class TrainingRun:
         self.optimizer = make_optimizer(self.model if adapters is None else
                                         torch.nn.ModuleList([self.model, adapters]), self.recipe, accel_opts)
         self.pretraining = PretrainProgress(self.method.pretrain_stages(self.model))
+        self.in_lane = False  # set each epoch by horizontal.form
         self.epoch = 0
         self.history: list[dict] = []
         self.next_epoch = 0
@@ -103,7 +168,6 @@ class TrainingRun:
         self.epoch_times: list[float] = []
         self.last_eval = None
         self.horizontal: dict | None = None  # its lane (horizontal.py), as first formed in this process
-        self.in_lane = False  # set each epoch by horizontal.form
         self.step_losses: list[torch.Tensor] = []
 
     # ------------------------------------------------------------ checkpoint
@@ -277,38 +341,18 @@ def numerics_mismatch(state: dict, accel_opts: Accel) -> str | None:
 Student = TrainingRun
 
 
-class GroupStep:
-    """One batch of a fused group's epoch: the teacher forwarded once (its features only when
-    ``features``: some run's method reads taps), then every lane (horizontal.py) and every run not
-    in a lane stepped on it. What ``train_runs`` calls per batch, and what ``bench`` times (it
-    builds its own GroupStep, so the step it measures is this one, not a copy)."""
-
-    def __init__(self, device: torch.device, accel_opts: Accel, teacher=None, teacher_forward=None):
-        self.device, self.accel_opts = device, accel_opts
-        self.teacher, self.teacher_forward = teacher, teacher_forward
-
-    def __call__(self, x, y, index, runs: list, lanes: list = (), features: bool = False,
-                 progress: float = 0.0) -> None:
-        x = accel.prepare_input(x, self.accel_opts)
-        with torch.no_grad(), accel.autocast(self.device, self.accel_opts):
-            ft = self.teacher.extract(x) if features else None
-            z_t = ft["logits"] if features else (self.teacher_forward(x) if self.teacher is not None else None)
-        for lane in lanes:
-            lane.step(x, y, z_t, progress=progress)
-        for s in runs:
-            if not s.in_lane:
-                s.step(x, y, z_t, ft, index, progress=progress)
-
-
 def train_runs(cfgs: list[dict], store: Store, options: ExecOptions | None = None) -> dict[str, dict | None]:
     """Train runs that share a fuse_key together: one data stream, one teacher forward per batch.
+    Under ``--horizontal on`` runs that share only a lane_key (other seeds or teachers) train
+    together too, each (seed, teacher) a stream of its own (``Stream``).
 
     Returns run id -> result (None for a run a progress hook dropped with StopRun). Finished runs
     are returned as they are; the others are resumed from their checkpoints and trained in
     lockstep, each joining at its own next epoch."""
     options = options or ExecOptions()
-    if len({fuse_key(c) for c in cfgs}) > 1:
-        raise ValueError("train_runs: these runs differ in data, recipe, seed or teacher; train them apart")
+    if len({fuse_key(c) for c in cfgs}) > 1 and (options.accel.horizontal != "on" or len({lane_key(c) for c in cfgs}) > 1):
+        raise ValueError("train_runs: these runs differ in data, recipe, seed or teacher; train them apart "
+                         "(under --horizontal on, only seeds and teachers may differ)")
     results: dict[str, dict | None] = {}
     todo = []
     for cfg in cfgs:
@@ -330,18 +374,27 @@ def train_runs(cfgs: list[dict], store: Store, options: ExecOptions | None = Non
     accel.configure(accel_opts)
     start = time.time()
     students: list[TrainingRun] = []
-    try:
-        teacher = load_teacher(cfg0, store, device)
-        step = GroupStep(device, accel_opts, teacher,
-                         accel.prepare_model(teacher, accel_opts) if teacher is not None else None)
-    except RunFailed as err:
-        for cfg in todo:
-            results[config.run_id(cfg)] = failed_result(cfg, config.run_id(cfg), str(err), options)
-        teacher = None
-        todo = []
+    streams: dict[str, Stream] = {}  # fuse_key -> its stream
+    stream_of: dict[str, Stream] = {}  # run id -> its stream
     for cfg in todo:
+        key = fuse_key(cfg)
+        if key not in streams:
+            try:
+                teacher = load_teacher(cfg, store, device)
+            except RunFailed as err:
+                streams[key] = err
+            else:
+                # An in-memory pipeline's batches are a function of (seed, epoch): streams share it; a
+                # loader's sampler is set per iteration, so another seed gets a loader of its own.
+                own = data if not streams or isinstance(data, TensorPipeline) else build_pipeline(cfg, options)
+                streams[key] = Stream(cfg, own, teacher, accel_opts)
+        stream = streams[key]
+        if isinstance(stream, RunFailed):
+            results[config.run_id(cfg)] = failed_result(cfg, config.run_id(cfg), str(stream), options)
+            continue
         try:
-            students.append(TrainingRun(cfg, store, device, accel_opts, teacher=teacher, data=data))
+            students.append(TrainingRun(cfg, store, device, accel_opts, teacher=stream.teacher, data=stream.data))
+            stream_of[students[-1].run_id] = stream
         except RunFailed as err:
             results[config.run_id(cfg)] = failed_result(cfg, config.run_id(cfg), str(err), options)
 
@@ -356,7 +409,7 @@ def train_runs(cfgs: list[dict], store: Store, options: ExecOptions | None = Non
 
     # Pre-training stages run per student (each with its own batches), before the fused loop.
     for s in [s for s in students if s.pretraining.pending]:
-        guarded(s, lambda s=s: s.pretrain(data, teacher, options))
+        guarded(s, lambda s=s: s.pretrain(stream_of[s.run_id].data, stream_of[s.run_id].teacher, options))
 
     epochs = cfg0["recipe"]["epochs"]
     for epoch in range(min([s.next_epoch for s in students], default=epochs), epochs):
@@ -366,23 +419,26 @@ def train_runs(cfgs: list[dict], store: Store, options: ExecOptions | None = Non
         for s in active:
             s.begin_epoch(epoch)
         batched = horizontal.form(active, accel_opts.horizontal)
-        # The teacher's features are computed (once per batch) only if some student needs them.
-        features = teacher is not None and any(s.method.taps for s in active)
+        # Each stream of an active run, in lockstep (the same steps: the same data and recipe). The
+        # teacher's features are computed (once per batch) only if some student needs them.
+        live = list({id(stream_of[s.run_id]): stream_of[s.run_id] for s in active}.values())
+        features = any(s.method.taps for s in active)
         with_index = any(s.needs_index for s in active)
         steps = len(batch_indices(data.num_train, data.batch_size, data.drop_last, data.steps_per_epoch))
         every = max(1, min(options.step_every, steps // 8))
-        for i, batch in enumerate(data.train_batches(cfg0["seed"], epoch, with_index=with_index)):
+        step = GroupStep(device, accel_opts, stream_of)
+        for i, raw in enumerate(zip(*(st.batches(epoch, with_index) for st in live))):
             if options.on_step and i and i % every == 0:
                 options.on_step({"runs": [s.run_id for s in active], "epoch": epoch + 1, "epochs": epochs,
                                  "step": i, "steps": steps, "images": i * data.batch_size})
-            x, y, index = batch if with_index else (*batch, None)
-            step(x, y, index, active, batched, features, progress=i / steps)
+            step(list(zip(live, raw)), active, batched, features, progress=i / steps)
         for lane in batched:
             lane.unstack()
         for s in active:
-            guarded(s, lambda s=s, epoch=epoch: s.end_epoch(epoch, data, options))
+            guarded(s, lambda s=s, epoch=epoch: s.end_epoch(epoch, stream_of[s.run_id].data, options))
     for s in list(students):
-        guarded(s, lambda s=s: results.__setitem__(s.run_id, s.finish(data, options, fused_with=len(cfgs))))
+        guarded(s, lambda s=s: results.__setitem__(
+            s.run_id, s.finish(stream_of[s.run_id].data, options, fused_with=len(cfgs))))
     elapsed = time.time() - start
     for run_id, res in results.items():
         if res is not None and "wall_time_s" not in res:
