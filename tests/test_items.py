@@ -158,3 +158,63 @@ def test_report_of_a_figure_whose_runs_are_not_in_its_tables_stored_plan(tmp_pat
     assert proc.returncode == 2 and "Traceback" not in proc.stderr and proc.stderr.strip().count("\n") == 0
     assert "plans/klmse-table4/smoke.json" in proc.stderr and "klmse-figtest reads cell WRN-16-2 / KL tau=inf" in proc.stderr
     assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
+
+
+def _finish(store, rid: str, cfg: dict, gen: torch.Generator, classes: int) -> None:
+    """A generated finished run: its config, a result at a generated top-1, test logits, training-set
+    logits in the derived area (as benchmark/results/train_logits.py leaves them) and one epoch line."""
+    from benchmark.engine.revisions import current_revisions
+    from benchmark.results.train_logits import path_of
+    from benchmark.store.layout import CONFIG, METRICS, RESULT, TEST_LOGITS
+
+    run = store.run_dir(rid)
+    run.mkdir(parents=True, exist_ok=True)
+    top1 = float(torch.rand((), generator=gen) * 60 + 20)
+    epoch = {"epoch": 1, "top1": top1, "top5": min(100.0, top1 + 10)}
+    metrics = {"best": epoch, "last": epoch, "reported_epoch": "last", "top1": top1, "top5": epoch["top5"],
+               "train_loss": float(torch.rand((), generator=gen) * 2), "train_top1": top1}
+    (run / CONFIG).write_text(json.dumps(cfg))
+    (run / RESULT).write_text(json.dumps({"id": rid, "status": "done", "config": cfg, "metrics": metrics,
+                                          "revisions": current_revisions(), "execution": {}, "provenance": {}}))
+    (run / METRICS).write_text(json.dumps({"epoch": 1, "test_top1": top1, "train_loss": metrics["train_loss"]}) + "\n")
+    labels = torch.arange(3 * classes) % classes  # every class has samples (probability bars pick one)
+    for path, n in ((run / TEST_LOGITS, len(labels)), (path_of(store, rid), len(labels))):
+        logits = torch.randn(n, classes, generator=gen) * (1 + torch.rand((), generator=gen) * 3)
+        logits[torch.arange(n), labels] += 2 + torch.rand((), generator=gen) * 8
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save({"logits": logits.half(), "labels": labels, "run": rid}, path)
+
+
+def test_every_runnable_figure_id_plans_at_smoke_and_draws_from_finished_runs(tmp_path):
+    """Each runnable figure or analysis id (and klmse-noisy's curves): planned at smoke, its runs
+    finished with generated numbers and logits, then the real report: the PNG, linked in the
+    markdown, the caption, and every reading and claim evaluated on a computed quantity."""
+    from benchmark.catalog.plan import Planner
+    from benchmark.engine.data import get_spec
+    from benchmark.results.report import write_reports
+    from benchmark.store.layout import Store
+
+    runnable = [i for i in load_items() if i.status == "runnable"]
+    assert {i.id for i in runnable} >= set(RUNNABLE_ATS) | {"atkd-fig1"}
+    planner = Planner("smoke", cost=False)
+    plans = [planner.plan(i.id) for i in runnable] + [planner.plan("klmse-noisy")]
+    store, gen = Store(tmp_path / "store"), torch.Generator().manual_seed(0)
+    for rid in sorted(planner.jobs):
+        cfg = planner.jobs[rid].config
+        _finish(store, rid, cfg, gen, get_spec(cfg["dataset"]).num_classes)
+    out = tmp_path / "reports"
+    write_reports(plans, planner, store, out)
+    for item in runnable + [None]:
+        iid = item.id if item else "klmse-noisy"
+        (plan,) = [p for p in plans if p.manifest.id == iid]
+        name = plan.manifest.figures[0]["name"]
+        md, doc = (out / f"{iid}.md").read_text(), json.loads((out / f"{iid}.json").read_text())
+        assert doc["figures"][name], iid
+        assert f"]({iid}.{name}.png)" in md and (out / f"{iid}.{name}.png").stat().st_size > 5000, iid
+        if item is None:
+            continue
+        assert f"**{item.label}.** Compared:" in md, iid
+        for reading in item.readings:
+            assert doc["figures"][name].get(reading["quantity"]) is not None, (iid, reading["quantity"])
+        for claim in item.claims:
+            assert f"- {claim['text']}: **held**" in md or f"- {claim['text']}: **not held**" in md, (iid, claim)
