@@ -218,3 +218,55 @@ def test_every_runnable_figure_id_plans_at_smoke_and_draws_from_finished_runs(tm
             assert doc["figures"][name].get(reading["quantity"]) is not None, (iid, reading["quantity"])
         for claim in item.claims:
             assert f"- {claim['text']}: **held**" in md or f"- {claim['text']}: **not held**" in md, (iid, claim)
+
+
+def test_a_digitised_reading_without_its_source_on_the_command_line(tmp_path, monkeypatch):
+    """One line naming the entry's file and field, exit 2, nothing written (no store, no report)."""
+    import shutil
+
+    from tests.helpers import cli
+
+    catalog = tmp_path / "catalog"
+    shutil.copytree(CATALOG, catalog)
+    entry = catalog / "manifests" / "test" / "figures" / "klmse-figtest.yaml"
+    text = entry.read_text()
+    sourced = 'source: "tests: a made-up reading"'
+    assert sourced in text
+    entry.write_text(text.replace(", " + sourced, ""))
+    monkeypatch.setenv("KD_REPRO_CATALOG", str(catalog))
+    before = sorted(tmp_path.rglob("*"))
+    for args in (("reproduce", "klmse-figtest", "--profile", "smoke", "--store", tmp_path / "store"),
+                 ("report", "klmse-figtest", "--store", tmp_path / "store", "--out", tmp_path / "out")):
+        proc = cli(*args)
+        assert proc.returncode == 2 and "Traceback" not in proc.stderr, (args, proc.stderr)
+        assert proc.stderr.strip().count("\n") == 0, proc.stderr
+        assert "klmse-figtest.yaml" in proc.stderr and "readings[0].source" in proc.stderr
+        assert "digitised reading needs its source" in proc.stderr
+        assert sorted(tmp_path.rglob("*")) == before
+
+
+def test_the_readme_counts_tables_figures_and_analyses_as_list_does():
+    """README's "The suite's contents": runnable / cited / total per kind, as `list --json` has them
+    (tables with a manifest apart from the other tables by id)."""
+    import re
+
+    from benchmark.catalog.listing import table_rows
+
+    text = (REPO / "README.md").read_text()
+    block = text[text.index("**The suite's contents**"):].split("\n\n")[1]
+    readme = {}
+    for line in block.splitlines()[2:]:
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        readme[re.match(r"[a-z ]+", cells[0]).group().strip()] = tuple(int(c) for c in cells[1:])
+    items = set(item_paths())
+    groups = {"tables with a manifest": lambda r: r["kind"] == "table" and r["id"] not in items,
+              "other tables by id": lambda r: r["kind"] == "table" and r["id"] in items,
+              "figures": lambda r: r["kind"] == "figure", "analyses": lambda r: r["kind"] == "analysis"}
+    rows = table_rows()
+    listed = {}
+    for name, belongs in groups.items():
+        mine = [r for r in rows if belongs(r)]
+        runnable = sum(r["status"] == "runnable" for r in mine)
+        listed[name] = (runnable, len(mine) - runnable, len(mine))
+    assert sum(n[2] for n in listed.values()) == len(rows)
+    assert readme == listed

@@ -96,7 +96,8 @@ def _histograms(fig, plan, measurer, plt):
         q[f"mean_target_logit/{row}"], q[f"min_target_logit/{row}"] = float(fy.mean()), float(fy.min())
         q[f"mean_wrong_std/{row}"] = float(sg.mean())
         for j, (values, name) in enumerate(((fy, "target logit $f_y$"), (sg, r"$\sigma(\mathbf{g})$"))):
-            axes[i][j].hist(values.numpy(), bins=bins, color=f"C{j}")
+            # one filled outline per histogram: 200 bars each made a report's drawing 5x slower
+            axes[i][j].hist(values.numpy(), bins=bins, color=f"C{j}", histtype="stepfilled")
             axes[i][j].set_title(f"{row}: {name}", fontsize=7)
             axes[i][j].set_ylabel("samples", fontsize=7)
             axes[i][j].set_xlabel(name, fontsize=7)
