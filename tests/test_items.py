@@ -160,3 +160,115 @@ def test_report_of_a_figure_whose_runs_are_not_in_its_tables_stored_plan(tmp_pat
     assert proc.returncode == 2 and "Traceback" not in proc.stderr and proc.stderr.strip().count("\n") == 0
     assert "plans/klmse-table4/smoke.json" in proc.stderr and "klmse-figtest reads cell WRN-16-2 / KL tau=inf" in proc.stderr
     assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
+
+
+def _finish(store, rid: str, cfg: dict, gen: torch.Generator, classes: int) -> None:
+    """A generated finished run: its config, a result at a generated top-1, test logits, training-set
+    logits in the derived area (as benchmark/results/train_logits.py leaves them) and one epoch line."""
+    from benchmark.engine.revisions import current_revisions
+    from benchmark.results.train_logits import path_of
+    from benchmark.store.layout import CONFIG, METRICS, RESULT, TEST_LOGITS
+
+    run = store.run_dir(rid)
+    run.mkdir(parents=True, exist_ok=True)
+    top1 = float(torch.rand((), generator=gen) * 60 + 20)
+    epoch = {"epoch": 1, "top1": top1, "top5": min(100.0, top1 + 10)}
+    metrics = {"best": epoch, "last": epoch, "reported_epoch": "last", "top1": top1, "top5": epoch["top5"],
+               "train_loss": float(torch.rand((), generator=gen) * 2), "train_top1": top1}
+    (run / CONFIG).write_text(json.dumps(cfg))
+    (run / RESULT).write_text(json.dumps({"id": rid, "status": "done", "config": cfg, "metrics": metrics,
+                                          "revisions": current_revisions(), "execution": {}, "provenance": {}}))
+    (run / METRICS).write_text(json.dumps({"epoch": 1, "test_top1": top1, "train_loss": metrics["train_loss"]}) + "\n")
+    labels = torch.arange(3 * classes) % classes  # every class has samples (probability bars pick one)
+    for path, n in ((run / TEST_LOGITS, len(labels)), (path_of(store, rid), len(labels))):
+        logits = torch.randn(n, classes, generator=gen) * (1 + torch.rand((), generator=gen) * 3)
+        logits[torch.arange(n), labels] += 2 + torch.rand((), generator=gen) * 8
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save({"logits": logits.half(), "labels": labels, "run": rid}, path)
+
+
+def test_every_runnable_figure_id_plans_at_smoke_and_draws_from_finished_runs(tmp_path):
+    """Each runnable figure or analysis id (and klmse-noisy's curves): planned at smoke, its runs
+    finished with generated numbers and logits, then the real report: the PNG, linked in the
+    markdown, the caption, and every reading and claim evaluated on a computed quantity."""
+    from benchmark.catalog.plan import Planner
+    from benchmark.engine.data import get_spec
+    from benchmark.results.report import write_reports
+    from benchmark.store.layout import Store
+
+    runnable = [i for i in load_items() if i.status == "runnable"]
+    assert {i.id for i in runnable} >= set(RUNNABLE_ATS) | {"atkd-fig1"}
+    planner = Planner("smoke", cost=False)
+    plans = [planner.plan(i.id) for i in runnable] + [planner.plan("klmse-noisy")]
+    store, gen = Store(tmp_path / "store"), torch.Generator().manual_seed(0)
+    for rid in sorted(planner.jobs):
+        cfg = planner.jobs[rid].config
+        _finish(store, rid, cfg, gen, get_spec(cfg["dataset"]).num_classes)
+    out = tmp_path / "reports"
+    write_reports(plans, planner, store, out)
+    for item in runnable + [None]:
+        iid = item.id if item else "klmse-noisy"
+        (plan,) = [p for p in plans if p.manifest.id == iid]
+        name = plan.manifest.figures[0]["name"]
+        md, doc = (out / f"{iid}.md").read_text(), json.loads((out / f"{iid}.json").read_text())
+        assert doc["figures"][name], iid
+        assert f"]({iid}.{name}.png)" in md and (out / f"{iid}.{name}.png").stat().st_size > 5000, iid
+        if item is None:
+            continue
+        assert f"**{item.label}.** Compared:" in md, iid
+        for reading in item.readings:
+            assert doc["figures"][name].get(reading["quantity"]) is not None, (iid, reading["quantity"])
+        for claim in item.claims:
+            assert f"- {claim['text']}: **held**" in md or f"- {claim['text']}: **not held**" in md, (iid, claim)
+
+
+def test_a_digitised_reading_without_its_source_on_the_command_line(tmp_path, monkeypatch):
+    """One line naming the entry's file and field, exit 2, nothing written (no store, no report)."""
+    import shutil
+
+    from tests.helpers import cli
+
+    catalog = tmp_path / "catalog"
+    shutil.copytree(CATALOG, catalog)
+    entry = catalog / "manifests" / "test" / "figures" / "klmse-figtest.yaml"
+    text = entry.read_text()
+    sourced = 'source: "tests: a made-up reading"'
+    assert sourced in text
+    entry.write_text(text.replace(", " + sourced, ""))
+    monkeypatch.setenv("KD_REPRO_CATALOG", str(catalog))
+    before = sorted(tmp_path.rglob("*"))
+    for args in (("reproduce", "klmse-figtest", "--profile", "smoke", "--store", tmp_path / "store"),
+                 ("report", "klmse-figtest", "--store", tmp_path / "store", "--out", tmp_path / "out")):
+        proc = cli(*args)
+        assert proc.returncode == 2 and "Traceback" not in proc.stderr, (args, proc.stderr)
+        assert proc.stderr.strip().count("\n") == 0, proc.stderr
+        assert "klmse-figtest.yaml" in proc.stderr and "readings[0].source" in proc.stderr
+        assert "digitised reading needs its source" in proc.stderr
+        assert sorted(tmp_path.rglob("*")) == before
+
+
+def test_the_readme_counts_tables_figures_and_analyses_as_list_does():
+    """README's "The suite's contents": runnable / cited / total per kind, as `list --json` has them
+    (tables with a manifest apart from the other tables by id)."""
+    import re
+
+    from benchmark.catalog.listing import table_rows
+
+    text = (REPO / "README.md").read_text()
+    block = text[text.index("**The suite's contents**"):].split("\n\n")[1]
+    readme = {}
+    for line in block.splitlines()[2:]:
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        readme[re.match(r"[a-z ]+", cells[0]).group().strip()] = tuple(int(c) for c in cells[1:])
+    items = set(item_paths())
+    groups = {"tables with a manifest": lambda r: r["kind"] == "table" and r["id"] not in items,
+              "other tables by id": lambda r: r["kind"] == "table" and r["id"] in items,
+              "figures": lambda r: r["kind"] == "figure", "analyses": lambda r: r["kind"] == "analysis"}
+    rows = table_rows()
+    listed = {}
+    for name, belongs in groups.items():
+        mine = [r for r in rows if belongs(r)]
+        runnable = sum(r["status"] == "runnable" for r in mine)
+        listed[name] = (runnable, len(mine) - runnable, len(mine))
+    assert sum(n[2] for n in listed.values()) == len(rows)
+    assert readme == listed

@@ -34,6 +34,23 @@ FIELDS = {"logit_histograms": {"col", "rows", "bins"},
 COMMON = {"kind", "logits"}
 
 
+def flat_params(params: dict, prefix: str = "") -> dict:
+    """A grid point's parameters as {dotted path: value} (``{"loss": {"tau": 2}}`` -> ``{"loss.tau": 2}``)."""
+    out = {}
+    for k, v in params.items():
+        key = f"{prefix}{k}"
+        out.update(flat_params(v, key + ".") if isinstance(v, dict) else {key: v})
+    return out
+
+
+def kd_scatter_reads(fig: dict, params: dict) -> bool:
+    """Whether ATS Fig. 3's scatter reads a KD grid point: a temperature of ``taus`` with the
+    student's temperature equal to the teacher's (the named reading of the spec's notes)."""
+    flat = flat_params(params)
+    tau = flat.get("loss.tau")
+    return tau in fig["taus"] and flat.get("loss.student_tau", tau) == tau
+
+
 def _positive(v) -> bool:
     return not isinstance(v, bool) and isinstance(v, (int, float)) and v > 0
 

@@ -18,6 +18,7 @@ that this module may import it without a circle).
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -202,6 +203,31 @@ def _restricted(published, rows: list[str], cols: list[str]):
                      {k: v for k, v in published.cells.items() if k[0] in rows and k[1] in cols}, published.path)
 
 
+def _grid_points(grid) -> list[dict]:
+    """A row's grid as its points (catalog.plan.grid_points, which imports this module)."""
+    if isinstance(grid, list):
+        return [dict(p) for p in grid]
+    return [dict(zip(grid, combo)) for combo in itertools.product(*grid.values())]
+
+
+def _points_read(row: dict, fig: dict, path: Path, label: str) -> dict:
+    """The row as the figure plans it: ATS Fig. 3's KD row with only the grid points its scatter
+    reads (5 of the 11 per cell: ats-table2 also tunes tau 12 and a student tau of 1), so that
+    ``reproduce ats-fig3`` trains no run the figure does not read. Every other row as its table's."""
+    if fig["kind"] != "kd_scatter" or row["id"] != fig["kd_row"] or not row.get("grid"):
+        return row
+    from .figure_specs import kd_scatter_reads
+
+    points = [p for p in _grid_points(row["grid"]) if kd_scatter_reads(fig, p)]
+    if not points:
+        raise BadInput(path, "spec.taus", f"no grid point of row {row['id']} has a tau of {fig['taus']} with the "
+                                          f"student's tau equal to it")
+    why = (f"{label} plans only the {len(points)} grid points its scatter reads (tau in "
+           f"{', '.join(f'{t:g}' for t in fig['taus'])}, the student's tau equal to it): a cell's best is over "
+           f"these, not the table's {len(_grid_points(row['grid']))}.")
+    return {**row, "grid": points, "notes": f"{row['notes'].rstrip('.')}. {why}" if row.get("notes") else why}
+
+
 def item_manifest(path: Path) -> Manifest:
     """The manifest a figure id plans and reports: its table's rows and columns that the figure
     reads, their published numbers, and the figure; a cited entry is one cited cell."""
@@ -224,7 +250,8 @@ def item_manifest(path: Path) -> Manifest:
                         if n)
     return dataclasses.replace(
         source, path=item.path, id=item.id, title=title, notes=notes, claims=[], figures=[fig],
-        rows=[r for r in source.rows if r["id"] in rows], columns=[c for c in source.columns if c["id"] in cols],
+        rows=[_points_read(r, fig, item.path, item.label) for r in source.rows if r["id"] in rows],
+        columns=[c for c in source.columns if c["id"] in cols],
         source=item.source, published=_restricted(load_published(source.id), rows, cols))
 
 

@@ -216,8 +216,9 @@ def draw_figure(fig: dict, plan, cells, measurer, path: Path):
                 ax.set_ylabel(metric)
                 ax.set_title(variant, fontsize=8)
         axes[0][0].legend(fontsize=6)
-    fig_.suptitle(f"{title} ({plan.profile} profile)", fontsize=9)
-    fig_.tight_layout()
+    from .figure_kinds import title_above
+
+    title_above(fig_, f"{title} ({plan.profile} profile)")
     path.parent.mkdir(parents=True, exist_ok=True)
     fig_.savefig(path, dpi=110)
     plt.close(fig_)
