@@ -16,9 +16,9 @@ def spy_on_group_step(monkeypatch) -> list[list]:
     """The runs of every GroupStep call, in order; the real step still runs."""
     calls, real = [], train.GroupStep.__call__
 
-    def spy(self, x, y, index, runs, *args, **kwargs):
+    def spy(self, batches, runs, *args, **kwargs):
         calls.append(list(runs))
-        return real(self, x, y, index, runs, *args, **kwargs)
+        return real(self, batches, runs, *args, **kwargs)
 
     monkeypatch.setattr(train.GroupStep, "__call__", spy)
     return calls
