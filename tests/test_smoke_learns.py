@@ -44,4 +44,4 @@ def test_a_smoke_teacher_learns_its_stand_in_with_dark_knowledge(tmp_path):
     other[rows, labels] = False
     p_same = ((prob * same).sum(1) / same.sum(1)).mean()
     p_other = ((prob * other).sum(1) / other.sum(1)).mean()
-    assert p_same > 2 * p_other  # measured: 3.7x (the old one-epoch profile: 1.6x)
+    assert p_same > 2 * p_other  # measured: 4.6x (the old one-epoch profile: 1.6x)
