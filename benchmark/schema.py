@@ -158,6 +158,8 @@ CONFIG_FIELDS: dict[str, Option] = {
     "recipe.eval_batch_size": Option(256, "int", minimum=1),
     "recipe.bn_recalibration": Option(False, "bool", doc="precise BN after each epoch (the smoke profile)"),
     "recipe.init_scheme": _choice("torch", "torch", "ats_code"),
+    "recipe.zero_init_residual": Option(False, "bool",
+                                        doc="the last BatchNorm of each residual branch starts at 0 (the smoke profile)"),
     "recipe.loss_schedule": Option(None, "mapping", nullable=True,
                                    doc="{option: [[epoch, value], ...]}: loss options per epoch"),
     "loss.name": Option(REQUIRED, "str"),

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from benchmark.engine import config as C
-from benchmark.engine.init_schemes import apply_init_scheme
+from benchmark.engine.init_schemes import apply_init_scheme, zero_residual_norms
 from benchmark.engine.models import build_model
 from benchmark.engine.train import Student
 from benchmark.errors import BadInput
@@ -78,3 +78,23 @@ def test_the_trainer_starts_from_the_scheme_the_config_names(tmp_path):
         return Student(cfg, Store(tmp_path), torch.device("cpu"))
     assert student("torch").model.classifier.weight.std().item() == pytest.approx(0.010, rel=0.03)
     assert student("ats_code").model.classifier.weight.std().item() == pytest.approx(0.0625, rel=0.03)
+
+
+def test_zero_init_residual_starts_every_resnet_block_as_its_shortcut_and_is_off_by_default(tmp_path):
+    def student(**recipe):
+        return Student(C.resolve(tiny(model="resnet20", recipe=recipe)), Store(tmp_path), torch.device("cpu"))
+    off, on = student(), student(zero_init_residual=True)
+    assert "zero_init_residual" not in C.identity(off.cfg).get("recipe", {})  # the default: no id moved
+    blocks = [m for m in on.model.modules() if hasattr(m, "preact")]
+    assert len(blocks) == 9 and all(float(b.bn2.weight.detach().abs().max()) == 0.0 for b in blocks)
+    assert all(float(b.bn2.weight.detach().min()) == 1.0 for b in off.model.modules() if hasattr(b, "preact"))
+    # the same draws otherwise: only those BatchNorm weights differ
+    differ = {k for k, v in on.model.state_dict().items() if not torch.equal(v, off.model.state_dict()[k])}
+    assert differ == {k for k in differ if k.endswith("bn2.weight")} and len(differ) == 9
+    x = torch.randn(2, 16, 8, 8)
+    block = next(b for b in blocks if b.downsample is None).eval()
+    assert torch.equal(block(x), torch.relu(x))  # the branch adds nothing at the start
+    with pytest.raises(BadInput, match="zero_init_residual"):
+        C.resolve(tiny(recipe={"zero_init_residual": True}, init={"weights": "w.pt", "sha256": None}))
+    torchvision_net = build_model("resnet50", 10)
+    assert zero_residual_norms(torchvision_net) == 16 and zero_residual_norms(build_model("wrn_16_2", 10)) == 0

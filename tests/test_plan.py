@@ -96,7 +96,7 @@ def test_grid_best_rule_target_teacher_and_profiles(root):
     assert qcfg["recipe"]["epochs"] == 60 and qcfg["recipe"]["schedule"]["milestones"] == [38, 45, 52]
     sp, smoke = plan_of(root, m, "smoke")
     assert len(smoke.cells[0].points) == 1 and len(smoke.cells[0].points[0]["runs"]) == 1
-    assert all(j.config["data"]["source"] == "synthetic" and j.config["recipe"]["epochs"] == 1
+    assert all(j.config["data"]["source"] == "synthetic" and j.config["recipe"]["epochs"] == profiles.SMOKE_EPOCHS
                for j in sp.jobs.values())
     # smoke ids differ from paper ids: a smoke run can never stand in for a paper run
     assert not set(sp.jobs) & set(planner.jobs)
@@ -118,9 +118,22 @@ def test_profiles_apply_says_what_each_profile_changes():
     assert quick["loss"] == {"name": "ab", "init_epochs": 8, "init_lr": 0.2}  # a quarter, rounded
     assert (quick["data"], quick["init"], quick["seed"]) == (raw["data"], raw["init"], raw["seed"])
     smoke = profiles.apply("smoke", raw)
-    assert smoke["data"] == {"augment": "standard", "root": "/data", "source": "synthetic"}
-    assert smoke["recipe"]["epochs"] == 1 and smoke["recipe"]["bn_recalibration"] is True
-    assert smoke["recipe"]["schedule"] == raw["recipe"]["schedule"]
+    # a 32-px stand-in: generated smaller, with more images, for a few epochs of the schedule's shape
+    assert smoke["data"] == {"augment": "standard", "root": "/data", "source": "synthetic",
+                             "synthetic": {"image_size": profiles.SMOKE_SIDE, "per_class": profiles.SMOKE_PER_CLASS}}
+    # (its momentum statistics are current after SMOKE_EPOCHS epochs: no BatchNorm re-estimation)
+    assert smoke["recipe"] == {"epochs": 3, "schedule": {"name": "multistep", "milestones": [2, 2, 3], "warmup_epochs": 1},
+                               "loss_schedule": {"kd_weight": [[0, 0.9], [1, 0.5]]}, "zero_init_residual": True}
+    assert profiles.SMOKE_EPOCHS == 3
+    # a recipe that sizes its stand-in itself (the test catalog's tiny one) keeps it and one epoch
+    own = profiles.apply("smoke", {**raw, "data": {"synthetic": {"per_class": 3, "image_size": None}}})
+    assert own["data"] == {"source": "synthetic", "synthetic": {"per_class": 3, "image_size": None}}
+    assert own["recipe"] == {**raw["recipe"], "epochs": 1, "bn_recalibration": True}
+    assert profiles.apply("smoke", {**raw, "data": {"synthetic": {"per_class": None}}})["recipe"]["epochs"] == 3
+    # a 64-px stand-in keeps its side, its size and one epoch
+    tin = profiles.apply("smoke", {**raw, "dataset": "tinyimagenet"})
+    assert tin["data"] == {"augment": "standard", "root": "/data", "source": "synthetic"}
+    assert tin["recipe"] == {**raw["recipe"], "epochs": 1, "bn_recalibration": True}
     assert smoke["init"] is None and not profiles.uses_files("smoke") and profiles.uses_files("quick")
     assert smoke["loss"] == {"name": "ab", "init_epochs": 1, "init_lr": pytest.approx(0.2 * profiles.SMOKE_STAGE_LR_SCALE)}
     assert raw == before  # the planner's spec is never changed in place

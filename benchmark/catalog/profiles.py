@@ -14,10 +14,15 @@ run's config is resolved and hashed, so a smoke or quick run never shares an id 
   - every other grid point (the first, the third, ...) and the first seed (ensembles keep their
     members).
 
-``smoke`` (the whole pipeline on a CPU in minutes):
+``smoke`` (the whole pipeline on a CPU in minutes, on data its teachers learn):
   - the generated stand-in of the dataset (``data.source: synthetic``; same class count, its size
-    set by the data registry, benchmark/engine/data) instead of the real data;
-  - one epoch, with BatchNorm statistics re-estimated after it (``recipe.bn_recalibration``);
+    set by the data registry, benchmark/engine/data) instead of the real data; a 32-px stand-in
+    (CIFAR, SVHN) is generated at SMOKE_SIDE px with SMOKE_PER_CLASS training images per class
+    (``data.synthetic.image_size``, ``per_class``) unless its recipe sizes the stand-in itself;
+  - SMOKE_EPOCHS epochs on such a shrunk stand-in, the schedule's shape kept as quick keeps it
+    (scale_recipe), its ResNet blocks started as their shortcuts (``recipe.zero_init_residual``);
+    one epoch on the others, with BatchNorm statistics re-estimated after it
+    (``recipe.bn_recalibration``);
   - no pretrained files: ``init`` weights are dropped, and zoo teachers that name a checkpoint or
     torchvision file are trained as jobs like any other teacher (uses_files);
   - a feature method: one stage epoch, no loss warm-up, and its stages at SMOKE_STAGE_LR_SCALE
@@ -36,6 +41,7 @@ from __future__ import annotations
 import copy
 
 from ..engine import config, schedules
+from ..engine.data import DATASETS
 from ..errors import BadInput
 from ..schema import METHODS, method_defaults
 
@@ -45,7 +51,7 @@ QUICK_FRACTION = 0.25
 
 # --profile's help (cli.py): the list above in one line, next to the numbers it quotes
 HELP = (f"paper (as published), quick (1/{round(1 / QUICK_FRACTION)} of the epochs, every other grid point, "
-        "one seed) or smoke (generated data, 1 epoch, the first grid point, one seed)")
+        "one seed) or smoke (generated data, a few short epochs, the first grid point, one seed)")
 
 # Smoke runs' pre-training stages run at this fraction of their ``init_lr``. A smoke teacher is an
 # untrained stand-in: a deep one (ResNet110, WRN-40-2) has stage maps of RMS 5-10, where FSP's
@@ -54,10 +60,35 @@ HELP = (f"paper (as published), quick (1/{round(1 / QUICK_FRACTION)} of the epoc
 # keep the published rate; the run's config records the rate it ran.
 SMOKE_STAGE_LR_SCALE = 0.01
 
+# A smoke run on a 32-px stand-in (CIFAR-10/100, SVHN) trains SMOKE_EPOCHS epochs on SMOKE_PER_CLASS
+# training images per class generated at SMOKE_SIDE px, the schedule's shape kept (repdistiller-cifar's
+# second epoch runs at its first decayed rate), its ResNet blocks started as their shortcuts
+# (``recipe.zero_init_residual``), without BatchNorm re-estimation. Measured on CIFAR-100's stand-in
+# (one thread, the dev machine shared and loaded; CPU seconds of atkd-table5's five fused teachers):
+# - one 32-px epoch of 10 images per class (16 steps of 64), the profile before: every network at
+#   chance (teachers 1.0-4.5 %);
+# - 8 px costs about a third of 16 px per image, 16 px a third of 32 px (resnet20 alone);
+# - without the zero start the deep teachers stayed at chance (resnet56 4.5 %, resnet110 2.0 %);
+# - what teaches is the number of steps at the top rate: 2 epochs of 40 per class (63 of 126 steps
+#   at the top rate) gave teachers 14.0-26.0 % in 133 s (175 s re-estimating BN after each epoch,
+#   15.7-27.8 %); 3 epochs of 24 per class (76 of 114 steps; milestones [2, 2, 3]) 13.75, 17.25,
+#   14.0, 18.5, 25.0 % (ResNet32, 20, 44, 56, 110) in 113 s, and the ResNet14 students 5.5-9.5 %
+#   (KD) and 8.0-14.75 % (ATKD); 2 x 32 and 3 x 20 per class left resnet44 at 8.5 and 10.25 %,
+#   6 x 12 (76 of 114 steps too) gave resnet20/44 22.75/21.5 % at 1.1x the cost of 3 x 24;
+# - after ~38 steps an epoch the momentum statistics are current: without re-estimation the
+#   teachers lose 0-2 points, no feature student diverges (FSP, FT, VID, AB from ResNet110 and
+#   WRN-40-2, atkd-table3), and a teacher run costs 23 % less.
+# The 64-px stand-ins (TinyImageNet, and CUB, Dogs, ImageNet reduced from 224 px) keep their side,
+# the smallest that AlexNet's conv stack takes, their size and one epoch: they test the pipeline.
+SMOKE_SIDE = 8
+SMOKE_PER_CLASS = 24
+SMOKE_EPOCHS = 3
+SHRUNK_STAND_IN = 32  # the stand-in side (benchmark/engine/data's synthetic_size) that smoke shrinks
+
 
 # What a report says above a table produced at each profile (report.py, site.py).
 WARNING = {
-    "smoke": "**Smoke profile: generated stand-in data, one short epoch. These numbers test the pipeline; "
+    "smoke": "**Smoke profile: generated stand-in data, a few short epochs. These numbers test the pipeline; "
              "they are NOT comparable to the paper's.**",
     "quick": "**Quick profile: a quarter of the paper's epochs, a reduced grid, one seed. A trend check; "
              "the numbers are NOT comparable to the paper's.**",
@@ -101,17 +132,42 @@ def apply(profile: str, raw: dict) -> dict:
     """A run config as the manifest gives it (``raw``, before config.resolve), changed as the
     profile says; ``raw`` itself is left as it was."""
     if profile == "smoke":
-        raw = {**raw, "data": {**raw["data"], "source": "synthetic"}}
+        shrunk = shrinks(raw["dataset"], raw["data"])
+        data = {**raw["data"], "source": "synthetic"}
+        if shrunk:
+            data["synthetic"] = {**(data.get("synthetic") or {}), "image_size": SMOKE_SIDE, "per_class": SMOKE_PER_CLASS}
+        raw = {**raw, "data": data}
         # One epoch of ~16 steps leaves BatchNorm running statistics stale; through a deep
         # stand-in teacher (ResNet56/110) they inflate eval-mode feature maps 5-50x, and the
-        # feature methods' published weights and rates then diverge (FSP, FT, VID). Smoke runs
-        # therefore re-estimate them after the epoch; paper and quick runs never do.
-        raw["recipe"] = {**raw["recipe"], "epochs": 1, "bn_recalibration": True}
+        # feature methods' published weights and rates then diverge (FSP, FT, VID). One-epoch
+        # smoke runs therefore re-estimate them after the epoch; a shrunk stand-in's SMOKE_EPOCHS
+        # epochs of ~38 steps leave them current (see above); paper and quick runs never do.
+        raw["recipe"] = {**smoke_recipe(raw["recipe"], SMOKE_EPOCHS), "zero_init_residual": True} if shrunk \
+            else {**raw["recipe"], "epochs": 1, "bn_recalibration": True}
     elif profile == "quick":
         raw = {**raw, "recipe": scale_recipe(raw["recipe"], QUICK_FRACTION)}
     if not uses_files(profile):
         raw = {**raw, "init": None}
     return {**raw, "loss": scale_loss_params(raw["loss"], profile)}
+
+
+def shrinks(dataset, data) -> bool:
+    """Whether smoke generates this run's stand-in smaller, with more images, and trains it
+    SMOKE_EPOCHS epochs: a 32-px stand-in whose size the run leaves to the profile. A recipe that
+    sizes its stand-in itself (``data.synthetic``: the tests' tiny recipe) keeps it and one epoch;
+    an unknown dataset is left for config.resolve to report."""
+    spec = DATASETS.get(dataset) if isinstance(dataset, str) else None
+    own = data.get("synthetic") if isinstance(data, dict) else None
+    sized = isinstance(own, dict) and any(own.get(k) is not None for k in ("image_size", "per_class", "test_per_class"))
+    return spec is not None and spec.synthetic_size == SHRUNK_STAND_IN and not sized
+
+
+def smoke_recipe(recipe: dict, epochs: int) -> dict:
+    """The recipe at ``epochs`` epochs, its schedule's shape kept as scale_recipe keeps it."""
+    total = recipe.get("epochs", config.RECIPE_DEFAULTS["epochs"])
+    if not isinstance(total, int) or isinstance(total, bool) or total < 1:
+        return {**recipe, "epochs": epochs}  # checked (and rejected) before a profile applies
+    return {**scale_recipe(recipe, epochs / total), "epochs": epochs}
 
 
 def scale_recipe(recipe: dict, fraction: float) -> dict:

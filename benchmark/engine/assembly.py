@@ -22,7 +22,7 @@ from .data import (
 )
 from .data.loader import LoaderPipeline
 from .execution import ExecOptions
-from .init_schemes import apply_init_scheme
+from .init_schemes import apply_init_scheme, zero_residual_norms
 from .models import build_model
 from .models.weights import sha256_of
 from .pipeline import Augmentation, TensorPipeline, derive_seed
@@ -127,7 +127,10 @@ def build_student(cfg: dict, device: torch.device) -> torch.nn.Module:
         model = build_model(cfg["model"], get_spec(cfg["dataset"]).num_classes,
                             weights=pretrained["weights"] if pretrained else None)
         # After the network's own init, as the ATS code applies weights_init to a built student.
-        return apply_init_scheme(model, cfg["recipe"].get("init_scheme", "torch")).to(device)
+        model = apply_init_scheme(model, cfg["recipe"].get("init_scheme", "torch"))
+        if cfg["recipe"].get("zero_init_residual"):
+            zero_residual_norms(model)
+        return model.to(device)
 
 
 def build_method(cfg: dict, student: torch.nn.Module, teacher, data, device: torch.device):

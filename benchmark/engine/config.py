@@ -16,6 +16,7 @@ recipe:
   schedule: {name: multistep, milestones: [150, 180, 210], gamma: 0.1, warmup_epochs: 0}
   report_epoch: last            # which epoch's accuracy the paper reported: last | best
   init_scheme: torch            # torch | ats_code (benchmark/engine/init_schemes.py)
+  zero_init_residual: false     # true: residual branches start at zero (benchmark/engine/init_schemes.py)
   loss_schedule: null           # or {kd_weight: {0: 0.9, 60: 0.5}, ...}: loss options per epoch
 seed: 0
 ```
@@ -167,6 +168,8 @@ def resolve(raw: Any, where: str = "config") -> dict:
     if scheme != "torch" and cfg["init"] is not None:
         raise BadInput(where, "recipe.init_scheme", f"{scheme} would overwrite the pretrained init weights")
     cfg["recipe"]["init_scheme"] = scheme
+    if cfg["recipe"]["zero_init_residual"] and cfg["init"] is not None:
+        raise BadInput(where, "recipe.zero_init_residual", "would zero BatchNorm weights of the pretrained init weights")
     cfg["recipe"]["loss_schedule"] = _resolve_loss_schedule(cfg["recipe"]["loss_schedule"], cfg["loss"], where)
     cfg["seed"] = _number(raw.get("seed", 0), where, "seed", integer=True, minimum=0)
     if raw.get("note") is not None:
