@@ -116,3 +116,22 @@ def test_report_lists_claims_on_reproduced_and_published(trained, tmp_path):
     assert [c["status"] for c in claims] == [
         "held" if mse_no_better else "not held", "held" if falls else "not held"], (got, claims)
     assert claims[1]["detail"].endswith(" → ".join(f"{v:.2f}" for v in taus))
+
+
+def test_report_lists_each_trained_teacher_with_its_top1_against_chance(trained, tmp_path):
+    from benchmark.engine.data import get_spec
+    from benchmark.results.report import teacher_rows
+
+    planner, plans, store = trained
+    teachers = {(store.result(rid)["config"].get("teacher") or {}).get("run") for rid in plans[0].job_ids}
+    teachers.discard(None)
+    assert teachers  # the test table's students distil from a teacher trained in the store
+    rows = teacher_rows(plans[0], store)
+    assert {r["run"] for r in rows} == teachers
+    for r in rows:
+        res = store.result(r["run"])
+        classes = get_spec(res["config"]["dataset"]).num_classes
+        assert r["top1"] == res["metrics"]["top1"] and r["times_chance"] == pytest.approx(r["top1"] * classes / 100)
+    write_reports(plans, planner, store, tmp_path)
+    md = (tmp_path / "klmse-table4.md").read_text()
+    assert "## Teachers" in md and all(f"`{r['run']}` |" in md for r in rows)

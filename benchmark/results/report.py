@@ -15,6 +15,7 @@ from pathlib import Path
 from ..catalog import profiles
 from ..catalog.manifest import table_id
 from ..catalog.plan import Planner, TablePlan
+from ..engine.data import get_spec
 from ..store.layout import Store
 from .aggregate import CellResult, Measurer, aggregate_table, coverage
 from .claims import evaluate_claim
@@ -118,6 +119,29 @@ def readings_that_ran(plan: TablePlan, store: Store) -> dict[str, dict[str, int]
         for name in NUMERICS_READINGS if isinstance(ex.get("read_back"), dict) else ():
             count(f"numerics.{name}", ex["read_back"].get(name))
     return out
+
+
+def teacher_rows(plan: TablePlan, store: Store) -> list[dict]:
+    """The teachers the table's students distilled from that were trained in the store (a run's
+    ``teacher: {run: ID}``), each with its top-1 and that as a multiple of chance (1/classes): a
+    table rarely prints its teachers, and a reader of a smoke report asks first whether they learned."""
+    ids = []
+    for rid in plan.job_ids:
+        res = store.result(rid) or {}
+        teacher = (res.get("config") or {}).get("teacher") or {}
+        if teacher.get("run") and teacher["run"] not in ids:
+            ids.append(teacher["run"])
+    rows = []
+    for rid in ids:
+        res = store.result(rid) or {}
+        top1 = (res.get("metrics") or {}).get("top1")
+        if res.get("status") != "done" or top1 is None:
+            continue
+        cfg = res.get("config") or {}
+        chance = 100.0 / get_spec(cfg["dataset"]).num_classes
+        rows.append({"run": rid, "model": cfg.get("model"), "dataset": cfg["dataset"], "top1": top1,
+                     "times_chance": top1 / chance})
+    return rows
 
 
 def claim_results(plan: TablePlan, cells: list[CellResult]) -> list[dict]:
@@ -227,6 +251,12 @@ def table_markdown(plan: TablePlan, cells: list[CellResult], store: Store, plot_
             else:
                 lines.append(f"- {title}: waiting for finished runs")
         lines += _item_lines(plan, drawn)
+    teachers = teacher_rows(plan, store)
+    if teachers:
+        lines += ["", "## Teachers", "", "The teachers the students distilled from, trained in this store.", "",
+                  "| teacher | dataset | top-1 | × chance | run |", "|---|---|---|---|---|"]
+        lines += [f"| {t['model']} | {t['dataset']} | {_fmt(t['top1'])} | {t['times_chance']:.1f} | `{t['run']}` |"
+                  for t in teachers]
     ran = readings_that_ran(plan, store)
     if ran:
         lines += ["", "## Readings that ran", "",
