@@ -121,11 +121,3 @@ def test_cells_taken_from_other_papers_are_cited_and_own_cells_follow_the_paper(
     assert len(ours) == 6
     assert {(c["recipe"]["batch_size"], c["recipe"]["init_scheme"]) for c in ours} == {(128, "ats_code")}
     assert {c["recipe"]["batch_size"] for c in configs(seven[("VGG13 → VGG8", "KD")])} == {64}
-
-
-def test_the_figure_metrics_a_manifest_may_name_are_the_ones_the_figures_compute():
-    """The manifest check (catalog) and the drawing (results) name the same metrics, in one order."""
-    from benchmark.catalog.sections import FIGURE_METRICS
-    from benchmark.results.figures import METRICS
-
-    assert tuple(METRICS) == FIGURE_METRICS

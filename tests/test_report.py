@@ -69,15 +69,6 @@ def test_report_files_numbers_plot_and_json_contract(trained, tmp_path):
     assert len(grid["grid"]) == 1 and grid["winner"] == {"loss.tau": 2.0}  # smoke: first grid point only
 
 
-def test_figures_wait_for_runs_in_an_empty_store(tmp_path, monkeypatch):
-    monkeypatch.setenv("KD_REPRO_CATALOG", CATALOG)
-    planner = Planner("smoke")
-    write_reports([planner.plan("klmse-table4")], planner, Store(tmp_path / "empty"), tmp_path / "out")
-    md = (tmp_path / "out" / "klmse-table4.md").read_text()
-    assert "- acc_vs_tau: waiting for finished runs" in md and "- teacher DA/DV: waiting for finished runs" in md
-    assert not list((tmp_path / "out").glob("*.fig7.png"))
-
-
 def test_cells_measure_what_the_manifest_says(trained):
     planner, plans, store = trained
     cells = {(c.row, c.col): c for c in aggregate_table(plans[0], planner, store)}
