@@ -5,6 +5,7 @@ import math
 
 import pytest
 
+from benchmark import schema
 from benchmark.engine import config as C
 from benchmark.errors import BadInput
 from tests.helpers import tiny
@@ -62,3 +63,27 @@ def test_declared_method_defaults_are_the_codes():
         assert check_method_options("atkd", {"form": form}) == make_loss("atkd", form=form).params, form
     for name in distiller_names():
         assert method_defaults(name) == distiller_defaults(name), name
+
+
+def test_the_identity_leaves_out_every_default_and_what_is_not_the_training():
+    cfg = C.resolve(tiny())
+    ident = schema.identity(cfg)
+    assert ident == {"dataset": "cifar10", "model": "resnet8", "data": {"source": "synthetic", **(
+        {"synthetic": ident["data"]["synthetic"]} if "synthetic" in ident["data"] else {})},
+        "recipe": ident["recipe"], "loss": {"name": "ce"}}
+    moved = tiny()
+    moved["data"]["root"] = "/elsewhere"
+    moved["recipe"] = {**moved.get("recipe", {}), "report_epoch": "best", "final_train_eval": False}
+    moved["note"] = "a note"
+    assert C.run_id(C.resolve(moved)) == C.run_id(cfg)  # where the data lives, the reported epoch, a note
+    ckpt = {"checkpoint": "/a/teacher.pt", "sha256": "ab" * 32, "model": "resnet8"}
+    a = C.resolve(tiny(loss={"name": "kd"}, teacher=ckpt))
+    b = C.resolve(tiny(loss={"name": "kd"}, teacher={**ckpt, "checkpoint": "/b/copy.pt"}))
+    assert C.run_id(a) == C.run_id(b)  # a checkpoint teacher by its digest, not its path
+    # conditional defaults: KD's student temperature follows tau; ATKD's code forms set their own
+    t = {"run": "0" * 16}
+    assert C.run_id(C.resolve(tiny(loss={"name": "kd", "tau": 2.0, "student_tau": 2.0}, teacher=t))) == \
+        C.run_id(C.resolve(tiny(loss={"name": "kd", "tau": 2.0}, teacher=t)))
+    code = C.resolve(tiny(loss={"name": "atkd", "form": "code2020"}, teacher=t))
+    assert schema.identity(code)["loss"] == {"name": "atkd", "form": "code2020"}
+    assert code["loss"]["multiplier"] == 2.0 and code["loss"]["eps"] == 1e-7

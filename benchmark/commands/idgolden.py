@@ -5,7 +5,7 @@ analysis and appendix table id, under ``items``), and the schema's defaults.
 each cell's run ids (and the runs of every optional figure); a cell that takes another cell's
 best point (``from:``) is listed as waiting on that cell. ``goldens/config_schema.json`` holds
 every default and identity rule of benchmark/schema.py. A change that moves an id, or a default,
-shows in CI (tests/test_goldens.py) with the tables and cells that moved; ``runner.py goldens
+shows in CI (tests/test_idgolden.py) with the tables and cells that moved; ``runner.py goldens
 --update`` rewrites both files, for a commit that says why.
 """
 

@@ -1,6 +1,7 @@
-"""The goldens a user's store depends on: every run id (goldens/run_ids.json) and every default of
-the config schema (goldens/config_schema.json). A change that moves one fails here, naming the
-tables and cells (or the defaults) that moved and the command that updates the files."""
+"""The goldens a user's store depends on (benchmark/commands/idgolden.py): every run id
+(goldens/run_ids.json) and every default of the config schema (goldens/config_schema.json). A change
+that moves one fails here, naming the tables and cells (or the defaults) that moved and the command
+that updates the files."""
 
 import inspect
 import json
@@ -110,27 +111,3 @@ def test_a_new_field_without_a_default_moves_the_ids(monkeypatch):
             "tables": {"atkd-table5": {"smoke": golden["tables"]["atkd-table5"]["smoke"]}}}
     moved = idgolden.moved(only, now)
     assert len(moved) == 1 and moved[0].startswith("atkd-table5 (smoke): 30 moved: cell ")
-
-
-def test_the_identity_leaves_out_every_default_and_what_is_not_the_training():
-    cfg = C.resolve(tiny())
-    ident = schema.identity(cfg)
-    assert ident == {"dataset": "cifar10", "model": "resnet8", "data": {"source": "synthetic", **(
-        {"synthetic": ident["data"]["synthetic"]} if "synthetic" in ident["data"] else {})},
-        "recipe": ident["recipe"], "loss": {"name": "ce"}}
-    moved = tiny()
-    moved["data"]["root"] = "/elsewhere"
-    moved["recipe"] = {**moved.get("recipe", {}), "report_epoch": "best", "final_train_eval": False}
-    moved["note"] = "a note"
-    assert C.run_id(C.resolve(moved)) == C.run_id(cfg)  # where the data lives, the reported epoch, a note
-    ckpt = {"checkpoint": "/a/teacher.pt", "sha256": "ab" * 32, "model": "resnet8"}
-    a = C.resolve(tiny(loss={"name": "kd"}, teacher=ckpt))
-    b = C.resolve(tiny(loss={"name": "kd"}, teacher={**ckpt, "checkpoint": "/b/copy.pt"}))
-    assert C.run_id(a) == C.run_id(b)  # a checkpoint teacher by its digest, not its path
-    # conditional defaults: KD's student temperature follows tau; ATKD's code forms set their own
-    t = {"run": "0" * 16}
-    assert C.run_id(C.resolve(tiny(loss={"name": "kd", "tau": 2.0, "student_tau": 2.0}, teacher=t))) == \
-        C.run_id(C.resolve(tiny(loss={"name": "kd", "tau": 2.0}, teacher=t)))
-    code = C.resolve(tiny(loss={"name": "atkd", "form": "code2020"}, teacher=t))
-    assert schema.identity(code)["loss"] == {"name": "atkd", "form": "code2020"}
-    assert code["loss"]["multiplier"] == 2.0 and code["loss"]["eps"] == 1e-7
