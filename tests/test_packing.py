@@ -1,5 +1,5 @@
-"""Packing (issue 26): K workers per visible GPU, only the masked GPUs, the bad inputs, the packing
-cases of bench, and plan's GPU-hours with and without packing and fusion.
+"""Packing (issue 26): K workers per visible GPU, only the masked GPUs, the bad inputs, and plan's
+GPU-hours with and without packing and fusion (bench's packing cases: tests/test_packbench.py).
 
 The machine's GPUs are a list the tests give (packing.place/visible_devices take the inventory
 as an argument) or a stand-in `nvidia-smi` on PATH: the seam where the suite reads the machine."""
@@ -15,7 +15,6 @@ import pytest
 from benchmark import cli
 from benchmark.catalog import costmodel
 from benchmark.commands import reproduce
-from benchmark.commands.packbench import parse_counts
 from benchmark.errors import BadInput
 from benchmark.runs import packing
 from benchmark.store.layout import Store
@@ -113,13 +112,6 @@ def test_the_fusion_switch_is_checked_in_the_same_place():
     cli._choice_args(argparse.Namespace(horizontal="on", workers_per_gpu="auto"))
 
 
-def test_bench_packing_counts():
-    assert parse_counts("2,4") == (1, 2, 4) and parse_counts("none") == ()
-    for bad in ("0", "1,x", "", "100"):
-        with pytest.raises(BadInput):
-            parse_counts(bad)
-
-
 # ---------------------------------------------------------------- auto
 
 
@@ -196,14 +188,3 @@ def test_a_submitit_job_packs_k_worker_tasks(tmp_path, monkeypatch):
     assert "submitted 1 worker job(s)" in proc.stdout and "runs: 4 done" in proc.stdout
     logs = sorted(p.name for p in (tmp_path / "submitit").rglob("*_log.out"))
     assert [name.split("_")[1] for name in logs] == ["0", "1"], logs  # task 0 and task 1 of the job
-
-
-@pytest.mark.heavy
-def test_bench_times_one_and_two_processes_side_by_side_on_the_cpu():
-    from benchmark.commands.packbench import measure
-
-    out = measure("cpu", (1, 2), steps=1, warmup=0, batch_size=4, cpus=2)
-    assert [c["processes"] for c in out["cases"]] == [1, 2] and out["cases"][0]["ratio"] == 1.0
-    assert [c["threads_per_process"] for c in out["cases"]] == [2, 1]  # cores / K each, as CPU workers
-    assert all(c["images_per_s"] > 0 and c["seconds"] > 0 for c in out["cases"])
-    assert "CPU sharing" in out["note"]
