@@ -258,7 +258,7 @@ def test_vid(pair):
 def test_crd_nce_and_memory(pair):
     fs, ft, y = pair
     labels = torch.arange(40) % 5
-    d = build("crd", fs, ft, **only_feature("crd", feat_dim=3, nce_k=7, nce_t=0.5, nce_m=0.25))
+    d = build("crd", fs, ft, **only_feature(feat_dim=3, nce_k=7, nce_t=0.5, nce_m=0.25))
     index = torch.tensor([0, 13, 24, 6])  # labels 0, 3, 4, 1 = y
     bank_s, bank_t = d.memory_s.clone(), d.memory_t.clone()
     torch.manual_seed(5)
@@ -293,7 +293,7 @@ def test_crd_negatives_are_drawn_without_replacement_from_other_classes(pair):
     uniform; with replacement only for a class with fewer than K other-class samples."""
     fs, ft, _ = pair
     labels = torch.arange(40) % 5  # 8 per class: 32 others per row
-    d = build("crd", fs, ft, **only_feature("crd", feat_dim=3, nce_k=7))
+    d = build("crd", fs, ft, **only_feature(feat_dim=3, nce_k=7))
     y = torch.arange(2000) % 5
     torch.manual_seed(0)
     neg = d.negatives(y)
@@ -309,7 +309,7 @@ def test_crd_negatives_are_drawn_without_replacement_from_other_classes(pair):
     assert (hits[~others] == 0).all()
     assert hits[others].min() > 87.5 - 5 * 8.3 and hits[others].max() < 87.5 + 5 * 8.3
     # more negatives than other-class samples: drawn with replacement, still other classes only
-    big = build("crd", fs, ft, **only_feature("crd", feat_dim=3, nce_k=50))
+    big = build("crd", fs, ft, **only_feature(feat_dim=3, nce_k=50))
     neg = big.negatives(torch.tensor([0, 3]))
     assert neg.shape == (2, 50) and (labels[neg] != torch.tensor([0, 3])[:, None]).all()
     assert len(set(neg[0].tolist())) <= 32

@@ -18,7 +18,7 @@ def _run(report_epoch):
     model = torch.nn.Linear(2, 2)
     return SimpleNamespace(run_id="r", cfg={"model": "m"}, history=history, recipe={"report_epoch": report_epoch},
                            model=model, revisions={"models": 1}, epoch_times=[1.0, 3.0], resumed_from=None,
-                           init=PretrainProgress([]), notes=[], device="cpu")
+                           pretraining=PretrainProgress([]), notes=[], device="cpu")
 
 
 def test_reported_last_and_best_epochs():
