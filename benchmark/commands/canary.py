@@ -15,10 +15,11 @@ run's loss on fixed logits (``loss_probe``, float64, no training), with the plat
 ``compare`` checks a fresh canary against it: exactly (to the bit) when the platform matches (torch
 version, machine, CPU model; the canary always runs on one thread). On another platform rounding
 differs and training amplifies it (a feature loss by 2 % in three steps), so the tolerance is
-measured, not guessed: ``--update`` also trains the canary twice more on the golden's platform,
-with every input one float32 ulp away and with two threads (other summation orders, as another
-CPU has), and records each run's largest relative drift (and in test images); another platform
-must stay within ``DRIFT_MULTIPLE`` times it. The loss probe has nothing to amplify and is held to
+measured, not guessed: ``--update`` also trains the canary again on the golden's platform, with
+every input one float32 ulp away, with two threads, and on the vector kernels of the next lower
+CPU capability (other summation orders and vector widths, as another CPU has), and records each
+run's largest relative drift (and in test images); another platform must stay within
+``DRIFT_MULTIPLE`` times it. The loss probe has nothing to amplify and is held to
 ``PROBE_RTOL``: a change to a logit loss's mathematics shows on any platform.
 ``runner.py canary`` runs it, ``runner.py canary --update`` rewrites the golden file (a reviewer
 reads its diff), and ``tests/test_canary.py`` trains it in CI.
@@ -96,17 +97,25 @@ def perturbed_base() -> dict:
 
 
 def platform_key() -> dict:
+    """What decides the canary's bits on the CPU: torch, the machine, the CPU model and the vector
+    instructions torch's kernels use. A virtual machine may name only "AMD EPYC" for every
+    generation, so the model is family/model/stepping as well: two EPYC generations gave different
+    bits under the same name (2026-12-07)."""
     import torch
 
-    cpu = platform.processor() or ""
+    first: dict[str, str] = {}  # the first processor's block of /proc/cpuinfo
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
+            if not line.strip() and first:
                 break
+            key, _, value = line.partition(":")
+            first.setdefault(key.strip(), value.strip())
     except OSError:
         pass
-    return {"torch": torch.__version__, "machine": platform.machine(), "cpu": cpu}
+    cpu = first.get("model name") or platform.processor() or ""
+    cpu_id = " ".join(f"{k} {first[k]}" for k in ("vendor_id", "cpu family", "model", "stepping") if k in first)
+    return {"torch": torch.__version__, "machine": platform.machine(), "cpu": cpu, "cpu_id": cpu_id,
+            "cpu_capability": torch.backends.cpu.get_cpu_capability()}
 
 
 def _next_float32(x: float) -> float:
@@ -222,13 +231,47 @@ def measure_drift(plain: dict, perturbed: list[dict]) -> dict:
     return out
 
 
+# The vector kernels one step below each capability: ATEN_CPU_CAPABILITY picks torch's, and
+# ONEDNN_MAX_CPU_ISA oneDNN's (the convolutions). Both are read when torch loads, so the run with
+# them is a process of its own. Measured 2026-12-07: an AVX-512 EPYC made to use AVX2 reproduced the
+# canary of the AVX2 EPYC that made the previous golden bit for bit.
+LOWER_KERNELS = {"AVX512": ("avx2", "AVX2"), "AVX2": ("default", "SSE41")}
+
+
+def run_with_lower_kernels(log=lambda _msg: None) -> dict | None:
+    """The canary trained in a subprocess on the kernels of the next lower CPU capability (what
+    another CPU would run); None where there is none below (or off x86)."""
+    import os
+    import subprocess
+    import sys
+
+    import torch
+
+    lower = LOWER_KERNELS.get(torch.backends.cpu.get_cpu_capability())
+    if lower is None:
+        return None
+    log(f"canary: training on the {lower[1]} kernels (a process of its own)")
+    env = {**os.environ, "ATEN_CPU_CAPABILITY": lower[0], "ONEDNN_MAX_CPU_ISA": lower[1]}
+    code = "import json, sys; from benchmark.commands import canary; json.dump(canary.run(), sys.stdout)"
+    root = Path(__file__).resolve().parents[2]
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(root), env.get("PYTHONPATH")]))
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    return json.loads(done.stdout)
+
+
 def golden_with_drift(store_root: str | None = None, log=lambda _msg: None) -> dict:
-    """The canary, plus its drift measured here (an input one ulp away; two threads)."""
+    """The canary, plus its drift measured here: an input one ulp away, two threads, and the kernels
+    of the next lower CPU capability (other summation orders and vector widths, as another CPU has)."""
     numbers = run(store_root, log)
-    log("canary: measuring the drift (inputs one ulp away, then two threads)")
+    log("canary: measuring the drift (inputs one ulp away, two threads, lower kernels)")
     perturbed = [run(None, log, perturbed=True), run(None, log, threads=2)]
-    return {**numbers, "drift": {"method": "max over: every input one float32 ulp away; two threads",
-                                 "multiple": DRIFT_MULTIPLE, "runs": measure_drift(numbers, perturbed)}}
+    lower = run_with_lower_kernels(log)
+    method = "max over: every input one float32 ulp away; two threads"
+    if lower is not None:
+        perturbed.append(lower)
+        method += f"; the {lower['platform']['cpu_capability']} kernels"
+    return {**numbers, "drift": {"method": method, "multiple": DRIFT_MULTIPLE,
+                                 "runs": measure_drift(numbers, perturbed)}}
 
 
 def write_golden(numbers: dict, path: Path = GOLDEN_FILE) -> Path:
@@ -278,7 +321,14 @@ def describe_mode(golden: dict, exact: bool) -> str:
         return "bit for bit (same platform)"
     measured = "measured drift" if golden.get("drift") else "drift floor (the golden has no measured drift)"
     return (f"within {DRIFT_MULTIPLE:g} x each run's {measured}, loss probe within {PROBE_RTOL:g} "
-            f"(golden made on {golden.get('platform', {}).get('cpu')})")
+            f"(golden made on {_where(golden.get('platform') or {})})")
+
+
+def _where(platform_: dict) -> str:
+    """"AMD EPYC (family 26 model 2, AVX512)": the CPU as ``platform_key`` names it."""
+    detail = ", ".join(filter(None, [platform_.get("cpu_id", "").replace("vendor_id ", "").replace("cpu ", ""),
+                                     platform_.get("cpu_capability")]))
+    return f"{platform_.get('cpu')} ({detail})" if detail else str(platform_.get("cpu"))
 
 
 def _same(key: str, a, b, exact: bool, tolerance: dict) -> bool:
