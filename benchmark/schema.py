@@ -225,6 +225,10 @@ LOGIT_LOSSES: dict[str, dict[str, Option]] = {
     # DKD (benchmark/engine/methods/dkd.py): mdistiller's CIFAR defaults, mdistiller/engine/cfg.py:163-167
     "dkd": {"ce_weight": _weight(1.0), "alpha": _weight(1.0), "beta": _weight(8.0), "tau": _pos(4.0),
             "warmup_epochs": _f(20.0, 0.0)},
+    # ILS (benchmark/engine/methods/ils.py): ATS's first two terms of Eq. 2, weighted as its KD (App. C.3)
+    "ils": {"tau": _pos(4.0), "student_tau": _pos(Follows("tau"), nullable=True), "ce_weight": _f(0.5),
+            "kd_weight": _f(0.5), "tau_squared": Option(True, "bool"),
+            "tau_scale": _choice("student", "student", "teacher"), "divergence": _choice("soft_ce", *_DIVERGENCE)},
 }
 
 # Rules between options, checked after the defaults are filled in (benchmark/engine/losses.py says why).
