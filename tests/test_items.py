@@ -22,7 +22,7 @@ AUDIT = ["ats-fig2", "ats-fig3", "ats-fig4", "ats-fig5", "ats-fig6", "ats-fig7",
          "lskd-figa3", "lskd-figa4", "lskd-figa5", "lskd-table5", "lskd-tableb2",
          "klmse-figprelogit", "klmse-tablemethods"]
 # klmse-noisy, also in the audit, is a table with a manifest of its own (manifests/klmse/klmse-noisy.yaml)
-RUNNABLE_ATS = ["ats-fig3", "ats-fig4", "ats-fig5", "ats-fig6", "ats-fig7", "ats-fig8", "ats-fig10", "ats-fig12",
+RUNNABLE_ATS = ["ats-fig2", "ats-fig3", "ats-fig4", "ats-fig5", "ats-fig6", "ats-fig7", "ats-fig8", "ats-fig10", "ats-fig12",
                 "ats-fig13"]
 
 

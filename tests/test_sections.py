@@ -21,7 +21,9 @@ def test_tolerances_one_number_or_a_mapping_by_kind():
 
 
 @pytest.mark.parametrize("figure, field", [
-    ({"kind": "bars", "name": "x"}, "figures[0].kind"),
+    ({"kind": "pie", "name": "x"}, "figures[0].kind"),  # was "bars", a kind since ATS Fig. 2 (issue 27)
+    ({"kind": "bars", "name": "x"}, "figures[0].cols"),
+    ({"kind": "bars", "name": "x", "cols": ["a"], "col": "a"}, "figures[0].col"),
     ({"kind": "lines", "name": "x"}, "figures[0].cols"),
     ({"kind": "curves", "name": "x"}, "figures[0].cols"),
     ({"kind": "curves", "name": "x", "cols": ["a"], "col": "a"}, "figures[0].col"),
