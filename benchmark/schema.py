@@ -157,6 +157,11 @@ CONFIG_FIELDS: dict[str, Option] = {
                                       doc="measure the un-augmented training set at the end: not the training"),
     "recipe.eval_batch_size": Option(256, "int", minimum=1),
     "recipe.bn_recalibration": Option(False, "bool", doc="precise BN after each epoch (the smoke profile)"),
+    "recipe.epoch_sharpness_gap": Option(False, "bool",
+                                         doc="record the test set's mean teacher-student sharpness gap at the "
+                                             "loss's temperatures after each epoch (ATKD Fig. 2): no weight "
+                                             "changes, but part of the id, so a run that records it is never "
+                                             "one that did not"),
     "recipe.init_scheme": _choice("torch", "torch", "ats_code"),
     "recipe.zero_init_residual": Option(False, "bool",
                                         doc="the last BatchNorm of each residual branch starts at 0 (the smoke profile)"),

@@ -16,6 +16,11 @@ def test_the_figure_metrics_a_manifest_may_name_are_the_ones_the_figures_compute
 
     assert tuple(METRICS) == FIGURE_METRICS
 
+    from benchmark.catalog.sections import CURVE_METRICS
+    from benchmark.results.figures import CURVE_LABELS
+
+    assert tuple(CURVE_LABELS) == CURVE_METRICS
+
 
 def test_figures_wait_for_runs_in_an_empty_store(tmp_path, monkeypatch):
     monkeypatch.setenv("KD_REPRO_CATALOG", CATALOG)

@@ -111,28 +111,35 @@ def _done_run(cell, measurer) -> str | None:
     return None
 
 
-def epoch_curve(measurer, rid: str) -> tuple[list[int], list[float]]:
-    """A run's test top-1 per epoch (metrics.jsonl's epoch lines; pre-training stage lines have
-    no test_top1)."""
-    lines = [m for m in measurer.store.metrics(rid) if "test_top1" in m and "epoch" in m]
-    return [m["epoch"] for m in lines], [m["test_top1"] for m in lines]
+def epoch_curve(measurer, rid: str, metric: str = "test_top1") -> tuple[list[int], list[float]]:
+    """A run's ``metric`` per epoch (metrics.jsonl's epoch lines that have it; pre-training stage
+    lines have no test_top1, a run without ``recipe.epoch_sharpness_gap`` no test_sharpness_gap)."""
+    lines = [m for m in measurer.store.metrics(rid) if metric in m and "epoch" in m]
+    return [m["epoch"] for m in lines], [m[metric] for m in lines]
+
+
+CURVE_LABELS = {"test_top1": "test top-1 (%)", "test_sharpness_gap": "sharpness gap (teacher - student)"}
 
 
 def _draw_curves(plt, fig: dict, rows: list[str], by_key: dict, measurer) -> bool:
-    """One panel per column, one line per row: its finished run's test top-1 against the epoch
-    (KL-MSE's noisy-label figure: a panel per noise rate, a line per loss)."""
+    """One panel per column (and per metric, ``metrics``: test_top1 by default), one line per row:
+    its finished run's metric against the epoch (KL-MSE's noisy-label figure: a panel per noise
+    rate, a line per loss; ATKD Fig. 2: accuracy and sharpness gap per pair)."""
     panels = {col: {row: _done_run(by_key[(row, col)], measurer) for row in rows} for col in fig["cols"]}
     if not any(rid for runs in panels.values() for rid in runs.values()):
         return False
-    _, axes = plt.subplots(1, len(panels), squeeze=False, figsize=(4.2 * len(panels), 3.4))
-    for ax, (col, runs) in zip(axes[0], panels.items()):
-        for j, (row, rid) in enumerate(runs.items()):
-            if rid is not None:
-                epochs, acc = epoch_curve(measurer, rid)
-                ax.plot(epochs, acc, "-", color=f"C{j % 10}", label=row)
-        ax.set_xlabel("epoch")
-        ax.set_ylabel(fig.get("ylabel", "test top-1 (%)"))
-        ax.set_title(col, fontsize=8)
+    metrics = fig.get("metrics") or ["test_top1"]
+    _, axes = plt.subplots(len(metrics), len(panels), squeeze=False,
+                           figsize=(4.2 * len(panels), 3.4 * len(metrics)))
+    for i, metric in enumerate(metrics):
+        for ax, (col, runs) in zip(axes[i], panels.items()):
+            for j, (row, rid) in enumerate(runs.items()):
+                if rid is not None:
+                    epochs, values = epoch_curve(measurer, rid, metric)
+                    ax.plot(epochs, values, "-", color=f"C{j % 10}", label=row)
+            ax.set_xlabel("epoch")
+            ax.set_ylabel(CURVE_LABELS[metric] if "metrics" in fig else fig.get("ylabel", CURVE_LABELS[metric]))
+            ax.set_title(col, fontsize=8)
     axes[0][0].legend(fontsize=6)
     return True
 
