@@ -16,7 +16,7 @@ Eq. 1 weights the KD term it replaces:
     L = ce_weight * CE(p^S(1), y) + kd_weight * s^2 * mean_i [ - sum_c r_c log p^S_c(tau_s) ]
 
 s^2 as this suite's ``kd`` (``tau_squared``, ``tau_scale``): "student" squares tau_s, the ATS
-authors' distill.py (lxcnju/ATS-LargeKD@3b34629, distill.py:110-112, ``s_tau * s_tau``, the
+authors' distill.py (lxcnju/ATS-LargeKD@3b34629, distill.py:114-116, ``s_tau * s_tau``, the
 mean over the batch of the per-sample sum); "teacher" squares tau, Eq. 1's lambda tau^2. The
 authors' code has no ILS (distill.py trains KD and ATS only): the loss is the paper's words, and
 which temperature the student takes and which is squared are the readings the options name.
