@@ -157,6 +157,11 @@ CONFIG_FIELDS: dict[str, Option] = {
                                       doc="measure the un-augmented training set at the end: not the training"),
     "recipe.eval_batch_size": Option(256, "int", minimum=1),
     "recipe.bn_recalibration": Option(False, "bool", doc="precise BN after each epoch (the smoke profile)"),
+    "recipe.epoch_sharpness_gap": Option(False, "bool",
+                                         doc="record the test set's mean teacher-student sharpness gap at the "
+                                             "loss's temperatures after each epoch (ATKD Fig. 2): no weight "
+                                             "changes, but part of the id, so a run that records it is never "
+                                             "one that did not"),
     "recipe.init_scheme": _choice("torch", "torch", "ats_code"),
     "recipe.zero_init_residual": Option(False, "bool",
                                         doc="the last BatchNorm of each residual branch starts at 0 (the smoke profile)"),
@@ -225,6 +230,10 @@ LOGIT_LOSSES: dict[str, dict[str, Option]] = {
     # DKD (benchmark/engine/methods/dkd.py): mdistiller's CIFAR defaults, mdistiller/engine/cfg.py:163-167
     "dkd": {"ce_weight": _weight(1.0), "alpha": _weight(1.0), "beta": _weight(8.0), "tau": _pos(4.0),
             "warmup_epochs": _f(20.0, 0.0)},
+    # ILS (benchmark/engine/methods/ils.py): ATS's first two terms of Eq. 2, weighted as its KD (App. C.3)
+    "ils": {"tau": _pos(4.0), "student_tau": _pos(Follows("tau"), nullable=True), "ce_weight": _f(0.5),
+            "kd_weight": _f(0.5), "tau_squared": Option(True, "bool"),
+            "tau_scale": _choice("student", "student", "teacher"), "divergence": _choice("soft_ce", *_DIVERGENCE)},
 }
 
 # Rules between options, checked after the defaults are filled in (benchmark/engine/losses.py says why).

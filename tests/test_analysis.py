@@ -245,3 +245,14 @@ def test_bad_shapes_and_temperatures(data):
         ats_probs(logits, targets, tau1=0.0, tau2=1.0)
     with pytest.raises(ValueError):
         entropy(logits, tau=-1.0)
+
+
+def test_loss_temperatures_are_the_runs_own():
+    """The sharpness gap's temperatures of a run (per epoch in the trainer, per cell in the report):
+    KD's tau for both, a separate student tau when given, ATKD's adaptive Std when the loss has none."""
+    from benchmark.engine.analysis import loss_temperatures
+
+    assert loss_temperatures({"name": "kd", "tau": 4.0, "student_tau": 4.0}) == (4.0, 4.0)
+    assert loss_temperatures({"name": "kd", "tau": 8.0, "student_tau": 1.0}) == (8.0, 1.0)
+    assert loss_temperatures({"name": "kd", "tau": 2.0, "student_tau": None}) == (2.0, 2.0)
+    assert loss_temperatures({"name": "atkd", "std": "biased"}) == ("adaptive", "adaptive")

@@ -84,3 +84,11 @@ def test_bad_fields_name_the_field(change, field):
         C.resolve(tiny(**change), where="my.yaml")
     assert err.value.field == field
     assert err.value.message().startswith("my.yaml: ")
+
+
+def test_epoch_sharpness_gap_needs_a_teacher():
+    """ATKD Fig. 2's per-epoch gap: off by default (no id moves), refused at config time without a teacher."""
+    assert C.resolve(tiny())["recipe"]["epoch_sharpness_gap"] is False
+    with pytest.raises(BadInput) as err:
+        C.resolve(tiny(recipe={"epoch_sharpness_gap": True}))
+    assert "recipe.epoch_sharpness_gap" in str(err.value) and "needs a teacher" in str(err.value)

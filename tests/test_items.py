@@ -22,7 +22,7 @@ AUDIT = ["ats-fig2", "ats-fig3", "ats-fig4", "ats-fig5", "ats-fig6", "ats-fig7",
          "lskd-figa3", "lskd-figa4", "lskd-figa5", "lskd-table5", "lskd-tableb2",
          "klmse-figprelogit", "klmse-tablemethods"]
 # klmse-noisy, also in the audit, is a table with a manifest of its own (manifests/klmse/klmse-noisy.yaml)
-RUNNABLE_ATS = ["ats-fig3", "ats-fig4", "ats-fig5", "ats-fig6", "ats-fig7", "ats-fig8", "ats-fig10", "ats-fig12",
+RUNNABLE_ATS = ["ats-fig2", "ats-fig3", "ats-fig4", "ats-fig5", "ats-fig6", "ats-fig7", "ats-fig8", "ats-fig10", "ats-fig12",
                 "ats-fig13"]
 
 
@@ -158,7 +158,9 @@ def _finish(store, rid: str, cfg: dict, gen: torch.Generator, classes: int) -> N
     (run / CONFIG).write_text(json.dumps(cfg))
     (run / RESULT).write_text(json.dumps({"id": rid, "status": "done", "config": cfg, "metrics": metrics,
                                           "revisions": current_revisions(), "execution": {}, "provenance": {}}))
-    (run / METRICS).write_text(json.dumps({"epoch": 1, "test_top1": top1, "train_loss": metrics["train_loss"]}) + "\n")
+    gap = {"test_sharpness_gap": float(torch.rand((), generator=gen))} if cfg["recipe"].get("epoch_sharpness_gap") else {}
+    (run / METRICS).write_text(json.dumps({"epoch": 1, "test_top1": top1, "train_loss": metrics["train_loss"], **gap})
+                               + "\n")
     labels = torch.arange(3 * classes) % classes  # every class has samples (probability bars pick one)
     for path, n in ((run / TEST_LOGITS, len(labels)), (path_of(store, rid), len(labels))):
         logits = torch.randn(n, classes, generator=gen) * (1 + torch.rand((), generator=gen) * 3)
@@ -177,7 +179,7 @@ def test_every_runnable_figure_id_plans_at_smoke_and_draws_from_finished_runs(tm
     from benchmark.store.layout import Store
 
     runnable = [i for i in load_items() if i.status == "runnable"]
-    assert {i.id for i in runnable} >= set(RUNNABLE_ATS) | {"atkd-fig1"}
+    assert {i.id for i in runnable} >= set(RUNNABLE_ATS) | {"atkd-fig1", "atkd-fig2"}
     planner = Planner("smoke", cost=False)
     plans = [planner.plan(i.id) for i in runnable] + [planner.plan("klmse-noisy")]
     store, gen = Store(tmp_path / "store"), torch.Generator().manual_seed(0)

@@ -19,6 +19,7 @@ from benchmark.engine.losses import (
     mse_loss,
 )
 from tests.test_dkd import ref_dkd
+from tests.test_ils import eq2_terms
 
 N, C = 4, 5
 
@@ -460,7 +461,7 @@ def test_names_and_defaults_compute_the_papers_losses(data):
     """A manifest that names only the loss trains the papers' setting: the registry's loss with no
     options equals the hand-written formula with the papers' numbers written out here."""
     z_s, z_t, y = data
-    assert set(loss_names()) == {"ce", "ls", "kd", "ats", "atkd", "mse", "label_match", "dkd"}
+    assert set(loss_names()) == {"ce", "ls", "kd", "ats", "atkd", "mse", "label_match", "dkd", "ils"}
     want = {
         "ce": ref_ce(z_s, y),
         # LS-KD's teachers: alpha in {0.0, 0.1} (Table 2 columns); 0.1 is the smoothed one
@@ -478,6 +479,9 @@ def test_names_and_defaults_compute_the_papers_losses(data):
         "label_match": mean([max(s) - s[t.index(max(t))] for s, t in zip(z_s.tolist(), z_t.tolist())]),
         # DKD, mdistiller's cfg.py: CE 1, alpha 1, beta 8, T 4 (tests/test_dkd.py: the formula by hand)
         "dkd": sum(ref_dkd(z_s, z_t, y).values()),
+        # ILS, ATS Eq. 2's first two terms: lambda 0.5 (App. C.3), tau 4 for teacher and student, tau_s^2
+        "ils": 0.5 * ref_ce(z_s, y) + 0.5 * 16.0 * mean([sum(eq2_terms(s, t, k, 4.0, 4.0)[:2])
+                                                        for s, t, k in zip(z_s.tolist(), z_t.tolist(), y.tolist())]),
     }
     for name in loss_names():
         assert value(make_loss(name)(z_s, z_t, y)) == pytest.approx(want[name], rel=1e-12), name

@@ -21,7 +21,11 @@ def test_tolerances_one_number_or_a_mapping_by_kind():
 
 
 @pytest.mark.parametrize("figure, field", [
-    ({"kind": "bars", "name": "x"}, "figures[0].kind"),
+    ({"kind": "pie", "name": "x"}, "figures[0].kind"),  # was "bars", a kind since ATS Fig. 2 (issue 27)
+    ({"kind": "bars", "name": "x"}, "figures[0].cols"),
+    ({"kind": "bars", "name": "x", "cols": ["a"], "col": "a"}, "figures[0].col"),
+    ({"kind": "curves", "name": "x", "cols": ["a"], "metrics": ["test_top5"]}, "figures[0].metrics"),
+    ({"kind": "curves", "name": "x", "cols": ["a"], "metrics": []}, "figures[0].metrics"),
     ({"kind": "lines", "name": "x"}, "figures[0].cols"),
     ({"kind": "curves", "name": "x"}, "figures[0].cols"),
     ({"kind": "curves", "name": "x", "cols": ["a"], "col": "a"}, "figures[0].col"),

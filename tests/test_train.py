@@ -266,3 +266,35 @@ def test_bn_recalibration_is_the_plain_average_of_batch_statistics():
     torch.testing.assert_close(net[1].running_mean, mean)
     torch.testing.assert_close(net[1].running_var, var)
     assert net[1].num_batches_tracked.item() == 3
+
+
+def test_epoch_sharpness_gap_is_recorded_per_epoch_without_changing_the_training(tmp_path):
+    """``recipe.epoch_sharpness_gap`` (ATKD Fig. 2): every epoch line gains the test set's mean
+    teacher-minus-student sharpness gap at the loss's temperatures (KD: tau 4 for both), the last
+    one equal to the gap of the run's saved test logits; the weights and every other number are
+    those of the same run without it, which records no gap and keeps its id."""
+    from benchmark.engine.assembly import build_pipeline
+    from benchmark.engine.evaluation import evaluate
+    from benchmark.engine.teachers import load_teacher
+    from benchmark.store.layout import TEST_LOGITS
+    from tests.helpers import small_feature_run, teacher_checkpoint
+
+    (tmp_path / "teacher").mkdir()
+    teacher = teacher_checkpoint(tmp_path / "teacher", "resnet8", seed=3)
+    base = small_feature_run(teacher, {"name": "kd"}, epochs=2)
+    assert base["recipe"]["epoch_sharpness_gap"] is False
+    on = C.resolve({**base, "recipe": {**base["recipe"], "epoch_sharpness_gap": True}})
+    assert C.run_id(on) != C.run_id(base)
+    store = Store(tmp_path / "store")
+    off_run, on_run = train_run(base, store, ExecOptions()), train_run(on, store, ExecOptions())
+    assert off_run["weights_digest"] == on_run["weights_digest"]
+    off_lines, on_lines = store.metrics(off_run["id"]), store.metrics(on_run["id"])
+    assert len(on_lines) == 2 and all("test_sharpness_gap" not in m for m in off_lines)
+    for a, b in zip(off_lines, on_lines):
+        assert {k: v for k, v in a.items() if k != "time_s"} == \
+            {k: v for k, v in b.items() if k not in ("time_s", "test_sharpness_gap")}
+    z = torch.load(store.run_file(on_run["id"], TEST_LOGITS), weights_only=True)["logits"]
+    v = evaluate(load_teacher(on, store, torch.device("cpu")), build_pipeline(on, ExecOptions()).test_batches())
+    want = float((torch.logsumexp(v["logits"] / 4.0, dim=1) - torch.logsumexp(z / 4.0, dim=1)).mean())
+    assert on_lines[-1]["test_sharpness_gap"] == pytest.approx(want, rel=1e-5, abs=1e-6)
+    assert on_lines[0]["test_sharpness_gap"] != on_lines[-1]["test_sharpness_gap"]

@@ -70,16 +70,20 @@ def _check_subset(body: dict, where: str, path, rows: list[str], cols: list[str]
                 raise BadInput(path, f"{where}.{key}", f"no {noun} {name!r}")
 
 
-FIGURE_KINDS = ("lines", "analysis_vs_tau", "heatmap", "curves")
+FIGURE_KINDS = ("lines", "analysis_vs_tau", "heatmap", "curves", "bars")
 # the analyses an analysis_vs_tau figure may plot (results/figures.py computes them: METRICS)
 FIGURE_METRICS = ("derived_average", "derived_std", "derived_variance", "target_probability")
 HEATMAP_RUNS = ("on_request", "always")
+# what a curves figure may plot per epoch: metrics.jsonl's keys (test_sharpness_gap: recipe.epoch_sharpness_gap)
+CURVE_METRICS = ("test_top1", "test_sharpness_gap")
 FIGURE_FIELDS = {"lines": {"kind", "name", "title", "cols", "rows", "ylabel"},
                  "analysis_vs_tau": {"kind", "name", "title", "col", "rows", "metrics", "taus", "ats",
                                      "logits"},
                  "heatmap": {"kind", "name", "title", "row", "col", "grid", "runs"},
                  # test top-1 per epoch: a panel per column, a line per row (KL-MSE's noisy-label curves)
-                 "curves": {"kind", "name", "title", "cols", "rows", "ylabel"}}
+                 "curves": {"kind", "name", "title", "cols", "rows", "ylabel", "metrics"},
+                 # a group of bars per column, a bar per row: each cell's top-1 (ATS Fig. 2)
+                 "bars": {"kind", "name", "title", "cols", "rows", "ylabel"}}
 
 
 def check_figures(figures, path, rows: list[str], cols: list[str]) -> None:
@@ -111,6 +115,12 @@ def check_figures(figures, path, rows: list[str], cols: list[str]) -> None:
             raise BadInput(path, f"{where}.cols", "a lines figure needs its x axis: a list of columns")
         if fig["kind"] == "curves" and "cols" not in fig:
             raise BadInput(path, f"{where}.cols", "a curves figure needs its panels: a list of columns")
+        if fig["kind"] == "curves" and "metrics" in fig and (
+                not isinstance(fig["metrics"], list) or not fig["metrics"]
+                or any(m not in CURVE_METRICS for m in fig["metrics"])):
+            raise BadInput(path, f"{where}.metrics", f"must be a list of {', '.join(CURVE_METRICS)}")
+        if fig["kind"] == "bars" and "cols" not in fig:
+            raise BadInput(path, f"{where}.cols", "a bars figure needs its groups: a list of columns")
         if fig["kind"] == "analysis_vs_tau":
             if fig.get("col") not in cols:
                 raise BadInput(path, f"{where}.col", "must name the column whose runs are analysed")

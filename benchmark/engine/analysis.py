@@ -241,6 +241,14 @@ def sharpness_gap(
     return sharpness(teacher_logits, teacher_tau, std, center) - sharpness(student_logits, student_tau, std, center)
 
 
+def loss_temperatures(loss: dict) -> tuple[float | str, float | str]:
+    """(teacher tau, student tau) a run distils with, for its sharpness gap: a loss's ``tau`` (and
+    ``student_tau``, else tau), ``"adaptive"`` for a loss without a fixed temperature (ATKD's
+    Eq. 15: Tables 5 and 9 take tau 4 for vanilla KD and the adaptive Std for ATKD)."""
+    teacher_tau = loss.get("tau", "adaptive")
+    return teacher_tau, loss.get("student_tau") or teacher_tau
+
+
 def entropy(logits: torch.Tensor, tau: float = 1.0) -> torch.Tensor:
     """Entropy ``-sum_j p_j log p_j`` of ``p = softmax(z / tau)`` (nats).
 

@@ -170,6 +170,9 @@ def resolve(raw: Any, where: str = "config") -> dict:
     cfg["recipe"]["init_scheme"] = scheme
     if cfg["recipe"]["zero_init_residual"] and cfg["init"] is not None:
         raise BadInput(where, "recipe.zero_init_residual", "would zero BatchNorm weights of the pretrained init weights")
+    if cfg["recipe"]["epoch_sharpness_gap"] and cfg["teacher"] is None:
+        raise BadInput(where, "recipe.epoch_sharpness_gap", "needs a teacher: the gap is the teacher's sharpness "
+                                                            "minus the student's")
     cfg["recipe"]["loss_schedule"] = _resolve_loss_schedule(cfg["recipe"]["loss_schedule"], cfg["loss"], where)
     cfg["seed"] = _number(raw.get("seed", 0), where, "seed", integer=True, minimum=0)
     if raw.get("note") is not None:

@@ -19,7 +19,7 @@ The parts (``PARTS``; paths under ``benchmark/engine/``, where every one of them
 ``models``                  the registry and shared layers: ``models/__init__.py``, ``common.py``, ``weights.py``
 ``loss:<name>``             one logit loss of losses.py: its function and what it references there
                             (``loss:kd`` also ``kd_term``, the KD term every feature run adds);
-                            ``loss:dkd`` the file ``methods/dkd.py``
+                            ``loss:dkd`` the file ``methods/dkd.py``, ``loss:ils`` ``methods/ils.py``
 ``distiller:<name>``        ``distillers/<name>.py`` and the distillers modules it imports (base.py aside)
 ``distiller-base``          ``distillers/base.py``: the shared taps, adapters and loss assembly
 ``data``                    pipeline.py, data/registry.py, transforms.py, synthetic.py, sources.py (loaders), noise.py
@@ -114,6 +114,7 @@ def _parts() -> dict[str, Part]:
     for name, functions in LOSS_FUNCTIONS.items():
         parts[f"loss:{name}"] = Part(("losses.py",), functions, what=f"the {name} loss ({', '.join(functions)})")
     parts["loss:dkd"] = Part(("methods/dkd.py",), what="the DKD loss (methods/dkd.py)")
+    parts["loss:ils"] = Part(("methods/ils.py",), what="ATS's ILS loss (methods/ils.py)")
     parts["distiller-base"] = Part(("distillers/base.py",), what="the distillers' shared taps, adapters, loss sum")
     for name in DISTILLERS:
         parts[f"distiller:{name}"] = Part((f"distillers/{name}.py",), siblings=True, what=f"the {name} distiller")

@@ -27,7 +27,7 @@ import time
 import torch
 
 from ..store.layout import METRICS, MODEL, TEST_LOGITS, Store, WriteRefused
-from . import accel, config, horizontal, methods, revisions, schedules, terms
+from . import accel, analysis, config, horizontal, methods, revisions, schedules, terms
 from .accel import Accel
 from .assembly import build_method, build_pipeline, build_student
 from .checkpoints import load_checkpoint, save_checkpoint, tensor_bytes
@@ -135,6 +135,7 @@ class TrainingRun:
     def __init__(self, cfg: dict, store: Store, device: torch.device, accel_opts: Accel = Accel(), teacher=None,
                  data=None):
         self.cfg, self.store, self.device, self.accel_opts = cfg, store, device, accel_opts
+        self.teacher, self.teacher_test = teacher, None  # the teacher's test logits: epoch_sharpness_gap
         self.run_id = config.run_id(cfg)
         self.recipe, self.seed = cfg["recipe"], cfg["seed"]
         self.model = build_student(cfg, device)
@@ -285,6 +286,8 @@ class TrainingRun:
                              "train_top1_augmented": self.correct.item() / max(self.seen, 1) * 100,
                              "test_top1": ev["top1"], "test_top5": ev["top5"], "time_s": time.time() - self.t0,
                              **({"loss_params": self.scheduled} if self.scheduled else {})})
+        if self.recipe.get("epoch_sharpness_gap"):
+            self.history[-1]["test_sharpness_gap"] = self.sharpness_gap(ev["logits"], data)
         if self.step_losses:  # the golden canary compares these step by step (benchmark/commands/canary.py)
             self.history[-1]["first_steps_loss"] = [float(v) for v in torch.stack(self.step_losses).cpu()]
         self.save_checkpoint(epoch)
@@ -293,6 +296,17 @@ class TrainingRun:
         self.next_epoch = epoch + 1
         if options.on_epoch:
             options.on_epoch({"run": self.run_id, **self.history[-1], "epochs": self.recipe["epochs"]})
+
+    def sharpness_gap(self, logits: torch.Tensor, data) -> float:
+        """ATKD's sharpness gap (Eq. 6 / Eq. 15) of this epoch's test logits, mean over the test set:
+        the teacher's (computed once) minus the student's at the temperatures the run distils with
+        (``recipe.epoch_sharpness_gap``, ATKD Fig. 2). Reads no random stream: training is unchanged."""
+        if self.teacher is None:
+            raise RunFailed("recipe.epoch_sharpness_gap needs a teacher")
+        if self.teacher_test is None:
+            self.teacher_test = evaluate(self.teacher, data.test_batches())["logits"]
+        teacher_tau, student_tau = analysis.loss_temperatures(self.cfg["loss"])
+        return float(analysis.sharpness_gap(logits, self.teacher_test, teacher_tau, student_tau).mean())
 
     # ------------------------------------------------------------ the result
 

@@ -127,11 +127,11 @@ class Measurer:
             v, _ = self.logits(teacher_id)
             # "loss": the temperatures this run was distilled with (ATKD Table 8's fixed pairs);
             # a loss without a fixed temperature (atkd) means its adaptive ones
-            loss = self.config(rid).get("loss", {})
+            teacher_tau, student_tau = analysis.loss_temperatures(self.config(rid).get("loss", {}))
             if opts.get("teacher_tau") == "loss":
-                opts["teacher_tau"] = loss.get("tau", "adaptive")
+                opts["teacher_tau"] = teacher_tau
             if opts.get("student_tau") == "loss":
-                opts["student_tau"] = loss.get("student_tau") or loss.get("tau", "adaptive")
+                opts["student_tau"] = student_tau
             return float(analysis.sharpness_gap(z, v, **opts).mean())
         if name in ("derived_average", "derived_variance", "inherent_variance", "target_probability"):
             return float(getattr(analysis, name)(z, y, **opts).mean())

@@ -1,6 +1,6 @@
 """The papers' figures, drawn from a table's finished runs (a manifest's ``figures:``).
 
-Two kinds, enough for the figures whose runs the tables already make:
+The kinds, enough for the figures whose runs the tables already make:
 
 ```yaml
 figures:
@@ -19,6 +19,11 @@ figures:
   # table, planned only when the figure is asked for (--figures NAME) or with `runs: always`.
   - {kind: heatmap, name: fig10, row: KD+ATS, col: WRN28-8/VGG8,
      grid: {loss.tau1: [1, 2, 3, 4, 5, 6], loss.tau2: [1, 2, 3, 4, 5]}}   # first axis down, second across
+  # A group of bars per column, a bar per row: each cell's top-1 as the table reports it (its best
+  # grid point), published numbers as crosses; quantities top1/<row>/<col> (ATS Fig. 2).
+  - {kind: bars, name: fig2, cols: [ResNet14-110/SFV1, WRN28-1-8/MV2], rows: [NoKD, ST-KD, ST-ILS, LT-KD, LT-ILS]}
+  # test top-1 per epoch: a panel per column, a line per row
+  - {kind: curves, name: test_acc, cols: [...], rows: [...]}
 ```
 
 A figure is drawn when at least one of its cells has a finished run; otherwise it is listed as
@@ -106,35 +111,68 @@ def _done_run(cell, measurer) -> str | None:
     return None
 
 
-def epoch_curve(measurer, rid: str) -> tuple[list[int], list[float]]:
-    """A run's test top-1 per epoch (metrics.jsonl's epoch lines; pre-training stage lines have
-    no test_top1)."""
-    lines = [m for m in measurer.store.metrics(rid) if "test_top1" in m and "epoch" in m]
-    return [m["epoch"] for m in lines], [m["test_top1"] for m in lines]
+def epoch_curve(measurer, rid: str, metric: str = "test_top1") -> tuple[list[int], list[float]]:
+    """A run's ``metric`` per epoch (metrics.jsonl's epoch lines that have it; pre-training stage
+    lines have no test_top1, a run without ``recipe.epoch_sharpness_gap`` no test_sharpness_gap)."""
+    lines = [m for m in measurer.store.metrics(rid) if metric in m and "epoch" in m]
+    return [m["epoch"] for m in lines], [m[metric] for m in lines]
+
+
+CURVE_LABELS = {"test_top1": "test top-1 (%)", "test_sharpness_gap": "sharpness gap (teacher - student)"}
 
 
 def _draw_curves(plt, fig: dict, rows: list[str], by_key: dict, measurer) -> bool:
-    """One panel per column, one line per row: its finished run's test top-1 against the epoch
-    (KL-MSE's noisy-label figure: a panel per noise rate, a line per loss)."""
+    """One panel per column (and per metric, ``metrics``: test_top1 by default), one line per row:
+    its finished run's metric against the epoch (KL-MSE's noisy-label figure: a panel per noise
+    rate, a line per loss; ATKD Fig. 2: accuracy and sharpness gap per pair)."""
     panels = {col: {row: _done_run(by_key[(row, col)], measurer) for row in rows} for col in fig["cols"]}
     if not any(rid for runs in panels.values() for rid in runs.values()):
         return False
-    _, axes = plt.subplots(1, len(panels), squeeze=False, figsize=(4.2 * len(panels), 3.4))
-    for ax, (col, runs) in zip(axes[0], panels.items()):
-        for j, (row, rid) in enumerate(runs.items()):
-            if rid is not None:
-                epochs, acc = epoch_curve(measurer, rid)
-                ax.plot(epochs, acc, "-", color=f"C{j % 10}", label=row)
-        ax.set_xlabel("epoch")
-        ax.set_ylabel(fig.get("ylabel", "test top-1 (%)"))
-        ax.set_title(col, fontsize=8)
+    metrics = fig.get("metrics") or ["test_top1"]
+    _, axes = plt.subplots(len(metrics), len(panels), squeeze=False,
+                           figsize=(4.2 * len(panels), 3.4 * len(metrics)))
+    for i, metric in enumerate(metrics):
+        for ax, (col, runs) in zip(axes[i], panels.items()):
+            for j, (row, rid) in enumerate(runs.items()):
+                if rid is not None:
+                    epochs, values = epoch_curve(measurer, rid, metric)
+                    ax.plot(epochs, values, "-", color=f"C{j % 10}", label=row)
+            ax.set_xlabel("epoch")
+            ax.set_ylabel(CURVE_LABELS[metric] if "metrics" in fig else fig.get("ylabel", CURVE_LABELS[metric]))
+            ax.set_title(col, fontsize=8)
     axes[0][0].legend(fontsize=6)
     return True
 
 
+def _draw_bars(plt, fig: dict, rows: list[str], by_key: dict) -> dict[str, float] | None:
+    """A group per column, a bar per row: each cell's reproduced top-1 (its best grid point, as the
+    table's cell), a cross where the paper prints the number. Returns the quantities
+    ``top1/<row>/<col>`` (what a figure id's claims compare), None when no cell has a number."""
+    cols = fig["cols"]
+    values = {(r, c): by_key[(r, c)].reproduced if by_key[(r, c)].status in WITH_NUMBER else None
+              for r in rows for c in cols}
+    if all(v is None for v in values.values()):
+        return None
+    width = 0.8 / len(rows)
+    _, ax = plt.subplots(figsize=(1.2 + 0.5 * len(rows) * len(cols), 3.6))
+    for i, row in enumerate(rows):
+        xs = [j + (i - (len(rows) - 1) / 2) * width for j in range(len(cols))]
+        ax.bar(xs, [math.nan if values[(row, c)] is None else values[(row, c)] for c in cols], width,
+               color=f"C{i % 10}", label=row)
+        published = [by_key[(row, c)].published for c in cols]
+        ax.plot(xs, [math.nan if v is None else v for v in published], "kx", markersize=5)
+    shown = [v for v in values.values() if v is not None]
+    ax.set_ylim(max(0.0, min(shown) - 5.0), max(shown) + 2.0)  # the differences, as the paper's bars
+    ax.set_xticks(range(len(cols)), cols, fontsize=7)
+    ax.set_ylabel(fig.get("ylabel", "top-1 (%)"))
+    ax.legend(fontsize=6)
+    return {f"top1/{row}/{col}": v for (row, col), v in values.items() if v is not None}
+
+
 def draw_figure(fig: dict, plan, cells, measurer, path: Path):
     """Draw one figure to ``path``; False when none of its cells has a finished run. The figure
-    ids' own kinds (benchmark/results/figure_kinds.py) return their quantities instead of True."""
+    ids' own kinds (benchmark/results/figure_kinds.py) and ``bars`` return their quantities instead
+    of True (a figure id's readings and claims are evaluated on them)."""
     if fig["kind"] not in FIGURE_KINDS:
         from .figure_kinds import draw
 
@@ -147,6 +185,7 @@ def draw_figure(fig: dict, plan, cells, measurer, path: Path):
 
     by_key = {(c.row, c.col): c for c in cells}
     rows = fig.get("rows") or [r["id"] for r in plan.manifest.rows]
+    result: dict | bool = True
     title = fig.get("title") or f"{plan.manifest.id}: {fig['name']}"
     if fig["kind"] == "lines":
         cols = fig["cols"]
@@ -170,6 +209,11 @@ def draw_figure(fig: dict, plan, cells, measurer, path: Path):
         ax.legend(fontsize=6)
     elif fig["kind"] == "curves":
         if not _draw_curves(plt, fig, rows, by_key, measurer):
+            return False
+        fig_ = plt.gcf()
+    elif fig["kind"] == "bars":
+        result = _draw_bars(plt, fig, rows, by_key)
+        if result is None:
             return False
         fig_ = plt.gcf()
     elif fig["kind"] == "heatmap":
@@ -222,4 +266,4 @@ def draw_figure(fig: dict, plan, cells, measurer, path: Path):
     path.parent.mkdir(parents=True, exist_ok=True)
     fig_.savefig(path, dpi=110)
     plt.close(fig_)
-    return True
+    return result

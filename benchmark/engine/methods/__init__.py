@@ -1,7 +1,7 @@
 """Every training method behind one protocol, and the one registry of them.
 
 A method is a logit loss (engine/losses.py), a feature distiller (engine/distillers/) or a
-method of its own file here (DKD, ``dkd.py``). Whatever it is, it is
+method of its own file here (DKD, ``dkd.py``; ATS's ILS, ``ils.py``). Whatever it is, it is
 
 - **built once from its options**, checked against the declared schema (benchmark/schema.py:
   kinds, bounds and the rules between options) by :func:`resolve`, which needs no torch;
@@ -67,6 +67,7 @@ REGISTRY: dict[str, Entry] = {
     "mse": Entry("benchmark.engine.losses:mse_terms"),
     "label_match": Entry("benchmark.engine.losses:label_match_terms"),
     "dkd": Entry("benchmark.engine.methods.dkd:dkd_terms"),
+    "ils": Entry("benchmark.engine.methods.ils:ils_terms"),
     "fitnet": _feature("fitnet", "FitNet"), "at": _feature("at", "AT"), "sp": _feature("sp", "SP"),
     "cc": _feature("cc", "CC"), "vid": _feature("vid", "VID"), "rkd": _feature("rkd", "RKD"),
     "pkt": _feature("pkt", "PKT"), "nst": _feature("nst", "NST"), "crd": _feature("crd", "CRD"),
