@@ -42,7 +42,8 @@ def test_mean_pairwise_distance_and_per_class_pairwise_distances():
     assert dif.mean_pairwise_distance(a, b) == pytest.approx(3.0)  # (5 + 1) / 2
     ab = torch.tensor([[0.0, 0.0], [3.0, 4.0]], dtype=D)
     assert dif.mean_pairwise_distance(ab, ab) == pytest.approx(2.5)  # (0 + 5 + 5 + 0) / 4
-    out = dif.pairwise_distances({0: a, 1: b, 3: ab}, 0, 4)
+    feats = torch.cat([a, b, ab])  # class 0: (0, 0); class 1: b; class 3: (0, 0), (3, 4); class 2: none
+    out = dif.pairwise_distances(feats, torch.tensor([0, 1, 1, 3, 3]), 0, 4)
     assert out[0] == 0.0 and out[1] == pytest.approx(3.0) and math.isnan(out[2]) and out[3] == pytest.approx(2.5)
 
 

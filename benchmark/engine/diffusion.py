@@ -74,14 +74,16 @@ def mean_pairwise_distance(a: torch.Tensor, b: torch.Tensor) -> float:
     return float(torch.cdist(a.double(), b.double()).mean())
 
 
-def pairwise_distances(features: dict, target: int, num_classes: int) -> torch.Tensor:
-    """(C,) mean pairwise distances from the target class's samples to each class's samples
-    (``features``: {class: (n, d)}); NaN for a class without samples."""
-    out = torch.full((num_classes,), float("nan"), dtype=torch.float64)
-    t = features[target].double()
-    for k, f in features.items():
-        if len(f) and len(t):
-            out[k] = mean_pairwise_distance(t, f)
+def pairwise_distances(features: torch.Tensor, labels: torch.Tensor, target: int, num_classes: int) -> torch.Tensor:
+    """(C,) App. K's distance from the target class to each class k: the mean over all pairs
+    (x of class t, y of class k) of ||x - y||, as mean_pairwise_distance for every k at once;
+    NaN for a class without samples."""
+    f, y = features.double(), labels.long()
+    per_sample = torch.cdist(f[y == target], f).mean(dim=0)  # each sample's mean distance to the target's
+    sums = torch.zeros(num_classes, dtype=torch.float64).index_add_(0, y, per_sample)
+    counts = torch.bincount(y, minlength=num_classes)
+    out = sums / counts.clamp_min(1)
+    out[counts == 0] = float("nan")
     return out
 
 

@@ -1,0 +1,184 @@
+"""A finished run's penultimate-layer features (the input of its final linear layer), for LS-KD's
+analyses (Table 3, Table K.1, Fig. 1: lskd.txt:52-90, App. F, G, K).
+
+Computed once from the run's saved model (``model.pt``) on its un-augmented training and test
+(ImageNet: val) splits, only for the runs an analysis names, into the store's derived area,
+``<store>/derived/<run id>/penultimate.pt``, beside ``train_logits.pt``:
+
+- per split, the centroid of every class (float32, over all its samples; Table 3's centroids) and
+  the sample counts;
+- per split, the features of the first ``per_class`` samples of each *named* class in the split's
+  order (float16; the authors' visualisation takes the first 150 training and 50 validation samples
+  of each class in folder order: alpha-LS-KD_imagenet_centroids.py:86-90, data_loader_imagenet.py:147,
+  lskd.txt:203), what App. K's pairwise distances and App. F's projection need;
+- the final layer's weight and bias (float32).
+
+A file that lacks a class asked for is computed again with the union of both sets of classes; a
+torn or damaged one is computed again. The features are caught by a forward pre-hook on the final
+``nn.Linear`` (its input), which works for every model of the suite.
+
+torchvision's published weights are no run: an analysis that reads them (App. G.2's "official
+ResNet-50", the alpha = 0.0 teacher cell ``checkpoint:torchvision:<enum>``) computes them with a
+finished run's data config (``like``), into ``<store>/derived/torchvision/<file stem>.penultimate.pt``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+from ..errors import Failed
+
+FILE = "penultimate.pt"
+SPLITS = ("train", "val")
+TORCHVISION = "checkpoint:torchvision:"
+
+
+def path_of(store, rid: str) -> Path:
+    if rid.startswith(TORCHVISION):
+        from ..engine.hub import torchvision_meta
+
+        return store.root / "derived" / "torchvision" / (Path(torchvision_meta(rid[len(TORCHVISION):])["file"]).stem
+                                                         + "." + FILE)
+    return store.derived_dir(rid) / FILE
+
+
+def has_model(store, rid: str) -> bool:
+    """Whether the features can be computed: the run's saved model (a torchvision id: always,
+    its file is checked when it is read)."""
+    from ..store.layout import MODEL
+
+    return rid.startswith(TORCHVISION) or store.run_file(rid, MODEL).exists()
+
+
+def _load(path: Path) -> dict | None:
+    if not path.exists():
+        return None
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+        for split in SPLITS:  # every part there: a file cut short fails here or in torch.load
+            saved[split]["centroids"], saved[split]["features"], saved[split]["labels"]
+        saved["weight"], saved["bias"], saved["classes"], saved["per_class"]
+        return saved
+    except Exception:  # a torn or damaged file: derived, so computed again
+        return None
+
+
+def penultimate(store, rid: str, classes=(), per_class: dict | None = None, like: str | None = None) -> dict:
+    """{split: {"centroids" (C, d) float32, "counts" (C,), "features" (M, d) float32, "labels" (M,)},
+    "weight" (C, d), "bias" (C,)} of a finished run (or torchvision weights, with ``like``: a finished
+    run whose data config to use), the features of the first ``per_class[split]`` samples of each
+    class in ``classes``; computed once."""
+    per_class = dict(per_class or {"train": 150, "val": 50})
+    path = path_of(store, rid)
+    saved = _load(path)
+    want = {int(c) for c in classes}
+    if saved is not None and saved["per_class"] == per_class and want <= set(saved["classes"]):
+        return _as_float(saved)
+    if saved is not None and saved["per_class"] == per_class:
+        want |= set(saved["classes"])
+    saved = _compute(store, rid, sorted(want), per_class, like)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    torch.save(saved, tmp)
+    os.replace(tmp, path)
+    return _as_float(saved)
+
+
+def _as_float(saved: dict) -> dict:
+    out = {k: saved[k] for k in ("weight", "bias", "classes", "per_class")}
+    for split in SPLITS:
+        s = saved[split]
+        out[split] = {"centroids": s["centroids"].float(), "counts": s["counts"], "labels": s["labels"],
+                      "features": s["features"].float()}
+    return out
+
+
+def features_of(data: dict, split: str, cls: int) -> torch.Tensor:
+    """The kept features (n, d) of one class in one split."""
+    s = data[split]
+    return s["features"][s["labels"] == cls]
+
+
+def _final_linear(model) -> torch.nn.Linear:
+    """The classifier: the model's named ``classifier_name`` module, else its last nn.Linear."""
+    name = getattr(model, "classifier_name", None)
+    layer = getattr(model, name, None) if name else None
+    if not isinstance(layer, torch.nn.Linear):
+        layers = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
+        if not layers:
+            raise Failed(f"{type(model).__name__} has no final linear layer to take penultimate features from")
+        layer = layers[-1]
+    return layer
+
+
+def _model_and_config(store, rid: str, like: str | None):
+    from ..engine.data import get_spec
+    from ..engine.models import build_model
+    from ..engine.teachers import load_teacher
+    from ..store.layout import MODEL
+
+    if rid.startswith(TORCHVISION):
+        from ..engine.hub import torchvision_meta
+
+        cfg = store.config(like) if like else None
+        if cfg is None:
+            raise Failed(f"{rid}: no finished run of the analysis to take the data config from")
+        enum = rid[len(TORCHVISION):]
+        meta = torchvision_meta(enum)
+        teacher = {"torchvision": enum, "file": meta["file"], "sha256": meta["sha256"],
+                   "model": enum.split("_Weights")[0].lower()}
+        try:
+            return load_teacher({**cfg, "teacher": teacher}, store, "cpu"), cfg
+        except Exception as err:  # RunFailed: the hub file missing or corrupt
+            raise Failed(f"{rid}: {err}") from None
+    result = store.result(rid) or {}
+    cfg = store.config(rid) or result.get("config")
+    weights = store.run_file(rid, MODEL)
+    if result.get("status") != "done" or cfg is None or not weights.exists():
+        raise Failed(f"run {rid}: no finished model to compute its penultimate features from")
+    model = build_model(cfg["model"], get_spec(cfg["dataset"]).num_classes)
+    model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+    return model.eval(), cfg
+
+
+def _compute(store, rid: str, classes: list[int], per_class: dict, like: str | None) -> dict:
+    from ..engine.assembly import build_pipeline
+    from ..engine.data import get_spec
+    from ..engine.diffusion import class_centroids
+    from ..engine.execution import ExecOptions
+
+    model, cfg = _model_and_config(store, rid, like)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    model.to(device).eval()
+    layer = _final_linear(model)
+    caught = []
+    hook = layer.register_forward_pre_hook(lambda _m, inputs: caught.append(inputs[0].detach().float().cpu()))
+    pipeline = build_pipeline(cfg, ExecOptions(device=device, num_workers=0))
+    num_classes = get_spec(cfg["dataset"]).num_classes
+    out = {"run": rid, "classes": classes, "per_class": per_class,
+           "weight": layer.weight.detach().float().cpu(), "bias": layer.bias.detach().float().cpu()}
+    try:
+        for split, batches in (("train", pipeline.train_eval_batches()), ("val", pipeline.test_batches())):
+            caught.clear()
+            labels = []
+            with torch.no_grad():
+                for x, y in batches:
+                    model(x)
+                    labels.append(y.cpu())
+            f, y = torch.cat(caught), torch.cat(labels)
+            centroids, counts = class_centroids(f, y, num_classes)
+            keep = _first_of_each(y, classes, per_class[split])
+            out[split] = {"centroids": centroids.float(), "counts": counts, "labels": y[keep],
+                          "features": f[keep].half()}
+    finally:
+        hook.remove()
+    return out
+
+
+def _first_of_each(labels: torch.Tensor, classes: list[int], n: int) -> torch.Tensor:
+    """Indices of the first ``n`` samples of each class in ``classes``, in the split's order."""
+    picked = [torch.nonzero(labels == c).flatten()[:n] for c in classes]
+    return torch.cat(picked) if picked else torch.zeros(0, dtype=torch.long)
