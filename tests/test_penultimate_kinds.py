@@ -1,5 +1,5 @@
 """LS-KD's penultimate-feature analyses as ids (benchmark/results/penultimate_kinds.py; specs in
-benchmark/catalog/figure_specs.py): lskd-table3, lskd-tablek1 and lskd-fig1 plan only the runs they
+benchmark/catalog/figure_specs.py): lskd-table3, lskd-tablek1, lskd-fig1 and lskd-figa1 plan only the runs they
 read, draw from generated finished runs with every published reading computed, and a finished run
 without its saved model is bad input naming the run, with nothing written."""
 
@@ -14,7 +14,7 @@ from benchmark.errors import BadInput
 from benchmark.results import penultimate_kinds as kinds
 from tests.test_items import _finish
 
-IDS = ("lskd-table3", "lskd-tablek1", "lskd-fig1")
+IDS = ("lskd-table3", "lskd-tablek1", "lskd-fig1", "lskd-figa1")
 
 
 def test_class_names_are_torchvisions_and_an_unknown_one_is_bad_input():
@@ -81,11 +81,12 @@ def test_each_id_plans_only_what_it_reads_and_draws_from_generated_runs(tmp_path
     from benchmark.results.report import write_reports
 
     planner, plans, store = _generated(tmp_path)
-    table3, k1, fig1 = plans
+    table3, k1, fig1, figa1 = plans
     assert len(table3.job_ids) == 6 and set(k1.job_ids) == set(table3.job_ids)  # 2 teachers, 4 students
     cited = {(c.row, c.col) for c in table3.cells if c.rule == "cited"}
     assert ("T=1", "ResNet-18 alpha=0.0") in cited and ("Teacher", "ResNet-18 alpha=0.1") in cited
     assert len(fig1.job_ids) == 6  # 2 teachers, the ResNet-18 students of each at T = 1 and T = 3
+    assert len(figa1.job_ids) == 6 and len(set(figa1.job_ids) - set(fig1.job_ids)) == 4  # the ResNet-50 students
     out = tmp_path / "reports"
     write_reports(plans, planner, store, out)
     for iid in IDS:
