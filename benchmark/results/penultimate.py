@@ -147,7 +147,6 @@ def _model_and_config(store, rid: str, like: str | None):
 def _compute(store, rid: str, classes: list[int], per_class: dict, like: str | None) -> dict:
     from ..engine.assembly import build_pipeline
     from ..engine.data import get_spec
-    from ..engine.diffusion import class_centroids
     from ..engine.execution import ExecOptions
 
     model, cfg = _model_and_config(store, rid, like)
@@ -155,30 +154,48 @@ def _compute(store, rid: str, classes: list[int], per_class: dict, like: str | N
     model.to(device).eval()
     layer = _final_linear(model)
     caught = []
-    hook = layer.register_forward_pre_hook(lambda _m, inputs: caught.append(inputs[0].detach().float().cpu()))
+    hook = layer.register_forward_pre_hook(lambda _m, inputs: caught.append(inputs[0].detach()))
     pipeline = build_pipeline(cfg, ExecOptions(device=device, num_workers=0))
     num_classes = get_spec(cfg["dataset"]).num_classes
     out = {"run": rid, "classes": classes, "per_class": per_class,
            "weight": layer.weight.detach().float().cpu(), "bias": layer.bias.detach().float().cpu()}
     try:
         for split, batches in (("train", pipeline.train_eval_batches()), ("val", pipeline.test_batches())):
-            caught.clear()
-            labels = []
-            with torch.no_grad():
-                for x, y in batches:
-                    model(x)
-                    labels.append(y.cpu())
-            f, y = torch.cat(caught), torch.cat(labels)
-            centroids, counts = class_centroids(f, y, num_classes)
-            keep = _first_of_each(y, classes, per_class[split])
-            out[split] = {"centroids": centroids.float(), "counts": counts, "labels": y[keep],
-                          "features": f[keep].half()}
+            out[split] = _split(model, batches, caught, num_classes, classes, per_class[split])
     finally:
         hook.remove()
     return out
 
 
-def _first_of_each(labels: torch.Tensor, classes: list[int], n: int) -> torch.Tensor:
-    """Indices of the first ``n`` samples of each class in ``classes``, in the split's order."""
-    picked = [torch.nonzero(labels == c).flatten()[:n] for c in classes]
-    return torch.cat(picked) if picked else torch.zeros(0, dtype=torch.long)
+def _split(model, batches, caught: list, num_classes: int, classes: list[int], n: int) -> dict:
+    """One pass over a split, streamed (ImageNet's 1.28 M training features would not fit): the
+    per-class sums (float64) and counts, and the first ``n`` samples of each named class in order."""
+    sums, counts = None, torch.zeros(num_classes, dtype=torch.long)
+    named = torch.zeros(num_classes, dtype=torch.bool)
+    named[classes] = True
+    kept, kept_labels = [], []
+    with torch.no_grad():
+        for x, y in batches:
+            caught.clear()
+            model(x)
+            f, y = caught[0].float().cpu(), y.cpu().long()
+            if sums is None:
+                sums = torch.zeros(num_classes, f.shape[1], dtype=torch.float64)
+            sums.index_add_(0, y, f.double())
+            # the rank of each sample within its class, in the split's order: keep ranks below n
+            rank = counts[y] + _rank_in_batch(y)
+            counts += torch.bincount(y, minlength=num_classes)
+            keep = named[y] & (rank < n)
+            kept.append(f[keep].half())
+            kept_labels.append(y[keep])
+    centroids = sums / counts.clamp_min(1)[:, None].double()
+    labels = torch.cat(kept_labels)
+    order = torch.argsort(labels, stable=True)  # grouped by class, each class in the split's order
+    return {"centroids": centroids.float(), "counts": counts, "labels": labels[order],
+            "features": torch.cat(kept)[order]}
+
+
+def _rank_in_batch(y: torch.Tensor) -> torch.Tensor:
+    """For each sample, how many earlier samples of the batch have its class."""
+    same = y[:, None] == y[None, :]
+    return torch.tril(same, diagonal=-1).sum(dim=1)
