@@ -147,7 +147,7 @@ def _penultimate(store, rid: str, gen: torch.Generator, classes: int, dim: int =
     them: every class kept (2 training samples, 1 validation sample each), for the default per_class."""
     from benchmark.results.penultimate import path_of
 
-    out = {"run": rid, "classes": list(range(classes)), "per_class": {"train": 150, "val": 50},
+    out = {"run": rid, "classes": list(range(classes)), "per_class": {"train": 150, "val": 50}, "splits": ["train", "val"],
            "weight": torch.randn(classes, dim, generator=gen), "bias": torch.randn(classes, generator=gen)}
     for split, n in (("train", 2), ("val", 1)):
         labels = torch.arange(classes).repeat_interleave(n)

@@ -71,3 +71,18 @@ def test_a_missing_class_is_computed_with_the_kept_ones_and_a_torn_file_again(tm
     path.write_bytes(path.read_bytes()[:100])  # torn
     torn = penultimate(store, rid, [1], PER)
     assert torn["classes"] == [1] and torch.equal(features_of(torn, "train", 1), features_of(first, "train", 1))
+
+
+def test_a_validation_only_file_is_computed_again_with_the_training_split_when_asked(tmp_path):
+    """App. G.2's reference needs only validation centroids; a later analysis of the same network
+    that needs the training split too computes both (and keeps the classes already kept)."""
+    store, cfg, rid = _finished(tmp_path)
+    torch.manual_seed(0)
+    torch.save(build_model("resnet8", 10).state_dict(), store.run_file(rid, MODEL))
+    store.write_result(rid, {"id": rid, "status": "done", "config": cfg, "metrics": {}})
+    val = penultimate(store, rid, [2], PER, splits=("val",))
+    assert val["splits"] == ["val"] and "train" not in val and val["val"]["counts"].sum() > 0
+    both = penultimate(store, rid, (), PER)
+    assert both["splits"] == ["train", "val"] and both["classes"] == [2]
+    assert torch.equal(both["val"]["centroids"], val["val"]["centroids"])
+    assert penultimate(store, rid, [2], PER, splits=("val",))["splits"] == ["train", "val"]  # read, not shrunk

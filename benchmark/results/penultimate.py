@@ -13,8 +13,8 @@ Computed once from the run's saved model (``model.pt``) on its un-augmented trai
   lskd.txt:203), what App. K's pairwise distances and App. F's projection need;
 - the final layer's weight and bias (float32).
 
-A file that lacks a class asked for is computed again with the union of both sets of classes; a
-torn or damaged one is computed again. The features are caught by a forward pre-hook on the final
+A file that lacks a class or a split asked for is computed again with the union of both (App. G.2's
+reference network needs only the validation split); a torn or damaged one is computed again. The features are caught by a forward pre-hook on the final
 ``nn.Linear`` (its input), which works for every model of the suite.
 
 torchvision's published weights are no run: an analysis that reads them (App. G.2's "official
@@ -58,7 +58,7 @@ def _load(path: Path) -> dict | None:
         return None
     try:
         saved = torch.load(path, map_location="cpu", weights_only=True)
-        for split in SPLITS:  # every part there: a file cut short fails here or in torch.load
+        for split in saved["splits"]:  # every part there: a file cut short fails here or in torch.load
             saved[split]["centroids"], saved[split]["features"], saved[split]["labels"]
         saved["weight"], saved["bias"], saved["classes"], saved["per_class"]
         return saved
@@ -66,20 +66,24 @@ def _load(path: Path) -> dict | None:
         return None
 
 
-def penultimate(store, rid: str, classes=(), per_class: dict | None = None, like: str | None = None) -> dict:
+def penultimate(store, rid: str, classes=(), per_class: dict | None = None, like: str | None = None,
+                splits=SPLITS) -> dict:
     """{split: {"centroids" (C, d) float32, "counts" (C,), "features" (M, d) float32, "labels" (M,)},
     "weight" (C, d), "bias" (C,)} of a finished run (or torchvision weights, with ``like``: a finished
     run whose data config to use), the features of the first ``per_class[split]`` samples of each
-    class in ``classes``; computed once."""
+    class in ``classes``, on ``splits`` (App. G.2's reference needs only the validation split: one
+    pass over ImageNet's 50,000 images, not its 1.28 M training images too); computed once. A file
+    lacking a class or a split is computed again with the union of both."""
     per_class = dict(per_class or {"train": 150, "val": 50})
     path = path_of(store, rid)
     saved = _load(path)
-    want = {int(c) for c in classes}
-    if saved is not None and saved["per_class"] == per_class and want <= set(saved["classes"]):
-        return _as_float(saved)
+    want, splits = {int(c) for c in classes}, set(splits)
     if saved is not None and saved["per_class"] == per_class:
+        if want <= set(saved["classes"]) and splits <= set(saved["splits"]):
+            return _as_float(saved)
         want |= set(saved["classes"])
-    saved = _compute(store, rid, sorted(want), per_class, like)
+        splits |= set(saved["splits"])
+    saved = _compute(store, rid, sorted(want), per_class, like, [s for s in SPLITS if s in splits])
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     torch.save(saved, tmp)
@@ -88,8 +92,8 @@ def penultimate(store, rid: str, classes=(), per_class: dict | None = None, like
 
 
 def _as_float(saved: dict) -> dict:
-    out = {k: saved[k] for k in ("weight", "bias", "classes", "per_class")}
-    for split in SPLITS:
+    out = {k: saved[k] for k in ("weight", "bias", "classes", "per_class", "splits")}
+    for split in saved["splits"]:
         s = saved[split]
         out[split] = {"centroids": s["centroids"].float(), "counts": s["counts"], "labels": s["labels"],
                       "features": s["features"].float()}
@@ -144,7 +148,7 @@ def _model_and_config(store, rid: str, like: str | None):
     return model.eval(), cfg
 
 
-def _compute(store, rid: str, classes: list[int], per_class: dict, like: str | None) -> dict:
+def _compute(store, rid: str, classes: list[int], per_class: dict, like: str | None, splits: list[str]) -> dict:
     from ..engine.assembly import build_pipeline
     from ..engine.data import get_spec
     from ..engine.execution import ExecOptions
@@ -157,11 +161,12 @@ def _compute(store, rid: str, classes: list[int], per_class: dict, like: str | N
     hook = layer.register_forward_pre_hook(lambda _m, inputs: caught.append(inputs[0].detach()))
     pipeline = build_pipeline(cfg, ExecOptions(device=device, num_workers=0))
     num_classes = get_spec(cfg["dataset"]).num_classes
-    out = {"run": rid, "classes": classes, "per_class": per_class,
+    out = {"run": rid, "classes": classes, "per_class": per_class, "splits": splits,
            "weight": layer.weight.detach().float().cpu(), "bias": layer.bias.detach().float().cpu()}
+    batches = {"train": pipeline.train_eval_batches, "val": pipeline.test_batches}
     try:
-        for split, batches in (("train", pipeline.train_eval_batches()), ("val", pipeline.test_batches())):
-            out[split] = _split(model, batches, caught, num_classes, classes, per_class[split])
+        for split in splits:
+            out[split] = _split(model, batches[split](), caught, num_classes, classes, per_class[split])
     finally:
         hook.remove()
     return out

@@ -111,7 +111,7 @@ def _diffusion(fig, plan, measurer, plt):
         return None
     names = fig["targets"]
     targets = class_indices(names, plan.manifest.path)
-    refdata = penultimate(store, ref, (), per_class, like=_like(plan, measurer))
+    refdata = penultimate(store, ref, (), per_class, like=_like(plan, measurer), splits=("val",))
     num = refdata["val"]["centroids"].shape[0]
     # App. G.2: the reference network's centroids on the validation set (lskd.txt:236)
     sets = {t: diffusion.feature_space_sets(refdata["val"]["centroids"], t, fig.get("similar", 10),
