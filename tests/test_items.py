@@ -142,9 +142,27 @@ def test_report_of_a_figure_whose_runs_are_not_in_its_tables_stored_plan(tmp_pat
     assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
 
 
+def _penultimate(store, rid: str, gen: torch.Generator, classes: int, dim: int = 8) -> None:
+    """Generated penultimate features in the derived area, as benchmark/results/penultimate.py leaves
+    them: every class kept (2 training samples, 1 validation sample each), for the default per_class."""
+    from benchmark.results.penultimate import path_of
+
+    out = {"run": rid, "classes": list(range(classes)), "per_class": {"train": 150, "val": 50}, "splits": ["train", "val"],
+           "weight": torch.randn(classes, dim, generator=gen), "bias": torch.randn(classes, generator=gen)}
+    for split, n in (("train", 2), ("val", 1)):
+        labels = torch.arange(classes).repeat_interleave(n)
+        feats = torch.randn(classes, dim, generator=gen)[labels] + 0.3 * torch.randn(len(labels), dim, generator=gen)
+        out[split] = {"centroids": torch.stack([feats[labels == c].mean(0) for c in range(classes)]),
+                      "counts": torch.full((classes,), n), "labels": labels, "features": feats.half()}
+    path = path_of(store, rid)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(out, path)
+
+
 def _finish(store, rid: str, cfg: dict, gen: torch.Generator, classes: int) -> None:
     """A generated finished run: its config, a result at a generated top-1, test logits, training-set
-    logits in the derived area (as benchmark/results/train_logits.py leaves them) and one epoch line."""
+    logits and penultimate features in the derived area (as benchmark/results/train_logits.py and
+    penultimate.py leave them) and one epoch line."""
     from benchmark.engine.revisions import current_revisions
     from benchmark.results.train_logits import path_of
     from benchmark.store.layout import CONFIG, METRICS, RESULT, TEST_LOGITS
@@ -167,6 +185,8 @@ def _finish(store, rid: str, cfg: dict, gen: torch.Generator, classes: int) -> N
         logits[torch.arange(n), labels] += 2 + torch.rand((), generator=gen) * 8
         path.parent.mkdir(parents=True, exist_ok=True)
         torch.save({"logits": logits.half(), "labels": labels, "run": rid}, path)
+    if cfg["dataset"] == "imagenet":  # LS-KD's penultimate-feature analyses read its ImageNet runs
+        _penultimate(store, rid, gen, classes)
 
 
 def test_every_runnable_figure_id_plans_at_smoke_and_draws_from_finished_runs(tmp_path):

@@ -17,7 +17,21 @@ spec: {kind: probability_bars, col: Test acc, rows: [...], target_class: 1, tau:
 # ATS Fig. 3: per (teacher, student, tau) point, the teacher's derived average and variance against
 # the KD improvement ratio (Acc_KD - Acc_NoKD) / Acc_NoKD
 spec: {kind: kd_scatter, cols: [...], kd_row: KD, nokd_row: NoKD, taus: [1, 2, 4, 8, 16]}
+# LS-KD Table 3 / Table K.1: the diffusion index (Eq. 1) of each column's student from row T1 to row
+# T2, for ImageNet target classes (torchvision's class names), S and D by App. G.2 (the nearest
+# `similar` and farthest `dissimilar` classes by the reference cell's centroids); distance centroid
+# (Table 3) or pairwise (App. K, over the first per_class samples of each class); normaliser all or union
+spec: {kind: diffusion_index, cols: [...], from_row: T=1, to_row: T=3, reference: {row: Teacher, col: ...},
+       targets: [golden retriever, ...], distance: centroid, normaliser: all, similar: 10, dissimilar: 900,
+       per_class: {train: 150, val: 50}}
+# LS-KD Fig. 1: Mueller's projection (App. F) of three classes' penultimate features, a panel per
+# (row, column, split); bias: classes (the plotted classes' biases) or code (the authors' classes 0-2)
+spec: {kind: projection, rows: [...], cols: [...], classes: [miniature poodle, standard poodle, submarine],
+       per_class: {train: 150, val: 50}, bias: classes}
 ```
+
+The penultimate kinds (diffusion_index, projection) read each run's penultimate features
+(benchmark/results/penultimate.py); their class names are resolved when the figure is drawn.
 """
 
 from __future__ import annotations
@@ -25,12 +39,17 @@ from __future__ import annotations
 from ..errors import BadInput
 from .sections import FIGURE_KINDS, check_figures
 
-KINDS = ("logit_histograms", "variance_bars", "teacher_agreement", "probability_bars", "kd_scatter")
+KINDS = ("logit_histograms", "variance_bars", "teacher_agreement", "probability_bars", "kd_scatter",
+         "diffusion_index", "projection")
+PENULTIMATE_KINDS = ("diffusion_index", "projection")
 FIELDS = {"logit_histograms": {"col", "rows", "bins"},
           "variance_bars": {"col", "rows", "tau"},
           "teacher_agreement": {"col", "groups", "rows", "tau"},
           "probability_bars": {"col", "rows", "target_class", "tau", "ats_row", "ats"},
-          "kd_scatter": {"cols", "kd_row", "nokd_row", "taus"}}
+          "kd_scatter": {"cols", "kd_row", "nokd_row", "taus"},
+          "diffusion_index": {"cols", "from_row", "to_row", "reference", "targets", "distance", "normaliser",
+                              "similar", "dissimilar", "per_class"},
+          "projection": {"rows", "cols", "classes", "per_class", "bias"}}
 COMMON = {"kind", "logits"}
 
 
@@ -72,6 +91,8 @@ def check_spec(spec, path, rows: list[str], cols: list[str]) -> None:
     extra = set(spec) - FIELDS[kind] - COMMON
     if extra:
         raise BadInput(path, f"spec.{sorted(extra)[0]}", f"not a field of a {kind} figure")
+    if kind in PENULTIMATE_KINDS:
+        return _check_penultimate(spec, path, rows, cols)
     if spec.get("logits", "train") not in ("train", "test"):
         raise BadInput(path, "spec.logits", "must be train or test")
     if kind == "teacher_agreement":
@@ -97,3 +118,58 @@ def check_spec(spec, path, rows: list[str], cols: list[str]) -> None:
     if "ats" in spec and (not isinstance(spec["ats"], dict) or set(spec["ats"]) != {"tau1", "tau2"}
                           or not all(map(_positive, spec["ats"].values()))):
         raise BadInput(path, "spec.ats", "must be {tau1: number, tau2: number}")
+
+
+def _names(spec, path, key: str, known: list[str], noun: str) -> None:
+    items = spec.get(key)
+    if not isinstance(items, list) or not items or any(i not in known for i in items):
+        raise BadInput(path, f"spec.{key}", f"must be a non-empty list of {noun}s of the table")
+
+
+def _check_penultimate(spec: dict, path, rows: list[str], cols: list[str]) -> None:
+    """LS-KD's diffusion index and projection (the class names are checked when drawn: resolving
+    them imports torchvision, which reading the catalogue does not need)."""
+    if "logits" in spec:
+        raise BadInput(path, "spec.logits", "not a field of a penultimate-feature figure (it reads features)")
+    _names(spec, path, "cols", cols, "column")
+    per_class = spec.get("per_class", {"train": 150, "val": 50})
+    if not isinstance(per_class, dict) or set(per_class) != {"train", "val"} \
+            or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in per_class.values()):
+        raise BadInput(path, "spec.per_class", "must be {train: N, val: N}, positive whole numbers")
+    key, names = ("targets", spec.get("targets")) if spec["kind"] == "diffusion_index" else ("classes", spec.get("classes"))
+    size = 3 if key == "classes" else None
+    if not isinstance(names, list) or not names or not all(isinstance(n, str) and n for n in names) \
+            or (size and len(names) != size) or len(set(names)) != len(names):
+        raise BadInput(path, f"spec.{key}", f"must be {'3' if size else 'a list of'} distinct class names "
+                                            "(torchvision's ImageNet names)")
+    if spec["kind"] == "projection":
+        _names(spec, path, "rows", rows, "row")
+        if spec.get("bias", "classes") not in ("classes", "code"):
+            raise BadInput(path, "spec.bias", "must be classes (the plotted classes' biases) or code (the authors' "
+                                              "code: the biases of classes 0-2)")
+        return
+    for k in ("from_row", "to_row"):
+        if spec.get(k) not in rows:
+            raise BadInput(path, f"spec.{k}", "must name a row of the table")
+    ref = spec.get("reference")
+    if not isinstance(ref, dict) or set(ref) != {"row", "col"} or ref["row"] not in rows or ref["col"] not in cols:
+        raise BadInput(path, "spec.reference", "must be {row: R, col: C}, a cell of the table (App. G.2's reference "
+                                               "network)")
+    if spec.get("distance", "centroid") not in ("centroid", "pairwise"):
+        raise BadInput(path, "spec.distance", "must be centroid (Table 3) or pairwise (App. K)")
+    if spec.get("normaliser", "all") not in ("all", "union"):
+        raise BadInput(path, "spec.normaliser", "must be all (every other class) or union (S u D)")
+    for k, default in (("similar", 10), ("dissimilar", 900)):
+        v = spec.get(k, default)
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise BadInput(path, f"spec.{k}", "must be a positive whole number of classes")
+
+
+def penultimate_cells(fig: dict) -> tuple[list[str], list[str]]:
+    """(rows, columns) a penultimate kind reads: the diffusion index also its reference cell."""
+    if fig["kind"] == "projection":
+        return list(fig["rows"]), list(fig["cols"])
+    rows = [fig["from_row"], fig["to_row"]]
+    ref = fig["reference"]
+    return rows + ([ref["row"]] if ref["row"] not in rows else []), \
+        list(fig["cols"]) + ([ref["col"]] if ref["col"] not in fig["cols"] else [])

@@ -190,6 +190,10 @@ def load_item(path: Path) -> Item:
 
 def cells_read(fig: dict) -> tuple[list[str], list[str]]:
     """(rows, columns) of its table that a figure reads."""
+    from .figure_specs import PENULTIMATE_KINDS, penultimate_cells
+
+    if fig.get("kind") in PENULTIMATE_KINDS:
+        return penultimate_cells(fig)
     rows = list(fig.get("rows") or [])
     rows += [fig[k] for k in ("row", "kd_row", "nokd_row") if k in fig and fig[k] not in rows]
     cols = fig.get("cols") or ([fig["col"]] if "col" in fig else [])
@@ -228,6 +232,20 @@ def _points_read(row: dict, fig: dict, path: Path, label: str) -> dict:
     return {**row, "grid": points, "notes": f"{row['notes'].rstrip('.')}. {why}" if row.get("notes") else why}
 
 
+def _unread_cited(row: dict, fig: dict, cols: list[str], label: str) -> dict:
+    """LS-KD's diffusion index reads the T1 and T2 students of its columns and one reference cell
+    (App. G.2's network): the other cells of those rows and columns are cited as not read, so that
+    ``reproduce lskd-table3`` trains no run it does not read."""
+    if fig["kind"] != "diffusion_index":
+        return row
+    ref = fig["reference"]
+    read = {(r, c) for r in (fig["from_row"], fig["to_row"]) for c in fig["cols"]} | {(ref["row"], ref["col"])}
+    why = f"not read by {label} (it reads rows {fig['from_row']} and {fig['to_row']} of its columns and the " \
+          f"reference cell {ref['row']} / {ref['col']})"
+    unread = {c: why for c in cols if (row["id"], c) not in read}
+    return {**row, "cited": unread} if unread else row
+
+
 def item_manifest(path: Path) -> Manifest:
     """The manifest a figure id plans and reports: its table's rows and columns that the figure
     reads, their published numbers, and the figure; a cited entry is one cited cell."""
@@ -250,7 +268,8 @@ def item_manifest(path: Path) -> Manifest:
                         if n)
     return dataclasses.replace(
         source, path=item.path, id=item.id, title=title, notes=notes, claims=[], figures=[fig],
-        rows=[_points_read(r, fig, item.path, item.label) for r in source.rows if r["id"] in rows],
+        rows=[_unread_cited(_points_read(r, fig, item.path, item.label), fig, cols, item.label)
+              for r in source.rows if r["id"] in rows],
         columns=[c for c in source.columns if c["id"] in cols],
         source=item.source, published=_restricted(load_published(source.id), rows, cols))
 

@@ -272,11 +272,18 @@ def draw(fig: dict, plan, measurer, path: Path) -> Drawn | None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    made = DRAW[fig["kind"]](fig, plan, measurer, plt)
+    if fig["kind"] in DRAW:
+        made = DRAW[fig["kind"]](fig, plan, measurer, plt)
+        read = f"{fig.get('logits', 'train')} set"
+    else:  # LS-KD's penultimate-feature kinds
+        from .penultimate_kinds import DRAW as PENULTIMATE
+
+        made = PENULTIMATE[fig["kind"]](fig, plan, measurer, plt)
+        read = "penultimate features"
     if made is None:
         return None
     f, quantities = made
-    title_above(f, f"{fig.get('title') or fig['name']} ({plan.profile} profile; {fig.get('logits', 'train')} set)")
+    title_above(f, f"{fig.get('title') or fig['name']} ({plan.profile} profile; {read})")
     path.parent.mkdir(parents=True, exist_ok=True)
     f.savefig(path, dpi=100)
     plt.close(f)

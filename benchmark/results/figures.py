@@ -68,6 +68,17 @@ METRICS = {
 }
 
 
+def check_inputs(fig: dict, plan, measurer) -> None:
+    """BadInput, before a report writes anything, when a figure cannot be drawn from what the store
+    holds: LS-KD's penultimate-feature kinds need each finished run's saved model."""
+    from ..catalog.figure_specs import PENULTIMATE_KINDS
+
+    if fig["kind"] in PENULTIMATE_KINDS:
+        from .penultimate_kinds import check_inputs as check
+
+        check(fig, plan, measurer)
+
+
 def figure_names(items: list[str] | None) -> list[str]:
     """``--figures NAME[,NAME...]`` (given any number of times; ``all``): the names asked for; a
     figure id that draws its table's figure (``ats-fig10``) stands for that figure (``fig10``)."""

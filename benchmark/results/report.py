@@ -19,7 +19,7 @@ from ..engine.data import get_spec
 from ..store.layout import Store
 from .aggregate import CellResult, Measurer, aggregate_table, coverage
 from .claims import evaluate_claim
-from .figures import draw_figure
+from .figures import check_inputs, draw_figure
 from .reported_plan import PlannedJobs, ReportedPlan, table_plans
 from .verdict import NOT_COMPARABLE, STALE, WITH_NUMBER, difference_decided
 
@@ -356,6 +356,8 @@ def write_reports(plans: list[TablePlan], planner: Planner | PlannedJobs, store:
         # one measurer for the cells and the figures: each run's logits are read once
         measurer = Measurer(store, {rid: planner.jobs[rid].config for rid in plan.job_ids})
         tables.append((plan, measurer, aggregate_table(plan, planner, store, measurer)))
+        for fig in plan.manifest.figures:
+            check_inputs(fig, plan, measurer)
     out.mkdir(parents=True, exist_ok=True)
     written, index = [], []
     for plan, measurer, cells in tables:
