@@ -15,7 +15,7 @@ from pathlib import Path
 
 from .engine import accel
 from .errors import BadInput
-from .yamlfile import load_yaml
+from .yamlfile import load_config
 
 
 class _Help(argparse.ArgumentDefaultsHelpFormatter):
@@ -95,7 +95,7 @@ def cmd_train(args) -> int:
     from .runs.worker import train_under_lease
     from .store.layout import METRICS, MODEL, RESULT, TEST_LOGITS, Store
 
-    raw = load_yaml(args.config)
+    raw = load_config(args.config)
     if isinstance(raw, dict) and args.data_root:
         raw = {**raw, "data": {**(raw.get("data") or {}), "root": args.data_root}}
     if isinstance(raw, dict) and args.decode:  # explicit: a dataset it cannot apply to is bad input

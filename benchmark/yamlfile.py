@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import yaml
@@ -76,3 +77,19 @@ def load_yaml(path: str | Path):
         kind = "" if isinstance(err, _DuplicateKey) else "YAML syntax error"
         raise BadInput(path, None, f"{kind or 'duplicate key'}{where}: {problem}" if not kind
                        else f"{kind}{where}: {problem}") from None
+
+
+def load_config(path: str | Path):
+    """A run config file: YAML, or the JSON a store writes (``runs/<id>/config.json``). The store's
+    JSON spells an infinite temperature ``Infinity``, which YAML reads as a string, so a ``.json``
+    file is read as JSON; every problem is a BadInput naming the file."""
+    path = Path(path)
+    if path.suffix.lower() != ".json":
+        return load_yaml(path)
+    text = read_text(path)
+    if not text.strip():
+        raise BadInput(path, None, "the file is empty")
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        raise BadInput(path, None, f"JSON syntax error at line {err.lineno}, column {err.colno}: {err.msg}") from None

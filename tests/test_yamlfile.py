@@ -4,7 +4,7 @@ one BadInput naming the file."""
 import pytest
 
 from benchmark.errors import BadInput
-from benchmark.yamlfile import load_yaml, read_text
+from benchmark.yamlfile import load_config, load_yaml, read_text
 
 
 def _bad(path) -> str:
@@ -34,3 +34,28 @@ def test_each_problem_is_one_line_naming_the_file(tmp_path):
     assert "YAML syntax error" in _bad(tmp_path / "code.yaml")  # a safe loader: no Python objects
     (tmp_path / "bytes.yaml").write_bytes(b"\xff\xfe\xfa")
     assert _bad(tmp_path / "bytes.yaml").startswith(f"{tmp_path / 'bytes.yaml'}: cannot read: ")
+
+
+def test_a_stored_config_json_with_an_infinite_tau_reads_back_as_that_run(tmp_path):
+    """A store's config.json spells tau = inf as Infinity (Python's json); read as YAML it was the
+    string 'Infinity' and `train` refused the run's own config. load_config reads .json as JSON."""
+    import json
+    import math
+
+    from benchmark.engine import config as C
+
+    cfg = C.resolve({"dataset": "cifar10", "model": "resnet8", "data": {"source": "synthetic"},
+                     "loss": {"name": "kd", "tau": math.inf}, "teacher": {"run": "0" * 16}}, "test")
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(cfg))
+    assert "Infinity" in path.read_text()
+    assert load_yaml(path)["loss"]["tau"] == "Infinity"  # what `train` saw before
+    raw = load_config(path)
+    assert raw["loss"]["tau"] == math.inf
+    assert C.run_id(C.resolve(raw, str(path))) == C.run_id(cfg)
+    (tmp_path / "bad.json").write_text('{"model": "resnet8",\n "loss": }')
+    with pytest.raises(BadInput) as err:
+        load_config(tmp_path / "bad.json")
+    assert "bad.json" in str(err.value) and "line 2" in str(err.value)
+    (tmp_path / "run.yaml").write_text("model: resnet8\n")
+    assert load_config(tmp_path / "run.yaml") == {"model": "resnet8"}
