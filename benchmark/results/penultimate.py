@@ -119,10 +119,8 @@ def _final_linear(model) -> torch.nn.Linear:
 
 
 def _model_and_config(store, rid: str, like: str | None):
-    from ..engine.data import get_spec
-    from ..engine.models import build_model
     from ..engine.teachers import load_teacher
-    from ..store.layout import MODEL
+    from .train_logits import finished_model
 
     if rid.startswith(TORCHVISION):
         from ..engine.hub import torchvision_meta
@@ -138,14 +136,7 @@ def _model_and_config(store, rid: str, like: str | None):
             return load_teacher({**cfg, "teacher": teacher}, store, "cpu"), cfg
         except Exception as err:  # RunFailed: the hub file missing or corrupt
             raise Failed(f"{rid}: {err}") from None
-    result = store.result(rid) or {}
-    cfg = store.config(rid) or result.get("config")
-    weights = store.run_file(rid, MODEL)
-    if result.get("status") != "done" or cfg is None or not weights.exists():
-        raise Failed(f"run {rid}: no finished model to compute its penultimate features from")
-    model = build_model(cfg["model"], get_spec(cfg["dataset"]).num_classes)
-    model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
-    return model.eval(), cfg
+    return finished_model(store, rid, "penultimate features")
 
 
 def _compute(store, rid: str, classes: list[int], per_class: dict, like: str | None, splits: list[str]) -> dict:

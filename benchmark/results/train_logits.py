@@ -42,11 +42,10 @@ def train_logits(store, rid: str) -> tuple[torch.Tensor, torch.Tensor]:
     return logits.half().float(), labels
 
 
-def _evaluate(store, rid: str) -> tuple[torch.Tensor, torch.Tensor]:
-    from ..engine.assembly import build_pipeline
+def finished_model(store, rid: str, purpose: str):
+    """(model in eval mode, config) of a finished run, from its saved final weights (``model.pt``);
+    Failed naming the run when it has none. ``purpose`` says what the model was wanted for."""
     from ..engine.data import get_spec
-    from ..engine.evaluation import evaluate
-    from ..engine.execution import ExecOptions
     from ..engine.models import build_model
     from ..store.layout import MODEL
 
@@ -54,8 +53,17 @@ def _evaluate(store, rid: str) -> tuple[torch.Tensor, torch.Tensor]:
     cfg = store.config(rid) or result.get("config")
     weights = store.run_file(rid, MODEL)
     if result.get("status") != "done" or cfg is None or not weights.exists():
-        raise Failed(f"run {rid}: no finished model to compute its training-set logits from")
+        raise Failed(f"run {rid}: no finished model to compute its {purpose} from")
     model = build_model(cfg["model"], get_spec(cfg["dataset"]).num_classes)
     model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
-    ev = evaluate(model.eval(), build_pipeline(cfg, ExecOptions(num_workers=0)).train_eval_batches())
+    return model.eval(), cfg
+
+
+def _evaluate(store, rid: str) -> tuple[torch.Tensor, torch.Tensor]:
+    from ..engine.assembly import build_pipeline
+    from ..engine.evaluation import evaluate
+    from ..engine.execution import ExecOptions
+
+    model, cfg = finished_model(store, rid, "training-set logits")
+    ev = evaluate(model, build_pipeline(cfg, ExecOptions(num_workers=0)).train_eval_batches())
     return ev["logits"].cpu(), ev["labels"].cpu()
