@@ -325,9 +325,8 @@ def describe_mode(golden: dict, exact: bool) -> str:
 
 
 def _where(platform_: dict) -> str:
-    """"AMD EPYC (family 26 model 2, AVX512)": the CPU as ``platform_key`` names it."""
-    detail = ", ".join(filter(None, [platform_.get("cpu_id", "").replace("vendor_id ", "").replace("cpu ", ""),
-                                     platform_.get("cpu_capability")]))
+    """"AMD EPYC (vendor_id AuthenticAMD cpu family 26 model 2 stepping 1, AVX512)"."""
+    detail = ", ".join(filter(None, [platform_.get("cpu_id"), platform_.get("cpu_capability")]))
     return f"{platform_.get('cpu')} ({detail})" if detail else str(platform_.get("cpu"))
 
 
