@@ -19,7 +19,7 @@ from benchmark.runs.lease import Lease
 from benchmark.runs.options import WorkerOptions
 from benchmark.runs.worker import run_worker
 from benchmark.store.layout import LEASE, Store, WriteRefused, atomic_write_json, read_json
-from tests.helpers import Forked, forked_runner, tiny, wait_for
+from tests.helpers import Forked, forked_runner, tiny32, wait_for
 
 RUN_FILES = ("config.json", "metrics.jsonl", "checkpoint.pt", "checkpoint.prev.pt", "model.pt", "test_logits.pt",
              "result.json")
@@ -43,7 +43,7 @@ def comparable(res):
 
 def test_a_write_needs_the_current_lease_generation_and_an_unfinished_run(tmp_path):
     store_a, store_b = Store(tmp_path), Store(tmp_path)  # two writers (two processes in real life)
-    _, rid = enqueue(store_a, tiny())
+    _, rid = enqueue(store_a, tiny32())
     a = Lease(store_a, rid, WorkerOptions(lease_seconds=60, heartbeat_seconds=60, name="a"))
     assert a.claim() and a.generation == 1
     store_a.write_run_file(rid, "metrics.jsonl", b"{}\n")  # the holder writes
@@ -70,7 +70,7 @@ def test_a_write_needs_the_current_lease_generation_and_an_unfinished_run(tmp_pa
 def test_a_worker_paused_past_its_lease_does_not_touch_the_run_it_lost(tmp_path):
     """Issue 14, case 1: A is stopped (SIGSTOP) longer than its lease, B takes over and finishes,
     A resumes: every file of the finished run stays byte for byte as B left it."""
-    raw = tiny(recipe={"epochs": 4})
+    raw = tiny32(recipe={"epochs": 4})
     raw["data"]["synthetic"]["per_class"] = 60
     cfg = C.resolve(raw)
     reference = train_run(cfg, Store(tmp_path / "ref"), ExecOptions())
@@ -129,7 +129,7 @@ def test_two_workers_with_a_tiny_lease_finish_each_run_once(tmp_path):
     fence turns every stale write into a refusal, and each run ends identical to an uninterrupted
     one. (A lease shorter than the heartbeat itself would be taken over between every two writes:
     safe, but a livelock; hence the command line's minimum.)"""
-    raws = [tiny(seed=1, recipe={"epochs": 3})]
+    raws = [tiny32(seed=1, recipe={"epochs": 3})]
     refs = {C.run_id(C.resolve(r)): train_run(C.resolve(r), Store(tmp_path / "ref"), ExecOptions()) for r in raws}
     store = Store(tmp_path / "s")
     for r in raws:
@@ -148,7 +148,7 @@ def test_two_train_commands_of_one_config_train_it_once(tmp_path, capsys):
     in-process, the same code as `runner.py train`, so that it starts while the first trains)."""
     from benchmark import cli
 
-    raw = tiny(recipe={"epochs": 4})
+    raw = tiny32(recipe={"epochs": 4})
     raw["data"]["synthetic"]["per_class"] = 60
     cfg_file = tmp_path / "run.yaml"
     cfg_file.write_text(yaml.safe_dump(raw))
@@ -172,7 +172,7 @@ def test_a_foreign_hosts_lease_is_waited_for_with_a_message(tmp_path, capsys):
     """Issue 14, case 3: the takeover rule (the lease's own expiry: another host's process cannot
     be probed) and a message saying what is waited for; `status` says it too."""
     store = Store(tmp_path)
-    _, rid = enqueue(store, tiny(recipe={"epochs": 1}))
+    _, rid = enqueue(store, tiny32(recipe={"epochs": 1}))
     from benchmark import cli
 
     until = time.time() + 4
@@ -229,7 +229,7 @@ def in_thread(fn):
 
 def test_a_claim_and_a_release_of_the_lease_wait_for_the_runs_lock(tmp_path):
     store = Store(tmp_path)
-    _, rid = enqueue(store, tiny())
+    _, rid = enqueue(store, tiny32())
     lease = Lease(store, rid, WorkerOptions(lease_seconds=60, heartbeat_seconds=60, name="a"))
     held = HeldLock(store, rid)
     thread, out = in_thread(lease.claim)
@@ -253,7 +253,7 @@ def test_events_land_after_the_lease_is_lost_and_after_the_result_and_the_run_st
     from benchmark.runs.events import append_event
 
     store_a, store_b = Store(tmp_path), Store(tmp_path)
-    _, rid = enqueue(store_a, tiny())
+    _, rid = enqueue(store_a, tiny32())
     a = Lease(store_a, rid, WorkerOptions(lease_seconds=60, heartbeat_seconds=60, name="a"))
     assert a.claim()
     lease = read_json(store_a.run_dir(rid) / LEASE)
@@ -289,7 +289,7 @@ def test_retry_failed_removes_a_failed_result_under_the_runs_lock(tmp_path):
     from benchmark.runs.queue import scan
 
     store = Store(tmp_path)
-    cfg, rid = enqueue(store, tiny())
+    cfg, rid = enqueue(store, tiny32())
     store.write_run_file(rid, "attempts.json", b'{"failed_attempts": 3}\n')
     store.write_result(rid, {"id": rid, "status": "failed", "config": cfg, "reason": "failed 3 times"})
     planned = SimpleNamespace(jobs={rid: SimpleNamespace(config=cfg)})  # what a Planner holds for the run

@@ -29,7 +29,7 @@ def teacher(tmp_path_factory):
 def students(tid):
     """Three students that fuse. 8 images per class (3 steps an epoch, 3 epochs across the lr
     milestone) is enough to compare every line and digest, at a third of tiny()'s 24."""
-    small = {"source": "synthetic", "synthetic": {"per_class": 8, "test_per_class": 4}}
+    small = {"source": "synthetic", "synthetic": {"per_class": 8, "test_per_class": 4, "image_size": 8}}
     return [C.resolve(tiny(teacher={"run": tid}, loss=loss, data=small)) for loss in
             ({"name": "kd", "tau": 2.0}, {"name": "kd", "tau": 4.0, "ce_weight": 0.5}, {"name": "mse"})]
 

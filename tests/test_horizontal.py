@@ -15,7 +15,7 @@ from benchmark.engine.train import ExecOptions, TrainingRun, build_pipeline, eva
 from benchmark.store.layout import MODEL, Store
 from tests.helpers import stop_after_epoch, tiny, trained_teacher
 
-SMALL = {"source": "synthetic", "synthetic": {"per_class": 8, "test_per_class": 4}}  # 3 steps an epoch
+SMALL = {"source": "synthetic", "synthetic": {"per_class": 8, "test_per_class": 4, "image_size": 8}}  # 3 steps an epoch
 # KD, ATS and a tau grid of KD, with CE and MSE beside them: each student its own loss options
 LOSSES = ({"name": "kd", "tau": 1.0}, {"name": "kd", "tau": 4.0, "ce_weight": 0.5}, {"name": "kd", "tau": 8.0},
           {"name": "ats"}, {"name": "ce"}, {"name": "mse"})

@@ -17,6 +17,8 @@ from benchmark.store.layout import LAYOUT, RESULT, Store
 from tests.helpers import REPO
 
 FIXTURE = REPO / "tests" / "fixtures" / "store-layout1"
+# The tests' catalog as it was when the store was made (its tiny recipe's 32-px stand-in: its ids)
+FIXTURE_CATALOG = REPO / "tests" / "fixtures" / "store-layout1-catalog"
 OLD_REPORT = json.loads((FIXTURE / "reports" / "klmse-table4.json").read_text())
 
 
@@ -33,7 +35,7 @@ def run_cli(capsys, *argv):
 
 @pytest.fixture
 def old_store(tmp_path, monkeypatch):
-    monkeypatch.setenv("KD_REPRO_CATALOG", str(REPO / "tests" / "catalog"))
+    monkeypatch.setenv("KD_REPRO_CATALOG", str(FIXTURE_CATALOG))
     root = tmp_path / "store"
     shutil.copytree(FIXTURE, root)
     return root

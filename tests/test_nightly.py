@@ -14,6 +14,7 @@ import sys
 
 import pytest
 
+from benchmark.commands import canary
 from benchmark.commands import nightly as N
 from tests.helpers import REPO, cli
 
@@ -71,13 +72,18 @@ def test_a_one_line_loss_change_fails_the_next_night(checkout, tmp_path, monkeyp
     assert "skipping unreadable" in changed.stderr and changed.stderr.count("\n") == 1
     assert "against 2026-01-01" in changed.stdout
     out = changed.stdout
-    assert "REGRESSION (goldens) canary kd: first_steps_loss golden [" in out
+    # The float64 loss probe (no training) catches it on every platform; the trained losses are
+    # compared bit for bit only on the golden's platform (elsewhere within the measured drift,
+    # which a 0.1 % change of tau can hide).
+    assert "REGRESSION (goldens) canary kd: loss_probe golden " in out
+    if canary.load_golden()["platform"] == canary.platform_key():
+        assert "REGRESSION (goldens) canary kd: first_steps_loss golden [" in out
     assert "REGRESSION canary kd: first_steps_loss last night [" in out
     # only the runs whose loss uses that line moved
     moved = {line.split("canary ")[1].split(":")[0] for line in out.splitlines() if "REGRESSION (goldens)" in line}
     assert moved == {"kd"}, moved  # feature methods have KD weight 0; ATS, ATKD, tau=inf have their own code
     md = (tmp_path / "nightly" / "2026-01-03" / "nightly.md").read_text()
-    assert "canary kd: first_steps_loss golden" in md and "## Canary history" in md
+    assert "canary kd: loss_probe golden" in md and "## Canary history" in md
     assert (tmp_path / "nightly" / "2026-01-03" / "canary-trend.png").stat().st_size > 0
     stores = sorted(p.name for p in (tmp_path / "store").iterdir())
     assert len(stores) == 2 and all(s.startswith("code-") for s in stores)

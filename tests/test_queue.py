@@ -17,7 +17,7 @@ from benchmark.runs.options import WorkerOptions
 from benchmark.runs.queue import counts, scan
 from benchmark.runs.worker import run_worker
 from benchmark.store.layout import LEASE, Store, atomic_write_json
-from tests.helpers import REPO, cli, forked_runner, tiny
+from tests.helpers import REPO, cli, forked_runner, tiny, tiny32
 
 
 def enqueue(store, raws):
@@ -30,12 +30,13 @@ def enqueue(store, raws):
     return ids
 
 
-def small_dag(store, epochs=3):
-    """A teacher and three students that depend on it, plus an independent run."""
-    teacher = enqueue(store, [tiny(model="resnet14", recipe={"epochs": epochs})])[0]
-    students = enqueue(store, [tiny(teacher={"run": teacher}, loss={"name": "kd", "tau": t}, recipe={"epochs": epochs})
+def small_dag(store, epochs=3, raw=tiny):
+    """A teacher and three students that depend on it, plus an independent run (``raw``: tiny, or
+    tiny32 where a kill window needs runs that last)."""
+    teacher = enqueue(store, [raw(model="resnet14", recipe={"epochs": epochs})])[0]
+    students = enqueue(store, [raw(teacher={"run": teacher}, loss={"name": "kd", "tau": t}, recipe={"epochs": epochs})
                                for t in (1.0, 4.0, 8.0)])
-    lone = enqueue(store, [tiny(seed=5, recipe={"epochs": epochs})])
+    lone = enqueue(store, [raw(seed=5, recipe={"epochs": epochs})])
     return [teacher, *students, *lone]
 
 
@@ -69,10 +70,10 @@ def test_racing_workers_never_train_a_run_twice(tmp_path):
 @pytest.mark.heavy
 def test_repeated_sigkills_end_with_each_run_done_once_and_identical(tmp_path):
     reference = Store(tmp_path / "reference")
-    ids = small_dag(reference)
+    ids = small_dag(reference, raw=tiny32)
     assert run_worker(WorkerOptions(store=str(reference.root), poll_seconds=0.2)) == {"done": 5}
     store = Store(tmp_path / "killed")
-    assert small_dag(store) == ids
+    assert small_dag(store, raw=tiny32) == ids
     rng = random.Random(0)
     kills = 0
     while not all(store.is_done(r) for r in ids) and kills < 6:

@@ -19,7 +19,7 @@ from benchmark.runs.options import WorkerOptions
 from benchmark.runs.worker import run_worker
 from benchmark.store.layout import LEASE, Store, read_json
 from benchmark.store.leases import lease_is_live
-from tests.helpers import forked_runner, tiny
+from tests.helpers import forked_runner, tiny32
 
 ROUNDS = int(os.environ.get("KD_REPRO_SOAK_ROUNDS", "1"))
 LEASE_S = 2.0
@@ -32,10 +32,10 @@ def dag(store, epochs):
         cfg = C.resolve(raw)
         store.ensure_config(C.run_id(cfg), cfg)
         return C.run_id(cfg)
-    teacher = put(tiny(model="resnet14", recipe={"epochs": epochs}))
-    students = [put(tiny(teacher={"run": teacher}, loss={"name": "kd", "tau": t}, recipe={"epochs": epochs}))
+    teacher = put(tiny32(model="resnet14", recipe={"epochs": epochs}))
+    students = [put(tiny32(teacher={"run": teacher}, loss={"name": "kd", "tau": t}, recipe={"epochs": epochs}))
                 for t in (2.0, 8.0)]
-    return [teacher, *students, put(tiny(seed=7, recipe={"epochs": epochs}))]
+    return [teacher, *students, put(tiny32(seed=7, recipe={"epochs": epochs}))]
 
 
 def worker(store):

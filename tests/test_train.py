@@ -16,7 +16,7 @@ from benchmark.engine.evaluation import recalibrate_bn
 from benchmark.engine.execution import ExecOptions
 from benchmark.engine.train import train_run
 from benchmark.store.layout import CHECKPOINT, METRICS, Store
-from tests.helpers import REPO, cli, stop_after_epoch, tiny, wait_for
+from tests.helpers import REPO, cli, stop_after_epoch, tiny, tiny32, wait_for
 
 
 def comparable(result):
@@ -192,7 +192,7 @@ def test_checkpoint_teacher_verified_by_sha256(tmp_path):
 
 @pytest.mark.heavy
 def test_kill_9_then_rerun_gives_identical_result(tmp_path):
-    raw = tiny(recipe={"epochs": 6})
+    raw = tiny32(recipe={"epochs": 6})
     raw["data"]["synthetic"]["per_class"] = 30  # 10 steps per epoch: 4 epochs of margin for the kill
     cfg_file = tmp_path / "run.yaml"
     cfg_file.write_text(yaml.safe_dump(raw))
