@@ -8,18 +8,9 @@ from __future__ import annotations
 import torch
 
 from ..errors import BadInput
+from . import data as datasets
 from . import methods
-from .data import (
-    Relabeled,
-    dataset_dir,
-    get_spec,
-    load_arrays,
-    load_folder,
-    make_transforms,
-    noisy_labels,
-    speech_datasets,
-    synthetic_arrays,
-)
+from .data import Relabeled, get_spec, noisy_labels, speech_datasets, synthetic_arrays
 from .data.loader import LoaderPipeline
 from .execution import ExecOptions
 from .init_schemes import apply_init_scheme, zero_residual_norms
@@ -36,7 +27,7 @@ def array_augmentation(dataset: str, augment: str) -> Augmentation | None:
     from torchvision import transforms
 
     padding, flip, reflect = 0, False, False
-    for t in make_transforms(dataset, "train", augment).transforms:
+    for t in datasets.make_transforms(dataset, "train", augment).transforms:
         if isinstance(t, transforms.RandomCrop):
             if t.padding_mode not in ("constant", "reflect") or t.fill not in (0, None) or t.pad_if_needed:
                 return None
@@ -88,7 +79,7 @@ def build_pipeline(cfg: dict, options: ExecOptions):
             raise BadInput("config", "data.augment", f"{cfg['dataset']} takes 'standard' (time shift + background "
                                                      f"noise, ATS App. C.1) or 'none', got {data['augment']!r}")
         synthetic = data["synthetic"] if data["source"] == "synthetic" else None
-        sets = speech_datasets(cfg["dataset"], dataset_dir(cfg["dataset"], data["root"]),
+        sets = speech_datasets(cfg["dataset"], datasets.dataset_dir(cfg["dataset"], data["root"]),
                                data["augment"] == "standard", synthetic)
         return LoaderPipeline(*sets, num_workers=options.num_workers, **common)
     if data["source"] == "synthetic":
@@ -103,12 +94,13 @@ def build_pipeline(cfg: dict, options: ExecOptions):
     if spec.kind == "array":
         aug = array_augmentation(cfg["dataset"], data["augment"])
         if aug is not None:
-            train = _with_noisy_train(cfg, load_arrays(cfg["dataset"], "train", root))
-            test = load_arrays(cfg["dataset"], "test", root)
+            train = _with_noisy_train(cfg, datasets.load_arrays(cfg["dataset"], "train", root))
+            test = datasets.load_arrays(cfg["dataset"], "test", root)
             return TensorPipeline(train, test, mean, std, aug, **common)
         raise BadInput("config", "data.augment",
                        f"augmentation {data['augment']!r} is not a crop+flip; not supported for {cfg['dataset']}")
-    sets = [load_folder(cfg["dataset"], split, root, make_transforms(cfg["dataset"], tsplit, data["augment"], mean, std))
+    sets = [datasets.load_folder(cfg["dataset"], split, root,
+                                 datasets.make_transforms(cfg["dataset"], tsplit, data["augment"], mean, std))
             for split, tsplit in (("train", "train"), ("test", "test"), ("train", "test"))]
     if (cfg["data"].get("label_noise") or {"kind": "none"})["kind"] != "none":
         labels = _noisy(cfg, torch.as_tensor(sets[0].targets))  # the training split, augmented and plain

@@ -32,6 +32,8 @@ and stayed at chance through the smoke profile's two short epochs; with it, 28 %
 
 from __future__ import annotations
 
+import sys
+
 INIT_SCHEMES = ("torch", "ats_code")
 
 
@@ -72,12 +74,16 @@ def apply_init_scheme(model, scheme: str):
 def zero_residual_norms(model) -> int:
     """Set the weight of the last BatchNorm of each ResNet residual branch to 0; how many were set."""
     import torch
-    from torchvision.models.resnet import BasicBlock, Bottleneck
 
     from .models.cifar_resnet import BasicBlock as CifarBasicBlock
     from .models.cifar_resnet50 import Bottleneck as CifarBottleneck
 
-    last = {CifarBasicBlock: "bn2", BasicBlock: "bn2", CifarBottleneck: "bn3", Bottleneck: "bn3"}
+    last = {CifarBasicBlock: "bn2", CifarBottleneck: "bn3"}
+    # torchvision's blocks exist only once torchvision is imported (by building one of its networks):
+    # looked up, not imported, so that a run of the CIFAR networks starts without torchvision (1-2 s)
+    tv_resnet = sys.modules.get("torchvision.models.resnet")
+    if tv_resnet is not None:
+        last.update({tv_resnet.BasicBlock: "bn2", tv_resnet.Bottleneck: "bn3"})
     count = 0
     with torch.no_grad():
         for m in model.modules():

@@ -3,7 +3,9 @@ torchvision, CUDA and cuDNN, the device, the host, the thread count."""
 
 from __future__ import annotations
 
+import importlib.util
 import platform
+import re
 import socket
 import subprocess
 from functools import lru_cache
@@ -25,12 +27,24 @@ def code_revision() -> str:
     return (rev + ("+dirty" if dirty else "")) if rev else "unknown"
 
 
-def provenance(device) -> dict:
-    import torchvision
+@lru_cache(maxsize=1)
+def torchvision_version() -> str:
+    """torchvision's ``__version__`` (with its local part, e.g. ``+cu130``), read from its
+    version.py: importing torchvision costs a process that trains on tensors 1-2 s (torch._dynamo)."""
+    spec = importlib.util.find_spec("torchvision")
+    version_file = Path(spec.origin).with_name("version.py") if spec and spec.origin else None
+    if version_file is not None and version_file.is_file():
+        if m := re.search(r"^__version__\s*=\s*['\"]([^'\"]+)['\"]", version_file.read_text(), re.M):
+            return m[1]
+    import torchvision  # a layout without version.py: ask the package
 
+    return torchvision.__version__
+
+
+def provenance(device) -> dict:
     dev = torch.device(device)
     name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else platform.processor() or platform.machine()
-    return {"code_revision": code_revision(), "torch": torch.__version__, "torchvision": torchvision.__version__,
+    return {"code_revision": code_revision(), "torch": torch.__version__, "torchvision": torchvision_version(),
             "cuda": torch.version.cuda, "cudnn": torch.backends.cudnn.version() if dev.type == "cuda" else None,
             "device": str(dev), "device_name": name, "python": platform.python_version(),
             "host": socket.gethostname(), "threads": torch.get_num_threads()}
