@@ -17,19 +17,20 @@ from benchmark.engine.execution import ExecOptions
 from benchmark.engine.train import train_run
 from benchmark.runs import throughput
 from benchmark.store.layout import Store
-from tests.helpers import tiny32, trained_teacher
+from tests.helpers import tiny, tiny32, trained_teacher
 
 
-def cifar_resnet_flops(n: int, classes: int) -> int:
-    """Forward FLOPs of one 32x32 image through RepDistiller's resnet(6n+2), by hand: 2 x MACs of
-    the convolutions and the classifier (BN, ReLU and pooling are not counted)."""
+def cifar_resnet_flops(n: int, classes: int, side: int = 32) -> int:
+    """Forward FLOPs of one side x side image (a multiple of 4) through RepDistiller's resnet(6n+2),
+    by hand: 2 x MACs of the convolutions and the classifier (BN, ReLU and pooling are not counted)."""
     conv = 2 * 3 * 3  # FLOPs per input channel x output channel x output pixel of a 3x3 convolution
-    stem = conv * 3 * 16 * 32 * 32
+    full, half, quarter = side * side, (side // 2) ** 2, (side // 4) ** 2
+    stem = conv * 3 * 16 * full
     # every 3x3 convolution but the stem and the two downsampling ones costs the same:
-    # 16x16 channels at 32x32 = 32x32 channels at 16x16 = 64x64 channels at 8x8
-    same = conv * 16 * 16 * 32 * 32
-    down = conv * 16 * 32 * 16 * 16 + 2 * 16 * 32 * 16 * 16  # 16->32 at 16x16, and its 1x1 shortcut
-    down += conv * 32 * 64 * 8 * 8 + 2 * 32 * 64 * 8 * 8     # 32->64 at 8x8, and its 1x1 shortcut
+    # 16x16 channels at full size = 32x32 channels at half = 64x64 channels at a quarter
+    same = conv * 16 * 16 * full
+    down = conv * 16 * 32 * half + 2 * 16 * 32 * half  # 16->32 at half size, and its 1x1 shortcut
+    down += conv * 32 * 64 * quarter + 2 * 32 * 64 * quarter  # 32->64 at a quarter, and its 1x1 shortcut
     return stem + (6 * n - 2) * same + down + 2 * 64 * classes
 
 
@@ -39,24 +40,31 @@ def test_hand_counted_flops():
     assert forward_flops("resnet20", 100, 32) == cifar_resnet_flops(3, 100)
     assert forward_flops("resnet56", 100, 32) == cifar_resnet_flops(9, 100)
     assert forward_flops("resnet14", 10, 32) == cifar_resnet_flops(2, 10)
+    assert forward_flops("resnet14", 10, 8) == cifar_resnet_flops(2, 10, side=8)  # the tests' stand-in
 
 
 @pytest.fixture(scope="module")
 def teacher(tmp_path_factory):
-    # 32 px: the tolerances below (one fused multiply-add, NHWC's summation order) were set there
-    return trained_teacher(tmp_path_factory.mktemp("teacher"), tiny32)
+    return trained_teacher(tmp_path_factory.mktemp("teacher"))
 
 
-def kd_student(tid):
-    return C.resolve(tiny32(teacher={"run": tid}, loss={"name": "kd", "tau": 4.0}, recipe={"epochs": 1}))
+@pytest.fixture(scope="module")
+def teacher32(tmp_path_factory):
+    """At 32 px: the tolerances of the inexact accelerations (one fused multiply-add, NHWC's
+    summation order) were set there."""
+    return trained_teacher(tmp_path_factory.mktemp("teacher32"), tiny32)
 
 
-def run_with(accel, teacher, tmp_path, name):
+def kd_student(tid, raw=tiny):
+    return C.resolve(raw(teacher={"run": tid}, loss={"name": "kd", "tau": 4.0}, recipe={"epochs": 1}))
+
+
+def run_with(accel, teacher, tmp_path, name, raw=tiny):
     tstore, tid = teacher
     store = Store(tmp_path / name)
     store.mark_layout()  # a store of this code's layout, not one of runs copied in without a record
     shutil.copytree(tstore.run_dir(tid), store.run_dir(tid))
-    return train_run(kd_student(tid), store, ExecOptions(accel=accel))
+    return train_run(kd_student(tid, raw), store, ExecOptions(accel=accel))
 
 
 def logits_of(result, tmp_path, name):
@@ -68,6 +76,14 @@ def plain(teacher, tmp_path_factory):
     """The default execution (foreach SGD, no other acceleration), trained once."""
     root = tmp_path_factory.mktemp("plain")
     result = run_with(Accel(), teacher, root, "plain")
+    return result, logits_of(result, root, "plain")
+
+
+@pytest.fixture(scope="module")
+def plain32(teacher32, tmp_path_factory):
+    """``plain`` at 32 px."""
+    root = tmp_path_factory.mktemp("plain32")
+    result = run_with(Accel(), teacher32, root, "plain", tiny32)
     return result, logits_of(result, root, "plain")
 
 
@@ -96,9 +112,9 @@ def test_compile_aot_eager_is_exact(plain, teacher, tmp_path):
     (Accel(sgd="fused"), 1e-3),           # one fused multiply-add per element rounds differently
     (Accel(channels_last=True), 1e-3),    # NHWC convolutions sum in another order
 ], ids=["sgd-fused", "channels_last"])
-def test_accelerations_keep_the_numbers(accel, atol, plain, teacher, tmp_path):
-    default, z = plain
-    fast = run_with(accel, teacher, tmp_path, "fast")
+def test_accelerations_keep_the_numbers(accel, atol, plain32, teacher32, tmp_path):
+    default, z = plain32
+    fast = run_with(accel, teacher32, tmp_path, "fast", tiny32)
     for key, value in accel.record().items():
         if value != Accel().record()[key]:
             assert fast["execution"][key] == value  # the result says which ran
@@ -163,10 +179,11 @@ def test_cost_model_uses_the_measured_throughput(teacher, tmp_path, monkeypatch)
     res = store.result(tid)
     assert res["provenance"]["device"] == "cpu"
     rate, source = throughput.measured_rate(store, "cpu")
-    # the teacher fixture: resnet14 (n = 2), CIFAR-10 stand-in of 240 train and 60 test images, one
-    # epoch (3 forwards' worth per train image, 1 per test image) and the final pass over the train set
+    # the teacher fixture: resnet14 (n = 2), CIFAR-10 stand-in of 240 train and 60 test images at 8 px,
+    # one epoch (3 forwards' worth per train image, 1 per test image) and the final pass over the train set
     assert res["config"]["model"] == "resnet14" and res["config"]["recipe"]["epochs"] == 1
-    flops = (240 * 3 + 60 + 240) * cifar_resnet_flops(2, 10)
+    assert res["config"]["data"]["synthetic"]["image_size"] == 8
+    flops = (240 * 3 + 60 + 240) * cifar_resnet_flops(2, 10, side=8)
     assert rate == pytest.approx(flops / res["wall_time_s"], rel=1e-12)
     assert "finished run" in source
     assert throughput.measured_rate(store) is None  # the CPU smoke run leaves the GPU estimate alone
