@@ -80,7 +80,7 @@ def zero_residual_norms(model) -> int:
 
     last = {CifarBasicBlock: "bn2", CifarBottleneck: "bn3"}
     # torchvision's blocks exist only once torchvision is imported (by building one of its networks):
-    # looked up, not imported, so that a run of the CIFAR networks starts without torchvision (1-2 s)
+    # looked up, not imported, so that a run of the CIFAR networks does not import torchvision
     tv_resnet = sys.modules.get("torchvision.models.resnet")
     if tv_resnet is not None:
         last.update({tv_resnet.BasicBlock: "bn2", tv_resnet.Bottleneck: "bn3"})

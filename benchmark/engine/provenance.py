@@ -29,8 +29,9 @@ def code_revision() -> str:
 
 @lru_cache(maxsize=1)
 def torchvision_version() -> str:
-    """torchvision's ``__version__`` (with its local part, e.g. ``+cu130``), read from its
-    version.py: importing torchvision costs a process that trains on tensors 1-2 s (torch._dynamo)."""
+    """torchvision's ``__version__`` (with its local part, e.g. ``+cu130``, which the installed
+    metadata's version lacks), read from its version.py, so that a run on tensors does not import
+    torchvision for one string (0.1-0.2 s once torch.optim has imported torch._dynamo, measured)."""
     spec = importlib.util.find_spec("torchvision")
     version_file = Path(spec.origin).with_name("version.py") if spec and spec.origin else None
     if version_file is not None and version_file.is_file():
